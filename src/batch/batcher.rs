@@ -1,0 +1,287 @@
+//! Grouping a source's records into batches.
+//!
+//! [`Accumulator`] is the pure part (limits and counting, no clock); [`batched`] wires it to a
+//! stream, a timer started by the first record of each batch, and the shutdown token.
+//!
+//! Hand-written rather than `tokio_stream::StreamExt::chunks_timeout`: that adapter has the
+//! right timer semantics but no byte limit, no per-message acknowledgement tokens, no
+//! `max_records` / `max_batches`, and no flush on cancellation.
+
+use super::{Batch, BatchConfig, Failure};
+use crate::ack::Ack;
+use crate::record::Meta;
+use crate::source::BatchStream;
+use futures::Stream;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// One message as a source read it: the decoded record with its metadata (or the decode
+/// failure with the raw bytes), its size in bytes, and the source's acknowledgement token
+/// (a delivery tag, a receipt handle, an offset; `()` for sources without acks).
+///
+/// ```
+/// use etl::batch::Incoming;
+/// use etl::record::Meta;
+/// let inc: Incoming<i64, ()> = Incoming::record(7, Meta::default(), 1, ());
+/// assert_eq!(inc.size, 1);
+/// ```
+#[derive(Debug)]
+pub struct Incoming<T, K> {
+    /// The record and its metadata, or why it could not be decoded.
+    pub item: Result<(T, Meta), Failure>,
+    /// Payload size in bytes, for `max_bytes`.
+    pub size: usize,
+    /// What the source needs to acknowledge this message.
+    pub token: K,
+}
+
+impl<T, K> Incoming<T, K> {
+    /// A decoded record.
+    pub fn record(record: T, meta: Meta, size: usize, token: K) -> Self {
+        Incoming { item: Ok((record, meta)), size, token }
+    }
+
+    /// A message that could not be decoded; it is dead-lettered with its bytes.
+    pub fn failed(failure: Failure, token: K) -> Self {
+        Incoming { size: failure.payload.len(), item: Err(failure), token }
+    }
+}
+
+/// What [`Accumulator::push`] says about the batch in hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// Room for more.
+    Open,
+    /// `batch_size` or `max_bytes` reached: emit it.
+    Full,
+    /// `max_records` reached: emit it and stop reading.
+    LastOne,
+}
+
+/// The pure batching logic: buffers, limits and totals, no clock and no I/O.
+///
+/// ```
+/// use etl::batch::{Accumulator, BatchConfig, BatchOptions, Fill, Incoming};
+/// use etl::record::Meta;
+/// let mut acc = Accumulator::new(BatchConfig::default().batch_size(2));
+/// assert_eq!(acc.push(Incoming::record(1, Meta::default(), 10, ())), Fill::Open);
+/// assert_eq!(acc.push(Incoming::record(2, Meta::default(), 10, ())), Fill::Full);
+/// let batch = acc.take("test".into(), |tokens| { assert_eq!(tokens.len(), 2); etl::ack::Ack::none() });
+/// assert_eq!(batch.records(), &[1, 2]);
+/// ```
+#[derive(Debug)]
+pub struct Accumulator<T, K> {
+    config: BatchConfig,
+    records: Vec<T>,
+    meta: Vec<Meta>,
+    failures: Vec<Failure>,
+    tokens: Vec<K>,
+    bytes: usize,
+    total_records: u64,
+    total_batches: u64,
+}
+
+impl<T, K> Accumulator<T, K> {
+    /// An empty accumulator.
+    pub fn new(config: BatchConfig) -> Self {
+        let cap = config.batch_size.min(64 * 1024);
+        Accumulator {
+            records: Vec::with_capacity(cap),
+            meta: Vec::with_capacity(cap),
+            failures: Vec::new(),
+            tokens: Vec::with_capacity(cap),
+            bytes: 0,
+            total_records: 0,
+            total_batches: 0,
+            config,
+        }
+    }
+
+    /// Add one message to the batch in hand.
+    pub fn push(&mut self, incoming: Incoming<T, K>) -> Fill {
+        match incoming.item {
+            Ok((record, meta)) => {
+                self.records.push(record);
+                self.meta.push(meta);
+            }
+            Err(failure) => self.failures.push(failure),
+        }
+        self.tokens.push(incoming.token);
+        self.bytes = self.bytes.saturating_add(incoming.size);
+        self.total_records += 1;
+        if self.config.max_records.is_some_and(|max| self.total_records >= max) {
+            Fill::LastOne
+        } else if self.pending() >= self.config.batch_size || self.bytes >= self.config.max_bytes {
+            Fill::Full
+        } else {
+            Fill::Open
+        }
+    }
+
+    /// Messages in the batch in hand (records and failures).
+    pub fn pending(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// True when `max_records` or `max_batches` says the source must stop reading.
+    pub fn exhausted(&self) -> bool {
+        self.config.max_records.is_some_and(|max| self.total_records >= max)
+            || self.config.max_batches.is_some_and(|max| self.total_batches >= max)
+    }
+
+    /// Emit the batch in hand; `make_ack` builds its acknowledgement from the tokens of its
+    /// messages, in arrival order.
+    pub fn take(&mut self, origin: Arc<str>, make_ack: impl FnOnce(Vec<K>) -> Ack) -> Batch<T> {
+        let cap = self.config.batch_size.min(64 * 1024);
+        let records = std::mem::replace(&mut self.records, Vec::with_capacity(cap));
+        let meta = std::mem::replace(&mut self.meta, Vec::with_capacity(cap));
+        let failures = std::mem::take(&mut self.failures);
+        let tokens = std::mem::replace(&mut self.tokens, Vec::with_capacity(cap));
+        self.bytes = 0;
+        self.total_batches += 1;
+        Batch::new(records, meta, failures, make_ack(tokens), origin)
+    }
+
+    /// The batching limits.
+    pub fn config(&self) -> &BatchConfig {
+        &self.config
+    }
+}
+
+/// Group a stream of [`Incoming`] messages into batches.
+///
+/// Emits a batch when it is full, when `batch_timeout` has passed since its first message
+/// (whether or not more arrive), when the input ends, or when `shutdown` is cancelled (then
+/// the partial batch is flushed and the stream ends without reading more). An input error is
+/// emitted after the partial batch before it, and ends the stream. `make_ack` turns the tokens
+/// of a batch's messages into its acknowledgement.
+///
+/// ```
+/// use etl::batch::{batched, BatchConfig, BatchOptions, Incoming};
+/// use etl::ack::Ack;
+/// use etl::record::Meta;
+/// use futures::StreamExt;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let input = futures::stream::iter((0..5).map(|i| Ok(Incoming::record(i, Meta::default(), 1, ()))));
+/// let token = tokio_util::sync::CancellationToken::new();
+/// let batches: Vec<_> = batched(input, BatchConfig::default().batch_size(2), token, "demo".into(), |_| Ack::none())
+///     .map(|b| b.unwrap().len()).collect().await;
+/// assert_eq!(batches, [2, 2, 1]);
+/// # });
+/// ```
+pub fn batched<T, K, S, F>(input: S, config: BatchConfig, shutdown: CancellationToken, origin: Arc<str>, make_ack: F) -> BatchStream<T>
+where
+    T: Send + 'static,
+    K: Send + 'static,
+    S: Stream<Item = crate::Result<Incoming<T, K>>> + Send + 'static,
+    F: FnMut(Vec<K>) -> Ack + Send + 'static,
+{
+    let linger = config.batch_timeout;
+    Box::pin(Batcher {
+        input: Box::pin(input),
+        acc: Accumulator::new(config),
+        linger,
+        timer: Box::pin(tokio::time::sleep(linger)),
+        timer_armed: false,
+        shutdown: Box::pin(shutdown.clone().cancelled_owned()),
+        token: shutdown,
+        stopping: false,
+        error: None,
+        finished: false,
+        origin,
+        make_ack,
+    })
+}
+
+struct Batcher<T, K, S, F> {
+    input: Pin<Box<S>>,
+    acc: Accumulator<T, K>,
+    linger: std::time::Duration,
+    timer: Pin<Box<Sleep>>,
+    timer_armed: bool,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    token: CancellationToken,
+    /// No more reading: flush what is in hand, then the error if any, then end.
+    stopping: bool,
+    error: Option<crate::Error>,
+    finished: bool,
+    origin: Arc<str>,
+    make_ack: F,
+}
+
+// No field is structurally pinned: every future is boxed.
+impl<T, K, S, F> Unpin for Batcher<T, K, S, F> {}
+
+impl<T, K, S, F> Batcher<T, K, S, F>
+where
+    F: FnMut(Vec<K>) -> Ack,
+{
+    fn emit(&mut self) -> Batch<T> {
+        self.timer_armed = false;
+        self.acc.take(Arc::clone(&self.origin), &mut self.make_ack)
+    }
+}
+
+impl<T, K, S, F> Stream for Batcher<T, K, S, F>
+where
+    S: Stream<Item = crate::Result<Incoming<T, K>>>,
+    F: FnMut(Vec<K>) -> Ack,
+{
+    type Item = crate::Result<Batch<T>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if this.finished {
+                return Poll::Ready(None);
+            }
+            if this.stopping || this.acc.exhausted() {
+                if this.acc.pending() > 0 {
+                    return Poll::Ready(Some(Ok(this.emit())));
+                }
+                this.finished = true;
+                return Poll::Ready(this.error.take().map(Err));
+            }
+            if this.token.is_cancelled() {
+                this.stopping = true;
+                continue;
+            }
+            match this.input.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(incoming))) => {
+                    if this.acc.pending() == 0 {
+                        let deadline = Instant::now() + this.linger;
+                        this.timer.as_mut().reset(deadline);
+                        this.timer_armed = true;
+                    }
+                    match this.acc.push(incoming) {
+                        Fill::Open => continue,
+                        Fill::Full => return Poll::Ready(Some(Ok(this.emit()))),
+                        Fill::LastOne => {
+                            this.stopping = true;
+                            continue;
+                        }
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.error = Some(e);
+                    this.stopping = true;
+                }
+                Poll::Ready(None) => this.stopping = true,
+                Poll::Pending => {
+                    if this.shutdown.as_mut().poll(cx).is_ready() {
+                        this.stopping = true;
+                        continue;
+                    }
+                    if this.timer_armed && this.timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Some(Ok(this.emit())));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}

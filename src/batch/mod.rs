@@ -1,0 +1,292 @@
+//! Batches: records moving together with their metadata, their per-record failures and one
+//! acknowledgement handle.
+
+mod batcher;
+mod config;
+
+pub use batcher::{batched, Accumulator, Fill, Incoming};
+pub use config::{BatchConfig, BatchOptions};
+
+use crate::ack::Ack;
+use crate::record::Meta;
+use bytes::Bytes;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Why a record failed; stored with its dead-letter entry.
+///
+/// ```
+/// assert_eq!(etl::batch::FailureKind::Decode.to_string(), "decode");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The source's bytes could not be decoded (bad JSON, wrong type, invalid UTF-8).
+    Decode,
+    /// An operator or stage failed on the record (missing field, exhausted retries).
+    Transform,
+    /// The sink refused the record permanently (cannot encode it, constraint violation).
+    Sink,
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FailureKind::Decode => "decode",
+            FailureKind::Transform => "transform",
+            FailureKind::Sink => "sink",
+        })
+    }
+}
+
+/// A record that failed, on its way to the dead-letter queue: its raw bytes, the error, and
+/// its metadata.
+///
+/// ```
+/// use etl::batch::{Failure, FailureKind};
+/// use etl::record::Meta;
+/// let f = Failure::new(bytes::Bytes::from_static(b"{oops"), FailureKind::Decode, "expected value", Meta::default());
+/// assert_eq!(&f.payload[..], b"{oops");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The bytes as the source read them (or the record serialised as JSON when the source
+    /// keeps no raw bytes).
+    pub payload: Bytes,
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// The error message.
+    pub error: String,
+    /// The record's metadata (position, headers, ...).
+    pub meta: Meta,
+    /// How many attempts were made before giving up.
+    pub attempts: u32,
+}
+
+impl Failure {
+    /// A failure after one attempt.
+    pub fn new(payload: Bytes, kind: FailureKind, error: impl Into<String>, meta: Meta) -> Failure {
+        Failure { payload, kind, error: error.into(), meta, attempts: 1 }
+    }
+
+    /// A failure of a decoded record: keeps the source's raw bytes when there are any,
+    /// otherwise the record serialised as JSON.
+    pub fn of_record<T: Serialize>(record: &T, mut meta: Meta, kind: FailureKind, error: impl Into<String>) -> Failure {
+        let payload = match meta.raw.take() {
+            Some(raw) => raw,
+            None => serde_json::to_vec(record).map(Bytes::from).unwrap_or_default(),
+        };
+        Failure::new(payload, kind, error, meta)
+    }
+}
+
+/// A batch of records with their metadata, failures and acknowledgement.
+///
+/// Operators transform the records in place; the metadata stays aligned with the records and
+/// the acknowledgement travels with the batch to the sink.
+///
+/// ```
+/// use etl::batch::Batch;
+/// let batch = Batch::from_records(vec![1, 2, 3, 4]);
+/// let batch = batch.filter(|n| n % 2 == 0).map(|n| n * 10);
+/// assert_eq!(batch.records(), &[20, 40]);
+/// ```
+#[derive(Debug)]
+pub struct Batch<T> {
+    records: Vec<T>,
+    meta: Vec<Meta>,
+    failures: Vec<Failure>,
+    ack: Ack,
+    origin: Arc<str>,
+}
+
+/// The parts of a batch, for sinks and the pipeline driver.
+#[derive(Debug)]
+pub struct BatchParts<T> {
+    /// The records.
+    pub records: Vec<T>,
+    /// Their metadata, one per record.
+    pub meta: Vec<Meta>,
+    /// Records that failed on the way.
+    pub failures: Vec<Failure>,
+    /// The acknowledgement handle.
+    pub ack: Ack,
+    /// The source this batch came from (`file in.jsonl`), for dead-letter entries.
+    pub origin: Arc<str>,
+}
+
+impl<T> Batch<T> {
+    /// A batch from records, metadata (one per record), failures and an acknowledgement.
+    ///
+    /// # Panics
+    /// If `meta` and `records` differ in length (a bug of the source that built the batch).
+    pub fn new(records: Vec<T>, meta: Vec<Meta>, failures: Vec<Failure>, ack: Ack, origin: Arc<str>) -> Batch<T> {
+        assert_eq!(records.len(), meta.len(), "every record needs its metadata");
+        Batch { records, meta, failures, ack, origin }
+    }
+
+    /// A batch of records without metadata or acknowledgement (tests, examples).
+    pub fn from_records(records: Vec<T>) -> Batch<T> {
+        let meta = records.iter().map(|_| Meta::default()).collect();
+        Batch::new(records, meta, Vec::new(), Ack::none(), Arc::from("memory"))
+    }
+
+    /// The records.
+    pub fn records(&self) -> &[T] {
+        &self.records
+    }
+
+    /// The records, mutable (the metadata stays aligned since the length cannot change).
+    pub fn records_mut(&mut self) -> &mut [T] {
+        &mut self.records
+    }
+
+    /// The metadata, one per record.
+    pub fn meta(&self) -> &[Meta] {
+        &self.meta
+    }
+
+    /// Records paired with their metadata.
+    pub fn iter_with_meta(&self) -> impl Iterator<Item = (&T, &Meta)> {
+        self.records.iter().zip(&self.meta)
+    }
+
+    /// Failed records carried toward the dead-letter queue.
+    pub fn failures(&self) -> &[Failure] {
+        &self.failures
+    }
+
+    /// Number of records (failures not included).
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True when no record is left (there may still be failures to dead-letter).
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Where the batch came from.
+    pub fn origin(&self) -> &Arc<str> {
+        &self.origin
+    }
+
+    /// Take the batch apart.
+    pub fn into_parts(self) -> BatchParts<T> {
+        BatchParts { records: self.records, meta: self.meta, failures: self.failures, ack: self.ack, origin: self.origin }
+    }
+
+    /// Apply `f` to every record (the allocation is reused when `U` has the layout of `T`).
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Batch<U> {
+        Batch { records: self.records.into_iter().map(f).collect(), meta: self.meta, failures: self.failures, ack: self.ack, origin: self.origin }
+    }
+
+    /// Keep the records for which `keep` is true; the others are done (filtered out).
+    pub fn filter(mut self, mut keep: impl FnMut(&T) -> bool) -> Batch<T> {
+        let mut verdicts = Vec::with_capacity(self.records.len());
+        self.records.retain(|r| {
+            let k = keep(r);
+            verdicts.push(k);
+            k
+        });
+        let mut verdict = verdicts.into_iter();
+        self.meta.retain(|_| verdict.next().unwrap_or(false));
+        self
+    }
+
+    /// Apply `f` to every record, dropping those for which it returns `None`.
+    pub fn filter_map<U>(self, mut f: impl FnMut(T) -> Option<U>) -> Batch<U> {
+        let mut records = Vec::with_capacity(self.records.len());
+        let mut meta = Vec::with_capacity(self.records.len());
+        for (r, m) in self.records.into_iter().zip(self.meta) {
+            if let Some(u) = f(r) {
+                records.push(u);
+                meta.push(m);
+            }
+        }
+        Batch { records, meta, failures: self.failures, ack: self.ack, origin: self.origin }
+    }
+
+    /// Replace every record by the records `f` yields for it; each inherits the metadata.
+    pub fn flat_map<U, I: IntoIterator<Item = U>>(self, mut f: impl FnMut(T) -> I) -> Batch<U> {
+        let mut records = Vec::with_capacity(self.records.len());
+        let mut meta = Vec::with_capacity(self.records.len());
+        for (r, m) in self.records.into_iter().zip(self.meta) {
+            for u in f(r) {
+                records.push(u);
+                meta.push(m.clone());
+            }
+        }
+        Batch { records, meta, failures: self.failures, ack: self.ack, origin: self.origin }
+    }
+
+    /// Apply a fallible `f` to every record; a record whose call fails leaves the batch and is
+    /// carried to the dead-letter queue with the error.
+    ///
+    /// ```
+    /// use etl::batch::Batch;
+    /// let b = Batch::from_records(vec!["1".to_string(), "x".to_string()]);
+    /// let b = b.try_map(|s| s.parse::<i64>());
+    /// assert_eq!(b.records(), &[1]);
+    /// assert_eq!(b.failures().len(), 1);
+    /// ```
+    pub fn try_map<U, E: std::fmt::Display>(self, mut f: impl FnMut(T) -> Result<U, E>) -> Batch<U>
+    where
+        T: Serialize,
+    {
+        let mut failures = self.failures;
+        let mut records = Vec::with_capacity(self.records.len());
+        let mut meta = Vec::with_capacity(self.records.len());
+        for (r, m) in self.records.into_iter().zip(self.meta) {
+            // Serialise before the call consumes the record, only if the source kept no bytes:
+            // the dead-letter entry must hold what came in, not what the function made of it.
+            let fallback = if m.raw.is_none() { serde_json::to_vec(&r).ok().map(Bytes::from) } else { None };
+            match f(r) {
+                Ok(u) => {
+                    records.push(u);
+                    meta.push(m);
+                }
+                Err(e) => {
+                    let mut m = m;
+                    let payload = m.raw.take().or(fallback).unwrap_or_default();
+                    failures.push(Failure::new(payload, FailureKind::Transform, e.to_string(), m));
+                }
+            }
+        }
+        Batch { records, meta, failures, ack: self.ack, origin: self.origin }
+    }
+
+    /// Apply a fallible in-place edit to every record (the `Json` field operations); a record
+    /// whose edit fails is carried to the dead-letter queue.
+    pub fn try_for_each<E: std::fmt::Display>(mut self, mut edit: impl FnMut(&mut T) -> Result<(), E>) -> Batch<T>
+    where
+        T: Serialize,
+    {
+        let mut errors: Vec<(usize, String)> = Vec::new();
+        for (i, r) in self.records.iter_mut().enumerate() {
+            if let Err(e) = edit(r) {
+                errors.push((i, e.to_string()));
+            }
+        }
+        if errors.is_empty() {
+            return self;
+        }
+        let mut errors = errors.into_iter().peekable();
+        let mut records = Vec::with_capacity(self.records.len());
+        let mut meta = Vec::with_capacity(self.records.len());
+        for (i, (r, m)) in self.records.into_iter().zip(self.meta).enumerate() {
+            match errors.next_if(|(at, _)| *at == i) {
+                Some((_, error)) => self.failures.push(Failure::of_record(&r, m, FailureKind::Transform, error)),
+                None => {
+                    records.push(r);
+                    meta.push(m);
+                }
+            }
+        }
+        Batch { records, meta, failures: self.failures, ack: self.ack, origin: self.origin }
+    }
+}
+
+#[cfg(test)]
+mod tests;

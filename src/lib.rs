@@ -1,0 +1,58 @@
+//! # etl
+//!
+//! Streaming ETL pipelines, typed and checked at compile time, with at-least-once delivery.
+//!
+//! A pipeline reads batches from a [`Source`], transforms them with [`Operator`]s fused into one
+//! stream (no channel, no copy between steps), and writes them to a [`Sink`]. A source's
+//! acknowledgement (commit, ack, delete) happens only after the sink durably wrote the batch or
+//! its failed records were written to the [dead-letter queue](dead_letter).
+//!
+//! ```
+//! use etl::prelude::*;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let out = etl::sink::collect();
+//! let report = Pipeline::from(etl::source::iter(vec![3, -1, 4]))
+//!     .filter(|n: &i64| *n > 0)
+//!     .to(out.sink())
+//!     .handle_signals(false)
+//!     .run()
+//!     .await?;
+//! assert_eq!(out.records(), vec![3, 4]);
+//! assert_eq!(report.filtered(), 1);
+//! # etl::Result::Ok(()) }).unwrap();
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod ack;
+pub mod batch;
+pub mod config;
+pub mod dead_letter;
+mod error;
+pub mod format;
+pub mod operator;
+pub mod pipeline;
+pub mod record;
+pub mod sink;
+pub mod source;
+
+pub use config::ConfigError;
+pub use error::{BoxError, ConnectorError, Error, Result, Retry};
+pub use operator::Operator;
+pub use pipeline::{Pipeline, RunReport};
+pub use record::{Json, Record};
+pub use sink::Sink;
+pub use source::Source;
+
+/// Everything a pipeline author needs: `use etl::prelude::*;`.
+pub mod prelude {
+    pub use crate::batch::{Batch, BatchOptions};
+    pub use crate::format::Format;
+    pub use crate::operator::Operator;
+    pub use crate::pipeline::{Pipeline, RetryPolicy, RunReport};
+    pub use crate::record::{Json, Record};
+    pub use crate::sink::Sink;
+    pub use crate::source::Source;
+    pub use serde::{Deserialize, Serialize};
+}

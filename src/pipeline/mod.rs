@@ -1,0 +1,207 @@
+//! Building and running a pipeline without the macro: `Pipeline::from(source).then(op).to(sink)`.
+//!
+//! `pipeline!` generates exactly these calls.
+
+mod driver;
+mod report;
+mod retry;
+
+pub use report::RunReport;
+pub use retry::RetryPolicy;
+
+use crate::dead_letter::DeadLetters;
+use crate::operator::{Chain, Filter, Identity, Map, Operator};
+use crate::sink::Sink;
+use crate::source::Source;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A source followed by operators; finish it with [`Pipeline::to`].
+///
+/// ```
+/// use etl::prelude::*;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let out = etl::sink::collect();
+/// let report = Pipeline::from(etl::source::iter(1..=10))
+///     .filter(|n: &i64| n % 2 == 0)
+///     .map(|n: i64| n * 10)
+///     .to(out.sink())
+///     .handle_signals(false)
+///     .run()
+///     .await?;
+/// assert_eq!(out.records(), vec![20, 40, 60, 80, 100]);
+/// assert_eq!(report.records_in, 10);
+/// # etl::Result::Ok(()) }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Pipeline<S, O = Identity> {
+    source: S,
+    ops: O,
+}
+
+impl<S: Source> Pipeline<S> {
+    /// Start a pipeline at `source`.
+    #[allow(clippy::should_implement_trait)] // reads as the DSL does: `Pipeline::from(source)`
+    pub fn from(source: S) -> Pipeline<S> {
+        Pipeline { source, ops: Identity }
+    }
+}
+
+impl<S, O> Pipeline<S, O>
+where
+    S: Source,
+    O: Operator<S::Item>,
+{
+    /// Append an operator.
+    pub fn then<P: Operator<O::Out>>(self, op: P) -> Pipeline<S, Chain<O, P>> {
+        Pipeline { source: self.source, ops: Chain(self.ops, op) }
+    }
+
+    /// Append a `map` step.
+    pub fn map<U, F>(self, f: F) -> Pipeline<S, Chain<O, Map<F>>>
+    where
+        U: Send + 'static,
+        F: FnMut(O::Out) -> U + Send,
+    {
+        self.then(Map(f))
+    }
+
+    /// Append a `filter` step.
+    pub fn filter<F>(self, f: F) -> Pipeline<S, Chain<O, Filter<F>>>
+    where
+        F: FnMut(&O::Out) -> bool + Send,
+    {
+        self.then(Filter(f))
+    }
+
+    /// End the pipeline at `sink`; then [`Run::run`] it.
+    pub fn to<K: Sink<O::Out>>(self, sink: K) -> Run<S, O, K> {
+        Run { source: self.source, ops: self.ops, sink, options: RunOptions::default() }
+    }
+}
+
+/// How a run behaves; set through [`Run`]'s builder methods.
+#[derive(Clone)]
+pub(crate) struct RunOptions {
+    pub(crate) name: String,
+    pub(crate) dead_letters: Option<Arc<dyn DeadLetters>>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) max_in_flight: usize,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) handle_signals: bool,
+    pub(crate) progress_interval: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            name: "pipeline".into(),
+            dead_letters: None,
+            retry: RetryPolicy::default(),
+            max_in_flight: 2,
+            shutdown_timeout: Duration::from_secs(30),
+            cancel: CancellationToken::new(),
+            handle_signals: true,
+            progress_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A complete pipeline, ready to [`run`](Run::run).
+pub struct Run<S, O, K> {
+    source: S,
+    ops: O,
+    sink: K,
+    options: RunOptions,
+}
+
+impl<S, O, K> std::fmt::Debug for Run<S, O, K>
+where
+    S: Source,
+    O: Operator<S::Item>,
+    K: Sink<O::Out>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("name", &self.options.name)
+            .field("source", &self.source.describe())
+            .field("sink", &self.sink.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, O, K> Run<S, O, K>
+where
+    S: Source,
+    O: Operator<S::Item>,
+    O::Out: Serialize,
+    K: Sink<O::Out>,
+{
+    /// Name the pipeline (logs, default dead-letter file). Default `pipeline`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.options.name = name.into();
+        self
+    }
+
+    /// Where failed records go. Default: the file `dead-letters/<name>.jsonl`, created only when
+    /// the first record fails.
+    pub fn dead_letters(mut self, queue: impl DeadLetters + 'static) -> Self {
+        self.options.dead_letters = Some(Arc::new(queue));
+        self
+    }
+
+    /// Share a dead-letter queue between pipelines or with the caller.
+    pub fn dead_letters_shared(mut self, queue: Arc<dyn DeadLetters>) -> Self {
+        self.options.dead_letters = Some(queue);
+        self
+    }
+
+    /// How sink and dead-letter writes are retried. Default [`RetryPolicy::default`].
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.options.retry = policy;
+        self
+    }
+
+    /// Batches in flight between the source and the sink (at least 1). Default 2: the source
+    /// reads the next batch while the sink writes the current one.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.options.max_in_flight = n.max(1);
+        self
+    }
+
+    /// How long shutdown may take (flush, write, acknowledge) before the run gives up and
+    /// leaves what is unfinished for redelivery. Default 30 s.
+    pub fn shutdown_timeout(mut self, d: Duration) -> Self {
+        self.options.shutdown_timeout = d;
+        self
+    }
+
+    /// Stop gracefully when `token` is cancelled.
+    pub fn cancel_on(mut self, token: CancellationToken) -> Self {
+        self.options.cancel = token;
+        self
+    }
+
+    /// Stop gracefully on SIGINT / SIGTERM. Default true.
+    pub fn handle_signals(mut self, yes: bool) -> Self {
+        self.options.handle_signals = yes;
+        self
+    }
+
+    /// How often a progress line is logged on long runs. Default 10 s.
+    pub fn progress_interval(mut self, d: Duration) -> Self {
+        self.options.progress_interval = d;
+        self
+    }
+
+    /// Run until the source ends, a shutdown is requested, or an error stops it.
+    ///
+    /// On shutdown: stop reading, flush the partial batch through the operators and the sink,
+    /// resolve every acknowledgement, return the report; all within `shutdown_timeout`.
+    pub async fn run(self) -> crate::Result<RunReport> {
+        driver::run(self.source, self.ops, self.sink, self.options).await
+    }
+}

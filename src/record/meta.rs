@@ -1,0 +1,107 @@
+//! Per-record metadata, carried beside the record in a batch.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::time::SystemTime;
+
+/// Where a record came from inside its source, for commits and dead-letter entries.
+///
+/// ```
+/// use etl::record::Position;
+/// assert_eq!(Position::Line(3).to_string(), "line 3");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Position {
+    /// Unknown or not applicable.
+    #[default]
+    None,
+    /// The n-th item of an in-memory source (0-based).
+    Index(u64),
+    /// A line (or CSV record) of a file, 1-based.
+    Line(u64),
+    /// A partitioned log offset (Kafka).
+    Offset {
+        /// The partition.
+        partition: i32,
+        /// The offset inside the partition.
+        offset: i64,
+    },
+    /// A stream sequence number (NATS JetStream).
+    Sequence(u64),
+    /// A broker's message id (SQS, RabbitMQ delivery tag, SSE event id).
+    Id(String),
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position::None => f.write_str("-"),
+            Position::Index(i) => write!(f, "item {i}"),
+            Position::Line(l) => write!(f, "line {l}"),
+            Position::Offset { partition, offset } => write!(f, "partition {partition} offset {offset}"),
+            Position::Sequence(s) => write!(f, "sequence {s}"),
+            Position::Id(id) => write!(f, "id {id}"),
+        }
+    }
+}
+
+/// Less common metadata, boxed so that records without it stay small.
+///
+/// ```
+/// let extra = etl::record::Extra { event_type: Some("message".into()), ..Default::default() };
+/// assert!(extra.key.is_none());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extra {
+    /// Message key (Kafka key, routing key).
+    pub key: Option<Bytes>,
+    /// Message headers, in arrival order.
+    pub headers: Vec<(String, Bytes)>,
+    /// The broker's or producer's timestamp.
+    pub timestamp: Option<SystemTime>,
+    /// The SSE event type, or the topic / subject / queue the message came from.
+    pub event_type: Option<String>,
+    /// How many times the broker has delivered this message.
+    pub delivery_count: Option<u32>,
+}
+
+/// The metadata of one record: its position, its raw bytes as read, and optional extras.
+///
+/// The raw bytes are a reference-counted slice of the source's read buffer (no copy); they are
+/// what a dead-letter entry keeps when the record fails.
+///
+/// ```
+/// use etl::record::{Meta, Position};
+/// let m = Meta::at(Position::Line(1)).with_raw(bytes::Bytes::from_static(b"{\"id\":1}"));
+/// assert_eq!(m.raw.as_deref(), Some(&b"{\"id\":1}"[..]));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Where the record came from.
+    pub position: Position,
+    /// The bytes the record was decoded from, when the source keeps them.
+    pub raw: Option<Bytes>,
+    /// Keys, headers, timestamps and the like.
+    pub extra: Option<Box<Extra>>,
+}
+
+impl Meta {
+    /// Metadata with only a position.
+    pub fn at(position: Position) -> Meta {
+        Meta { position, raw: None, extra: None }
+    }
+
+    /// The same metadata with the raw bytes attached.
+    pub fn with_raw(mut self, raw: Bytes) -> Meta {
+        self.raw = Some(raw);
+        self
+    }
+
+    /// The same metadata with extras attached.
+    pub fn with_extra(mut self, extra: Extra) -> Meta {
+        self.extra = Some(Box::new(extra));
+        self
+    }
+}

@@ -1,0 +1,72 @@
+//! Sources: where records come from. Each yields a stream of [`Batch`]es with
+//! acknowledgement handles.
+
+mod file;
+mod iter;
+
+pub use file::{file, FileSource};
+pub use iter::{iter, IterSource};
+
+use crate::batch::Batch;
+use futures::Stream;
+use std::future::Future;
+use std::pin::Pin;
+use tokio_util::sync::CancellationToken;
+
+/// The stream of batches an opened source yields. An `Err` item is fatal for the run (sources
+/// retry and reconnect on their own before giving up).
+pub type BatchStream<T> = Pin<Box<dyn Stream<Item = crate::Result<Batch<T>>> + Send>>;
+
+/// What a source receives when the pipeline opens it.
+///
+/// ```
+/// let ctx = etl::source::SourceContext::new(tokio_util::sync::CancellationToken::new());
+/// assert!(!ctx.shutdown.is_cancelled());
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SourceContext {
+    /// Cancelled when the pipeline stops: stop reading, flush the partial batch, end the stream.
+    pub shutdown: CancellationToken,
+}
+
+impl SourceContext {
+    /// A context with the given shutdown token.
+    pub fn new(shutdown: CancellationToken) -> Self {
+        SourceContext { shutdown }
+    }
+}
+
+/// A source of records.
+///
+/// `open` connects and checks what can be checked before anything is consumed (the file
+/// exists, the broker answers), then returns the stream of batches. Implementing one for an
+/// in-memory vector:
+///
+/// ```
+/// use etl::prelude::*;
+/// use etl::source::{BatchStream, SourceContext};
+///
+/// struct Numbers(Vec<i64>);
+/// impl Source for Numbers {
+///     type Item = i64;
+///     fn describe(&self) -> String { "numbers".into() }
+///     async fn open(self, _ctx: SourceContext) -> etl::Result<BatchStream<i64>> {
+///         Ok(Box::pin(futures::stream::iter([Ok(Batch::from_records(self.0))])))
+///     }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an etl source",
+    note = "a pipeline starts with a built-in source (`iter`, `file`, ...) or a value implementing `etl::Source`"
+)]
+pub trait Source: Send + 'static {
+    /// The record type of the batches.
+    type Item: Send + 'static;
+
+    /// A short description for logs and dead-letter entries: the connector and its target.
+    fn describe(&self) -> String;
+
+    /// Connect and start reading.
+    fn open(self, ctx: SourceContext) -> impl Future<Output = crate::Result<BatchStream<Self::Item>>> + Send;
+}
