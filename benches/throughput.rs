@@ -1,1 +1,299 @@
-fn main(){}
+//! Throughput and memory: JSONL file → typed decode → select → CSV files of 100 rows, through
+//! etl's builder API, beside a hand-written loop doing the same job with the same crates
+//! (serde_json, csv, std::fs) in the same run.
+//!
+//! `cargo bench --bench throughput` prints a table. Environment:
+//! * `ETL_BENCH_RECORDS` — comma-separated record counts (default `1000000,10000000`);
+//! * `ETL_BENCH_SYNC_RECORDS` — records for the fsync-per-file run (default `100000`, 0 skips);
+//! * `ETL_BENCH_ROUNDS` — rounds per size, best taken (default 3).
+//!
+//! Peak memory is the peak of live heap bytes, measured by a counting global allocator reset
+//! before each run, so that the two sides are measured alike in one process.
+
+use etl::prelude::*;
+use etl::record::{Field, Schema};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
+                PEAK.fetch_max(live, Ordering::Relaxed);
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn reset_peak() -> usize {
+    let live = LIVE.load(Ordering::Relaxed);
+    PEAK.store(live, Ordering::Relaxed);
+    live
+}
+
+/// The input record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Order {
+    id: i64,
+    customer: String,
+    amount_cents: i64,
+    status: String,
+    note: Option<String>,
+    created_at: String,
+}
+
+/// The selected output record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Selected {
+    id: i64,
+    customer: String,
+    amount_cents: i64,
+}
+
+impl Record for Order {
+    fn schema() -> &'static Schema {
+        static S: Schema = Schema {
+            name: "Order",
+            fields: &[
+                Field { name: "id", rust_name: "id", ty: "i64" },
+                Field { name: "customer", rust_name: "customer", ty: "String" },
+                Field { name: "amount_cents", rust_name: "amount_cents", ty: "i64" },
+                Field { name: "status", rust_name: "status", ty: "String" },
+                Field { name: "note", rust_name: "note", ty: "Option<String>" },
+                Field { name: "created_at", rust_name: "created_at", ty: "String" },
+            ],
+        };
+        &S
+    }
+}
+
+impl Record for Selected {
+    fn schema() -> &'static Schema {
+        static S: Schema = Schema {
+            name: "Selected",
+            fields: &[
+                Field { name: "id", rust_name: "id", ty: "i64" },
+                Field { name: "customer", rust_name: "customer", ty: "String" },
+                Field { name: "amount_cents", rust_name: "amount_cents", ty: "i64" },
+            ],
+        };
+        &S
+    }
+}
+
+fn select(o: Order) -> Selected {
+    Selected { id: o.id, customer: o.customer, amount_cents: o.amount_cents }
+}
+
+const ROWS_PER_FILE: usize = 100;
+
+fn write_input(path: &Path, n: u64) -> std::io::Result<u64> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let customers = ["Ada Lovelace", "O'Brien, Pat", "Zoë \"Z\" Ünïcödé", "東京 商事", "Smith & Sons"];
+    for i in 0..n {
+        let o = Order {
+            id: 1_000_000_000 + i as i64,
+            customer: customers[(i % 5) as usize].to_string(),
+            amount_cents: (i as i64 * 7919) % 100_000,
+            status: if i % 10 == 0 { "test".into() } else { "paid".into() },
+            note: (i % 3 == 0).then(|| "gift, wrap\nplease".to_string()),
+            created_at: format!("2026-11-{:02}T{:02}:{:02}:00Z", 1 + i % 28, i % 24, i % 60),
+        };
+        serde_json::to_writer(&mut out, &o)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(std::fs::metadata(path)?.len())
+}
+
+/// The hand-written loop: same crates, same files, same durability choice.
+fn baseline(input: &Path, out_dir: &Path, sync: bool) -> std::io::Result<u64> {
+    let reader = std::io::BufReader::with_capacity(256 * 1024, std::fs::File::open(input)?);
+    let mut rows: Vec<Selected> = Vec::with_capacity(ROWS_PER_FILE);
+    let mut seq = 0u64;
+    let mut n = 0u64;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut flush = |rows: &mut Vec<Selected>, seq: &mut u64| -> std::io::Result<()> {
+        buf.clear();
+        let mut w = csv::Writer::from_writer(&mut buf);
+        for r in rows.iter() {
+            w.serialize(r).map_err(std::io::Error::other)?;
+        }
+        w.flush()?;
+        drop(w);
+        let name = out_dir.join(format!("part-{seq:06}.csv"));
+        let tmp = out_dir.join(format!(".part-{seq:06}.csv.tmp"));
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&buf)?;
+        if sync {
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &name)?;
+        *seq += 1;
+        rows.clear();
+        Ok(())
+    };
+    for line in reader.split(b'\n') {
+        let line = line?;
+        if line.is_empty() {
+            continue;
+        }
+        let order: Order = serde_json::from_slice(&line).map_err(std::io::Error::other)?;
+        n += 1;
+        rows.push(select(order));
+        if rows.len() == ROWS_PER_FILE {
+            flush(&mut rows, &mut seq)?;
+        }
+    }
+    if !rows.is_empty() {
+        flush(&mut rows, &mut seq)?;
+    }
+    if sync {
+        std::fs::File::open(out_dir)?.sync_all()?;
+    }
+    Ok(n)
+}
+
+async fn with_etl(input: &Path, out_dir: &Path, sync: bool) -> etl::Result<u64> {
+    let report = Pipeline::from(etl::source::file::<Order>(input.display().to_string()).batch_size(ROWS_PER_FILE))
+        .map(select)
+        .to(etl::sink::file(out_dir.display().to_string()).format(Format::Csv).sync(sync))
+        .handle_signals(false)
+        .dead_letters(etl::dead_letter::MemoryDeadLetters::new())
+        .run()
+        .await?;
+    Ok(report.records_out)
+}
+
+struct Row {
+    name: String,
+    records: u64,
+    wall: Duration,
+    cpu: Duration,
+    peak_heap: usize,
+}
+
+fn cpu_time() -> Duration {
+    // User + system CPU time of the whole process (both threads of the runtime included).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own; RUSAGE_SELF is always valid.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+fn measure(name: &str, run: impl FnOnce() -> u64) -> Row {
+    let base = reset_peak();
+    let cpu0 = cpu_time();
+    let t0 = Instant::now();
+    let records = run();
+    let wall = t0.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu0);
+    let peak_heap = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+    Row { name: name.to_string(), records, wall, cpu, peak_heap }
+}
+
+fn fresh_dir(root: &Path, name: &str) -> PathBuf {
+    let d = root.join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("bench output dir");
+    d
+}
+
+fn count_rows(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .expect("read output dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".csv"))
+        .map(|e| {
+            let mut r = csv::Reader::from_path(e.path()).expect("open output");
+            r.records().count() as u64
+        })
+        .sum()
+}
+
+fn env_list(name: &str, default: &str) -> Vec<u64> {
+    std::env::var(name).unwrap_or_else(|_| default.into()).split(',').filter_map(|s| s.trim().parse().ok()).collect()
+}
+
+fn main() {
+    // `cargo test --benches` runs bench targets with `--bench`-less args; only run on `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let rounds = env_list("ETL_BENCH_ROUNDS", "3").first().copied().unwrap_or(3).max(1);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let mut plan: Vec<(u64, bool)> = env_list("ETL_BENCH_RECORDS", "1000000,10000000").into_iter().map(|n| (n, false)).collect();
+    plan.extend(env_list("ETL_BENCH_SYNC_RECORDS", "100000").into_iter().filter(|&n| n > 0).map(|n| (n, true)));
+
+    println!("JSONL -> typed decode -> select -> CSV files of {ROWS_PER_FILE} rows (best of {rounds} rounds)");
+    println!("{:<26} {:>10} {:>9} {:>12} {:>9} {:>12} {:>7}", "run", "records", "wall s", "records/s", "cpu s", "peak heap", "ratio");
+    for (n, sync) in plan {
+        let input = tmp.path().join(format!("orders-{n}.jsonl"));
+        let bytes = write_input(&input, n).expect("write input");
+        let mut best: [Option<Row>; 2] = [None, None];
+        for _ in 0..rounds {
+            let dir = fresh_dir(tmp.path(), "baseline");
+            let row = measure("hand-written loop", || baseline(&input, &dir, sync).expect("baseline run"));
+            assert_eq!(count_rows(&dir), n, "baseline wrote every row");
+            keep_best(&mut best[0], row);
+            let dir = fresh_dir(tmp.path(), "etl");
+            let row = measure("etl builder API", || rt.block_on(with_etl(&input, &dir, sync)).expect("etl run"));
+            assert_eq!(count_rows(&dir), n, "etl wrote every row");
+            keep_best(&mut best[1], row);
+        }
+        let [Some(base), Some(etl)] = best else { unreachable!("rounds >= 1") };
+        let label = if sync { " (fsync)" } else { "" };
+        println!("-- {n} records, {:.0} MiB input{label}", bytes as f64 / (1 << 20) as f64);
+        for row in [&base, &etl] {
+            let ratio = (row.records as f64 / row.wall.as_secs_f64()) / (base.records as f64 / base.wall.as_secs_f64());
+            println!(
+                "{:<26} {:>10} {:>9.2} {:>12.0} {:>9.2} {:>9.1} MiB {:>7.2}",
+                row.name,
+                row.records,
+                row.wall.as_secs_f64(),
+                row.records as f64 / row.wall.as_secs_f64(),
+                row.cpu.as_secs_f64(),
+                row.peak_heap as f64 / (1 << 20) as f64,
+                ratio
+            );
+        }
+        let _ = std::fs::remove_file(&input);
+    }
+}
+
+fn keep_best(slot: &mut Option<Row>, row: Row) {
+    if slot.as_ref().is_none_or(|b| row.wall < b.wall) {
+        *slot = Some(row);
+    }
+}

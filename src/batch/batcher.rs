@@ -285,3 +285,112 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::BatchOptions;
+    use futures::StreamExt;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    fn run_accumulator(sizes: &[usize], config: BatchConfig) -> Vec<(usize, usize)> {
+        let mut acc = Accumulator::new(config);
+        let mut out = vec![];
+        let mut bytes = 0;
+        for (i, &size) in sizes.iter().enumerate() {
+            if acc.exhausted() {
+                break;
+            }
+            bytes += size;
+            match acc.push(Incoming::record(i, Meta::default(), size, ())) {
+                Fill::Open => {}
+                Fill::Full | Fill::LastOne => {
+                    out.push((acc.take(Arc::from("t"), |_| Ack::none()).len(), bytes));
+                    bytes = 0;
+                }
+            }
+        }
+        if acc.pending() > 0 {
+            out.push((acc.take(Arc::from("t"), |_| Ack::none()).len(), bytes));
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn batches_respect_limits_and_lose_nothing(
+            sizes in prop::collection::vec(1usize..200, 0..300),
+            batch_size in 1usize..50,
+            max_bytes in 1usize..2000,
+            max_records in prop::option::of(0u64..400),
+        ) {
+            let mut config = BatchConfig::default().batch_size(batch_size).max_bytes(max_bytes);
+            config.max_records = max_records;
+            let batches = run_accumulator(&sizes, config);
+            let total: usize = batches.iter().map(|(n, _)| n).sum();
+            let expected = max_records.map_or(sizes.len(), |m| sizes.len().min(m as usize));
+            prop_assert_eq!(total, expected);
+            for &(n, bytes) in &batches {
+                prop_assert!(n >= 1 && n <= batch_size);
+                // Over max_bytes only by the record that crossed it.
+                prop_assert!(n == 1 || bytes < max_bytes + 200);
+            }
+        }
+
+        #[test]
+        fn max_batches_stops_reading(n in 0usize..100, batch_size in 1usize..10, max_batches in 0u64..6) {
+            let config = BatchConfig::default().batch_size(batch_size).max_batches(max_batches);
+            let batches = run_accumulator(&vec![1; n], config);
+            prop_assert!(batches.len() as u64 <= max_batches);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn linger_counts_from_the_first_record_not_the_last() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+        let input = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(|r| Ok(Incoming::record(r, Meta::default(), 1, ())))));
+        let config = BatchConfig::default().batch_size(100).batch_timeout(Duration::from_millis(500));
+        let mut batches = batched(input, config, CancellationToken::new(), Arc::from("t"), |_: Vec<()>| Ack::none());
+        let start = Instant::now();
+        tokio::spawn(async move {
+            for i in 0..10 {
+                tx.send(i).unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        let first = batches.next().await.unwrap().unwrap();
+        assert_eq!(first.records(), &[0, 1, 2, 3, 4]);
+        assert_eq!(start.elapsed(), Duration::from_millis(500));
+        let second = batches.next().await.unwrap().unwrap();
+        assert_eq!(second.records(), &[5, 6, 7, 8, 9]);
+        assert!(batches.next().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancellation_flushes_the_partial_batch_without_waiting() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+        let input = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(|r| Ok(Incoming::record(r, Meta::default(), 1, ())))));
+        let token = CancellationToken::new();
+        let config = BatchConfig::default().batch_size(100).batch_timeout(Duration::from_secs(3600));
+        let mut batches = batched(input, config, token.clone(), Arc::from("t"), |_: Vec<()>| Ack::none());
+        tx.send(1).unwrap();
+        tx.send(2).unwrap();
+        let next = tokio::spawn(async move { (batches.next().await.map(|b| b.unwrap().len()), batches.next().await.is_none()) });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        token.cancel();
+        let start = Instant::now();
+        assert_eq!(next.await.unwrap(), (Some(2), true));
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        drop(tx);
+    }
+
+    #[tokio::test]
+    async fn an_input_error_comes_after_the_batch_before_it() {
+        let items = vec![Ok(Incoming::record(1, Meta::default(), 1, ())), Err(crate::Error::Source(crate::ConnectorError::permanent("t", "boom")))];
+        let mut batches = batched(futures::stream::iter(items), BatchConfig::default(), CancellationToken::new(), Arc::from("t"), |_: Vec<()>| Ack::none());
+        assert_eq!(batches.next().await.unwrap().unwrap().records(), &[1]);
+        assert!(batches.next().await.unwrap().is_err());
+        assert!(batches.next().await.is_none());
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: makes sure every service the tests need is
+# installed and running (starting or installing what is missing), exports their addresses,
+# then runs `cargo test --workspace --all-features`.
+#
+# Services are added here as connectors arrive; each `ensure_*` function is idempotent.
+# Extra arguments are passed to `cargo test` (e.g. `scripts/test.sh --test delivery`).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+cd "$root"
+
+# Build outside the clone so repeated runs (and fresh clones on the same machine) reuse it.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/etl/target}"
+mkdir -p "$CARGO_TARGET_DIR"
+
+log() { printf '[test.sh] %s\n' "$*" >&2; }
+
+# shellcheck source=scripts/services.sh
+source "$here/services.sh"
+ensure_services
+
+log "cargo test --workspace --all-features $*"
+cargo test --workspace --all-features "$@"
