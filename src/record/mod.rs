@@ -6,6 +6,7 @@ mod meta;
 
 pub use json::{Json, JsonPathError};
 pub use meta::{Extra, Meta, Position};
+pub use etl_macros::Record;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
