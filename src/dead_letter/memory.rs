@@ -1,38 +1,218 @@
-//! The embedded default dead-letter queue: memory (tests). (Skeleton: body being written.)
+//! A dead-letter queue in memory: for tests, and the model of the [`DeadLetters`] semantics
+//! that the durable queues follow.
 
 use super::{DeadLetter, DeadLetters, Republish};
 use crate::error::ConnectorError;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
 
-/// Dead letters in memory (tests), created on the first write.
-#[derive(Debug)]
+/// Dead letters kept in memory (tests). Clones share the same storage.
+///
+/// ```
+/// use etl::batch::{Failure, FailureKind};
+/// use etl::dead_letter::{DeadLetter, DeadLetters, MemoryDeadLetters};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let queue = MemoryDeadLetters::new();
+/// let seen_by_pipeline = queue.clone();
+/// let failure = Failure::new(bytes::Bytes::from_static(b"{oops"), FailureKind::Decode, "expected value", Default::default());
+/// seen_by_pipeline.write(vec![DeadLetter::from_failure(failure, "file in.jsonl")]).await?;
+/// assert_eq!(queue.len(), 1);
+/// assert_eq!(&queue.list().await?[0].payload[..], b"{oops");
+/// # Ok::<(), etl::ConnectorError>(()) }).unwrap();
+/// ```
+#[derive(Debug, Clone, Default)]
 pub struct MemoryDeadLetters {
-    path: PathBuf,
+    entries: Arc<Mutex<Vec<DeadLetter>>>,
 }
 
 impl MemoryDeadLetters {
-    /// A queue stored at `path`.
-    pub fn new(path: impl Into<PathBuf>) -> MemoryDeadLetters {
-        MemoryDeadLetters { path: path.into() }
+    /// An empty queue.
+    ///
+    /// ```
+    /// let queue = etl::dead_letter::MemoryDeadLetters::new();
+    /// assert!(queue.is_empty());
+    /// ```
+    pub fn new() -> MemoryDeadLetters {
+        MemoryDeadLetters::default()
+    }
+
+    /// How many entries the queue holds.
+    ///
+    /// ```
+    /// assert_eq!(etl::dead_letter::MemoryDeadLetters::new().len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when the queue holds no entry.
+    ///
+    /// ```
+    /// assert!(etl::dead_letter::MemoryDeadLetters::default().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<DeadLetter>> {
+        // The vector is never left half-updated by a panic, so a poisoned lock is still usable.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 #[async_trait::async_trait]
 impl DeadLetters for MemoryDeadLetters {
     fn describe(&self) -> String {
-        format!("file {}", self.path.display())
+        "memory".to_owned()
     }
-    async fn write(&self, _entries: Vec<DeadLetter>) -> Result<(), ConnectorError> {
-        todo!()
+
+    async fn write(&self, entries: Vec<DeadLetter>) -> Result<(), ConnectorError> {
+        self.lock().extend(entries);
+        Ok(())
     }
+
     async fn list(&self) -> Result<Vec<DeadLetter>, ConnectorError> {
-        todo!()
+        Ok(self.lock().clone())
     }
-    async fn replay(&self, _filter: &(dyn Fn(&DeadLetter) -> bool + Send + Sync), _target: &mut dyn Republish) -> Result<usize, ConnectorError> {
-        todo!()
+
+    async fn replay(&self, filter: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync), target: &mut dyn Republish) -> Result<usize, ConnectorError> {
+        // Finite: only the entries present now are replayed, even if the target writes more.
+        let snapshot: Vec<DeadLetter> = self.lock().iter().filter(|e| filter(e)).cloned().collect();
+        let mut replayed = Replayed::default();
+        let mut failed = None;
+        for entry in &snapshot {
+            match target.republish(entry).await {
+                Ok(()) => replayed.add(&entry.id),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let count = replayed.count();
+        if count > 0 {
+            self.lock().retain(|e| !replayed.take(&e.id));
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(count),
+        }
     }
-    async fn purge(&self, _older_than: Duration) -> Result<usize, ConnectorError> {
-        todo!()
+
+    async fn purge(&self, older_than: Duration) -> Result<usize, ConnectorError> {
+        let Some(cutoff) = SystemTime::now().checked_sub(older_than) else {
+            return Ok(0);
+        };
+        let mut entries = self.lock();
+        let before = entries.len();
+        entries.retain(|e| e.last_failed >= cutoff);
+        Ok(before - entries.len())
+    }
+}
+
+/// The ids of the re-published entries, counted, so that removing them takes out exactly one
+/// stored entry per re-publication, oldest first, even if an id is stored twice (a write that was
+/// retried, or a target that wrote the entry back during the replay).
+#[derive(Debug, Default)]
+pub(super) struct Replayed {
+    ids: HashMap<String, usize>,
+    count: usize,
+}
+
+impl Replayed {
+    /// Record one successful re-publication of `id`.
+    pub(super) fn add(&mut self, id: &str) {
+        *self.ids.entry(id.to_owned()).or_default() += 1;
+        self.count += 1;
+    }
+
+    /// How many re-publications were recorded.
+    pub(super) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// True (and one fewer left to remove) when a stored entry with `id` is to be removed;
+    /// call on the stored entries oldest first.
+    pub(super) fn take(&mut self, id: &str) -> bool {
+        match self.ids.get_mut(id) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::FailureKind;
+    use crate::record::Position;
+    use bytes::Bytes;
+
+    fn entry(id: &str) -> DeadLetter {
+        let now = SystemTime::now();
+        DeadLetter {
+            id: id.to_owned(),
+            payload: Bytes::from_static(b"x"),
+            error: "bad".into(),
+            kind: FailureKind::Decode,
+            source: "test".into(),
+            position: Position::None,
+            headers: Vec::new(),
+            attempts: 1,
+            first_failed: now,
+            last_failed: now,
+        }
+    }
+
+    struct Ok_;
+    #[async_trait::async_trait]
+    impl Republish for Ok_ {
+        async fn republish(&mut self, _: &DeadLetter) -> Result<(), ConnectorError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn dead_letter_memory_clones_share_storage() {
+        let a = MemoryDeadLetters::new();
+        let b = a.clone();
+        b.write(vec![entry("1"), entry("2")]).await.unwrap();
+        assert_eq!(a.len(), 2);
+        assert_eq!(a.replay(&|e| e.id == "1", &mut Ok_).await.unwrap(), 1);
+        assert_eq!(b.list().await.unwrap().iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["2"]);
+        assert!(!b.is_empty());
+    }
+
+    #[tokio::test]
+    async fn dead_letter_memory_duplicate_ids_are_removed_once_per_replay() {
+        let q = MemoryDeadLetters::new();
+        q.write(vec![entry("1"), entry("1")]).await.unwrap();
+        // A target that writes the entry back (same id) during the replay.
+        struct Back(MemoryDeadLetters);
+        #[async_trait::async_trait]
+        impl Republish for Back {
+            async fn republish(&mut self, e: &DeadLetter) -> Result<(), ConnectorError> {
+                self.0.write(vec![e.clone()]).await
+            }
+        }
+        assert_eq!(q.replay(&|_| true, &mut Back(q.clone())).await.unwrap(), 2);
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn dead_letter_replayed_takes_each_id_as_often_as_added() {
+        let mut r = Replayed::default();
+        r.add("a");
+        r.add("a");
+        assert_eq!(r.count(), 2);
+        assert!(r.take("a"));
+        assert!(r.take("a"));
+        assert!(!r.take("a"));
+        assert!(!r.take("b"));
     }
 }
