@@ -20,7 +20,7 @@
 //!     .await?;
 //! assert_eq!(out.records(), vec![3, 4]);
 //! assert_eq!(report.filtered(), 1);
-//! # etl::Result::Ok(()) }).unwrap();
+//! # Ok::<(), etl::Error>(()) }).unwrap();
 //! ```
 
 #![warn(missing_docs)]

@@ -114,7 +114,7 @@ impl DeadLetters for DownQueue {
     async fn list(&self) -> Result<Vec<DeadLetter>, ConnectorError> {
         Ok(vec![])
     }
-    async fn replay(&self, _: &(dyn Fn(&DeadLetter) -> bool + Send + Sync), _: &mut dyn Republish) -> Result<usize, ConnectorError> {
+    async fn replay(&self, _: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync), _: &mut dyn Republish) -> Result<usize, ConnectorError> {
         Ok(0)
     }
     async fn purge(&self, _: Duration) -> Result<usize, ConnectorError> {

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 ///     .await?;
 /// assert_eq!(out.records(), vec![20, 40, 60, 80, 100]);
 /// assert_eq!(report.records_in, 10);
-/// # etl::Result::Ok(()) }).unwrap();
+/// # Ok::<(), etl::Error>(()) }).unwrap();
 /// ```
 #[derive(Debug)]
 pub struct Pipeline<S, O = Identity> {
