@@ -292,3 +292,69 @@ mod ordered_resolution {
         }
     }
 }
+
+#[derive(Debug, Clone, PartialEq, etl::Record, Serialize, Deserialize)]
+struct Order {
+    id: i64,
+    customer: String,
+}
+
+#[tokio::test]
+async fn bad_json_lines_are_dead_lettered_with_raw_bytes_and_the_rest_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.jsonl");
+    let lines: Vec<&[u8]> = vec![
+        br#"{"id":1,"customer":"Ada"}"#,
+        br#"{"id":2,"customer":"#,                  // truncated
+        b"{\"id\":3,\"customer\":\"\xff\xfe\"}",    // invalid UTF-8
+        br#"{"id":"four","customer":"Bob"}"#,        // wrong type
+        "{\"id\":5,\"customer\":\"Zoë, \\\"Z\\\"\"}".as_bytes(),
+    ];
+    std::fs::write(&input, lines.join(&b'\n')).unwrap();
+    let dlq_path = dir.path().join("dlq/orders.jsonl");
+    let out = etl::sink::collect::<Order>();
+
+    let report = Pipeline::from(etl::source::file::<Order>(input.display().to_string()).batch_size(2))
+        .to(out.sink())
+        .handle_signals(false)
+        .dead_letters(etl::dead_letter::FileDeadLetters::new(&dlq_path))
+        .run()
+        .await
+        .unwrap();
+
+    let ids: Vec<i64> = out.records().iter().map(|o| o.id).collect();
+    assert_eq!(ids, [1, 5]);
+    // A fresh handle on the file: what is listed was durably written.
+    let entries = etl::dead_letter::FileDeadLetters::new(&dlq_path).list().await.unwrap();
+    let payloads: Vec<&[u8]> = entries.iter().map(|e| &e.payload[..]).collect();
+    assert_eq!(payloads, [lines[1], lines[2], lines[3]], "exact raw bytes, invalid UTF-8 included");
+    let positions: Vec<_> = entries.iter().map(|e| e.position.clone()).collect();
+    assert_eq!(positions, [2, 3, 4].map(etl::record::Position::Line));
+    assert!(entries.iter().all(|e| e.kind == etl::batch::FailureKind::Decode && e.source.ends_with("orders.jsonl")));
+    assert!(entries[2].error.contains("line 4"), "{}", entries[2].error);
+    assert_eq!((report.records_in, report.records_out, report.dead_lettered), (5, 2, 3));
+}
+
+#[tokio::test]
+async fn json_pipelines_work_on_field_paths_and_dead_letter_missing_fields() {
+    let records: Vec<Json> = [r#"{"id":1,"length":{"new":10}}"#, r#"{"id":2}"#, r#"{"id":3,"length":{"new":null}}"#]
+        .iter()
+        .map(|s| serde_json::from_str(s).unwrap())
+        .collect();
+    let dlq = MemoryDeadLetters::new();
+    let out = etl::sink::collect::<Json>();
+    Pipeline::from(etl::source::iter(records))
+        .then(etl::operator::TryMap(|mut r: Json| r.rename("length.new", "length_new").map(|()| r)))
+        .to(out.sink())
+        .handle_signals(false)
+        .dead_letters(dlq.clone())
+        .run()
+        .await
+        .unwrap();
+    let got: Vec<String> = out.records().iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+    assert_eq!(got, [r#"{"id":1,"length":{},"length_new":10}"#, r#"{"id":3,"length":{},"length_new":null}"#]);
+    let entries = dlq.list().await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(&entries[0].payload[..], br#"{"id":2}"#);
+    assert_eq!(entries[0].error, "field `length.new` is missing");
+}

@@ -117,13 +117,13 @@ impl From<Map<String, Value>> for Json {
     }
 }
 
-/// The text of one CSV cell for a JSON value: strings as they are, null as an empty cell,
-/// numbers and booleans as JSON writes them, arrays and objects as JSON text.
-fn csv_cell(value: Option<&Value>) -> std::borrow::Cow<'_, str> {
+/// The bytes of one CSV cell for a JSON value: strings as they are (borrowed), null as an empty
+/// cell, numbers and booleans as JSON writes them, arrays and objects as JSON text.
+fn csv_cell(value: Option<&Value>) -> std::borrow::Cow<'_, [u8]> {
     match value {
-        None | Some(Value::Null) => "".into(),
-        Some(Value::String(s)) => s.as_str().into(),
-        Some(other) => other.to_string().into(),
+        None | Some(Value::Null) => std::borrow::Cow::Borrowed(b""),
+        Some(Value::String(s)) => std::borrow::Cow::Borrowed(s.as_bytes()),
+        Some(other) => std::borrow::Cow::Owned(other.to_string().into_bytes()),
     }
 }
 
@@ -132,12 +132,28 @@ impl Record for Json {
         &Schema::DYNAMIC
     }
 
+    /// Every top-level key of the batch, in the order first seen.
     fn csv_header(batch: &[Self]) -> Vec<String> {
-        batch.first().map(|r| r.0.keys().cloned().collect()).unwrap_or_default()
+        let mut seen = std::collections::HashSet::new();
+        let mut header = Vec::new();
+        for key in batch.iter().flat_map(|r| r.0.keys()) {
+            if seen.insert(key.as_str()) {
+                header.push(key.clone());
+            }
+        }
+        header
     }
 
+    /// One cell per header column (a missing key is an empty cell). A key that is not a column
+    /// is an error, so that a value is never silently left out of the file.
     fn write_csv_row<W: std::io::Write>(&self, header: &[String], out: &mut csv::Writer<W>) -> csv::Result<()> {
-        out.write_record(header.iter().map(|column| csv_cell(self.get(column)).into_owned()))
+        let present = header.iter().filter(|column| self.0.contains_key(column.as_str())).count();
+        if present < self.0.len() {
+            let extra: Vec<&str> = self.0.keys().filter(|k| !header.contains(k)).map(String::as_str).collect();
+            let message = format!("field(s) {extra:?} are not columns of this CSV file (columns: {header:?})");
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, message).into());
+        }
+        out.write_record(header.iter().map(|column| csv_cell(self.0.get(column.as_str()))))
     }
 }
 
@@ -194,5 +210,20 @@ mod tests {
         r.write_csv_row(&header, &mut w).unwrap();
         let out = String::from_utf8(w.into_inner().unwrap()).unwrap();
         assert_eq!(out, "1000000123,,\"a,\"\"b\"\"\",\"{\"\"k\"\":1}\",1.5,true\n");
+    }
+
+    #[test]
+    fn csv_header_is_the_union_of_keys_and_extra_keys_are_refused() {
+        let batch = [rec(json!({"a": 1, "b": 2})), rec(json!({"b": 3, "c": 4}))];
+        let header = Json::csv_header(&batch);
+        assert_eq!(header, ["a", "b", "c"]);
+        let mut w = csv::Writer::from_writer(vec![]);
+        for r in &batch {
+            r.write_csv_row(&header, &mut w).unwrap();
+        }
+        assert_eq!(String::from_utf8(w.into_inner().unwrap()).unwrap(), "1,2,\n,3,4\n");
+        let mut w = csv::Writer::from_writer(vec![]);
+        let err = rec(json!({"a": 1, "z": 9})).write_csv_row(&header, &mut w).unwrap_err();
+        assert!(err.to_string().contains("\"z\""), "{err}");
     }
 }
