@@ -5,7 +5,14 @@
 //! `cargo bench --bench throughput` prints a table. Environment:
 //! * `ETL_BENCH_RECORDS` — comma-separated record counts (default `1000000,10000000`);
 //! * `ETL_BENCH_SYNC_RECORDS` — records for the fsync-per-file run (default `100000`, 0 skips);
-//! * `ETL_BENCH_ROUNDS` — rounds per size, best taken (default 3).
+//! * `ETL_BENCH_ROUNDS` — rounds per size, best taken (default 3);
+//! * `ETL_BENCH_ROWS` — rows per CSV file, i.e. the batch size (default 100);
+//! * `ETL_BENCH_ONLY` — `etl` or `baseline`: run one side only (for profiling);
+//! * `ETL_BENCH_DIR` — where input and output files go (default: the system temp dir; point it
+//!   at a tmpfs such as `/dev/shm` to measure CPU cost without the file system's noise).
+//!
+//! Each run writes into a directory of its own, removed after the pair of runs is measured:
+//! deleting a directory just before a run makes ext4's inode allocation slower for that run.
 //!
 //! Peak memory is the peak of live heap bytes, measured by a counting global allocator reset
 //! before each run, so that the two sides are measured alike in one process.
@@ -112,7 +119,10 @@ fn select(o: Order) -> Selected {
     Selected { id: o.id, customer: o.customer, amount_cents: o.amount_cents }
 }
 
-const ROWS_PER_FILE: usize = 100;
+/// Rows per CSV file (one batch each); `ETL_BENCH_ROWS` overrides the default 100.
+fn rows_per_file() -> usize {
+    std::env::var("ETL_BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(100)
+}
 
 fn write_input(path: &Path, n: u64) -> std::io::Result<u64> {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
@@ -134,9 +144,11 @@ fn write_input(path: &Path, n: u64) -> std::io::Result<u64> {
 }
 
 /// The hand-written loop: same crates, same files, same durability choice.
+#[inline(never)]
 fn baseline(input: &Path, out_dir: &Path, sync: bool) -> std::io::Result<u64> {
+    let rows_per_file = rows_per_file();
     let reader = std::io::BufReader::with_capacity(256 * 1024, std::fs::File::open(input)?);
-    let mut rows: Vec<Selected> = Vec::with_capacity(ROWS_PER_FILE);
+    let mut rows: Vec<Selected> = Vec::with_capacity(rows_per_file);
     let mut seq = 0u64;
     let mut n = 0u64;
     let mut buf = Vec::with_capacity(64 * 1024);
@@ -168,7 +180,7 @@ fn baseline(input: &Path, out_dir: &Path, sync: bool) -> std::io::Result<u64> {
         let order: Order = serde_json::from_slice(&line).map_err(std::io::Error::other)?;
         n += 1;
         rows.push(select(order));
-        if rows.len() == ROWS_PER_FILE {
+        if rows.len() == rows_per_file {
             flush(&mut rows, &mut seq)?;
         }
     }
@@ -181,8 +193,13 @@ fn baseline(input: &Path, out_dir: &Path, sync: bool) -> std::io::Result<u64> {
     Ok(n)
 }
 
+#[inline(never)]
+fn run_etl(rt: &tokio::runtime::Runtime, input: &Path, out_dir: &Path, sync: bool) -> etl::Result<u64> {
+    rt.block_on(with_etl(input, out_dir, sync))
+}
+
 async fn with_etl(input: &Path, out_dir: &Path, sync: bool) -> etl::Result<u64> {
-    let report = Pipeline::from(etl::source::file::<Order>(input.display().to_string()).batch_size(ROWS_PER_FILE))
+    let report = Pipeline::from(etl::source::file::<Order>(input.display().to_string()).batch_size(rows_per_file()))
         .map(select)
         .to(etl::sink::file(out_dir.display().to_string()).format(Format::Csv).sync(sync))
         .handle_signals(false)
@@ -251,38 +268,52 @@ fn main() {
         return;
     }
     let rounds = env_list("ETL_BENCH_ROUNDS", "3").first().copied().unwrap_or(3).max(1);
-    let tmp = tempfile::tempdir().expect("temp dir");
+    let only = std::env::var("ETL_BENCH_ONLY").ok();
+    let only = only.as_deref();
+    let tmp = match std::env::var_os("ETL_BENCH_DIR") {
+        Some(dir) => tempfile::tempdir_in(dir),
+        None => tempfile::tempdir(),
+    }
+    .expect("temp dir");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let mut plan: Vec<(u64, bool)> = env_list("ETL_BENCH_RECORDS", "1000000,10000000").into_iter().map(|n| (n, false)).collect();
     plan.extend(env_list("ETL_BENCH_SYNC_RECORDS", "100000").into_iter().filter(|&n| n > 0).map(|n| (n, true)));
 
-    println!("JSONL -> typed decode -> select -> CSV files of {ROWS_PER_FILE} rows (best of {rounds} rounds)");
+    println!("JSONL -> typed decode -> select -> CSV files of {} rows (best of {rounds} rounds)", rows_per_file());
     println!("{:<26} {:>10} {:>9} {:>12} {:>9} {:>12} {:>7}", "run", "records", "wall s", "records/s", "cpu s", "peak heap", "ratio");
     for (n, sync) in plan {
         let input = tmp.path().join(format!("orders-{n}.jsonl"));
         let bytes = write_input(&input, n).expect("write input");
         let mut best: [Option<Row>; 2] = [None, None];
-        for _ in 0..rounds {
-            let dir = fresh_dir(tmp.path(), "baseline");
-            let row = measure("hand-written loop", || baseline(&input, &dir, sync).expect("baseline run"));
-            assert_eq!(count_rows(&dir), n, "baseline wrote every row");
-            keep_best(&mut best[0], row);
-            let dir = fresh_dir(tmp.path(), "etl");
-            let row = measure("etl builder API", || rt.block_on(with_etl(&input, &dir, sync)).expect("etl run"));
-            assert_eq!(count_rows(&dir), n, "etl wrote every row");
-            keep_best(&mut best[1], row);
+        for round in 0..rounds {
+            let base_dir = fresh_dir(tmp.path(), &format!("baseline-{round}"));
+            let etl_dir = fresh_dir(tmp.path(), &format!("etl-{round}"));
+            if only != Some("etl") {
+                let row = measure("hand-written loop", || baseline(&input, &base_dir, sync).expect("baseline run"));
+                assert_eq!(count_rows(&base_dir), n, "baseline wrote every row");
+                keep_best(&mut best[0], row);
+            }
+            if only != Some("baseline") {
+                let row = measure("etl builder API", || run_etl(&rt, &input, &etl_dir, sync).expect("etl run"));
+                assert_eq!(count_rows(&etl_dir), n, "etl wrote every row");
+                keep_best(&mut best[1], row);
+            }
+            for dir in [base_dir, etl_dir] {
+                std::fs::remove_dir_all(dir).expect("remove bench output");
+            }
         }
-        let [Some(base), Some(etl)] = best else { unreachable!("rounds >= 1") };
         let label = if sync { " (fsync)" } else { "" };
         println!("-- {n} records, {:.0} MiB input{label}", bytes as f64 / (1 << 20) as f64);
-        for row in [&base, &etl] {
-            let ratio = (row.records as f64 / row.wall.as_secs_f64()) / (base.records as f64 / base.wall.as_secs_f64());
+        let base_rate = best[0].as_ref().map(|b| b.records as f64 / b.wall.as_secs_f64());
+        for row in best.iter().flatten() {
+            let rate = row.records as f64 / row.wall.as_secs_f64();
+            let ratio = base_rate.map_or(f64::NAN, |b| rate / b);
             println!(
                 "{:<26} {:>10} {:>9.2} {:>12.0} {:>9.2} {:>9.1} MiB {:>7.2}",
                 row.name,
                 row.records,
                 row.wall.as_secs_f64(),
-                row.records as f64 / row.wall.as_secs_f64(),
+                rate,
                 row.cpu.as_secs_f64(),
                 row.peak_heap as f64 / (1 << 20) as f64,
                 ratio

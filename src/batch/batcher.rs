@@ -235,6 +235,11 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        // Checked once per call rather than per record (it takes a lock): a cancellation is
+        // seen after at most one batch of records that were already ready.
+        if !this.stopping && this.token.is_cancelled() {
+            this.stopping = true;
+        }
         loop {
             if this.finished {
                 return Poll::Ready(None);
@@ -245,10 +250,6 @@ where
                 }
                 this.finished = true;
                 return Poll::Ready(this.error.take().map(Err));
-            }
-            if this.token.is_cancelled() {
-                this.stopping = true;
-                continue;
             }
             match this.input.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(incoming))) => {

@@ -7,6 +7,7 @@
 //! line or row behind.
 
 use crate::format::Format;
+use std::cell::RefCell;
 use crate::record::Record;
 
 /// A batch encoded as bytes, with the records that could not be encoded.
@@ -29,12 +30,32 @@ pub struct Encoded {
     pub rejected: Vec<(usize, String)>,
     /// How many records were encoded.
     pub count: usize,
+    /// The CSV writer, kept from batch to batch: creating one allocates and zeroes an 8 KiB
+    /// buffer, which cost more per 100-row batch than encoding the rows.
+    csv: Option<csv::Writer<Output>>,
 }
 
 /// A CSV writer into a `Vec` that writes no header of its own (the header row comes from
 /// [`Record::csv_header`]) and accepts rows of any length (dynamic records).
-fn csv_writer(buffer: Vec<u8>) -> csv::Writer<Vec<u8>> {
-    csv::WriterBuilder::new().has_headers(false).flexible(true).from_writer(buffer)
+fn csv_writer(buffer: Vec<u8>) -> csv::Writer<Output> {
+    csv::WriterBuilder::new().has_headers(false).flexible(true).from_writer(Output(RefCell::new(buffer)))
+}
+
+/// Where the CSV writer puts its bytes: a `Vec` that can be swapped in and out between batches
+/// through the writer's `get_ref` (`csv::Writer` has no `get_mut`), so that one writer (and its
+/// 8 KiB buffer) serves every batch.
+#[derive(Debug, Default)]
+struct Output(RefCell<Vec<u8>>);
+
+impl std::io::Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.get_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Encoded {
@@ -112,23 +133,43 @@ impl Encoded {
         if records.is_empty() {
             return;
         }
-        let mut writer = csv_writer(std::mem::take(&mut self.bytes));
+        // Rows are rarely refused (a value CSV cannot hold), so encode without tracking where
+        // each row starts; if one is refused, start over on the path that can cut it out.
+        if !self.encode_csv_rows(records, columns, header, false) {
+            self.clear();
+            self.encode_csv_rows(records, columns, header, true);
+        }
+    }
+
+    /// Encode the rows; with `careful`, a refused row is cut out and listed in `rejected`,
+    /// otherwise the first refused row stops the encoding and `false` is returned.
+    fn encode_csv_rows<T: Record>(&mut self, records: &[T], columns: &[String], header: bool, careful: bool) -> bool {
+        let mut writer = self.csv.take().unwrap_or_else(|| csv_writer(Vec::new()));
+        // The writer holds no buffered bytes between batches (see below): swap our Vec in.
+        writer.get_ref().0.replace(std::mem::take(&mut self.bytes));
         if header && !columns.is_empty() {
             if let Err(e) = writer.write_record(columns) {
                 // Cannot happen with a Vec; if it did, no row of the batch could be trusted.
                 self.bytes = Self::into_vec(Self::reset(writer, 0));
                 self.rejected.extend((0..records.len()).map(|i| (i, format!("cannot encode the CSV header: {e}"))));
-                return;
+                return true;
             }
         }
         for (i, record) in records.iter().enumerate() {
             // Flushing moves the writer's buffered bytes into the Vec, so that its length is
-            // exactly where this record starts (a memcpy of one row, no allocation; flushing
-            // into a Vec cannot fail).
-            let _ = writer.flush();
-            let start = writer.get_ref().len();
+            // exactly where this record starts (flushing into a Vec cannot fail).
+            let start = if careful {
+                let _ = writer.flush();
+                writer.get_ref().0.borrow().len()
+            } else {
+                0
+            };
             match record.write_csv_row(columns, &mut writer) {
                 Ok(()) => self.count += 1,
+                Err(_) if !careful => {
+                    self.bytes = Self::into_vec(Self::reset(writer, 0));
+                    return false;
+                }
                 Err(e) => {
                     // The writer may hold part of the row (and believe a row is in progress):
                     // drop it, cut the Vec back, and carry on with a fresh writer.
@@ -137,20 +178,31 @@ impl Encoded {
                 }
             }
         }
-        self.bytes = Self::into_vec(writer);
+        if let Err(e) = writer.flush() {
+            // Flushing into a Vec cannot fail; if it did, the writer's state is unknown.
+            tracing::error!(error = %e, "flushing a csv writer into a Vec failed");
+            self.bytes = Self::into_vec(writer);
+            return true;
+        }
+        self.bytes = writer.get_ref().0.take();
+        self.csv = Some(writer);
+        true
     }
 
     /// The writer's Vec with everything flushed into it (flushing into a Vec cannot fail).
-    fn into_vec(writer: csv::Writer<Vec<u8>>) -> Vec<u8> {
-        writer.into_inner().unwrap_or_else(|e| {
-            tracing::error!(error = %e.error(), "flushing a csv writer into a Vec failed");
-            Vec::new()
-        })
+    fn into_vec(writer: csv::Writer<Output>) -> Vec<u8> {
+        match writer.into_inner() {
+            Ok(output) => output.0.into_inner(),
+            Err(e) => {
+                tracing::error!(error = %e.error(), "flushing a csv writer into a Vec failed");
+                Vec::new()
+            }
+        }
     }
 
     /// Replace `writer` by a fresh one over its Vec cut back to `len` bytes (dropping
     /// whatever part of a row it held).
-    fn reset(writer: csv::Writer<Vec<u8>>, len: usize) -> csv::Writer<Vec<u8>> {
+    fn reset(writer: csv::Writer<Output>, len: usize) -> csv::Writer<Output> {
         let mut buffer = Self::into_vec(writer);
         buffer.truncate(len);
         csv_writer(buffer)

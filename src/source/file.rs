@@ -34,7 +34,6 @@ use futures::StreamExt;
 use serde::de::value::MapDeserializer;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 /// Bytes read from a JSONL file at a time.
@@ -135,26 +134,52 @@ impl<T: Record> LineDecoder<T> {
         LineDecoder { pending: BytesMut::with_capacity(CHUNK), line: 0, at_start: true, _record: PhantomData }
     }
 
-    /// Take the complete lines out of `pending` and decode them into `out`.
-    fn decode_complete(&mut self, out: &mut Vec<Item<T>>) {
+    /// The complete lines read so far (up to the last newline), to decode with
+    /// [`LineDecoder::next_line`]; empty when no line is complete yet.
+    fn take_complete(&mut self) -> Bytes {
         self.strip_bom(false);
-        let Some(last) = self.pending.iter().rposition(|&b| b == b'\n') else { return };
-        let chunk = self.pending.split_to(last + 1).freeze();
-        let mut start = 0;
-        while let Some(offset) = chunk[start..].iter().position(|&b| b == b'\n') {
-            let end = start + offset;
-            self.line_at(&chunk, start, end, out);
-            start = end + 1;
+        match memchr::memrchr(b'\n', &self.pending) {
+            Some(last) => self.pending.split_to(last + 1).freeze(),
+            None => Bytes::new(),
         }
     }
 
-    /// The input ended: decode the last line, which has no newline.
-    fn finish(&mut self, out: &mut Vec<Item<T>>) {
+    /// The input ended: what is left (the last line, which has no newline).
+    fn take_rest(&mut self) -> Bytes {
         self.strip_bom(true);
-        if !self.pending.is_empty() {
-            let chunk = self.pending.split().freeze();
-            let len = chunk.len();
-            self.line_at(&chunk, 0, len, out);
+        self.pending.split().freeze()
+    }
+
+    /// Decode the next non-blank line of `lines` and consume it; `None` once `lines` is used up.
+    /// The record's raw bytes are a slice of `lines` (no copy).
+    fn next_line(&mut self, lines: &mut Bytes) -> Option<Item<T>> {
+        while !lines.is_empty() {
+            let len = memchr::memchr(b'\n', lines).map_or(lines.len(), |i| i + 1);
+            let mut raw = lines.split_to(len);
+            self.line += 1;
+            if raw.last() == Some(&b'\n') {
+                raw.truncate(raw.len() - 1);
+            }
+            if raw.last() == Some(&b'\r') {
+                raw.truncate(raw.len() - 1);
+            }
+            if raw.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            return Some(Ok(self.decode(raw)));
+        }
+        None
+    }
+
+    fn decode(&self, raw: Bytes) -> Incoming<T, ()> {
+        let meta = Meta::at(Position::Line(self.line));
+        let size = raw.len();
+        match serde_json::from_slice::<T>(&raw) {
+            Ok(record) => Incoming::record(record, meta.with_raw(raw), size, ()),
+            Err(e) => {
+                let error = format!("line {}: {e}", self.line);
+                Incoming::failed(Failure::new(raw.clone(), FailureKind::Decode, error, meta.with_raw(raw)), ())
+            }
         }
     }
 
@@ -171,62 +196,51 @@ impl<T: Record> LineDecoder<T> {
             }
         }
     }
-
-    fn line_at(&mut self, chunk: &Bytes, start: usize, mut end: usize, out: &mut Vec<Item<T>>) {
-        self.line += 1;
-        if end > start && chunk[end - 1] == b'\r' {
-            end -= 1;
-        }
-        let text = &chunk[start..end];
-        if text.iter().all(u8::is_ascii_whitespace) {
-            return;
-        }
-        let raw = chunk.slice(start..end);
-        let meta = Meta::at(Position::Line(self.line));
-        let size = raw.len();
-        out.push(Ok(match serde_json::from_slice::<T>(text) {
-            Ok(record) => Incoming::record(record, meta.with_raw(raw), size, ()),
-            Err(e) => {
-                let error = format!("line {}: {e}", self.line);
-                Incoming::failed(Failure::new(raw.clone(), FailureKind::Decode, error, meta.with_raw(raw)), ())
-            }
-        }));
-    }
 }
 
-/// The decoded lines of a JSONL file, one chunk's worth at a time.
-fn jsonl_stream<T: Record>(file: tokio::fs::File, path: String) -> impl futures::Stream<Item = Item<T>> + Send {
-    struct State<T> {
-        file: tokio::fs::File,
-        decoder: LineDecoder<T>,
-        path: String,
-        done: bool,
-    }
-    let state = State { file, decoder: LineDecoder::<T>::new(), path, done: false };
-    futures::stream::unfold(state, |mut st| async move {
-        if st.done {
-            return None;
-        }
-        let mut out = Vec::new();
-        while out.is_empty() {
-            st.decoder.pending.reserve(CHUNK);
-            match st.file.read_buf(&mut st.decoder.pending).await {
+/// The decoded lines of a JSONL file, one per poll, straight out of the read buffer (no
+/// intermediate collection: a record is decoded where the batcher takes it).
+struct JsonlLines<T> {
+    file: tokio::fs::File,
+    decoder: LineDecoder<T>,
+    /// Complete lines read but not decoded yet.
+    lines: Bytes,
+    path: String,
+    done: bool,
+}
+
+fn jsonl_stream<T: Record>(file: tokio::fs::File, path: String) -> JsonlLines<T> {
+    JsonlLines { file, decoder: LineDecoder::new(), lines: Bytes::new(), path, done: false }
+}
+
+impl<T: Record> futures::Stream for JsonlLines<T> {
+    type Item = Item<T>;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Item<T>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        loop {
+            if let Some(item) = this.decoder.next_line(&mut this.lines) {
+                return Poll::Ready(Some(item));
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            this.decoder.pending.reserve(CHUNK);
+            match std::task::ready!(tokio_util::io::poll_read_buf(std::pin::Pin::new(&mut this.file), cx, &mut this.decoder.pending)) {
                 Ok(0) => {
-                    st.decoder.finish(&mut out);
-                    st.done = true;
-                    break;
+                    this.done = true;
+                    this.lines = this.decoder.take_rest();
                 }
-                Ok(_) => st.decoder.decode_complete(&mut out),
+                Ok(_) => this.lines = this.decoder.take_complete(),
                 Err(e) => {
-                    st.done = true;
-                    tracing::error!(path = %st.path, error = %e, "cannot read the file");
-                    out.push(Err(Error::Source(ConnectorError::retryable(component(&st.path), e))));
+                    this.done = true;
+                    tracing::error!(path = %this.path, error = %e, "cannot read the file");
+                    return Poll::Ready(Some(Err(Error::Source(ConnectorError::retryable(component(&this.path), e)))));
                 }
             }
         }
-        Some((futures::stream::iter(out), st))
-    })
-    .flatten()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -352,9 +366,11 @@ mod tests {
         let mut out = Vec::new();
         for piece in input.chunks(split_every.max(1)) {
             decoder.pending.extend_from_slice(piece);
-            decoder.decode_complete(&mut out);
+            let mut lines = decoder.take_complete();
+            out.extend(std::iter::from_fn(|| decoder.next_line(&mut lines)));
         }
-        decoder.finish(&mut out);
+        let mut rest = decoder.take_rest();
+        out.extend(std::iter::from_fn(|| decoder.next_line(&mut rest)));
         out.into_iter().map(Result::unwrap).collect()
     }
 
