@@ -358,3 +358,52 @@ async fn json_pipelines_work_on_field_paths_and_dead_letter_missing_fields() {
     assert_eq!(&entries[0].payload[..], br#"{"id":2}"#);
     assert_eq!(entries[0].error, "field `length.new` is missing");
 }
+
+/// A sink that records the largest number of batches read but not yet acknowledged.
+struct WatchInFlight {
+    timeline: Timeline,
+    peak: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl etl::Sink<i64> for WatchInFlight {
+    fn describe(&self) -> String {
+        "watch".into()
+    }
+    async fn write(&mut self, records: &[i64]) -> Result<etl::sink::Written, ConnectorError> {
+        // Give the reader every chance to run ahead.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let unacknowledged = READ.load(std::sync::atomic::Ordering::SeqCst) - self.timeline.acks().len();
+        self.peak.fetch_max(unacknowledged, std::sync::atomic::Ordering::SeqCst);
+        self.timeline.push(Event::Written(records.to_vec()));
+        Ok(etl::sink::Written::all())
+    }
+}
+
+/// Batches that went through the operators (counted by their first record, batches of 3).
+static READ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[tokio::test]
+async fn max_in_flight_bounds_batches_read_and_not_acknowledged() {
+    for max in [1usize, 2, 3] {
+        READ.store(0, std::sync::atomic::Ordering::SeqCst);
+        let timeline = Timeline::default();
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let source = AckedBatches { batches: batches(10, 3), timeline: timeline.clone() };
+        Pipeline::from(source)
+            .then(etl::operator::Inspect(|n: &i64| {
+                if n % 3 == 0 {
+                    READ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }))
+            .to(WatchInFlight { timeline: timeline.clone(), peak: peak.clone() })
+            .max_in_flight(max)
+            .handle_signals(false)
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(timeline.written(), (0..30).collect::<Vec<_>>());
+        assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), max, "max_in_flight = {max}");
+    }
+}

@@ -1,9 +1,11 @@
 //! The pipeline driver: pulls batches, runs the operators, writes to the sink with retries,
 //! dead-letters failed records and resolves every acknowledgement, in order.
 //!
-//! Reading and writing are two futures of the same task joined by a bounded channel of
-//! `max_in_flight` batches: the source reads the next batch while the sink writes, no operator
-//! or sink needs to be `'static`, and acknowledgements resolve in the order batches were read.
+//! Reading and writing are two futures of the same task joined by a channel: the source reads
+//! the next batch while the sink writes, no operator or sink needs to be `'static`, and
+//! acknowledgements resolve in the order batches were read. A semaphore of `max_in_flight`
+//! permits bounds the batches read and not yet acknowledged: the reader takes a permit before
+//! it reads a batch, and the permit is returned once that batch's acknowledgement is resolved.
 
 use super::report::Counters;
 use super::RunOptions;
@@ -19,7 +21,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 
@@ -57,16 +59,20 @@ where
     info!("started");
 
     let counters = Counters::default();
-    let (tx, rx) = mpsc::channel::<Batch<O::Out>>(options.max_in_flight.saturating_sub(1).max(1));
+    let in_flight = Arc::new(Semaphore::new(options.max_in_flight));
+    // The permits bound the channel too: it never holds more than `max_in_flight` batches.
+    let (tx, rx) = mpsc::channel::<(Batch<O::Out>, OwnedSemaphorePermit)>(options.max_in_flight);
 
     let reader = async {
         let mut stream = stream;
-        while let Some(next) = stream.next().await {
+        loop {
+            let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { break };
+            let Some(next) = stream.next().await else { break };
             let batch = next?;
             Counters::add(&counters.batches_in, 1);
             Counters::add(&counters.records_in, (batch.len() + batch.failures().len()) as u64);
             let batch = ops.apply(batch).await;
-            if tx.send(batch).await.is_err() {
+            if tx.send((batch, permit)).await.is_err() {
                 break; // the writer failed; its error is the run's
             }
         }
@@ -78,9 +84,12 @@ where
         let mut rx = rx;
         let mut progress = Progress::new(options.progress_interval);
         let mut writer = Writer { sink: &mut sink, dead_letters: &*dead_letters, options: &options, counters: &counters };
-        while let Some(batch) = rx.recv().await {
-            if let Err(e) = writer.deliver(batch).await {
+        while let Some((batch, permit)) = rx.recv().await {
+            let delivered = writer.deliver(batch).await;
+            drop(permit); // the batch's acknowledgement is resolved either way
+            if let Err(e) = delivered {
                 stop.cancel();
+                in_flight.close();
                 return Err(e);
             }
             progress.tick(&counters, started);

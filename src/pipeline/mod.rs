@@ -165,8 +165,9 @@ where
         self
     }
 
-    /// Batches in flight between the source and the sink (at least 1). Default 2: the source
-    /// reads the next batch while the sink writes the current one.
+    /// Batches read and not yet acknowledged, at most (at least 1). Memory is bounded by
+    /// `batch_size × max_in_flight`. Default 2: the source reads the next batch while the sink
+    /// writes the current one; 1 reads only once the previous batch is acknowledged.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.options.max_in_flight = n.max(1);
         self
