@@ -29,7 +29,9 @@ struct Paid {
 
 #[tokio::main]
 async fn main() -> etl::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
     let input = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/orders.jsonl");
 
     let report = Pipeline::from(etl::source::file::<Order>(input).batch_size(50))

@@ -40,7 +40,9 @@ impl std::str::FromStr for Format {
         match s.to_ascii_lowercase().as_str() {
             "jsonl" | "ndjson" | "json" => Ok(Format::Jsonl),
             "csv" => Ok(Format::Csv),
-            other => Err(ConfigError::Invalid { option: "format", message: format!("unknown format `{other}`; expected `jsonl` or `csv`") }),
+            other => {
+                Err(ConfigError::Invalid { option: "format", message: format!("unknown format `{other}`; expected `jsonl` or `csv`") })
+            }
         }
     }
 }

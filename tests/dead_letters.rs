@@ -145,7 +145,11 @@ async fn headers_positions_and_fields_round_trip(q: &dyn DeadLetters) {
         e.kind = kinds[i % 3];
         e.attempts = i as u32 * 1000;
         e.error = format!("error {i}: \u{1F4A5} \"quoted\"\nsecond line");
-        e.headers = vec![("trace-id".into(), Bytes::from_static(b"abc")), ("bin".into(), Bytes::from_static(b"\x00\xff\x80")), ("empty".into(), Bytes::new())];
+        e.headers = vec![
+            ("trace-id".into(), Bytes::from_static(b"abc")),
+            ("bin".into(), Bytes::from_static(b"\x00\xff\x80")),
+            ("empty".into(), Bytes::new()),
+        ];
         e.first_failed = UNIX_EPOCH + Duration::from_millis(1_000 * i as u64);
         e.last_failed = UNIX_EPOCH + Duration::from_millis(1_718_000_000_123 + i as u64);
         entries.push(e);

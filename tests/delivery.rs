@@ -21,7 +21,14 @@ async fn sink_failing_then_succeeding_loses_nothing_and_acks_only_after_the_writ
     let timeline = Timeline::default();
     let sink = ScriptedSink::new([Answer::Retryable, Answer::Retryable, Answer::Ok, Answer::Retryable], &timeline);
     let source = AckedBatches { batches: batches(4, 5), timeline: timeline.clone() };
-    let report = Pipeline::from(source).to(sink).retry(quick_retries(3)).handle_signals(false).dead_letters(MemoryDeadLetters::new()).run().await.unwrap();
+    let report = Pipeline::from(source)
+        .to(sink)
+        .retry(quick_retries(3))
+        .handle_signals(false)
+        .dead_letters(MemoryDeadLetters::new())
+        .run()
+        .await
+        .unwrap();
 
     assert_eq!(timeline.written(), (0..20).collect::<Vec<_>>(), "every record written exactly once, in order");
     assert_eq!(timeline.acks(), (0..4).map(|i| (i, Status::Delivered)).collect::<Vec<_>>());
@@ -41,7 +48,14 @@ async fn sink_that_always_fails_stops_the_run_and_acks_nothing() {
     let timeline = Timeline::default();
     let sink = ScriptedSink::new(std::iter::repeat_n(Answer::Retryable, 100), &timeline);
     let source = AckedBatches { batches: batches(3, 4), timeline: timeline.clone() };
-    let err = Pipeline::from(source).to(sink).retry(quick_retries(2)).handle_signals(false).dead_letters(MemoryDeadLetters::new()).run().await.unwrap_err();
+    let err = Pipeline::from(source)
+        .to(sink)
+        .retry(quick_retries(2))
+        .handle_signals(false)
+        .dead_letters(MemoryDeadLetters::new())
+        .run()
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, Error::Sink(ref e) if e.is_retryable()), "{err}");
     assert!(timeline.written().is_empty());
@@ -114,7 +128,11 @@ impl DeadLetters for DownQueue {
     async fn list(&self) -> Result<Vec<DeadLetter>, ConnectorError> {
         Ok(vec![])
     }
-    async fn replay(&self, _: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync), _: &mut dyn Republish) -> Result<usize, ConnectorError> {
+    async fn replay(
+        &self,
+        _: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync),
+        _: &mut dyn Republish,
+    ) -> Result<usize, ConnectorError> {
         Ok(0)
     }
     async fn purge(&self, _: Duration) -> Result<usize, ConnectorError> {
@@ -128,7 +146,8 @@ async fn a_dead_letter_queue_that_is_down_leaves_the_batch_for_redelivery() {
     let mut sink = ScriptedSink::new([], &timeline);
     sink.reject = |r| r == 1;
     let source = AckedBatches { batches: vec![vec![0, 1, 2]], timeline: timeline.clone() };
-    let err = Pipeline::from(source).to(sink).retry(quick_retries(1)).handle_signals(false).dead_letters(DownQueue).run().await.unwrap_err();
+    let err =
+        Pipeline::from(source).to(sink).retry(quick_retries(1)).handle_signals(false).dead_letters(DownQueue).run().await.unwrap_err();
     assert!(matches!(err, Error::DeadLetters(_)), "{err}");
     assert_eq!(timeline.acks(), vec![(0, Status::Errored)], "not done: the rejected record is in nobody's custody");
 }
@@ -137,9 +156,11 @@ async fn a_dead_letter_queue_that_is_down_leaves_the_batch_for_redelivery() {
 async fn shutdown_mid_batch_flushes_the_partial_batch_and_acks_it() {
     let timeline = Timeline::default();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let source = Fed { rx, batching: BatchConfig::default().batch_size(100).batch_timeout(Duration::from_secs(3600)), timeline: timeline.clone() };
+    let source =
+        Fed { rx, batching: BatchConfig::default().batch_size(100).batch_timeout(Duration::from_secs(3600)), timeline: timeline.clone() };
     let token = CancellationToken::new();
-    let run = tokio::spawn(Pipeline::from(source).to(ScriptedSink::new([], &timeline)).handle_signals(false).cancel_on(token.clone()).run());
+    let run =
+        tokio::spawn(Pipeline::from(source).to(ScriptedSink::new([], &timeline)).handle_signals(false).cancel_on(token.clone()).run());
     for i in 0..10 {
         tx.send(i).unwrap();
     }
@@ -158,7 +179,8 @@ async fn shutdown_mid_batch_flushes_the_partial_batch_and_acks_it() {
 async fn a_trickle_is_flushed_batch_timeout_after_its_first_record() {
     let timeline = Timeline::default();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let source = Fed { rx, batching: BatchConfig::default().batch_size(1000).batch_timeout(Duration::from_secs(1)), timeline: timeline.clone() };
+    let source =
+        Fed { rx, batching: BatchConfig::default().batch_size(1000).batch_timeout(Duration::from_secs(1)), timeline: timeline.clone() };
     let started = tokio::time::Instant::now();
     let written_at = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = written_at.clone();
@@ -197,7 +219,12 @@ async fn shutdown_gives_up_after_its_deadline_and_leaves_the_batch_for_redeliver
     let source = Fed { rx, batching: BatchConfig::default().batch_size(1), timeline: timeline.clone() };
     let token = CancellationToken::new();
     let run = tokio::spawn(
-        Pipeline::from(source).to(ScriptedSink::new([Answer::Hang], &timeline)).handle_signals(false).cancel_on(token.clone()).shutdown_timeout(Duration::from_secs(5)).run(),
+        Pipeline::from(source)
+            .to(ScriptedSink::new([Answer::Hang], &timeline))
+            .handle_signals(false)
+            .cancel_on(token.clone())
+            .shutdown_timeout(Duration::from_secs(5))
+            .run(),
     );
     tokio::time::sleep(Duration::from_millis(10)).await;
     token.cancel();
@@ -210,7 +237,8 @@ async fn shutdown_gives_up_after_its_deadline_and_leaves_the_batch_for_redeliver
 #[tokio::test]
 async fn max_records_and_max_batches_end_the_source() {
     let out = etl::sink::collect::<i64>();
-    let report = Pipeline::from(etl::source::iter(0..1000).batch_size(10).max_records(25)).to(out.sink()).handle_signals(false).run().await.unwrap();
+    let report =
+        Pipeline::from(etl::source::iter(0..1000).batch_size(10).max_records(25)).to(out.sink()).handle_signals(false).run().await.unwrap();
     assert_eq!(out.records(), (0..25).collect::<Vec<_>>());
     assert_eq!(report.batches, 3);
 
@@ -239,7 +267,12 @@ impl Source for BreaksAfterOne {
 #[tokio::test]
 async fn a_source_error_still_delivers_what_was_read_then_fails_the_run() {
     let timeline = Timeline::default();
-    let err = Pipeline::from(BreaksAfterOne(timeline.clone())).to(ScriptedSink::new([], &timeline)).handle_signals(false).run().await.unwrap_err();
+    let err = Pipeline::from(BreaksAfterOne(timeline.clone()))
+        .to(ScriptedSink::new([], &timeline))
+        .handle_signals(false)
+        .run()
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Source(_)), "{err}");
     assert_eq!(timeline.written(), vec![1, 2]);
     assert_eq!(timeline.acks(), vec![(0, Status::Delivered)]);
@@ -305,9 +338,9 @@ async fn bad_json_lines_are_dead_lettered_with_raw_bytes_and_the_rest_delivered(
     let input = dir.path().join("orders.jsonl");
     let lines: Vec<&[u8]> = vec![
         br#"{"id":1,"customer":"Ada"}"#,
-        br#"{"id":2,"customer":"#,                  // truncated
-        b"{\"id\":3,\"customer\":\"\xff\xfe\"}",    // invalid UTF-8
-        br#"{"id":"four","customer":"Bob"}"#,        // wrong type
+        br#"{"id":2,"customer":"#,               // truncated
+        b"{\"id\":3,\"customer\":\"\xff\xfe\"}", // invalid UTF-8
+        br#"{"id":"four","customer":"Bob"}"#,    // wrong type
         "{\"id\":5,\"customer\":\"Zoë, \\\"Z\\\"\"}".as_bytes(),
     ];
     std::fs::write(&input, lines.join(&b'\n')).unwrap();

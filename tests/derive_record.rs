@@ -7,11 +7,7 @@ use etl::record::{Field, Schema};
 
 /// `(serde name, Rust name, type)` of each schema field.
 fn fields(schema: &Schema) -> Vec<(&'static str, &'static str, &'static str)> {
-    schema
-        .fields
-        .iter()
-        .map(|f| (f.name, f.rust_name, f.ty))
-        .collect()
+    schema.fields.iter().map(|f| (f.name, f.rust_name, f.ty)).collect()
 }
 
 /// The keys serde_json writes for `value`, in order (`preserve_order` is on in etl).
@@ -33,26 +29,16 @@ fn json_round_trip<T: Record>(value: &T) -> T {
 /// Write `batch` as CSV through `Record::csv_header` / `write_csv_row`, read it back with serde.
 fn csv_round_trip<T: Record>(batch: &[T]) -> (Vec<String>, Vec<T>) {
     let header = T::csv_header(batch);
-    let mut out = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(Vec::new());
+    let mut out = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
     out.write_record(&header).expect("header");
     for record in batch {
         record.write_csv_row(&header, &mut out).expect("row");
     }
     let bytes = out.into_inner().expect("flush");
     let mut reader = csv::Reader::from_reader(bytes.as_slice());
-    let read_header: Vec<String> = reader
-        .headers()
-        .expect("header")
-        .iter()
-        .map(str::to_owned)
-        .collect();
+    let read_header: Vec<String> = reader.headers().expect("header").iter().map(str::to_owned).collect();
     assert_eq!(read_header, header);
-    let back = reader
-        .deserialize()
-        .collect::<Result<Vec<T>, _>>()
-        .expect("rows deserialize");
+    let back = reader.deserialize().collect::<Result<Vec<T>, _>>().expect("rows deserialize");
     (header, back)
 }
 
@@ -99,21 +85,9 @@ fn schema_lists_serialized_fields_in_order() {
     assert!(!schema.is_dynamic());
     assert_eq!(
         fields(schema),
-        [
-            ("id", "id", "i64"),
-            ("type", "kind", "String"),
-            ("total_cents", "total", "u64"),
-            ("note", "note", "Option<String>"),
-        ]
+        [("id", "id", "i64"), ("type", "kind", "String"), ("total_cents", "total", "u64"), ("note", "note", "Option<String>"),]
     );
-    assert_eq!(
-        schema.fields[0],
-        Field {
-            name: "id",
-            rust_name: "id",
-            ty: "i64"
-        }
-    );
+    assert_eq!(schema.fields[0], Field { name: "id", rust_name: "id", ty: "i64" });
     // One static per type.
     assert!(std::ptr::eq(Order::schema(), Order::schema()));
 }
@@ -136,30 +110,14 @@ fn same_name_in_two_modules_rename_all_and_raw_identifiers() {
 
 #[test]
 fn schema_names_are_the_json_keys_and_round_trip() {
-    let order = shop::orders::Order {
-        id: 7,
-        kind: "retail".into(),
-        total: 1_000_000_123,
-        cached: Some("not serialized".into()),
-        note: None,
-    };
-    assert_eq!(
-        json_keys(&order),
-        shop::orders::Order::schema()
-            .field_names()
-            .collect::<Vec<_>>()
-    );
+    let order =
+        shop::orders::Order { id: 7, kind: "retail".into(), total: 1_000_000_123, cached: Some("not serialized".into()), note: None };
+    assert_eq!(json_keys(&order), shop::orders::Order::schema().field_names().collect::<Vec<_>>());
     let back: shop::orders::Order = serde_json::from_value(serde_json::json!({
         "id": 7, "type": "retail", "total": 1_000_000_123, "note": null
     }))
     .expect("deserializes with the deserialize name");
-    assert_eq!(
-        back,
-        shop::orders::Order {
-            cached: None,
-            ..order.clone()
-        }
-    );
+    assert_eq!(back, shop::orders::Order { cached: None, ..order.clone() });
 
     let user = shop::users::Order {
         user_id: 1,
@@ -169,12 +127,7 @@ fn schema_names_are_the_json_keys_and_round_trip() {
         r#type: "admin".into(),
         r#match: true,
     };
-    assert_eq!(
-        json_keys(&user),
-        shop::users::Order::schema()
-            .field_names()
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(json_keys(&user), shop::users::Order::schema().field_names().collect::<Vec<_>>());
     let back = json_round_trip(&user);
     assert_eq!(back.password_hash, "");
     assert_eq!(back.first_name, "Ada");
@@ -290,17 +243,11 @@ mod generic {
 #[test]
 fn generic_structs_are_records() {
     type P = generic::Page<String, 2>;
-    assert_eq!(
-        fields(P::schema()),
-        [("page", "page", "u32"), ("items", "items", "Vec<T>")]
-    );
+    assert_eq!(fields(P::schema()), [("page", "page", "u32"), ("items", "items", "Vec<T>")]);
     // The schema does not depend on the parameters.
     assert_eq!(P::schema(), generic::Page::<i64, 3>::schema());
     assert_eq!(P::SIZE, 2);
-    let page = P {
-        page: 1,
-        items: vec!["a".into(), "b".into()],
-    };
+    let page = P { page: 1, items: vec!["a".into(), "b".into()] };
     assert_eq!(json_round_trip(&page), page);
 
     // Usable where `Record` is required, e.g. by a pipeline.
@@ -310,10 +257,7 @@ fn generic_structs_are_records() {
     assert_eq!(is_record::<P>(), "Page");
     type T = generic::Tagged<Vec<u8>>;
     assert_eq!(fields(T::schema()), [("id", "id", "i64")]);
-    let back = json_round_trip(&T {
-        id: 3,
-        marker: vec![1],
-    });
+    let back = json_round_trip(&T { id: 3, marker: vec![1] });
     assert_eq!((back.id, back.marker), (3, vec![]));
 }
 
@@ -325,16 +269,7 @@ fn derived_records_flow_through_a_pipeline() {
         sensor_id: String,
         value: f64,
     }
-    let input = vec![
-        Reading {
-            sensor_id: "a".into(),
-            value: 1.5,
-        },
-        Reading {
-            sensor_id: "b".into(),
-            value: -2.0,
-        },
-    ];
+    let input = vec![Reading { sensor_id: "a".into(), value: 1.5 }, Reading { sensor_id: "b".into(), value: -2.0 }];
     let out = etl::sink::collect();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -44,7 +44,9 @@ fn awkward_orders() -> Vec<Order> {
     vec![
         Order { id: 1, name: "plain".into(), note: None, amount: Some(1_000_000_000_000) },
         Order { id: 2, name: "comma, inside".into(), note: Some("\"quoted\" and \"\"double\"\"".into()), amount: None },
-        Order { id: 3, name: "line\nbreak\r\nand crlf".into(), note: Some("emoji 🦀🚀 and RTL שלום עולם مرحبا".into()), amount: Some(-5) },
+        Order {
+            id: 3, name: "line\nbreak\r\nand crlf".into(), note: Some("emoji 🦀🚀 and RTL שלום עולם مرحبا".into()), amount: Some(-5)
+        },
         Order { id: 4, name: " leading and trailing spaces ".into(), note: Some(",\n\"".into()), amount: Some(0) },
     ]
 }
@@ -195,14 +197,19 @@ async fn csv_source_failures_and_positions() {
     let batches = read_all(etl::source::file::<Order>(path.to_str().unwrap()).format(Format::Csv)).await;
     let good: Vec<(u64, i64)> = batches.iter().flat_map(|b| b.iter_with_meta().map(|(r, m)| (line_of(m), r.id))).collect();
     assert_eq!(good, [(1, 1), (3, 3), (5, 5)]);
-    let bad: Vec<(u64, Vec<u8>)> = batches.iter().flat_map(|b| b.failures().iter().map(|f| (line_of(&f.meta), f.payload.to_vec()))).collect();
+    let bad: Vec<(u64, Vec<u8>)> =
+        batches.iter().flat_map(|b| b.failures().iter().map(|f| (line_of(&f.meta), f.payload.to_vec()))).collect();
     assert_eq!(bad, [(2, b"x,b,,".to_vec()), (4, b"4,too,many,cells,here".to_vec())]);
 }
 
 #[tokio::test]
 async fn integer_ids_stay_integers_next_to_nulls() {
     let dir = tempfile::tempdir().unwrap();
-    let records = vec![rec(json!({"id": 1_000_000_000u64, "v": null})), rec(json!({"id": 2, "v": 2.5})), rec(json!({"id": 9_007_199_254_740_993u64, "v": 1}))];
+    let records = vec![
+        rec(json!({"id": 1_000_000_000u64, "v": null})),
+        rec(json!({"id": 2, "v": 2.5})),
+        rec(json!({"id": 9_007_199_254_740_993u64, "v": 1})),
+    ];
     let mut jsonl = etl::sink::file(dir.path().to_str().unwrap()).prefix("j");
     jsonl.write(&records).await.unwrap();
     let mut csv = etl::sink::file(dir.path().to_str().unwrap()).prefix("c").format(Format::Csv);
@@ -215,7 +222,9 @@ async fn integer_ids_stay_integers_next_to_nulls() {
     typed_sink.write(&typed).await.unwrap();
 
     let files = data_files(dir.path());
-    let text = |prefix: &str| std::fs::read_to_string(files.iter().find(|p| p.file_name().unwrap().to_str().unwrap().starts_with(prefix)).unwrap()).unwrap();
+    let text = |prefix: &str| {
+        std::fs::read_to_string(files.iter().find(|p| p.file_name().unwrap().to_str().unwrap().starts_with(prefix)).unwrap()).unwrap()
+    };
     assert_eq!(text("c-"), "id,v\n1000000000,\n2,2.5\n9007199254740993,1\n");
     assert_eq!(text("j-"), "{\"id\":1000000000,\"v\":null}\n{\"id\":2,\"v\":2.5}\n{\"id\":9007199254740993,\"v\":1}\n");
     assert_eq!(text("t-"), "id,name,note,amount\n1000000000,a,,\n2,b,,3000000000\n");
@@ -259,7 +268,8 @@ async fn size_rolling_respects_the_limit_with_one_header_per_file() {
     Sink::<Order>::open(&mut sink).await.unwrap();
     let mut all = Vec::new();
     for i in 0..40i64 {
-        let batch: Vec<Order> = (0..(i % 3 + 1)).map(|j| Order { id: i * 10 + j, name: format!("name {i},{j}"), note: None, amount: Some(j) }).collect();
+        let batch: Vec<Order> =
+            (0..(i % 3 + 1)).map(|j| Order { id: i * 10 + j, name: format!("name {i},{j}"), note: None, amount: Some(j) }).collect();
         sink.write(&batch).await.unwrap();
         all.extend(batch);
     }
@@ -342,7 +352,11 @@ async fn open_errors_name_the_path() {
     assert!(matches!(e, etl::Error::Config(_)), "{e:?}");
     assert!(e.to_string().contains("data.parquet"), "{e}");
 
-    let e = etl::source::file::<Json>("${ETL_TEST_SURELY_UNSET_VAR}.jsonl").open(SourceContext::new(CancellationToken::new())).await.err().unwrap();
+    let e = etl::source::file::<Json>("${ETL_TEST_SURELY_UNSET_VAR}.jsonl")
+        .open(SourceContext::new(CancellationToken::new()))
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(e, etl::Error::Config(_)), "{e:?}");
 }
 
@@ -365,7 +379,8 @@ async fn shutdown_stops_reading() {
         };
         std::fs::write(&path, content).unwrap();
         let token = CancellationToken::new();
-        let mut stream = etl::source::file::<Json>(path.to_str().unwrap()).batch_size(100).open(SourceContext::new(token.clone())).await.unwrap();
+        let mut stream =
+            etl::source::file::<Json>(path.to_str().unwrap()).batch_size(100).open(SourceContext::new(token.clone())).await.unwrap();
         let first = stream.next().await.unwrap().unwrap();
         assert_eq!(first.len(), 100);
         token.cancel();

@@ -104,8 +104,7 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<RecordDef> {
     record_attrs(&input.attrs, &mut errors);
     check_generics(&input.generics, &mut errors);
 
-    const SHAPE_HELP: &str =
-        "help: use `struct Name { field: Type }`, or `etl::Json` for schemaless records";
+    const SHAPE_HELP: &str = "help: use `struct Name { field: Type }`, or `etl::Json` for schemaless records";
     let named = match &input.data {
         Data::Struct(s) => match &s.fields {
             Fields::Named(named) => Some(named),
@@ -167,13 +166,7 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<RecordDef> {
                     ),
                 ));
             }
-            fields.push(FieldDef {
-                ty_text: type_text(&field.ty),
-                ty: field.ty.clone(),
-                ident,
-                name,
-                rust_name,
-            });
+            fields.push(FieldDef { ty_text: type_text(&field.ty), ty: field.ty.clone(), ident, name, rust_name });
         }
         if fields.is_empty() {
             errors.push(syn::Error::new(
@@ -184,11 +177,7 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<RecordDef> {
         }
     }
 
-    errors.finish(RecordDef {
-        ident: input.ident.clone(),
-        generics: input.generics.clone(),
-        fields,
-    })
+    errors.finish(RecordDef { ident: input.ident.clone(), generics: input.generics.clone(), fields })
 }
 
 /// Records are owned and `'static`, so lifetime parameters cannot be satisfied; type and const
@@ -226,19 +215,12 @@ fn container_attrs(attrs: &[Attribute], errors: &mut Errors) -> ContainerAttrs {
                         Some(rule) => out.rename_all = Some(rule),
                         None => errors.push(syn::Error::new(
                             lit.span(),
-                            format!(
-                                "unknown `rename_all` rule \"{}\"; help: use one of {}",
-                                lit.value(),
-                                RenameRule::names()
-                            ),
+                            format!("unknown `rename_all` rule \"{}\"; help: use one of {}", lit.value(), RenameRule::names()),
                         )),
                     }
                 }
                 Ok(())
-            } else if let Some(why) = ["transparent", "into", "tag"]
-                .into_iter()
-                .find(|k| meta.path.is_ident(k))
-            {
+            } else if let Some(why) = ["transparent", "into", "tag"].into_iter().find(|k| meta.path.is_ident(k)) {
                 errors.push(syn::Error::new(
                     meta.path.span(),
                     format!(
@@ -378,12 +360,7 @@ fn write_tokens(tokens: TokenStream, out: &mut String) {
             }
             TokenTree::Punct(p) => {
                 let c = p.as_char();
-                let next_is = |want: char,
-                               iter: &mut std::iter::Peekable<
-                    proc_macro2::token_stream::IntoIter,
-                >| {
-                    matches!(iter.peek(), Some(TokenTree::Punct(n)) if n.as_char() == want)
-                };
+                let next_is = |want: char, iter: &mut std::iter::Peekable<proc_macro2::token_stream::IntoIter>| matches!(iter.peek(), Some(TokenTree::Punct(n)) if n.as_char() == want);
                 match c {
                     // A lifetime: `'` glued to its name, spaced like a word before it.
                     '\'' => {
@@ -423,8 +400,7 @@ fn write_tokens(tokens: TokenStream, out: &mut String) {
                         out.push(c);
                         prev_word = false;
                         space_after = false;
-                        glued =
-                            c == ':' || c == '&' || c == '*' || c == '<' || c == '!' || c == '#';
+                        glued = c == ':' || c == '&' || c == '*' || c == '<' || c == '!' || c == '#';
                     }
                 }
             }
@@ -445,15 +421,12 @@ pub(crate) fn expand(def: &RecordDef) -> TokenStream {
     let mut generics = def.generics.clone();
     let (_, ty_generics, _) = def.generics.split_for_impl();
     if !def.generics.params.is_empty() {
-        generics
-            .make_where_clause()
-            .predicates
-            .push(syn::parse_quote! {
-                #ident #ty_generics: ::etl::prelude::Serialize
-                    + for<'__etl_de> ::etl::prelude::Deserialize<'__etl_de>
-                    + ::core::marker::Send
-                    + 'static
-            });
+        generics.make_where_clause().predicates.push(syn::parse_quote! {
+            #ident #ty_generics: ::etl::prelude::Serialize
+                + for<'__etl_de> ::etl::prelude::Deserialize<'__etl_de>
+                + ::core::marker::Send
+                + 'static
+        });
     }
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     let fields = def.fields.iter().map(|f| {
@@ -508,24 +481,14 @@ mod tests {
     }
 
     fn names(def: &RecordDef) -> Vec<(&str, &str, &str)> {
-        def.fields
-            .iter()
-            .map(|f| (f.name.as_str(), f.rust_name.as_str(), f.ty_text.as_str()))
-            .collect()
+        def.fields.iter().map(|f| (f.name.as_str(), f.rust_name.as_str(), f.ty_text.as_str())).collect()
     }
 
     #[test]
     fn plain_struct_in_declaration_order() {
         let def = parse_ok(quote! { struct Order { id: i64, customer: String, lines: Vec<Line> } });
         assert_eq!(def.ident, "Order");
-        assert_eq!(
-            names(&def),
-            [
-                ("id", "id", "i64"),
-                ("customer", "customer", "String"),
-                ("lines", "lines", "Vec<Line>")
-            ]
-        );
+        assert_eq!(names(&def), [("id", "id", "i64"), ("customer", "customer", "String"), ("lines", "lines", "Vec<Line>")]);
     }
 
     #[test]
@@ -539,10 +502,7 @@ mod tests {
             }
         });
         assert_eq!(
-            def.fields
-                .iter()
-                .map(|f| (f.name.as_str(), f.rust_name.as_str()))
-                .collect::<Vec<_>>(),
+            def.fields.iter().map(|f| (f.name.as_str(), f.rust_name.as_str())).collect::<Vec<_>>(),
             [("type", "kind"), ("out", "a"), ("b", "b"), ("c2", "c")]
         );
     }
@@ -554,13 +514,7 @@ mod tests {
             #[serde(deny_unknown_fields, rename_all = "camelCase")]
             struct S { user_id: i64, #[serde(rename = "X")] created_at: i64, r#type: String }
         });
-        assert_eq!(
-            def.fields
-                .iter()
-                .map(|f| f.name.as_str())
-                .collect::<Vec<_>>(),
-            ["userId", "X", "type"]
-        );
+        assert_eq!(def.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["userId", "X", "type"]);
 
         let def = parse_ok(quote! {
             #[serde(rename_all(serialize = "SCREAMING-KEBAB-CASE", deserialize = "snake_case"))]
@@ -579,22 +533,13 @@ mod tests {
                 #[serde(skip_deserializing)] d: i64,
             }
         });
-        assert_eq!(
-            def.fields
-                .iter()
-                .map(|f| f.name.as_str())
-                .collect::<Vec<_>>(),
-            ["a", "d"]
-        );
+        assert_eq!(def.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["a", "d"]);
     }
 
     #[test]
     fn raw_identifiers_are_unrawed() {
         let def = parse_ok(quote! { struct r#Match { r#type: String, r#match: u8 } });
-        assert_eq!(
-            names(&def),
-            [("type", "type", "String"), ("match", "match", "u8")]
-        );
+        assert_eq!(names(&def), [("type", "type", "String"), ("match", "match", "u8")]);
         assert!(expand(&def).to_string().contains("name : \"Match\""));
     }
 
@@ -604,10 +549,7 @@ mod tests {
             (quote!(i64), "i64"),
             (quote!(Vec<String>), "Vec<String>"),
             (quote!(Option<Vec<Option<u8>>>), "Option<Vec<Option<u8>>>"),
-            (
-                quote!(std::collections::HashMap<String, i64>),
-                "std::collections::HashMap<String, i64>",
-            ),
+            (quote!(std::collections::HashMap<String, i64>), "std::collections::HashMap<String, i64>"),
             (quote!(::std::string::String), "::std::string::String"),
             (quote!(&'static str), "&'static str"),
             (quote!(&'a mut [u8]), "&'a mut [u8]"),
@@ -616,16 +558,10 @@ mod tests {
             (quote!([u8; 4]), "[u8; 4]"),
             (quote!((i64, String)), "(i64, String)"),
             (quote!(fn(i64) -> bool), "fn(i64) -> bool"),
-            (
-                quote!(Box<dyn Fn() + Send + 'static>),
-                "Box<dyn Fn() + Send + 'static>",
-            ),
+            (quote!(Box<dyn Fn() + Send + 'static>), "Box<dyn Fn() + Send + 'static>"),
             (quote!(*const T), "*const T"),
             (quote!(<T as Iterator>::Item), "<T as Iterator>::Item"),
-            (
-                quote!(Box<dyn Iterator<Item = u8>>),
-                "Box<dyn Iterator<Item = u8>>",
-            ),
+            (quote!(Box<dyn Iterator<Item = u8>>), "Box<dyn Iterator<Item = u8>>"),
         ];
         for (tokens, want) in cases {
             let ty: Type = syn::parse2(tokens).expect("type");
@@ -637,45 +573,20 @@ mod tests {
     fn expands_to_record_impl_with_static_schema() {
         let def = parse_ok(quote! { struct Order { #[serde(rename = "ID")] id: i64 } });
         let out = expand(&def).to_string();
-        assert!(
-            out.contains("impl :: etl :: record :: Record for Order"),
-            "{out}"
-        );
-        assert!(
-            out.contains("fn schema () -> & 'static :: etl :: record :: Schema"),
-            "{out}"
-        );
-        assert!(
-            out.contains("static SCHEMA : :: etl :: record :: Schema"),
-            "{out}"
-        );
-        assert!(
-            out.contains(
-                ":: etl :: record :: Field { name : \"ID\" , rust_name : \"id\" , ty : \"i64\" }"
-            ),
-            "{out}"
-        );
-        assert!(
-            !out.contains("where"),
-            "no bounds for a non-generic struct: {out}"
-        );
+        assert!(out.contains("impl :: etl :: record :: Record for Order"), "{out}");
+        assert!(out.contains("fn schema () -> & 'static :: etl :: record :: Schema"), "{out}");
+        assert!(out.contains("static SCHEMA : :: etl :: record :: Schema"), "{out}");
+        assert!(out.contains(":: etl :: record :: Field { name : \"ID\" , rust_name : \"id\" , ty : \"i64\" }"), "{out}");
+        assert!(!out.contains("where"), "no bounds for a non-generic struct: {out}");
     }
 
     #[test]
     fn generics_get_a_whole_type_bound() {
-        let def = parse_ok(
-            quote! { struct Page<T: Clone, const N: usize> where T: Default { items: Vec<T> } },
-        );
+        let def = parse_ok(quote! { struct Page<T: Clone, const N: usize> where T: Default { items: Vec<T> } });
         let out = expand(&def).to_string();
         assert!(out.contains("impl < T : Clone , const N : usize > :: etl :: record :: Record for Page < T , N >"), "{out}");
-        assert!(
-            out.contains("where T : Default , Page < T , N > : :: etl :: prelude :: Serialize"),
-            "{out}"
-        );
-        assert!(
-            out.contains("for < '__etl_de > :: etl :: prelude :: Deserialize < '__etl_de >"),
-            "{out}"
-        );
+        assert!(out.contains("where T : Default , Page < T , N > : :: etl :: prelude :: Serialize"), "{out}");
+        assert!(out.contains("for < '__etl_de > :: etl :: prelude :: Deserialize < '__etl_de >"), "{out}");
         assert!(out.contains(":: core :: marker :: Send + 'static"), "{out}");
     }
 
@@ -705,32 +616,19 @@ mod tests {
         ] {
             let errs = errors(input);
             assert_eq!(errs.len(), 1, "{errs:?}");
-            assert!(
-                errs[0].starts_with("`#[derive(Record)]` needs a struct with named fields"),
-                "{errs:?}"
-            );
+            assert!(errs[0].starts_with("`#[derive(Record)]` needs a struct with named fields"), "{errs:?}");
             assert!(errs[0].contains(what), "{errs:?}");
-            assert!(
-                errs[0].contains("help: use `struct Name { field: Type }`, or `etl::Json`"),
-                "{errs:?}"
-            );
+            assert!(errs[0].contains("help: use `struct Name { field: Type }`, or `etl::Json`"), "{errs:?}");
         }
     }
 
     #[test]
     fn error_spans_point_at_the_user_token() {
         let input: DeriveInput = syn::parse2(quote! { enum E { A } }).expect("parses");
-        let Data::Enum(e) = &input.data else {
-            unreachable!()
-        };
-        let Err(err) = parse(&input) else {
-            panic!("an enum is an error")
-        };
+        let Data::Enum(e) = &input.data else { unreachable!() };
+        let Err(err) = parse(&input) else { panic!("an enum is an error") };
         // Spans of one `quote!` are all call_site outside the compiler; compare debug text instead.
-        assert_eq!(
-            format!("{:?}", err.span()),
-            format!("{:?}", e.enum_token.span)
-        );
+        assert_eq!(format!("{:?}", err.span()), format!("{:?}", e.enum_token.span));
     }
 
     #[test]
@@ -745,40 +643,20 @@ mod tests {
             }
         });
         assert_eq!(errs.len(), 6, "{errs:#?}");
+        assert!(errs[0].starts_with("unknown `rename_all` rule \"camelcase\"; help: use one of \"lowercase\""), "{errs:#?}");
+        assert!(errs[1].contains("does not support lifetime parameters"), "{errs:#?}");
         assert!(
-            errs[0].starts_with(
-                "unknown `rename_all` rule \"camelcase\"; help: use one of \"lowercase\""
-            ),
-            "{errs:#?}"
-        );
-        assert!(
-            errs[1].contains("does not support lifetime parameters"),
-            "{errs:#?}"
-        );
-        assert!(
-            errs[2].starts_with(
-                "`#[serde(flatten)]` is not supported by Record: the fields are not known at compile time; help:"
-            ),
+            errs[2].starts_with("`#[serde(flatten)]` is not supported by Record: the fields are not known at compile time; help:"),
             "{errs:#?}"
         );
         assert!(errs[3].contains("flatten"), "{errs:#?}");
-        assert!(
-            errs[4].contains("`#[record(...)]` takes no options yet"),
-            "{errs:#?}"
-        );
-        assert!(
-            errs[5].contains("field `b` is serialized as \"a\", like field `a`"),
-            "{errs:#?}"
-        );
+        assert!(errs[4].contains("`#[record(...)]` takes no options yet"), "{errs:#?}");
+        assert!(errs[5].contains("field `b` is serialized as \"a\", like field `a`"), "{errs:#?}");
     }
 
     #[test]
     fn shape_changing_container_attrs_are_errors() {
-        for attr in [
-            quote!(transparent),
-            quote!(into = "Other"),
-            quote!(tag = "kind"),
-        ] {
+        for attr in [quote!(transparent), quote!(into = "Other"), quote!(tag = "kind")] {
             let errs = errors(quote! { #[serde(#attr)] struct S { a: i64 } });
             assert_eq!(errs.len(), 1, "{errs:?}");
             assert!(errs[0].contains("is not supported by Record"), "{errs:?}");
@@ -787,28 +665,17 @@ mod tests {
 
     #[test]
     fn malformed_serde_attrs_are_errors_not_panics() {
-        let errs = errors(
-            quote! { struct S { #[serde(rename = 5)] a: i64, #[serde(rename(sideways = "x"))] b: i64 } },
-        );
+        let errs = errors(quote! { struct S { #[serde(rename = 5)] a: i64, #[serde(rename(sideways = "x"))] b: i64 } });
         assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(
-            errs[1].contains("expected `serialize` or `deserialize`"),
-            "{errs:?}"
-        );
+        assert!(errs[1].contains("expected `serialize` or `deserialize`"), "{errs:?}");
     }
 
     #[test]
     fn no_serialized_fields_is_an_error() {
-        for input in [
-            quote! { struct S {} },
-            quote! { struct S { #[serde(skip)] a: i64 } },
-        ] {
+        for input in [quote! { struct S {} }, quote! { struct S { #[serde(skip)] a: i64 } }] {
             let errs = errors(input);
             assert_eq!(errs.len(), 1, "{errs:?}");
-            assert!(
-                errs[0].contains("at least one serialized field"),
-                "{errs:?}"
-            );
+            assert!(errs[0].contains("at least one serialized field"), "{errs:?}");
         }
     }
 
@@ -821,12 +688,6 @@ mod tests {
                 #[serde(serialize_with = "f", deserialize_with = "g", skip_serializing_if = "is_zero")] b: i64,
             }
         });
-        assert_eq!(
-            def.fields
-                .iter()
-                .map(|f| f.name.as_str())
-                .collect::<Vec<_>>(),
-            ["a", "b"]
-        );
+        assert_eq!(def.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
     }
 }

@@ -350,7 +350,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn linger_counts_from_the_first_record_not_the_last() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
-        let input = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(|r| Ok(Incoming::record(r, Meta::default(), 1, ())))));
+        let input =
+            futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(|r| Ok(Incoming::record(r, Meta::default(), 1, ())))));
         let config = BatchConfig::default().batch_size(100).batch_timeout(Duration::from_millis(500));
         let mut batches = batched(input, config, CancellationToken::new(), Arc::from("t"), |_: Vec<()>| Ack::none());
         let start = Instant::now();
@@ -371,7 +372,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn cancellation_flushes_the_partial_batch_without_waiting() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
-        let input = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(|r| Ok(Incoming::record(r, Meta::default(), 1, ())))));
+        let input =
+            futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(|r| Ok(Incoming::record(r, Meta::default(), 1, ())))));
         let token = CancellationToken::new();
         let config = BatchConfig::default().batch_size(100).batch_timeout(Duration::from_secs(3600));
         let mut batches = batched(input, config, token.clone(), Arc::from("t"), |_: Vec<()>| Ack::none());
@@ -388,8 +390,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_input_error_comes_after_the_batch_before_it() {
-        let items = vec![Ok(Incoming::record(1, Meta::default(), 1, ())), Err(crate::Error::Source(crate::ConnectorError::permanent("t", "boom")))];
-        let mut batches = batched(futures::stream::iter(items), BatchConfig::default(), CancellationToken::new(), Arc::from("t"), |_: Vec<()>| Ack::none());
+        let items =
+            vec![Ok(Incoming::record(1, Meta::default(), 1, ())), Err(crate::Error::Source(crate::ConnectorError::permanent("t", "boom")))];
+        let mut batches =
+            batched(futures::stream::iter(items), BatchConfig::default(), CancellationToken::new(), Arc::from("t"), |_: Vec<()>| {
+                Ack::none()
+            });
         assert_eq!(batches.next().await.unwrap().unwrap().records(), &[1]);
         assert!(batches.next().await.unwrap().is_err());
         assert!(batches.next().await.is_none());

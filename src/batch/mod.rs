@@ -179,7 +179,13 @@ impl<T> Batch<T> {
 
     /// Apply `f` to every record (the allocation is reused when `U` has the layout of `T`).
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Batch<U> {
-        Batch { records: self.records.into_iter().map(f).collect(), meta: self.meta, failures: self.failures, ack: self.ack, origin: self.origin }
+        Batch {
+            records: self.records.into_iter().map(f).collect(),
+            meta: self.meta,
+            failures: self.failures,
+            ack: self.ack,
+            origin: self.origin,
+        }
     }
 
     /// Keep the records for which `keep` is true; the others are done (filtered out).

@@ -149,7 +149,11 @@ impl DeadLetters for FileDeadLetters {
         self.blocking(|path| Ok(read(path)?.map(|f| f.entries.into_iter().map(|(e, _)| e).collect()).unwrap_or_default())).await
     }
 
-    async fn replay(&self, filter: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync), target: &mut dyn Republish) -> Result<usize, ConnectorError> {
+    async fn replay(
+        &self,
+        filter: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync),
+        target: &mut dyn Republish,
+    ) -> Result<usize, ConnectorError> {
         // Finite: only the entries present now are replayed, even if more are written meanwhile.
         let snapshot = self.list().await?;
         let mut replayed = Replayed::default();
@@ -552,7 +556,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.jsonl");
         let mut content = b"first\n".to_vec();
-        content.extend(std::iter::repeat(b'x').take(200_000));
+        content.extend(std::iter::repeat_n(b'x', 200_000));
         std::fs::write(&path, &content).unwrap();
         let mut file = File::open(&path).unwrap();
         assert_eq!(last_line_start(&mut file, content.len() as u64).unwrap(), 6);

@@ -77,7 +77,11 @@ impl DeadLetters for MemoryDeadLetters {
         Ok(self.lock().clone())
     }
 
-    async fn replay(&self, filter: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync), target: &mut dyn Republish) -> Result<usize, ConnectorError> {
+    async fn replay(
+        &self,
+        filter: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync),
+        target: &mut dyn Republish,
+    ) -> Result<usize, ConnectorError> {
         // Finite: only the entries present now are replayed, even if the target writes more.
         let snapshot: Vec<DeadLetter> = self.lock().iter().filter(|e| filter(e)).cloned().collect();
         let mut replayed = Replayed::default();

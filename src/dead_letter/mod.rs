@@ -113,7 +113,11 @@ pub trait DeadLetters: Send + Sync {
     /// Re-publish the entries matching `filter`, oldest first, and remove each one that was
     /// re-published. Stops at the first failure of `target` (the entries not re-published stay)
     /// and returns its error; otherwise returns how many were replayed.
-    async fn replay(&self, filter: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync), target: &mut dyn Republish) -> Result<usize, ConnectorError>;
+    async fn replay(
+        &self,
+        filter: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync),
+        target: &mut dyn Republish,
+    ) -> Result<usize, ConnectorError>;
 
     /// Remove entries whose last failure is older than `older_than`; returns how many.
     async fn purge(&self, older_than: Duration) -> Result<usize, ConnectorError>;

@@ -215,7 +215,13 @@ impl Progress {
         }
         let report = counters.report(started.elapsed());
         let rate = (report.records_in - self.last_in) as f64 / since.as_secs_f64();
-        info!(records_in = report.records_in, records_out = report.records_out, dead_lettered = report.dead_lettered, records_per_second = rate.round(), "progress");
+        info!(
+            records_in = report.records_in,
+            records_out = report.records_out,
+            dead_lettered = report.dead_lettered,
+            records_per_second = rate.round(),
+            "progress"
+        );
         self.last = Instant::now();
         self.last_in = report.records_in;
     }

@@ -28,7 +28,13 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_retries: 5, initial_delay: Duration::from_millis(200), factor: 2.0, max_delay: Duration::from_secs(30), jitter: true }
+        RetryPolicy {
+            max_retries: 5,
+            initial_delay: Duration::from_millis(200),
+            factor: 2.0,
+            max_delay: Duration::from_secs(30),
+            jitter: true,
+        }
     }
 }
 

@@ -4,9 +4,9 @@
 mod json;
 mod meta;
 
+pub use etl_macros::Record;
 pub use json::{Json, JsonPathError};
 pub use meta::{Extra, Meta, Position};
-pub use etl_macros::Record;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

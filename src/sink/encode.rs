@@ -7,8 +7,8 @@
 //! line or row behind.
 
 use crate::format::Format;
-use std::cell::RefCell;
 use crate::record::Record;
+use std::cell::RefCell;
 
 /// A batch encoded as bytes, with the records that could not be encoded.
 ///
@@ -335,7 +335,10 @@ mod tests {
             fn schema() -> &'static Schema {
                 static S: Schema = Schema {
                     name: "Nested",
-                    fields: &[Field { name: "id", rust_name: "id", ty: "i64" }, Field { name: "tags", rust_name: "tags", ty: "Vec<String>" }],
+                    fields: &[
+                        Field { name: "id", rust_name: "id", ty: "i64" },
+                        Field { name: "tags", rust_name: "tags", ty: "Vec<String>" },
+                    ],
                 };
                 &S
             }
@@ -353,10 +356,7 @@ mod tests {
     #[test]
     fn large_rows_and_buffer_reuse() {
         let big = "x".repeat(20_000);
-        let rows = [
-            Flaky { id: 1, fail: false },
-            Flaky { id: 2, fail: true },
-        ];
+        let rows = [Flaky { id: 1, fail: false }, Flaky { id: 2, fail: true }];
         let mut e = Encoded::default();
         e.encode(&rows, Format::Csv, false);
         assert_eq!(e.bytes, b"1,false\n");

@@ -51,7 +51,7 @@ const IN_PROGRESS: &str = ".inprogress";
 /// Suffix of temporary files (per-batch rolling).
 const TMP: &str = ".tmp";
 
-/// Writes each batch durably into files of a directory. See [`file`].
+/// Writes each batch durably into files of a directory. See [`file()`].
 pub struct FileSink {
     dir: String,
     format: Format,
@@ -264,9 +264,11 @@ impl FileSink {
             }
             let name = self.next_name();
             let hidden = InProgress::hidden(&dir, &name, 0);
-            let file = run_blocking(&dir, move || OpenOptions::new().write(true).create(true).truncate(true).open(&hidden).map_err(|e| (hidden, e)))
-                .await?
-                .map_err(|(path, e)| ConnectorError::retryable(Self::component(&path), e))?;
+            let file = run_blocking(&dir, move || {
+                OpenOptions::new().write(true).create(true).truncate(true).open(&hidden).map_err(|e| (hidden, e))
+            })
+            .await?
+            .map_err(|(path, e)| ConnectorError::retryable(Self::component(&path), e))?;
             self.current = Some(InProgress { file, name, committed: 0, named: 0, dirty: false, columns });
         }
         let rejected = std::mem::take(&mut self.encoded.rejected);
@@ -434,7 +436,11 @@ impl Finalise {
 fn finalise_blocking(dir: &Path, current: &InProgress, sync: bool) -> Result<(), Finalise> {
     let hidden = InProgress::hidden(dir, &current.name, current.named);
     if current.dirty {
-        current.file.set_len(current.committed).and_then(|()| if sync { current.file.sync_all() } else { Ok(()) }).map_err(|e| Finalise::BeforeRename(hidden.clone(), e))?;
+        current
+            .file
+            .set_len(current.committed)
+            .and_then(|()| if sync { current.file.sync_all() } else { Ok(()) })
+            .map_err(|e| Finalise::BeforeRename(hidden.clone(), e))?;
     }
     let target = dir.join(&current.name);
     std::fs::rename(&hidden, &target).map_err(|e| Finalise::BeforeRename(target.clone(), e))?;

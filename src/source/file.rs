@@ -43,7 +43,7 @@ const CSV_CHUNK: usize = 1024;
 
 type Item<T> = crate::Result<Incoming<T, ()>>;
 
-/// Reads a JSONL or CSV file once, decoding each line / row into `T`. See [`file`].
+/// Reads a JSONL or CSV file once, decoding each line / row into `T`. See [`file()`].
 #[derive(Debug)]
 pub struct FileSource<T> {
     path: String,
@@ -96,12 +96,12 @@ impl<T: Record> Source for FileSource<T> {
         let path = interpolate(&self.path)?;
         let format = match self.format.or_else(|| Format::from_path(path.as_ref())) {
             Some(format) => format,
-            None => {
-                return Err(Error::Config(ConfigError::Invalid {
-                    option: "format",
-                    message: format!("cannot tell the format of `{path}` from its extension; set it with `.format(Format::Jsonl)` or `.format(Format::Csv)`"),
-                }))
-            }
+            None => return Err(Error::Config(ConfigError::Invalid {
+                option: "format",
+                message: format!(
+                    "cannot tell the format of `{path}` from its extension; set it with `.format(Format::Jsonl)` or `.format(Format::Csv)`"
+                ),
+            })),
         };
         let file = tokio::fs::File::open(&path).await.map_err(|e| Error::Source(ConnectorError::permanent(component(&path), e)))?;
         tracing::debug!(path = %path, ?format, "file source opened");
@@ -403,7 +403,12 @@ mod tests {
             let got = summary(&items);
             assert_eq!(
                 got,
-                vec![(1, Ok(rec(json!({"a": 1})))), (4, Ok(rec(json!({"a": 2})))), (5, Err(b"{bad".to_vec())), (6, Ok(rec(json!({"a": 3}))))],
+                vec![
+                    (1, Ok(rec(json!({"a": 1})))),
+                    (4, Ok(rec(json!({"a": 2})))),
+                    (5, Err(b"{bad".to_vec())),
+                    (6, Ok(rec(json!({"a": 3}))))
+                ],
                 "split {split}"
             );
             let Ok((_, meta)) = &items[0].item else { panic!() };

@@ -156,5 +156,8 @@ impl Sink<i64> for ScriptedSink {
 
 /// A fast retry policy for tests.
 pub fn quick_retries(n: usize) -> etl::pipeline::RetryPolicy {
-    etl::pipeline::RetryPolicy::default().max_retries(n).initial_delay(std::time::Duration::from_millis(1)).max_delay(std::time::Duration::from_millis(5))
+    etl::pipeline::RetryPolicy::default()
+        .max_retries(n)
+        .initial_delay(std::time::Duration::from_millis(1))
+        .max_delay(std::time::Duration::from_millis(5))
 }

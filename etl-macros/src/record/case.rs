@@ -43,11 +43,7 @@ impl RenameRule {
 
     /// The accepted names, quoted and comma-separated, for a `help:` text.
     pub(crate) fn names() -> String {
-        RULES
-            .iter()
-            .map(|(n, _)| format!("\"{n}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
+        RULES.iter().map(|(n, _)| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
     }
 
     /// Apply the rule to a field name written in snake_case, as serde does.
@@ -79,9 +75,7 @@ impl RenameRule {
                 }
             }
             RenameRule::Kebab => field.replace('_', "-"),
-            RenameRule::ScreamingKebab => RenameRule::ScreamingSnake
-                .apply_to_field(field)
-                .replace('_', "-"),
+            RenameRule::ScreamingKebab => RenameRule::ScreamingSnake.apply_to_field(field).replace('_', "-"),
         }
     }
 }
@@ -95,42 +89,12 @@ mod tests {
     fn matches_serde_table() {
         let table: &[(&str, [&str; 7])] = &[
             // field, [UPPERCASE, PascalCase, camelCase, SCREAMING_SNAKE, kebab, SCREAMING-KEBAB, lowercase]
-            (
-                "outcome",
-                [
-                    "OUTCOME", "Outcome", "outcome", "OUTCOME", "outcome", "OUTCOME", "outcome",
-                ],
-            ),
-            (
-                "very_tasty",
-                [
-                    "VERY_TASTY",
-                    "VeryTasty",
-                    "veryTasty",
-                    "VERY_TASTY",
-                    "very-tasty",
-                    "VERY-TASTY",
-                    "very_tasty",
-                ],
-            ),
+            ("outcome", ["OUTCOME", "Outcome", "outcome", "OUTCOME", "outcome", "OUTCOME", "outcome"]),
+            ("very_tasty", ["VERY_TASTY", "VeryTasty", "veryTasty", "VERY_TASTY", "very-tasty", "VERY-TASTY", "very_tasty"]),
             ("a", ["A", "A", "a", "A", "a", "A", "a"]),
             ("z42", ["Z42", "Z42", "z42", "Z42", "z42", "Z42", "z42"]),
-            (
-                "type",
-                ["TYPE", "Type", "type", "TYPE", "type", "TYPE", "type"],
-            ),
-            (
-                "_private_x",
-                [
-                    "_PRIVATE_X",
-                    "PrivateX",
-                    "privateX",
-                    "_PRIVATE_X",
-                    "-private-x",
-                    "-PRIVATE-X",
-                    "_private_x",
-                ],
-            ),
+            ("type", ["TYPE", "Type", "type", "TYPE", "type", "TYPE", "type"]),
+            ("_private_x", ["_PRIVATE_X", "PrivateX", "privateX", "_PRIVATE_X", "-private-x", "-PRIVATE-X", "_private_x"]),
         ];
         for (field, [upper, pascal, camel, screaming, kebab, screaming_kebab, lower]) in table {
             assert_eq!(Upper.apply_to_field(field), *upper);
