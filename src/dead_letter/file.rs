@@ -1,6 +1,6 @@
 //! The embedded default dead-letter queue: a local JSONL file.
 
-use super::memory::Replayed;
+use super::replay::republish;
 use super::{DeadLetter, DeadLetters, Republish};
 use crate::batch::FailureKind;
 use crate::error::ConnectorError;
@@ -156,18 +156,8 @@ impl DeadLetters for FileDeadLetters {
     ) -> Result<usize, ConnectorError> {
         // Finite: only the entries present now are replayed, even if more are written meanwhile.
         let snapshot = self.list().await?;
-        let mut replayed = Replayed::default();
-        let mut failed = None;
-        for entry in snapshot.iter().filter(|e| filter(e)) {
-            match target.republish(entry).await {
-                Ok(()) => replayed.add(&entry.id),
-                Err(e) => {
-                    warn!(queue = %self.path.display(), id = %entry.id, error = %e, "replay stopped: re-publishing failed");
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
+        let matching: Vec<DeadLetter> = snapshot.into_iter().filter(|e| filter(e)).collect();
+        let (mut replayed, failed) = republish(&matching, target, &self.describe()).await;
         let count = replayed.count();
         if count > 0 {
             // Re-read under the lock and remove by id: entries written during the replay stay.

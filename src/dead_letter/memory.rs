@@ -1,9 +1,9 @@
 //! A dead-letter queue in memory: for tests, and the model of the [`DeadLetters`] semantics
 //! that the durable queues follow.
 
+use super::replay::republish;
 use super::{DeadLetter, DeadLetters, Republish};
 use crate::error::ConnectorError;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -84,17 +84,7 @@ impl DeadLetters for MemoryDeadLetters {
     ) -> Result<usize, ConnectorError> {
         // Finite: only the entries present now are replayed, even if the target writes more.
         let snapshot: Vec<DeadLetter> = self.lock().iter().filter(|e| filter(e)).cloned().collect();
-        let mut replayed = Replayed::default();
-        let mut failed = None;
-        for entry in &snapshot {
-            match target.republish(entry).await {
-                Ok(()) => replayed.add(&entry.id),
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
+        let (mut replayed, failed) = republish(&snapshot, target, "memory").await;
         let count = replayed.count();
         if count > 0 {
             self.lock().retain(|e| !replayed.take(&e.id));
@@ -113,40 +103,6 @@ impl DeadLetters for MemoryDeadLetters {
         let before = entries.len();
         entries.retain(|e| e.last_failed >= cutoff);
         Ok(before - entries.len())
-    }
-}
-
-/// The ids of the re-published entries, counted, so that removing them takes out exactly one
-/// stored entry per re-publication, oldest first, even if an id is stored twice (a write that was
-/// retried, or a target that wrote the entry back during the replay).
-#[derive(Debug, Default)]
-pub(super) struct Replayed {
-    ids: HashMap<String, usize>,
-    count: usize,
-}
-
-impl Replayed {
-    /// Record one successful re-publication of `id`.
-    pub(super) fn add(&mut self, id: &str) {
-        *self.ids.entry(id.to_owned()).or_default() += 1;
-        self.count += 1;
-    }
-
-    /// How many re-publications were recorded.
-    pub(super) fn count(&self) -> usize {
-        self.count
-    }
-
-    /// True (and one fewer left to remove) when a stored entry with `id` is to be removed;
-    /// call on the stored entries oldest first.
-    pub(super) fn take(&mut self, id: &str) -> bool {
-        match self.ids.get_mut(id) {
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                true
-            }
-            _ => false,
-        }
     }
 }
 
@@ -206,17 +162,5 @@ mod tests {
         }
         assert_eq!(q.replay(&|_| true, &mut Back(q.clone())).await.unwrap(), 2);
         assert_eq!(q.len(), 2);
-    }
-
-    #[test]
-    fn dead_letter_replayed_takes_each_id_as_often_as_added() {
-        let mut r = Replayed::default();
-        r.add("a");
-        r.add("a");
-        assert_eq!(r.count(), 2);
-        assert!(r.take("a"));
-        assert!(r.take("a"));
-        assert!(!r.take("a"));
-        assert!(!r.take("b"));
     }
 }

@@ -3,6 +3,7 @@
 
 mod file;
 mod memory;
+mod replay;
 
 pub use file::FileDeadLetters;
 pub use memory::MemoryDeadLetters;

@@ -96,12 +96,14 @@ impl<T: Record> Source for FileSource<T> {
         let path = interpolate(&self.path)?;
         let format = match self.format.or_else(|| Format::from_path(path.as_ref())) {
             Some(format) => format,
-            None => return Err(Error::Config(ConfigError::Invalid {
-                option: "format",
-                message: format!(
+            None => {
+                return Err(Error::Config(ConfigError::Invalid {
+                    option: "format",
+                    message: format!(
                     "cannot tell the format of `{path}` from its extension; set it with `.format(Format::Jsonl)` or `.format(Format::Csv)`"
                 ),
-            })),
+                }))
+            }
         };
         let file = tokio::fs::File::open(&path).await.map_err(|e| Error::Source(ConnectorError::permanent(component(&path), e)))?;
         tracing::debug!(path = %path, ?format, "file source opened");
