@@ -1,6 +1,7 @@
 //! Operators: the steps between a source and a sink. Each transforms a batch in place.
 
 mod closures;
+pub mod json;
 
 pub use closures::{Filter, FilterMap, FlatMap, Inspect, Map, TryMap};
 

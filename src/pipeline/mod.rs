@@ -10,7 +10,7 @@ pub use report::RunReport;
 pub use retry::RetryPolicy;
 
 use crate::dead_letter::DeadLetters;
-use crate::operator::{Chain, Filter, Identity, Map, Operator};
+use crate::operator::{Chain, Filter, FilterMap, FlatMap, Identity, Inspect, Map, Operator, TryMap};
 use crate::sink::Sink;
 use crate::source::Source;
 use serde::Serialize;
@@ -74,6 +74,44 @@ where
         F: FnMut(&O::Out) -> bool + Send,
     {
         self.then(Filter(f))
+    }
+
+    /// Append a `filter_map` step.
+    pub fn filter_map<U, F>(self, f: F) -> Pipeline<S, Chain<O, FilterMap<F>>>
+    where
+        U: Send + 'static,
+        F: FnMut(O::Out) -> Option<U> + Send,
+    {
+        self.then(FilterMap(f))
+    }
+
+    /// Append a `flat_map` step.
+    pub fn flat_map<U, I, F>(self, f: F) -> Pipeline<S, Chain<O, FlatMap<F>>>
+    where
+        U: Send + 'static,
+        I: IntoIterator<Item = U>,
+        F: FnMut(O::Out) -> I + Send,
+    {
+        self.then(FlatMap(f))
+    }
+
+    /// Append an `inspect` step.
+    pub fn inspect<F>(self, f: F) -> Pipeline<S, Chain<O, Inspect<F>>>
+    where
+        F: FnMut(&O::Out) + Send,
+    {
+        self.then(Inspect(f))
+    }
+
+    /// Append a fallible `map`: a record whose call fails is dead-lettered with the error.
+    pub fn try_map<U, E, F>(self, f: F) -> Pipeline<S, Chain<O, TryMap<F>>>
+    where
+        O::Out: Serialize,
+        U: Send + 'static,
+        E: std::fmt::Display,
+        F: FnMut(O::Out) -> Result<U, E> + Send,
+    {
+        self.then(TryMap(f))
     }
 
     /// End the pipeline at `sink`; then [`Run::run`] it.
