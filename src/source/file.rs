@@ -109,7 +109,7 @@ impl<T: Record> Source for FileSource<T> {
         tracing::debug!(path = %path, ?format, "file source opened");
         let origin: Arc<str> = Arc::from(format!("file {path}"));
         let input = match format {
-            Format::Jsonl => jsonl_stream::<T>(file, path).boxed(),
+            Format::Jsonl => jsonl_stream::<T>(file.into_std().await, path).boxed(),
             Format::Csv => csv_stream::<T>(file.into_std().await, path, ctx.shutdown.clone()).boxed(),
         };
         Ok(batched(input, self.batching, ctx.shutdown, origin, |_| Ack::none()))
@@ -202,8 +202,12 @@ impl<T: Record> LineDecoder<T> {
 
 /// The decoded lines of a JSONL file, one per poll, straight out of the read buffer (no
 /// intermediate collection: a record is decoded where the batcher takes it).
+///
+/// Reads run on the blocking pool with `std::fs`, straight into our buffer: `tokio::fs::File`
+/// reads into a buffer of its own and copies from it (measured: 137 instructions per record).
 struct JsonlLines<T> {
-    file: tokio::fs::File,
+    /// The file, or the read in flight (which holds the file and the buffer meanwhile).
+    file: Reader,
     decoder: LineDecoder<T>,
     /// Complete lines read but not decoded yet.
     lines: Bytes,
@@ -211,14 +215,38 @@ struct JsonlLines<T> {
     done: bool,
 }
 
-fn jsonl_stream<T: Record>(file: tokio::fs::File, path: String) -> JsonlLines<T> {
-    JsonlLines { file, decoder: LineDecoder::new(), lines: Bytes::new(), path, done: false }
+type ReadResult = (std::fs::File, BytesMut, std::io::Result<usize>);
+
+enum Reader {
+    Idle(std::fs::File),
+    Reading(tokio::task::JoinHandle<ReadResult>),
+    Closed,
+}
+
+fn jsonl_stream<T: Record>(file: std::fs::File, path: String) -> JsonlLines<T> {
+    JsonlLines { file: Reader::Idle(file), decoder: LineDecoder::new(), lines: Bytes::new(), path, done: false }
+}
+
+/// Append up to `CHUNK` bytes of `file` to `buf`.
+fn read_chunk(mut file: std::fs::File, mut buf: BytesMut) -> ReadResult {
+    use std::io::Read;
+    let start = buf.len();
+    buf.resize(start + CHUNK, 0);
+    let result = loop {
+        match file.read(&mut buf[start..]) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => break other,
+        }
+    };
+    buf.truncate(start + *result.as_ref().unwrap_or(&0));
+    (file, buf, result)
 }
 
 impl<T: Record> futures::Stream for JsonlLines<T> {
     type Item = Item<T>;
 
     fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Item<T>>> {
+        use std::future::Future;
         use std::task::Poll;
         let this = self.get_mut();
         loop {
@@ -228,19 +256,35 @@ impl<T: Record> futures::Stream for JsonlLines<T> {
             if this.done {
                 return Poll::Ready(None);
             }
-            this.decoder.pending.reserve(CHUNK);
-            match std::task::ready!(tokio_util::io::poll_read_buf(std::pin::Pin::new(&mut this.file), cx, &mut this.decoder.pending)) {
-                Ok(0) => {
-                    this.done = true;
-                    this.lines = this.decoder.take_rest();
-                }
-                Ok(_) => this.lines = this.decoder.take_complete(),
-                Err(e) => {
-                    this.done = true;
-                    tracing::error!(path = %this.path, error = %e, "cannot read the file");
-                    return Poll::Ready(Some(Err(Error::Source(ConnectorError::retryable(component(&this.path), e)))));
-                }
+            if let Reader::Idle(_) = this.file {
+                let Reader::Idle(file) = std::mem::replace(&mut this.file, Reader::Closed) else { continue };
+                let buf = std::mem::take(&mut this.decoder.pending);
+                this.file = Reader::Reading(tokio::task::spawn_blocking(move || read_chunk(file, buf)));
             }
+            let Reader::Reading(read) = &mut this.file else {
+                this.done = true;
+                continue;
+            };
+            let outcome = std::task::ready!(std::pin::Pin::new(read).poll(cx));
+            this.file = Reader::Closed;
+            let error = match outcome {
+                Ok((file, buf, Ok(n))) => {
+                    this.file = Reader::Idle(file);
+                    this.decoder.pending = buf;
+                    if n == 0 {
+                        this.done = true;
+                        this.lines = this.decoder.take_rest();
+                    } else {
+                        this.lines = this.decoder.take_complete();
+                    }
+                    continue;
+                }
+                Ok((_, _, Err(e))) => e,
+                Err(join) => std::io::Error::other(join),
+            };
+            this.done = true;
+            tracing::error!(path = %this.path, error = %error, "cannot read the file");
+            return Poll::Ready(Some(Err(Error::Source(ConnectorError::retryable(component(&this.path), error)))));
         }
     }
 }
