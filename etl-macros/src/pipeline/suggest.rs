@@ -32,7 +32,7 @@ pub fn close<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> V
         4..=6 => 2,
         _ => 3,
     };
-    let mut found: Vec<(usize, &str)> = candidates
+    let found: Vec<(usize, &str)> = candidates
         .into_iter()
         .map(|c| (distance(&name.to_lowercase(), c), c))
         .filter(|(d, c)| *d <= max && *c != name)
