@@ -40,7 +40,7 @@ async fn map_as_type_filter_map_and_flat_map() -> etl::Result<()> {
         iter(orders())
         | filter_map(|o: Order| (o.amount_cents > 0).then_some(o))
         | flat_map(|o| vec![o.customer.clone(), o.id.to_string()])
-        | map(|s| s.into()) as String
+        | map(|s| s.as_str().into()) as String // `as` picks `Into`'s target
         | collect(out)
     }
     .handle_signals(false)
