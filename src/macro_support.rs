@@ -4,7 +4,7 @@
 use crate::operator::Identity;
 use crate::pipeline::{Pipeline, Run};
 use crate::record::Record;
-use crate::sink::Blackhole;
+use crate::sink::{Blackhole, Collect, Collected};
 use crate::source::{IterSource, Source};
 
 /// `iter(expr) as T`: an `iter` source whose items must be `T`.
@@ -15,6 +15,11 @@ pub fn iter_as<T, I: IntoIterator<Item = T>>(items: I) -> IterSource<I::IntoIter
 /// `SOURCE as T` on a user source: the source must yield `T`.
 pub fn source_as<T, S: Source<Item = T>>(source: S) -> S {
     source
+}
+
+/// `collect(handle)`: the sink of a `Collected<T>` handle (a clear type error otherwise).
+pub fn collect_sink<T>(handle: &Collected<T>) -> Collect<T> {
+    handle.sink()
 }
 
 /// `as T` after a source: `T` must be a record (rustc reports `Record`'s own diagnostic on `T`).

@@ -22,5 +22,5 @@ pub const OP: Op = Op {
 
 fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
     let handle = a.first();
-    quote_spanned!(a.span=> (#handle).sink())
+    quote_spanned!(a.span=> ::etl::__private::collect_sink(&(#handle)))
 }

@@ -9,7 +9,13 @@ pub const OP: Op = Op {
     category: Category::Sink,
     positional: None,
     args: &[
-        ArgSpec { name: "dir", kind: Kind::Str, required: true, default: None, doc: "The directory to write into (`${VAR}` resolved at start-up)." },
+        ArgSpec {
+            name: "dir",
+            kind: Kind::Str,
+            required: true,
+            default: None,
+            doc: "The directory to write into (`${VAR}` resolved at start-up).",
+        },
         ArgSpec { name: "format", kind: Kind::Format, required: false, default: Some("\"jsonl\""), doc: "`\"jsonl\"` or `\"csv\"`." },
         ArgSpec { name: "prefix", kind: Kind::Str, required: false, default: Some("\"part\""), doc: "The file name prefix." },
     ],

@@ -10,7 +10,13 @@ pub const OP: Op = Op {
     positional: None,
     args: &[
         ArgSpec { name: "path", kind: Kind::Str, required: true, default: None, doc: "The file to read (`${VAR}` resolved at start-up)." },
-        ArgSpec { name: "format", kind: Kind::Format, required: false, default: Some("from the extension"), doc: "`\"jsonl\"` or `\"csv\"`." },
+        ArgSpec {
+            name: "format",
+            kind: Kind::Format,
+            required: false,
+            default: Some("from the extension"),
+            doc: "`\"jsonl\"` or `\"csv\"`.",
+        },
     ],
     shared: BATCH_ARGS,
     accepts_as: true,

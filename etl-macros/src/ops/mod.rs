@@ -280,7 +280,9 @@ pub fn names() -> Vec<&'static str> {
 #[cfg_attr(not(test), allow(dead_code))]
 pub fn reference_markdown() -> String {
     let mut md = String::from("## `pipeline!` operator reference\n\n");
-    md.push_str("`SOURCE(args) [as Type] | OPERATOR(args) | ... | SINK(args)`. Arguments other than the positional one are `name = value`.\n");
+    md.push_str(
+        "`SOURCE(args) [as Type] | OPERATOR(args) | ... | SINK(args)`. Arguments other than the positional one are `name = value`.\n",
+    );
     for (category, title) in [(Category::Source, "Sources"), (Category::Operator, "Operators"), (Category::Sink, "Sinks")] {
         md.push_str(&format!("\n### {title}\n"));
         for op in TABLE.iter().filter(|op| op.category == category) {

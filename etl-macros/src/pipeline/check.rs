@@ -91,7 +91,11 @@ fn check_step(step: &Step, role: Category, n: usize, flow: &mut Flow, errors: &m
             }
             if let Some(a) = &step.as_type {
                 if role != Category::Source {
-                    errors.push(err(a.as_token.span, "`as Type` after a user step is only supported on a source", "declare the type with `map(..) as Type` instead"));
+                    errors.push(err(
+                        a.as_token.span,
+                        "`as Type` after a user step is only supported on a source",
+                        "declare the type with `map(..) as Type` instead",
+                    ));
                 }
             }
             *flow = match &as_type {
@@ -107,11 +111,18 @@ fn check_step(step: &Step, role: Category, n: usize, flow: &mut Flow, errors: &m
             let candidates: Vec<&Op> = ops::lookup(&name).collect();
             let Some(op) = candidates.iter().copied().find(|op| op.category == role).or(candidates.first().copied()) else {
                 if ops::PLANNED.contains(&name.as_str()) {
-                    errors.push(err(span, format!("`{name}` is not implemented yet"), "use a `map` to your own type, or a user step `my_mod::my_step(..)`"));
+                    errors.push(err(
+                        span,
+                        format!("`{name}` is not implemented yet"),
+                        "use a `map` to your own type, or a user step `my_mod::my_step(..)`",
+                    ));
                 } else {
                     let help = match suggest::did_you_mean(&name, ops::names()) {
                         Some(d) => d,
-                        None => format!("the built-in steps are {}; a user step is a path: `my_mod::{name}(..)`", suggest::quoted(&ops::names())),
+                        None => format!(
+                            "the built-in steps are {}; a user step is a path: `my_mod::{name}(..)`",
+                            suggest::quoted(&ops::names())
+                        ),
                     };
                     errors.push(err(span, format!("unknown step `{name}`"), help));
                 }
@@ -121,12 +132,20 @@ fn check_step(step: &Step, role: Category, n: usize, flow: &mut Flow, errors: &m
             if op.category != role {
                 errors.push(misplaced(op, &name, span, role, n));
             } else if n == 1 {
-                errors.push(err(span, format!("`{name}` is a source, but the pipeline has no sink"), "end it with a sink: `... | stdout()`"));
+                errors.push(err(
+                    span,
+                    format!("`{name}` is a source, but the pipeline has no sink"),
+                    "end it with a sink: `... | stdout()`",
+                ));
             }
             let (positional, named) = check_args(op, &name, span, args, errors);
             if let Some(a) = &step.as_type {
                 if !op.accepts_as {
-                    errors.push(err(a.as_token.span, format!("`as Type` cannot follow `{name}`"), "`as` follows a source (the type it decodes into) or `map` (its output type)"));
+                    errors.push(err(
+                        a.as_token.span,
+                        format!("`as Type` cannot follow `{name}`"),
+                        "`as` follows a source (the type it decodes into) or `map` (its output type)",
+                    ));
                 }
             }
             // Schema steps: Json only in this task.
@@ -151,16 +170,40 @@ fn check_step(step: &Step, role: Category, n: usize, flow: &mut Flow, errors: &m
 
 fn misplaced(op: &Op, name: &str, span: Span, role: Category, n: usize) -> syn::Error {
     match (op.category, role) {
-        (Category::Source, _) => err(span, format!("`{name}` is a source; a source can only be the first step"), "move it to the start of the pipeline, or remove it"),
-        (Category::Sink, Category::Source) if n == 1 => err(span, format!("`{name}` is a sink; a pipeline starts with a source"), "start with a source: `iter(items) | ...`"),
-        (Category::Sink, Category::Source) => err(span, format!("`{name}` is a sink; a pipeline starts with a source"), "start with a source, e.g. `iter(items)` or `file(path = \"in.jsonl\")`"),
-        (Category::Sink, _) => err(span, format!("`{name}` is a sink; a sink can only be the last step"), "move it to the end of the pipeline; one pipeline has one sink"),
-        (Category::Operator, Category::Source) => err(span, format!("`{name}` is an operator; a pipeline starts with a source"), "start with a source, e.g. `iter(items) | ...`"),
-        (Category::Operator, _) => err(span, format!("`{name}` is an operator; a pipeline ends with a sink"), "end the pipeline with a sink, e.g. `| stdout()`"),
+        (Category::Source, _) => err(
+            span,
+            format!("`{name}` is a source; a source can only be the first step"),
+            "move it to the start of the pipeline, or remove it",
+        ),
+        (Category::Sink, Category::Source) if n == 1 => {
+            err(span, format!("`{name}` is a sink; a pipeline starts with a source"), "start with a source: `iter(items) | ...`")
+        }
+        (Category::Sink, Category::Source) => err(
+            span,
+            format!("`{name}` is a sink; a pipeline starts with a source"),
+            "start with a source, e.g. `iter(items)` or `file(path = \"in.jsonl\")`",
+        ),
+        (Category::Sink, _) => err(
+            span,
+            format!("`{name}` is a sink; a sink can only be the last step"),
+            "move it to the end of the pipeline; one pipeline has one sink",
+        ),
+        (Category::Operator, Category::Source) => {
+            err(span, format!("`{name}` is an operator; a pipeline starts with a source"), "start with a source, e.g. `iter(items) | ...`")
+        }
+        (Category::Operator, _) => {
+            err(span, format!("`{name}` is an operator; a pipeline ends with a sink"), "end the pipeline with a sink, e.g. `| stdout()`")
+        }
     }
 }
 
-fn check_args(op: &'static Op, name: &str, span: Span, args: &[RawArg], errors: &mut Vec<syn::Error>) -> (Vec<Value>, Vec<(String, Value)>) {
+fn check_args(
+    op: &'static Op,
+    name: &str,
+    span: Span,
+    args: &[RawArg],
+    errors: &mut Vec<syn::Error>,
+) -> (Vec<Value>, Vec<(String, Value)>) {
     let mut positional_raw: Vec<&TokenStream> = Vec::new();
     let mut named: Vec<(String, Value)> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
@@ -209,7 +252,11 @@ fn check_args(op: &'static Op, name: &str, span: Span, args: &[RawArg], errors: 
         }
         Some(p) => {
             if positional_raw.is_empty() {
-                errors.push(err(span, format!("`{name}` needs {} (`{}`)", p.kind.describe(), p.name), format!("write `{name}({})`", p.kind.example())));
+                errors.push(err(
+                    span,
+                    format!("`{name}` needs {} (`{}`)", p.kind.describe(), p.name),
+                    format!("write `{name}({})`", p.kind.example()),
+                ));
             } else if p.kind.variadic() {
                 match list(p.kind, &positional_raw) {
                     Ok(v) => positional.push(v),
@@ -239,7 +286,18 @@ fn convert(kind: Kind, what: &str, tokens: &TokenStream) -> syn::Result<Value> {
         Kind::Expr => syn::parse2(tokens.clone()).map(Value::Expr),
         Kind::Type => syn::parse2(tokens.clone()).map(Value::Type),
         Kind::Str => syn::parse2(tokens.clone()).map(Value::Str).map_err(|_| wrong_kind(tokens, what, kind)),
-        Kind::Int => syn::parse2(tokens.clone()).map(Value::Int).map_err(|_| wrong_kind(tokens, what, kind)),
+        Kind::Int => {
+            let int: syn::LitInt = syn::parse2(tokens.clone()).map_err(|_| wrong_kind(tokens, what, kind))?;
+            const SUFFIXES: &[&str] = &["", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize"];
+            if !SUFFIXES.contains(&int.suffix()) {
+                return Err(err(
+                    int.span(),
+                    format!("`{what}` takes an integer, not `{int}`"),
+                    format!("write `{what} = {}`", kind.example()),
+                ));
+            }
+            Ok(Value::Int(int))
+        }
         Kind::Duration => match syn::parse2::<syn::Lit>(tokens.clone()) {
             Ok(lit @ (syn::Lit::Int(_) | syn::Lit::Float(_))) => duration::parse(&lit).map(|d| Value::Duration(duration::tokens(&d))),
             _ => Err(err_tokens(tokens, format!("`{what}` takes a duration"), duration::HELP.trim_start_matches("help: "))),
@@ -275,7 +333,11 @@ fn list(kind: Kind, items: &[&TokenStream]) -> syn::Result<Value> {
     let mut renames = Vec::new();
     for tokens in items {
         let bad = || {
-            let help = if kind == Kind::Renames { "write `old -> new`, e.g. `rename(ts -> timestamp, length.new -> length_new)`" } else { "write field names, e.g. `select(id, customer.name)`" };
+            let help = if kind == Kind::Renames {
+                "write `old -> new`, e.g. `rename(ts -> timestamp, length.new -> length_new)`"
+            } else {
+                "write field names, e.g. `select(id, customer.name)`"
+            };
             err_tokens(tokens, format!("expected {}", kind.describe()), help)
         };
         let one = |input: ParseStream<'_>| -> syn::Result<(String, Option<String>)> {
@@ -360,6 +422,8 @@ mod tests {
     #[test]
     fn kinds() {
         assert!(errors(quote! { iter(v, batch_size = "5") | stdout() })[0].starts_with("`batch_size` takes an integer literal"));
+        assert!(errors(quote! { iter(v, max_bytes = 3x) | stdout() })[0].starts_with("`max_bytes` takes an integer, not `3x`"));
+        assert!(errors(quote! { iter(v, max_bytes = 3_000usize) | stdout() }).is_empty());
         assert!(errors(quote! { iter(v) | map() | stdout() })[0].starts_with("`map` needs"));
         assert!(errors(quote! { iter(v) | rename(a) | stdout() })[0].starts_with("expected renames"));
         assert!(errors(quote! { iter(v) | stdout(1) })[0].starts_with("`stdout` takes no positional argument"));

@@ -35,9 +35,7 @@ pub fn parse(lit: &syn::Lit) -> syn::Result<Parsed> {
         syn::Lit::Int(i) => {
             let per = unit(i.suffix()).ok_or_else(|| bad_unit(i.suffix()))?;
             let n: u64 = i.base10_parse()?;
-            n.checked_mul(per)
-                .map(Parsed::Millis)
-                .ok_or_else(|| syn::Error::new(lit.span(), format!("duration too long\n{HELP}")))
+            n.checked_mul(per).map(Parsed::Millis).ok_or_else(|| syn::Error::new(lit.span(), format!("duration too long\n{HELP}")))
         }
         syn::Lit::Float(f) => {
             let per = unit(f.suffix()).ok_or_else(|| bad_unit(f.suffix()))?;

@@ -49,7 +49,7 @@ mod tests {
                 ::etl::Pipeline::from(::etl::__private::iter_as::<Order, _>(orders))
                     .filter(|o| o.amount > 0)
                     .map::<i64, _>(|o| o.amount)
-                    .to((out).sink())
+                    .to(::etl::__private::collect_sink(&(out)))
             }})
         );
     }

@@ -76,7 +76,10 @@ pub fn parse(input: TokenStream) -> (Ast, Vec<syn::Error>) {
     for (tokens, bar) in segments {
         if tokens.is_empty() {
             let span = bar.unwrap_or_else(Span::call_site);
-            errors.push(syn::Error::new(span, "empty step\nhelp: write a step between each pair of `|`, and none before the first or after the last"));
+            errors.push(syn::Error::new(
+                span,
+                "empty step\nhelp: write a step between each pair of `|`, and none before the first or after the last",
+            ));
             steps.push(None);
             continue;
         }
@@ -95,11 +98,7 @@ fn step(input: ParseStream<'_>) -> syn::Result<Step> {
     if !(input.peek(Ident::peek_any) || input.peek(Token![::])) {
         return Err(input.error("expected a step: `name(args)` or a path `my_mod::my_step(args)`\nhelp: a pipeline is `SOURCE(..) | OPERATOR(..) | ... | SINK(..)`"));
     }
-    let path: syn::Path = if input.peek(Token![::]) || input.peek2(Token![::]) {
-        input.parse()?
-    } else {
-        Ident::parse_any(input)?.into()
-    };
+    let path: syn::Path = if input.peek(Token![::]) || input.peek2(Token![::]) { input.parse()? } else { Ident::parse_any(input)?.into() };
     let head = match path.get_ident() {
         Some(ident) if path.leading_colon.is_none() => {
             let ident = ident.clone();

@@ -32,11 +32,8 @@ pub fn close<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> V
         4..=6 => 2,
         _ => 3,
     };
-    let found: Vec<(usize, &str)> = candidates
-        .into_iter()
-        .map(|c| (distance(&name.to_lowercase(), c), c))
-        .filter(|(d, c)| *d <= max && *c != name)
-        .collect();
+    let found: Vec<(usize, &str)> =
+        candidates.into_iter().map(|c| (distance(&name.to_lowercase(), c), c)).filter(|(d, c)| *d <= max && *c != name).collect();
     let best = found.iter().map(|(d, _)| *d).min().unwrap_or(0);
     let mut out: Vec<&str> = found.into_iter().filter(|(d, _)| *d == best).map(|(_, c)| c).collect();
     out.dedup();
