@@ -30,6 +30,9 @@ pub mod batch;
 pub mod config;
 pub mod dead_letter;
 mod error;
+#[doc(hidden)]
+#[path = "macro_support.rs"]
+pub mod __private;
 pub mod format;
 pub mod operator;
 pub mod pipeline;
@@ -38,6 +41,7 @@ pub mod sink;
 pub mod source;
 
 pub use config::ConfigError;
+pub use etl_macros::pipeline;
 pub use error::{BoxError, ConnectorError, Error, Result, Retry};
 pub use operator::Operator;
 pub use pipeline::{Pipeline, RunReport};
@@ -49,6 +53,7 @@ pub use source::Source;
 pub mod prelude {
     pub use crate::batch::{Batch, BatchOptions};
     pub use crate::format::Format;
+    pub use etl_macros::pipeline;
     pub use crate::operator::Operator;
     pub use crate::pipeline::{Pipeline, RetryPolicy, RunReport};
     pub use crate::record::{Json, Record};

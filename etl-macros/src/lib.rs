@@ -1,10 +1,12 @@
-//! Procedural macros of [`etl`](https://docs.rs/etl): `#[derive(Record)]` now; `pipeline!` and
+//! Procedural macros of [`etl`](https://docs.rs/etl): `pipeline!` and `#[derive(Record)]`;
 //! `#[stage]` later.
 //!
 //! This crate only wires the compiler's entry points; the work is done over `proc_macro2` in
-//! plain modules (see `record.rs`) so it can be unit-tested without the compiler. Use the macros
+//! plain modules (see `record.rs`, `pipeline/` and `ops/`) so it can be unit-tested without the compiler. Use the macros
 //! through `etl` (`use etl::prelude::*;`), whose paths the generated code refers to.
 
+mod ops;
+mod pipeline;
 mod record;
 
 use proc_macro::TokenStream;
@@ -40,4 +42,52 @@ use proc_macro::TokenStream;
 #[proc_macro_derive(Record, attributes(record))]
 pub fn derive_record(input: TokenStream) -> TokenStream {
     record::derive(input.into()).into()
+}
+
+/// A streaming pipeline as one block: `SOURCE(args) [as Type] | OPERATOR(args) | ... | SINK(args)`.
+///
+/// Evaluates to an `etl::pipeline::Run`: add options (`.name("orders")`,
+/// `.dead_letters(..)`), then `.run().await`. The steps become exactly the builder calls
+/// `etl::Pipeline::from(source).filter(f).map(g).to(sink)`, so closures get their argument
+/// types from the upstream step (`filter` and `inspect` closures get `&T`).
+///
+/// * Sources: `iter(expr)`, `file(path = "in.jsonl", format = "jsonl")`; every source takes
+///   `batch_size`, `batch_timeout`, `max_bytes`, `max_records`, `max_batches`. `as Type` after
+///   a source names the record type (for `file`, the type decoded; default `Json`).
+/// * Operators: `map(f) [as U]`, `filter(f)`, `filter_map(f)`, `flat_map(f)`, `inspect(f)`, and
+///   on `Json` records `rename(a -> b, c.d -> e)`, `select(a, b)`, `drop(a)`.
+/// * Sinks: `stdout()`, `file(dir = "lake", format = "csv", prefix = "orders")`,
+///   `collect(handle)`, `blackhole()`.
+/// * Durations: `500ms`, `2s`, `1.5s`, `1m`, `1h`; a bare number means seconds.
+/// * Any path with `::` (`my_mod::my_sink(..)`) is your own expression implementing
+///   `Source`, `Operator` or `Sink`, by position.
+///
+/// Mistakes (unknown step or argument, wrong value kind, a source or sink out of place, ...)
+/// are compile errors on the offending token, with a `help:` line, all reported at once.
+///
+/// ```
+/// use etl::prelude::*;
+///
+/// #[derive(Debug, Clone, Record, Serialize, Deserialize)]
+/// struct Order { id: i64, amount_cents: i64 }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let orders = vec![Order { id: 1, amount_cents: 250 }, Order { id: 2, amount_cents: 0 }];
+/// let out = etl::sink::collect::<i64>();
+/// let report = pipeline! {
+///     iter(orders, batch_size = 100, batch_timeout = 500ms) as Order
+///     | filter(|o| o.amount_cents > 0)
+///     | map(|o| o.amount_cents)
+///     | collect(out)
+/// }
+/// .handle_signals(false)
+/// .run()
+/// .await?;
+/// assert_eq!(out.records(), vec![250]);
+/// assert_eq!(report.filtered(), 1);
+/// # Ok::<(), etl::Error>(()) }).unwrap();
+/// ```
+#[proc_macro]
+pub fn pipeline(input: TokenStream) -> TokenStream {
+    pipeline::expand(input.into()).into()
 }

@@ -111,14 +111,14 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<RecordDef> {
             Fields::Unnamed(_) => {
                 errors.push(syn::Error::new(
                     input.ident.span(),
-                    format!("`#[derive(Record)]` needs a struct with named fields, not a tuple struct; {SHAPE_HELP}"),
+                    format!("`#[derive(Record)]` needs a struct with named fields, not a tuple struct\n{SHAPE_HELP}"),
                 ));
                 None
             }
             Fields::Unit => {
                 errors.push(syn::Error::new(
                     input.ident.span(),
-                    format!("`#[derive(Record)]` needs a struct with named fields, not a unit struct; {SHAPE_HELP}"),
+                    format!("`#[derive(Record)]` needs a struct with named fields, not a unit struct\n{SHAPE_HELP}"),
                 ));
                 None
             }
@@ -126,14 +126,14 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<RecordDef> {
         Data::Enum(e) => {
             errors.push(syn::Error::new(
                 e.enum_token.span,
-                format!("`#[derive(Record)]` needs a struct with named fields, not an enum; {SHAPE_HELP}"),
+                format!("`#[derive(Record)]` needs a struct with named fields, not an enum\n{SHAPE_HELP}"),
             ));
             None
         }
         Data::Union(u) => {
             errors.push(syn::Error::new(
                 u.union_token.span,
-                format!("`#[derive(Record)]` needs a struct with named fields, not a union; {SHAPE_HELP}"),
+                format!("`#[derive(Record)]` needs a struct with named fields, not a union\n{SHAPE_HELP}"),
             ));
             None
         }
@@ -161,7 +161,7 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<RecordDef> {
                     ident.span(),
                     format!(
                         "field `{rust_name}` is serialized as \"{name}\", like field `{}`: a record's field names must \
-                         be unique; help: rename one of them with `#[serde(rename = \"...\")]`",
+                         be unique\nhelp: rename one of them with `#[serde(rename = \"...\")]`",
                         first.rust_name
                     ),
                 ));
@@ -171,7 +171,7 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<RecordDef> {
         if fields.is_empty() {
             errors.push(syn::Error::new(
                 input.ident.span(),
-                "a record needs at least one serialized field (a schema without fields means a dynamic record); \
+                "a record needs at least one serialized field (a schema without fields means a dynamic record)\n\
                  help: add a field, or use `etl::Json` for schemaless records",
             ));
         }
@@ -186,7 +186,7 @@ fn check_generics(generics: &Generics, errors: &mut Errors) {
     for lt in generics.lifetimes() {
         errors.push(syn::Error::new(
             lt.lifetime.span(),
-            "`#[derive(Record)]` does not support lifetime parameters: records are owned and `'static`; \
+            "`#[derive(Record)]` does not support lifetime parameters: records are owned and `'static`\n\
              help: use owned types (`String` instead of `&str`, `Vec<u8>` instead of `&[u8]`)",
         ));
     }
@@ -197,7 +197,7 @@ fn record_attrs(attrs: &[Attribute], errors: &mut Errors) {
     for attr in attrs.iter().filter(|a| a.path().is_ident("record")) {
         errors.push(syn::Error::new(
             attr.span(),
-            "`#[record(...)]` takes no options yet; help: remove this attribute (field names come from `#[serde(...)]`)",
+            "`#[record(...)]` takes no options yet\nhelp: remove this attribute (field names come from `#[serde(...)]`)",
         ));
     }
 }
@@ -215,7 +215,7 @@ fn container_attrs(attrs: &[Attribute], errors: &mut Errors) -> ContainerAttrs {
                         Some(rule) => out.rename_all = Some(rule),
                         None => errors.push(syn::Error::new(
                             lit.span(),
-                            format!("unknown `rename_all` rule \"{}\"; help: use one of {}", lit.value(), RenameRule::names()),
+                            format!("unknown `rename_all` rule \"{}\"\nhelp: use one of {}", lit.value(), RenameRule::names()),
                         )),
                     }
                 }
@@ -225,7 +225,7 @@ fn container_attrs(attrs: &[Attribute], errors: &mut Errors) -> ContainerAttrs {
                     meta.path.span(),
                     format!(
                         "`#[serde({why})]` is not supported by Record: the serialized fields would differ from the \
-                         struct's fields; help: remove it, or use `etl::Json` for records of another shape"
+                         struct's fields\nhelp: remove it, or use `etl::Json` for records of another shape"
                     ),
                 ));
                 skip_value(&meta)
@@ -256,7 +256,7 @@ fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
             } else if meta.path.is_ident("flatten") {
                 errors.push(syn::Error::new(
                     meta.path.span(),
-                    "`#[serde(flatten)]` is not supported by Record: the fields are not known at compile time; \
+                    "`#[serde(flatten)]` is not supported by Record: the fields are not known at compile time\n\
                      help: write the inner struct's fields in this struct, or use `etl::Json` for schemaless records",
                 ));
                 Ok(())
@@ -643,10 +643,10 @@ mod tests {
             }
         });
         assert_eq!(errs.len(), 6, "{errs:#?}");
-        assert!(errs[0].starts_with("unknown `rename_all` rule \"camelcase\"; help: use one of \"lowercase\""), "{errs:#?}");
+        assert!(errs[0].starts_with("unknown `rename_all` rule \"camelcase\"\nhelp: use one of \"lowercase\""), "{errs:#?}");
         assert!(errs[1].contains("does not support lifetime parameters"), "{errs:#?}");
         assert!(
-            errs[2].starts_with("`#[serde(flatten)]` is not supported by Record: the fields are not known at compile time; help:"),
+            errs[2].starts_with("`#[serde(flatten)]` is not supported by Record: the fields are not known at compile time\nhelp:"),
             "{errs:#?}"
         );
         assert!(errs[3].contains("flatten"), "{errs:#?}");

@@ -1,0 +1,22 @@
+//! `rename(a -> b, c.d -> c_d)`: rename fields of `Json` records.
+
+use super::{Args, Category, Kind, Op, Positional};
+use quote::quote_spanned;
+
+/// The `rename` operator.
+pub const OP: Op = Op {
+    name: "rename",
+    category: Category::Operator,
+    positional: Some(Positional { name: "renames", kind: Kind::Renames, doc: "`from -> to` pairs; dotted paths reach nested fields." }),
+    args: &[],
+    shared: &[],
+    accepts_as: false,
+    doc: "Renames fields, in order. On `Json` records only for now (a missing field, or a rename onto an existing one, dead-letters the record).",
+    example: "file(path = \"events.jsonl\") | rename(ts -> timestamp, length.new -> length_new) | ...",
+    gen,
+};
+
+fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
+    let pairs = a.first();
+    quote_spanned!(a.span=> .then(::etl::operator::json::Rename::new(#pairs)))
+}

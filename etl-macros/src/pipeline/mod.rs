@@ -1,0 +1,94 @@
+//! `pipeline!`: parse → check → codegen, over `proc_macro2` so it is unit-tested without rustc.
+//!
+//! * [`parse`]: tokens → steps (split on top-level `|`), arguments kept as tokens;
+//! * [`check`]: each step against the ops table for its position, arguments converted to their
+//!   kinds, every error collected with a `help:` line, on the user's token;
+//! * [`codegen`]: the builder calls (`etl::Pipeline::from(..)...to(..)`).
+//!
+//! With errors, the expansion is the `compile_error!`s plus a well-typed stub `Run`, so rustc
+//! adds no cascade of follow-up errors.
+
+mod check;
+mod codegen;
+pub(crate) mod duration;
+mod parse;
+pub(crate) mod suggest;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+/// Expand `pipeline! { ... }`.
+pub(crate) fn expand(input: TokenStream) -> TokenStream {
+    let (ast, mut errors) = parse::parse(input);
+    let (steps, check_errors) = check::check(&ast);
+    errors.extend(check_errors);
+    if errors.is_empty() {
+        return codegen::generate(&steps);
+    }
+    let errors = errors.iter().map(syn::Error::to_compile_error);
+    quote!({ #(#errors)* ::etl::__private::stub() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(t: TokenStream) -> String {
+        t.to_string().replace(' ', "")
+    }
+
+    #[test]
+    fn typed_pipeline() {
+        let out = norm(expand(quote! {
+            iter(orders) as Order | filter(|o| o.amount > 0) | map(|o| o.amount) as i64 | collect(out)
+        }));
+        assert_eq!(
+            out,
+            norm(quote! {{
+                ::etl::__private::assert_record::<Order>();
+                ::etl::Pipeline::from(::etl::__private::iter_as::<Order, _>(orders))
+                    .filter(|o| o.amount > 0)
+                    .map::<i64, _>(|o| o.amount)
+                    .to(::etl::__private::collect_sink(&(out)))
+            }})
+        );
+    }
+
+    #[test]
+    fn json_file_pipeline_with_batch_arguments() {
+        let out = norm(expand(quote! {
+            file(path = "in.jsonl", batch_size = 2, batch_timeout = 1.5s) | rename(a -> b, c.d -> e) | select(b) | drop(x)
+            | file(dir = "lake", format = "csv", prefix = "p")
+        }));
+        let want = norm(quote! {{
+            ::etl::Pipeline::from(::etl::batch::BatchOptions::batch_timeout(
+                ::etl::batch::BatchOptions::batch_size(::etl::source::file::<::etl::Json>("in.jsonl"), 2),
+                ::core::time::Duration::from_secs_f64(1.5)))
+                .then(::etl::operator::json::Rename::new(&[("a", "b"), ("c.d", "e")]))
+                .then(::etl::operator::json::Select::new(&["b"]))
+                .then(::etl::operator::json::DropFields::new(&["x"]))
+                .to(::etl::sink::file("lake").format(::etl::format::Format::Csv).prefix("p"))
+        }});
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn user_steps_by_path() {
+        let out = norm(expand(quote! { my::source(1) as T | my::Op::new() | my::SINK }));
+        assert_eq!(
+            out,
+            norm(quote! {{
+                ::etl::__private::assert_record::<T>();
+                ::etl::Pipeline::from(::etl::__private::source_as::<T, _>(my::source(1))).then(my::Op::new()).to(my::SINK)
+            }})
+        );
+    }
+
+    #[test]
+    fn errors_then_a_stub() {
+        let out = expand(quote! { iter(v) | fliter(f) | stdout(x) });
+        let text = out.to_string();
+        assert_eq!(text.matches("compile_error").count(), 2, "{text}");
+        assert!(text.contains(":: etl :: __private :: stub ()"));
+    }
+}

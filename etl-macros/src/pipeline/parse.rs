@@ -1,0 +1,229 @@
+//! Tokens → AST: steps split on top-level `|`, each `NAME(args) [as Type]` or a user path.
+//!
+//! Nothing here knows the built-in steps: argument values are kept as tokens (with their
+//! spans) and interpreted by the checker according to the step's table entry.
+
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
+use syn::{Ident, Token};
+
+/// A parsed pipeline: one entry per step, `None` where the step did not parse (its error is
+/// reported; the others are still checked).
+pub struct Ast {
+    /// The steps, in order.
+    pub steps: Vec<Option<Step>>,
+}
+
+/// One step.
+pub struct Step {
+    /// Its name or path.
+    pub head: Head,
+    /// `as Type` after it.
+    pub as_type: Option<AsType>,
+}
+
+/// What a step is called.
+pub enum Head {
+    /// A single identifier: a built-in step (or an unknown one), with its arguments.
+    Name { ident: Ident, args: Vec<RawArg> },
+    /// A path with `::`: a user expression, its parenthesised arguments kept as written.
+    Path { path: syn::Path, call: Option<Group> },
+}
+
+/// `as Type`.
+pub struct AsType {
+    /// The `as` keyword, where errors about a misplaced `as` go.
+    pub as_token: Token![as],
+    /// The type.
+    pub ty: syn::Type,
+}
+
+/// One argument of a built-in step: `name = value` or a positional value.
+pub struct RawArg {
+    /// The name, for `name = value`.
+    pub name: Option<Ident>,
+    /// The value's tokens.
+    pub value: TokenStream,
+}
+
+/// Parse the macro's input, collecting every error.
+pub fn parse(input: TokenStream) -> (Ast, Vec<syn::Error>) {
+    let mut errors = Vec::new();
+    let mut steps = Vec::new();
+    let mut segment: Vec<TokenTree> = Vec::new();
+    let mut bar: Option<Span> = None;
+    let mut any = false;
+    let mut segments: Vec<(Vec<TokenTree>, Option<Span>)> = Vec::new();
+    for tt in input {
+        any = true;
+        match &tt {
+            TokenTree::Punct(p) if p.as_char() == '|' => {
+                segments.push((std::mem::take(&mut segment), bar));
+                bar = Some(p.span());
+            }
+            _ => segment.push(tt),
+        }
+    }
+    if !any {
+        errors.push(syn::Error::new(
+            Span::call_site(),
+            "empty pipeline\nhelp: a pipeline is `SOURCE(..) | OPERATOR(..) | ... | SINK(..)`, e.g. `iter(items) | stdout()`",
+        ));
+        return (Ast { steps }, errors);
+    }
+    segments.push((segment, bar));
+    for (tokens, bar) in segments {
+        if tokens.is_empty() {
+            let span = bar.unwrap_or_else(Span::call_site);
+            errors.push(syn::Error::new(
+                span,
+                "empty step\nhelp: write a step between each pair of `|`, and none before the first or after the last",
+            ));
+            steps.push(None);
+            continue;
+        }
+        match step.parse2(tokens.into_iter().collect()) {
+            Ok(s) => steps.push(Some(s)),
+            Err(e) => {
+                errors.push(e);
+                steps.push(None);
+            }
+        }
+    }
+    (Ast { steps }, errors)
+}
+
+fn step(input: ParseStream<'_>) -> syn::Result<Step> {
+    if !(input.peek(Ident::peek_any) || input.peek(Token![::])) {
+        return Err(input.error("expected a step: `name(args)` or a path `my_mod::my_step(args)`\nhelp: a pipeline is `SOURCE(..) | OPERATOR(..) | ... | SINK(..)`"));
+    }
+    let path: syn::Path = if input.peek(Token![::]) || input.peek2(Token![::]) { input.parse()? } else { Ident::parse_any(input)?.into() };
+    let head = match path.get_ident() {
+        Some(ident) if path.leading_colon.is_none() => {
+            let ident = ident.clone();
+            if !input.peek(syn::token::Paren) {
+                return Err(syn::Error::new(
+                    ident.span(),
+                    format!("expected `(` after `{ident}`\nhelp: write the arguments in parentheses, even none: `{ident}()`"),
+                ));
+            }
+            let content;
+            syn::parenthesized!(content in input);
+            Head::Name { ident, args: args(&content)? }
+        }
+        _ => {
+            let call = if input.peek(syn::token::Paren) {
+                input.step(|cursor| match cursor.token_tree() {
+                    Some((TokenTree::Group(g), rest)) if g.delimiter() == Delimiter::Parenthesis => Ok((Some(g), rest)),
+                    _ => Err(cursor.error("expected `(`")),
+                })?
+            } else {
+                None
+            };
+            Head::Path { path, call }
+        }
+    };
+    let as_type = if input.peek(Token![as]) { Some(AsType { as_token: input.parse()?, ty: input.parse()? }) } else { None };
+    if !input.is_empty() {
+        return Err(input.error("expected `|` before this step\nhelp: steps are joined by `|`: `iter(items) | map(f) | stdout()`"));
+    }
+    Ok(Step { head, as_type })
+}
+
+fn args(input: ParseStream<'_>) -> syn::Result<Vec<RawArg>> {
+    let mut out = Vec::new();
+    while !input.is_empty() {
+        let name = if input.peek(Ident::peek_any) && input.peek2(Token![=]) && !input.peek2(Token![==]) && !input.peek2(Token![=>]) {
+            let name = Ident::parse_any(input)?;
+            input.parse::<Token![=]>()?;
+            Some(name)
+        } else {
+            None
+        };
+        let value = value(input)?;
+        if value.is_empty() {
+            return Err(input.error("expected a value\nhelp: arguments are `value` or `name = value`, separated by `,`"));
+        }
+        out.push(RawArg { name, value });
+        if input.is_empty() {
+            break;
+        }
+        input.parse::<Token![,]>()?;
+    }
+    Ok(out)
+}
+
+/// One argument value: a whole Rust expression when it is one (closures may contain commas),
+/// otherwise the tokens up to the next top-level `,` (`a -> b`, `type`).
+fn value(input: ParseStream<'_>) -> syn::Result<TokenStream> {
+    let fork = input.fork();
+    if fork.parse::<syn::Expr>().is_ok() && (fork.is_empty() || fork.peek(Token![,])) {
+        let expr: syn::Expr = input.parse()?;
+        return Ok(quote::ToTokens::into_token_stream(expr));
+    }
+    input.step(|cursor| {
+        let mut rest = *cursor;
+        let mut tokens = TokenStream::new();
+        while let Some((tt, next)) = rest.token_tree() {
+            if matches!(&tt, TokenTree::Punct(p) if p.as_char() == ',') {
+                break;
+            }
+            tokens.extend([tt]);
+            rest = next;
+        }
+        Ok((tokens, rest))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn ok(tokens: TokenStream) -> Vec<Step> {
+        let (ast, errors) = parse(tokens);
+        assert!(errors.is_empty(), "{:?}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>());
+        ast.steps.into_iter().map(|s| s.expect("parsed")).collect()
+    }
+
+    fn errs(tokens: TokenStream) -> Vec<String> {
+        parse(tokens).1.into_iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn steps_args_and_types() {
+        let steps = ok(quote! {
+            file(path = "in.jsonl", batch_timeout = 2s) as Order
+            | filter(|o| o.a > 0 || o.b)
+            | map(|a, b| a + b) as etl::Json
+            | rename(a -> b, length.new -> length_new)
+            | my::sink(1, 2)
+        });
+        assert_eq!(steps.len(), 5);
+        let Head::Name { ident, args } = &steps[0].head else { panic!("a name") };
+        assert_eq!(ident, "file");
+        assert_eq!(args.len(), 2);
+        assert_eq!(args[1].name.as_ref().map(|n| n.to_string()).as_deref(), Some("batch_timeout"));
+        assert_eq!(args[1].value.to_string(), "2s");
+        assert!(steps[0].as_type.is_some());
+        let Head::Name { args, .. } = &steps[2].head else { panic!("a name") };
+        assert_eq!(args.len(), 1, "the closure's comma is not an argument separator");
+        let Head::Name { args, .. } = &steps[3].head else { panic!("a name") };
+        assert_eq!(args.iter().map(|a| a.value.to_string()).collect::<Vec<_>>(), ["a -> b", "length . new -> length_new"]);
+        let Head::Path { path, call } = &steps[4].head else { panic!("a path") };
+        assert_eq!(path.segments.len(), 2);
+        assert!(call.is_some());
+    }
+
+    #[test]
+    fn syntax_errors_all_at_once() {
+        assert!(errs(quote! {})[0].starts_with("empty pipeline"));
+        let e = errs(quote! { iter(v) map(f) | | stdout });
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].starts_with("expected `|` before this step"));
+        assert!(e[1].starts_with("empty step"));
+        assert!(e[2].starts_with("expected `(` after `stdout`"));
+        assert!(e.iter().all(|e| e.contains("\nhelp: ")));
+    }
+}
