@@ -33,7 +33,8 @@
 //! [`SseSource::reconnect_delay`], or the server's `retry:` value once it sent one (note:
 //! `eventsource-stream` only reports `retry:` when it comes in an event that has data).
 //! [`SseSource::max_reconnects`] counts **consecutive** failures: the count resets when a
-//! connection delivers an event or stays up 60 s. Past it, or on any other status (4xx), the
+//! connection delivers an event or stays up 60 s, and reconnecting after such a healthy
+//! connection ends is not counted as a failure. Past it, or on any other status (4xx), the
 //! run ends with an error naming the status. A 204 response ends the stream normally (the SSE
 //! way for a server to say "stop").
 //!
@@ -49,6 +50,7 @@ mod tests;
 
 use super::{BatchStream, Source, SourceContext};
 use crate::batch::{BatchConfig, BatchOptions};
+use crate::config::Secret;
 use crate::record::Record;
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -72,7 +74,8 @@ pub enum DataFormat {
 #[derive(Debug)]
 pub struct SseSource<T> {
     url: String,
-    headers: Vec<(String, String)>,
+    /// Header names and value templates (secrets: `Debug` shows `***`).
+    headers: Vec<(String, Secret)>,
     event_filter: Option<String>,
     data_format: DataFormat,
     reconnect: bool,
@@ -122,7 +125,7 @@ impl<T> SseSource<T> {
     /// let src = etl::source::sse::<etl::Json>("http://localhost/e").header("Authorization", "Bearer ${TOKEN}");
     /// ```
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.headers.push((name.into(), Secret::new(value)));
         self
     }
 

@@ -3,7 +3,8 @@
 //! [`Reconnect`] counts **consecutive** failures (a refused connection, a 5xx, a stream that
 //! ended or broke) and decides, after each one, whether to try again and after what delay. The
 //! count resets when a connection proves healthy: it delivered an event, or it stayed up for at
-//! least [`ReconnectPolicy::stable_after`]. Delays grow exponentially with jitter (backon's
+//! least [`ReconnectPolicy::stable_after`]; reconnecting after such a connection ends is not
+//! counted as a failure. Delays grow exponentially with jitter (backon's
 //! [`ExponentialBuilder`]) from a base that is `reconnect_delay`, or the server's `retry:` value
 //! once it sent one.
 
@@ -80,6 +81,7 @@ impl Reconnect {
     }
 
     /// The connection delivered an event: it is healthy; the failure count and backoff reset.
+    /// (Reconnecting when it ends then starts from the base delay and is not a failure.)
     pub(crate) fn succeeded(&mut self) {
         if self.failures > 0 {
             self.failures = 0;
@@ -87,12 +89,22 @@ impl Reconnect {
         }
     }
 
-    /// A connection ended after `uptime` without delivering an event since the last reset:
-    /// healthy if it stayed up long enough (a quiet stream closed by a proxy after minutes).
-    pub(crate) fn ended_after(&mut self, uptime: Duration) {
-        if uptime >= self.policy.stable_after {
-            self.succeeded();
+    /// An open connection ended or broke after `uptime`. If it was healthy (it delivered an
+    /// event, or stayed up at least `stable_after`: a quiet stream closed by a proxy) the count
+    /// resets and reconnecting is not a failure; otherwise it counts as one, like [`failed`].
+    ///
+    /// [`failed`]: Reconnect::failed
+    pub(crate) fn ended(&mut self, delivered: bool, uptime: Duration) -> Next {
+        if !delivered && uptime < self.policy.stable_after {
+            return self.failed();
         }
+        self.failures = 0;
+        self.delays = backoff(&self.policy, self.server_retry);
+        if !self.policy.enabled {
+            return Next::GiveUp { failures: 0 };
+        }
+        let delay = self.delays.next().unwrap_or(self.policy.max_delay);
+        Next::Retry { delay, attempt: 0 }
     }
 
     /// A connection attempt failed or a connection ended: count it and choose what follows.

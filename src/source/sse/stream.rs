@@ -79,6 +79,7 @@ fn body(response: reqwest::Response, idle: Option<Duration>) -> Body {
 struct Open {
     events: EventStream<Body>,
     since: Instant,
+    delivered: bool,
 }
 
 /// What a connection attempt gave.
@@ -159,7 +160,7 @@ impl<T: Record> Connection<T> {
                     tracing::debug!(url = %self.label, last_event_id = %self.last_id, "sse connected");
                     let mut events = EventStream::new(body(response, self.idle_timeout));
                     events.set_last_event_id(self.last_id.clone());
-                    self.open = Some(Open { events, since: Instant::now() });
+                    self.open = Some(Open { events, since: Instant::now(), delivered: false });
                     return Ok(true);
                 }
                 Ok(Attempt::Stop) => {
@@ -172,7 +173,8 @@ impl<T: Record> Connection<T> {
                 }
                 Err(e) => e.to_string(),
             };
-            if !self.pause(&error).await? {
+            let next = self.reconnect.failed();
+            if !self.pause(next, &error).await? {
                 return Ok(false);
             }
         }
@@ -180,8 +182,8 @@ impl<T: Record> Connection<T> {
 
     /// After a failure: wait per the policy. `Ok(true)`: try again; `Ok(false)`: shutdown came
     /// first; `Err`: gave up.
-    async fn pause(&mut self, error: &str) -> crate::Result<bool> {
-        match self.reconnect.failed() {
+    async fn pause(&mut self, next: Next, error: &str) -> crate::Result<bool> {
+        match next {
             Next::GiveUp { failures } => {
                 let why = if self.reconnect_enabled {
                     format!("giving up after {failures} consecutive failed connection(s) (max_reconnects); last error: {error}")
@@ -221,13 +223,14 @@ impl<T: Record> Connection<T> {
                 }
             };
             let next = open.events.next().await;
-            let since = open.since;
+            let (since, delivered) = (open.since, open.delivered);
             let (ended, clean) = match next {
                 Some(Ok(event)) => {
                     if let Some(retry) = event.retry {
                         self.reconnect.server_retry(retry);
                     }
                     self.reconnect.succeeded();
+                    open.delivered = true;
                     self.last_id.clone_from(&event.id);
                     if !wanted(&event, self.filter.as_deref()) {
                         continue;
@@ -244,8 +247,8 @@ impl<T: Record> Connection<T> {
                 self.done = true;
                 return None;
             }
-            self.reconnect.ended_after(since.elapsed());
-            match self.pause(&ended).await {
+            let next = self.reconnect.ended(delivered, since.elapsed());
+            match self.pause(next, &ended).await {
                 Ok(true) => continue,
                 Ok(false) => {
                     self.done = true;
@@ -270,7 +273,7 @@ pub(super) async fn open<T: Record>(source: SseSource<T>, ctx: SourceContext) ->
     for (name, template) in &source.headers {
         let header = HeaderName::from_bytes(name.as_bytes())
             .map_err(|e| ConfigError::Invalid { option: "header", message: format!("invalid header name `{name}`: {e}") })?;
-        let value = Secret::resolve(template)?;
+        let value = Secret::resolve(template.expose())?;
         let mut value = HeaderValue::from_str(value.expose()).map_err(|_| ConfigError::Invalid {
             option: "header",
             message: format!("the value of header `{name}` is not a valid HTTP header value"),

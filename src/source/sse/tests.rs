@@ -177,13 +177,17 @@ fn success_resets_the_count_and_the_backoff() {
 }
 
 #[test]
-fn a_long_quiet_connection_counts_as_success_a_short_one_does_not() {
-    let mut r = Reconnect::new(policy(5));
+fn the_end_of_a_healthy_connection_is_not_a_failure() {
+    let mut r = Reconnect::new(policy(1));
     r.failed();
-    r.ended_after(Duration::from_secs(1));
-    assert_eq!(r.failures(), 1);
-    r.ended_after(Duration::from_secs(61));
+    // Delivered events: the count resets and the reconnect is not counted.
+    assert_eq!(rounded(r.ended(true, ms(5))), Next::Retry { delay: ms(100), attempt: 0 });
     assert_eq!(r.failures(), 0);
+    // A long quiet connection is healthy too.
+    assert_eq!(rounded(r.ended(false, Duration::from_secs(61))), Next::Retry { delay: ms(100), attempt: 0 });
+    // A short one that delivered nothing is a failure (the backoff goes on growing).
+    assert_eq!(rounded(r.ended(false, ms(5))), Next::Retry { delay: ms(200), attempt: 1 });
+    assert_eq!(r.ended(false, ms(5)), Next::GiveUp { failures: 2 });
 }
 
 #[test]
@@ -213,18 +217,32 @@ proptest! {
     /// The consecutive failure count never passes `max_reconnects` while retrying, gives up
     /// exactly on the failure after it, resets on success, and delays stay within bounds.
     #[test]
-    fn counter_never_exceeds_max_and_resets(max in 0u32..8, ops in prop::collection::vec(any::<bool>(), 0..60), jitter in any::<bool>()) {
+    fn counter_never_exceeds_max_and_resets(max in 0u32..8, ops in prop::collection::vec(0u8..4, 0..60), jitter in any::<bool>()) {
         let mut r = Reconnect::new(ReconnectPolicy { jitter, ..policy(max) });
         let mut expected = 0u32;
-        for success in ops {
-            if success {
-                r.succeeded();
-                expected = 0;
-                prop_assert_eq!(r.failures(), 0);
-                continue;
-            }
-            expected += 1;
-            match r.failed() {
+        for op in ops {
+            let next = match op {
+                // An event arrived.
+                0 => {
+                    r.succeeded();
+                    expected = 0;
+                    prop_assert_eq!(r.failures(), 0);
+                    continue;
+                }
+                // A healthy connection ended: not a failure.
+                1 => {
+                    expected = 0;
+                    let next = r.ended(true, ms(1));
+                    prop_assert_eq!(r.failures(), 0);
+                    let not_counted = matches!(next, Next::Retry { attempt: 0, .. });
+                    prop_assert!(not_counted);
+                    continue;
+                }
+                // A short connection without events ended, or an attempt failed.
+                2 => { expected += 1; r.ended(false, ms(1)) }
+                _ => { expected += 1; r.failed() }
+            };
+            match next {
                 Next::Retry { delay, attempt } => {
                     prop_assert_eq!(attempt, expected);
                     prop_assert!(attempt <= max);
