@@ -95,12 +95,7 @@ async fn serve(mut socket: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Seen>>>) 
         }
     }
     let text = String::from_utf8_lossy(&head).into_owned();
-    let headers = text
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
+    let headers = text.lines().skip(1).filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned())).collect();
     let index = {
         let mut log = log.lock().unwrap();
         log.push(Seen { at: Instant::now(), headers, client_closed: None });
@@ -343,7 +338,8 @@ async fn connection_refused_is_retried_then_gives_up() {
 
 #[tokio::test]
 async fn a_quiet_stream_is_not_an_error() {
-    let script = vec![Reply::StreamThenHold(vec![send(": hi\n\n"), Step::Sleep(Duration::from_secs(2)), send("data: {\"late\":true}\n\n")])];
+    let script =
+        vec![Reply::StreamThenHold(vec![send(": hi\n\n"), Step::Sleep(Duration::from_secs(2)), send("data: {\"late\":true}\n\n")])];
     let server = Server::start(script, Reply::Status(503)).await;
     let (result, records, _) = run(source(&server).max_records(1)).await;
     result.unwrap();
@@ -394,7 +390,10 @@ async fn cancellation_while_the_server_is_silent_returns_promptly_and_closes_the
     let server = Server::start(vec![Reply::StreamThenHold(vec![send("data: {\"n\":1}\n\n")])], Reply::Status(503)).await;
     let out = etl::sink::collect::<Json>();
     let token = CancellationToken::new();
-    let pipeline = Pipeline::from(source(&server).batch_timeout(Duration::from_secs(3600))).to(out.sink()).cancel_on(token.clone()).handle_signals(false);
+    let pipeline = Pipeline::from(source(&server).batch_timeout(Duration::from_secs(3600)))
+        .to(out.sink())
+        .cancel_on(token.clone())
+        .handle_signals(false);
     let run = tokio::spawn(pipeline.run());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let start = Instant::now();

@@ -122,11 +122,8 @@ impl Reconnect {
 
 fn backoff(policy: &ReconnectPolicy, server_retry: Option<Duration>) -> ExponentialBackoff {
     let base = server_retry.unwrap_or(policy.initial_delay);
-    let builder = ExponentialBuilder::new()
-        .with_min_delay(base)
-        .with_max_delay(policy.max_delay.max(base))
-        .with_factor(2.0)
-        .without_max_times();
+    let builder =
+        ExponentialBuilder::new().with_min_delay(base).with_max_delay(policy.max_delay.max(base)).with_factor(2.0).without_max_times();
     let builder = if policy.jitter { builder.with_jitter() } else { builder };
     builder.build()
 }

@@ -101,8 +101,7 @@ struct Request<'a> {
 /// One connection attempt.
 async fn attempt(r: Request<'_>) -> Result<Attempt, ConnectorError> {
     let component = || format!("sse source {}", r.label);
-    let mut request =
-        r.client.get(r.url).headers(r.headers.clone()).header(ACCEPT, "text/event-stream").header(CACHE_CONTROL, "no-cache");
+    let mut request = r.client.get(r.url).headers(r.headers.clone()).header(ACCEPT, "text/event-stream").header(CACHE_CONTROL, "no-cache");
     if !r.last_id.is_empty() {
         match HeaderValue::from_str(r.last_id) {
             Ok(id) => request = request.header("Last-Event-ID", id),

@@ -131,7 +131,8 @@ async fn parse(chunks: &[&str]) -> Vec<Event> {
 
 #[tokio::test]
 async fn eventsource_stream_handles_crlf_comments_multiline_and_cut_events() {
-    let events = parse(&[": hello\r\n", "id: 1\r\nevent: trade\r\ndata: a\r\n", "data: b\r\n\r\n", "data: c\n\nid: 2\ndata: cut-off"]).await;
+    let events =
+        parse(&[": hello\r\n", "id: 1\r\nevent: trade\r\ndata: a\r\n", "data: b\r\n\r\n", "data: c\n\nid: 2\ndata: cut-off"]).await;
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!((events[0].id.as_str(), events[0].event.as_str(), events[0].data.as_str()), ("1", "trade", "a\nb"));
     // The id persists to later events (the spec's last event id buffer); the type defaults.
