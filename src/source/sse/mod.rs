@@ -7,6 +7,19 @@
 //! types and events without data produce nothing. An event cut off by a dropped connection (no
 //! blank line after it) is discarded; the server sends it again after the reconnect.
 //!
+//! ```no_run
+//! use etl::prelude::*;
+//! # async fn demo() -> etl::Result<()> {
+//! let out = etl::sink::collect::<Json>();
+//! let source = etl::source::sse::<Json>("https://stream.example.com/events")
+//!     .header("Authorization", "Bearer ${TOKEN}")
+//!     .event_filter("trade")
+//!     .batch_size(500);
+//! let report = Pipeline::from(source).to(out.sink()).run().await?;
+//! println!("{} events", report.records_in);
+//! # Ok(()) }
+//! ```
+//!
 //! # Metadata
 //!
 //! Beside each record, never inside it: [`Meta::position`](crate::record::Meta::position) is
