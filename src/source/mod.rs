@@ -3,9 +3,13 @@
 
 mod file;
 mod iter;
+#[cfg(feature = "sse")]
+pub mod sse;
 
 pub use file::{file, FileSource};
 pub use iter::{iter, IterSource};
+#[cfg(feature = "sse")]
+pub use sse::{sse, DataFormat, SseSource};
 
 use crate::batch::Batch;
 use futures::Stream;

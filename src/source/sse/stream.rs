@@ -1,0 +1,322 @@
+//! The connection loop of the SSE source: connect, read events, reconnect.
+
+use super::parser::{classify, decode, wanted, BomStripper, StatusClass};
+use super::reconnect::{Next, Reconnect, ReconnectPolicy};
+use super::{DataFormat, SseSource};
+use crate::ack::Ack;
+use crate::batch::{batched, Incoming};
+use crate::config::{interpolate, ConfigError, Secret};
+use crate::error::{ConnectorError, Error};
+use crate::record::Record;
+use crate::source::{BatchStream, SourceContext};
+use bytes::Bytes;
+use eventsource_stream::EventStream;
+use futures::{Stream, StreamExt};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CACHE_CONTROL};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Longest wait for a TCP (and TLS) connection. There is no read timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Cap of the exponential reconnect delay (before jitter), unless the base delay is larger.
+const MAX_DELAY: Duration = Duration::from_secs(60);
+/// A connection that stayed up this long was healthy, even without events.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+
+/// Why a response body stopped.
+#[derive(Debug)]
+enum BodyError {
+    Http(reqwest::Error),
+    Idle(Duration),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::Http(e) => write!(f, "reading the stream failed: {e}"),
+            BodyError::Idle(d) => write!(f, "nothing received for {d:?} (idle_timeout)"),
+        }
+    }
+}
+
+type Body = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send>>;
+
+/// The body of a response as a byte stream, without a leading BOM, ending with an error after
+/// `idle` without a byte.
+fn body(response: reqwest::Response, idle: Option<Duration>) -> Body {
+    Box::pin(futures::stream::unfold(Some((response, BomStripper::default())), move |state| async move {
+        let (mut response, mut bom) = state?;
+        loop {
+            let chunk = match idle {
+                Some(d) => match tokio::time::timeout(d, response.chunk()).await {
+                    Ok(chunk) => chunk,
+                    Err(_) => return Some((Err(BodyError::Idle(d)), None)),
+                },
+                None => response.chunk().await,
+            };
+            match chunk {
+                Ok(Some(bytes)) => {
+                    let out = bom.push(bytes);
+                    if !out.is_empty() {
+                        return Some((Ok(out), Some((response, bom))));
+                    }
+                }
+                Ok(None) => {
+                    let rest = bom.finish();
+                    return if rest.is_empty() { None } else { Some((Ok(rest), None)) };
+                }
+                Err(e) => return Some((Err(BodyError::Http(e)), None)),
+            }
+        }
+    }))
+}
+
+/// An open connection: its event parser, when it opened, whether it delivered an event.
+struct Open {
+    events: EventStream<Body>,
+    since: Instant,
+    delivered: bool,
+}
+
+/// What a connection attempt gave.
+enum Attempt {
+    Connected(reqwest::Response),
+    /// 204: the server says stop.
+    Stop,
+}
+
+/// What a connection attempt needs; borrowed apart from the connection (which is not `Sync`).
+struct Request<'a> {
+    client: &'a reqwest::Client,
+    url: &'a str,
+    label: &'a str,
+    headers: &'a HeaderMap,
+    last_id: &'a str,
+}
+
+/// One connection attempt.
+async fn attempt(r: Request<'_>) -> Result<Attempt, ConnectorError> {
+    let component = || format!("sse source {}", r.label);
+    let mut request = r.client.get(r.url).headers(r.headers.clone()).header(ACCEPT, "text/event-stream").header(CACHE_CONTROL, "no-cache");
+    if !r.last_id.is_empty() {
+        match HeaderValue::from_str(r.last_id) {
+            Ok(id) => request = request.header("Last-Event-ID", id),
+            Err(_) => tracing::warn!(url = %r.label, "last event id is not a valid header value; connecting without Last-Event-ID"),
+        }
+    }
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) if e.is_builder() => return Err(ConnectorError::permanent(component(), e)),
+        Err(e) => return Err(ConnectorError::retryable(component(), e)),
+    };
+    let status = response.status();
+    let error = || format!("HTTP status {status}");
+    match classify(status.as_u16()) {
+        StatusClass::Stream => Ok(Attempt::Connected(response)),
+        StatusClass::Stop => Ok(Attempt::Stop),
+        StatusClass::Retry => Err(ConnectorError::retryable(component(), error())),
+        StatusClass::Fatal => Err(ConnectorError::permanent(component(), error())),
+    }
+}
+
+struct Connection<T> {
+    client: reqwest::Client,
+    /// The resolved URL (requests only; never logged, it may hold a resolved secret).
+    url: String,
+    /// The URL as configured, for logs and errors.
+    label: String,
+    headers: HeaderMap,
+    filter: Option<String>,
+    format: DataFormat,
+    reconnect: Reconnect,
+    reconnect_enabled: bool,
+    idle_timeout: Option<Duration>,
+    /// The last event id read (empty: none), sent as `Last-Event-ID`.
+    last_id: String,
+    open: Option<Open>,
+    shutdown: CancellationToken,
+    done: bool,
+    _record: PhantomData<fn() -> T>,
+}
+
+impl<T: Record> Connection<T> {
+    fn component(&self) -> String {
+        format!("sse source {}", self.label)
+    }
+
+    /// Connect, retrying per the reconnect policy. `Ok(false)`: stop without error (204 or
+    /// shutdown).
+    async fn connect(&mut self) -> crate::Result<bool> {
+        loop {
+            let request =
+                Request { client: &self.client, url: &self.url, label: &self.label, headers: &self.headers, last_id: &self.last_id };
+            let error = match attempt(request).await {
+                Ok(Attempt::Connected(response)) => {
+                    tracing::debug!(url = %self.label, last_event_id = %self.last_id, "sse connected");
+                    let mut events = EventStream::new(body(response, self.idle_timeout));
+                    events.set_last_event_id(self.last_id.clone());
+                    self.open = Some(Open { events, since: Instant::now(), delivered: false });
+                    return Ok(true);
+                }
+                Ok(Attempt::Stop) => {
+                    tracing::info!(url = %self.label, "server answered 204 No Content: stream ends");
+                    return Ok(false);
+                }
+                Err(e) if !e.is_retryable() => {
+                    tracing::error!(error = %e, url = %self.label, "sse connection refused permanently");
+                    return Err(Error::Source(e));
+                }
+                Err(e) => e.to_string(),
+            };
+            let next = self.reconnect.failed();
+            if !self.pause(next, &error).await? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// After a failure: wait per the policy. `Ok(true)`: try again; `Ok(false)`: shutdown came
+    /// first; `Err`: gave up.
+    async fn pause(&mut self, next: Next, error: &str) -> crate::Result<bool> {
+        match next {
+            Next::GiveUp { failures } => {
+                let why = if self.reconnect_enabled {
+                    format!("giving up after {failures} consecutive failed connection(s) (max_reconnects); last error: {error}")
+                } else {
+                    format!("{error} (reconnect is off)")
+                };
+                tracing::error!(url = %self.label, failures, error, "sse source gives up");
+                Err(Error::Source(ConnectorError::retryable(self.component(), why)))
+            }
+            Next::Retry { delay, attempt } => {
+                tracing::warn!(error, url = %self.label, attempt, ?delay, "reconnecting");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => Ok(true),
+                    () = self.shutdown.cancelled() => Ok(false),
+                }
+            }
+        }
+    }
+
+    /// The next item for the batcher; `None` when the stream is over.
+    async fn next_item(&mut self) -> Option<crate::Result<Incoming<T, ()>>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let Some(open) = self.open.as_mut() else {
+                match self.connect().await {
+                    Ok(true) => continue,
+                    Ok(false) => {
+                        self.done = true;
+                        return None;
+                    }
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+            };
+            let next = open.events.next().await;
+            let (since, delivered) = (open.since, open.delivered);
+            let (ended, clean) = match next {
+                Some(Ok(event)) => {
+                    if let Some(retry) = event.retry {
+                        self.reconnect.server_retry(retry);
+                    }
+                    self.reconnect.succeeded();
+                    open.delivered = true;
+                    self.last_id.clone_from(&event.id);
+                    if !wanted(&event, self.filter.as_deref()) {
+                        continue;
+                    }
+                    return Some(Ok(decode(event, self.format)));
+                }
+                Some(Err(e)) => (e.to_string(), false),
+                None => ("the server closed the stream".to_owned(), true),
+            };
+            // The connection is gone; an event cut off with it was never dispatched.
+            self.open = None;
+            if !self.reconnect_enabled && clean {
+                tracing::info!(url = %self.label, "sse stream ended (reconnect is off)");
+                self.done = true;
+                return None;
+            }
+            let next = self.reconnect.ended(delivered, since.elapsed());
+            match self.pause(next, &ended).await {
+                Ok(true) => continue,
+                Ok(false) => {
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Resolve the options, make the first connection (a 4xx or a wrong URL fails the start-up),
+/// and return the batched event stream.
+pub(super) async fn open<T: Record>(source: SseSource<T>, ctx: SourceContext) -> crate::Result<BatchStream<T>> {
+    let url = interpolate(&source.url)?;
+    reqwest::Url::parse(&url)
+        .map_err(|e| ConfigError::Invalid { option: "url", message: format!("`{}` is not a valid URL: {e}", source.url) })?;
+    let mut headers = HeaderMap::new();
+    for (name, template) in &source.headers {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| ConfigError::Invalid { option: "header", message: format!("invalid header name `{name}`: {e}") })?;
+        let value = Secret::resolve(template.expose())?;
+        let mut value = HeaderValue::from_str(value.expose()).map_err(|_| ConfigError::Invalid {
+            option: "header",
+            message: format!("the value of header `{name}` is not a valid HTTP header value"),
+        })?;
+        value.set_sensitive(true);
+        headers.append(header, value);
+    }
+    let client = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .build()
+        .map_err(|e| Error::Source(ConnectorError::permanent(format!("sse source {}", source.url), e)))?;
+    let policy = ReconnectPolicy {
+        enabled: source.reconnect,
+        initial_delay: source.reconnect_delay,
+        max_delay: MAX_DELAY,
+        max_reconnects: source.max_reconnects,
+        stable_after: STABLE_AFTER,
+        jitter: true,
+    };
+    let mut connection = Connection::<T> {
+        client,
+        url,
+        label: source.url.clone(),
+        headers,
+        filter: source.event_filter,
+        format: source.data_format,
+        reconnect: Reconnect::new(policy),
+        reconnect_enabled: source.reconnect,
+        idle_timeout: source.idle_timeout,
+        last_id: source.last_event_id.unwrap_or_default(),
+        open: None,
+        shutdown: ctx.shutdown.clone(),
+        done: false,
+        _record: PhantomData,
+    };
+    let connected = tokio::select! {
+        connected = connection.connect() => connected?,
+        () = ctx.shutdown.cancelled() => false,
+    };
+    connection.done = !connected;
+    let input = futures::stream::unfold(connection, |mut connection| async move {
+        let item = connection.next_item().await?;
+        Some((item, connection))
+    });
+    let origin: Arc<str> = Arc::from(format!("sse {}", source.url));
+    Ok(batched(input, source.batching, ctx.shutdown, origin, |_| Ack::none()))
+}
