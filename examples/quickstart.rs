@@ -6,7 +6,7 @@
 //! `./dead-letters/quickstart.jsonl` with their raw bytes. Prints the run report.
 //!
 //! ```sh
-//! cargo run --example quickstart
+//! cargo run --example quickstart    # from the repository root
 //! ```
 
 use etl::prelude::*;
@@ -29,18 +29,17 @@ struct Paid {
 
 #[tokio::main]
 async fn main() -> etl::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let input = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/orders.jsonl");
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
 
-    let report = Pipeline::from(etl::source::file::<Order>(input).batch_size(50))
-        .filter(|o: &Order| o.status == "paid" && o.amount_cents > 0)
-        .map(|o: Order| Paid { id: o.id, customer: o.customer, amount_cents: o.amount_cents })
-        .to(etl::sink::file("${ETL_LAKE:-lake}/orders").format(Format::Csv).prefix("paid"))
-        .name("quickstart")
-        .run()
-        .await?;
+    let report = pipeline! {
+        file(path = "${ETL_QUICKSTART_INPUT:-examples/data/orders.jsonl}", batch_size = 50) as Order
+        | filter(|o| o.status == "paid" && o.amount_cents > 0)
+        | map(|o| Paid { id: o.id, customer: o.customer, amount_cents: o.amount_cents }) as Paid
+        | file(dir = "${ETL_LAKE:-lake}/orders", format = "csv", prefix = "paid")
+    }
+    .name("quickstart")
+    .run()
+    .await?;
 
     println!("{report}");
     Ok(())

@@ -345,4 +345,17 @@ mod tests {
         assert!(md.contains("| `batch_timeout` | a duration"));
         assert!(md.contains("| `path` | a string literal | yes |"));
     }
+
+    /// `docs/operators.md` is generated from this table, never edited by hand: this test fails
+    /// when it is out of date; `ETL_UPDATE_DOCS=1 cargo test -p etl-macros` rewrites it.
+    #[test]
+    fn docs_operator_reference_is_up_to_date() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operators.md");
+        let want = format!("<!-- Generated from etl-macros/src/ops by `ETL_UPDATE_DOCS=1 cargo test -p etl-macros`; do not edit. -->\n\n{}", reference_markdown());
+        if std::env::var_os("ETL_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(have == want, "docs/operators.md is out of date: run `ETL_UPDATE_DOCS=1 cargo test -p etl-macros`");
+    }
 }
