@@ -29,7 +29,9 @@ struct Paid {
 
 #[tokio::main]
 async fn main() -> etl::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
 
     let report = pipeline! {
         file(path = "${ETL_QUICKSTART_INPUT:-examples/data/orders.jsonl}", batch_size = 50) as Order

@@ -25,14 +25,14 @@
 
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+#[path = "macro_support.rs"]
+pub mod __private;
 pub mod ack;
 pub mod batch;
 pub mod config;
 pub mod dead_letter;
 mod error;
-#[doc(hidden)]
-#[path = "macro_support.rs"]
-pub mod __private;
 pub mod format;
 pub mod operator;
 pub mod pipeline;
@@ -41,8 +41,8 @@ pub mod sink;
 pub mod source;
 
 pub use config::ConfigError;
-pub use etl_macros::pipeline;
 pub use error::{BoxError, ConnectorError, Error, Result, Retry};
+pub use etl_macros::pipeline;
 pub use operator::Operator;
 pub use pipeline::{Pipeline, RunReport};
 pub use record::{Json, Record};
@@ -53,11 +53,11 @@ pub use source::Source;
 pub mod prelude {
     pub use crate::batch::{Batch, BatchOptions};
     pub use crate::format::Format;
-    pub use etl_macros::pipeline;
     pub use crate::operator::Operator;
     pub use crate::pipeline::{Pipeline, RetryPolicy, RunReport};
     pub use crate::record::{Json, Record};
     pub use crate::sink::Sink;
     pub use crate::source::Source;
+    pub use etl_macros::pipeline;
     pub use serde::{Deserialize, Serialize};
 }

@@ -351,7 +351,10 @@ mod tests {
     #[test]
     fn docs_operator_reference_is_up_to_date() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operators.md");
-        let want = format!("<!-- Generated from etl-macros/src/ops by `ETL_UPDATE_DOCS=1 cargo test -p etl-macros`; do not edit. -->\n\n{}", reference_markdown());
+        let want = format!(
+            "<!-- Generated from etl-macros/src/ops by `ETL_UPDATE_DOCS=1 cargo test -p etl-macros`; do not edit. -->\n\n{}",
+            reference_markdown()
+        );
         if std::env::var_os("ETL_UPDATE_DOCS").is_some() {
             std::fs::write(&path, &want).unwrap();
         }

@@ -14,6 +14,7 @@ use eventsource_stream::EventStream;
 use futures::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CACHE_CONTROL};
 use std::marker::PhantomData;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -209,16 +210,10 @@ impl<T: Record> Connection<T> {
                 return None;
             }
             let Some(open) = self.open.as_mut() else {
-                match self.connect().await {
-                    Ok(true) => continue,
-                    Ok(false) => {
-                        self.done = true;
-                        return None;
-                    }
-                    Err(e) => {
-                        self.done = true;
-                        return Some(Err(e));
-                    }
+                let connected = self.connect().await;
+                match self.go_on(connected) {
+                    ControlFlow::Continue(()) => continue,
+                    ControlFlow::Break(last) => return last,
                 }
             };
             let next = open.events.next().await;
@@ -247,16 +242,25 @@ impl<T: Record> Connection<T> {
                 return None;
             }
             let next = self.reconnect.ended(delivered, since.elapsed());
-            match self.pause(next, &ended).await {
-                Ok(true) => continue,
-                Ok(false) => {
-                    self.done = true;
-                    return None;
-                }
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
+            let paused = self.pause(next, &ended).await;
+            if let ControlFlow::Break(last) = self.go_on(paused) {
+                return last;
+            }
+        }
+    }
+
+    /// After connecting or pausing: `Ok(true)` goes on; `Ok(false)` ends the stream quietly;
+    /// an error ends it with that error as its last item.
+    fn go_on(&mut self, outcome: crate::Result<bool>) -> ControlFlow<Option<crate::Result<Incoming<T, ()>>>> {
+        match outcome {
+            Ok(true) => ControlFlow::Continue(()),
+            Ok(false) => {
+                self.done = true;
+                ControlFlow::Break(None)
+            }
+            Err(e) => {
+                self.done = true;
+                ControlFlow::Break(Some(Err(e)))
             }
         }
     }
