@@ -444,3 +444,36 @@ async fn a_server_that_accepts_and_closes_without_events_counts_as_failing() {
     assert!(error.contains("3 consecutive") && error.contains("closed the stream"), "{error}");
     assert_eq!(server.seen().len(), 3);
 }
+
+#[derive(Debug, Clone, PartialEq, etl::Record, serde::Serialize, serde::Deserialize)]
+struct Tick {
+    n: i64,
+}
+
+#[tokio::test]
+async fn the_sse_step_of_pipeline_macro_filters_decodes_and_dead_letters() {
+    let script = vec![Reply::StreamThenHold(vec![
+        send("event: heartbeat\ndata: ping\n\n"),
+        send("id: 1\ndata: {\"n\": 1}\n\n"),
+        send("id: 2\ndata: {\"n\": \"two\"}\n\n"),
+        send("id: 3\ndata: {\"n\": 3}\n\n"),
+    ])];
+    let server = Server::start(script, Reply::Status(503)).await;
+    std::env::set_var("ETL_SSE_MACRO_TEST_URL", server.url());
+    let out = etl::sink::collect::<Tick>();
+    let dlq = MemoryDeadLetters::new();
+    let run = etl::pipeline! {
+        sse(url = "${ETL_SSE_MACRO_TEST_URL}", headers = [("X-Token", "t")], event_filter = "message",
+            data_format = "json", reconnect_delay = 10ms, max_reconnects = 3, max_records = 3, batch_timeout = 20ms) as Tick
+        | filter(|t| t.n > 0)
+        | collect(out.clone())
+    };
+    let report = tokio::time::timeout(Duration::from_secs(10), run.dead_letters(dlq.clone()).handle_signals(false).run())
+        .await
+        .expect("ends")
+        .unwrap();
+    assert_eq!(out.records(), [Tick { n: 1 }, Tick { n: 3 }]);
+    assert_eq!((report.records_in, report.dead_lettered), (3, 1));
+    assert_eq!(&dlq.list().await.unwrap()[0].payload[..], b"{\"n\": \"two\"}");
+    assert_eq!(server.seen()[0].header("x-token"), Some("t"));
+}

@@ -17,6 +17,7 @@ mod iter;
 mod map;
 mod rename;
 mod select;
+mod sse;
 mod stdout;
 
 use proc_macro2::{Span, TokenStream};
@@ -46,6 +47,8 @@ pub enum Kind {
     Duration,
     /// A format string literal: `"jsonl"` or `"csv"`.
     Format,
+    /// An SSE data format string literal: `"json"` or `"text"`.
+    DataFormat,
     /// Field names (dotted paths allowed): `a, b.c`.
     Fields,
     /// Renames: `a -> b, c.d -> c_d`.
@@ -64,6 +67,7 @@ impl Kind {
             Kind::Int => "an integer literal",
             Kind::Duration => "a duration (`2s`, `500ms`, `1.5s`, `1m`, `1h`)",
             Kind::Format => "a format (`\"jsonl\"` or `\"csv\"`)",
+            Kind::DataFormat => "a data format (`\"json\"` or `\"text\"`)",
             Kind::Fields => "field names (`a, b.c`)",
             Kind::Renames => "renames (`a -> b`)",
             Kind::Type => "a type",
@@ -78,6 +82,7 @@ impl Kind {
             Kind::Int => "500",
             Kind::Duration => "2s",
             Kind::Format => "\"jsonl\"",
+            Kind::DataFormat => "\"json\"",
             Kind::Fields => "id, customer.name",
             Kind::Renames => "old -> new",
             Kind::Type => "Order",
@@ -242,6 +247,7 @@ pub const BATCH_ARGS: &[ArgSpec] = &[
 pub const TABLE: &[&Op] = &[
     &iter::OP,
     &file_source::OP,
+    &sse::OP,
     &map::OP,
     &filter::OP,
     &filter_map::OP,

@@ -310,6 +310,14 @@ fn convert(kind: Kind, what: &str, tokens: &TokenStream) -> syn::Result<Value> {
                 other => Err(err(lit.span(), format!("unknown format `{other}`"), "the formats are \"jsonl\" and \"csv\"")),
             }
         }
+        Kind::DataFormat => {
+            let lit: syn::LitStr = syn::parse2(tokens.clone()).map_err(|_| wrong_kind(tokens, what, kind))?;
+            match lit.value().to_ascii_lowercase().as_str() {
+                "json" => Ok(Value::Format(quote!(::etl::source::DataFormat::Json))),
+                "text" => Ok(Value::Format(quote!(::etl::source::DataFormat::Text))),
+                other => Err(err(lit.span(), format!("unknown data format `{other}`"), "the data formats are \"json\" and \"text\"")),
+            }
+        }
         Kind::Fields | Kind::Renames => list(kind, &[tokens]),
     }
 }
