@@ -85,7 +85,8 @@ pub trait Record: Serialize + DeserializeOwned + Send + 'static {
     fn schema() -> &'static Schema;
 
     /// The CSV header for a batch of these records. Typed records use their schema; dynamic
-    /// records use the keys of the first record.
+    /// records use the keys of the first record. For typed records (whose schema is not
+    /// dynamic) the header must depend on the schema only: sinks build it once and reuse it.
     fn csv_header(batch: &[Self]) -> Vec<String> {
         let _ = batch;
         Self::schema().field_names().map(str::to_owned).collect()
