@@ -26,10 +26,7 @@ pub const OP: Op = Op {
 };
 
 fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
-    let ty = match a.as_type {
-        Some(ty) => quote!(#ty),
-        None => quote!(::etl::Json),
-    };
+    let ty = a.record_type();
     let path = a.get("path").map(|p| quote!(#p)).unwrap_or_else(|| quote!(""));
     let mut src = quote_spanned!(a.span=> ::etl::source::file::<#ty>(#path));
     if let Some(format) = a.get("format") {

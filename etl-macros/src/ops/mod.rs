@@ -175,6 +175,14 @@ pub struct Args<'a> {
 }
 
 impl Args<'_> {
+    /// The record type of a decoding source: the type after `as`, or `Json`.
+    pub fn record_type(&self) -> TokenStream {
+        match self.as_type {
+            Some(ty) => quote!(#ty),
+            None => quote!(::etl::Json),
+        }
+    }
+
     /// The value of the named argument `name`, if given.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.named.iter().find(|(n, _)| n == name).map(|(_, v)| v)

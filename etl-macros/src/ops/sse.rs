@@ -34,10 +34,7 @@ pub const OP: Op = Op {
 };
 
 fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
-    let ty = match a.as_type {
-        Some(ty) => quote!(#ty),
-        None => quote!(::etl::Json),
-    };
+    let ty = a.record_type();
     let url = a.get("url").map(|u| quote!(#u)).unwrap_or_else(|| quote!(""));
     let mut src = quote_spanned!(a.span=> ::etl::source::sse::<#ty>(#url));
     if let Some(headers) = a.get("headers") {
