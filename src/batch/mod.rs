@@ -264,33 +264,13 @@ impl<T> Batch<T> {
     }
 
     /// Apply a fallible in-place edit to every record (the `Json` field operations); a record
-    /// whose edit fails is carried to the dead-letter queue.
-    pub fn try_for_each<E: std::fmt::Display>(mut self, mut edit: impl FnMut(&mut T) -> Result<(), E>) -> Batch<T>
+    /// whose edit fails is carried to the dead-letter queue as it came in (an edit that failed
+    /// half-way is not what the source sent).
+    pub fn try_for_each<E: std::fmt::Display>(self, mut edit: impl FnMut(&mut T) -> Result<(), E>) -> Batch<T>
     where
         T: Serialize,
     {
-        let mut errors: Vec<(usize, String)> = Vec::new();
-        for (i, r) in self.records.iter_mut().enumerate() {
-            if let Err(e) = edit(r) {
-                errors.push((i, e.to_string()));
-            }
-        }
-        if errors.is_empty() {
-            return self;
-        }
-        let mut errors = errors.into_iter().peekable();
-        let mut records = Vec::with_capacity(self.records.len());
-        let mut meta = Vec::with_capacity(self.records.len());
-        for (i, (r, m)) in self.records.into_iter().zip(self.meta).enumerate() {
-            match errors.next_if(|(at, _)| *at == i) {
-                Some((_, error)) => self.failures.push(Failure::of_record(&r, m, FailureKind::Transform, error)),
-                None => {
-                    records.push(r);
-                    meta.push(m);
-                }
-            }
-        }
-        Batch { records, meta, failures: self.failures, ack: self.ack, origin: self.origin }
+        self.try_map(|mut record| edit(&mut record).map(|()| record))
     }
 }
 

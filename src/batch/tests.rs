@@ -46,3 +46,14 @@ fn the_ack_travels_with_the_batch() {
     b.into_parts().ack.resolve(Status::Delivered);
     assert_eq!(rx.try_recv().unwrap(), Status::Delivered);
 }
+
+#[test]
+fn an_edit_that_fails_half_way_dead_letters_the_record_as_it_came_in() {
+    let b = Batch::from_records(vec![(1i64, 2i64)]);
+    let b = b.try_for_each(|pair| {
+        pair.0 = 100; // the first step of the edit succeeds...
+        Err::<(), _>("second step failed") // ...and the second fails
+    });
+    assert!(b.is_empty());
+    assert_eq!(&b.failures()[0].payload[..], b"[1,2]");
+}
