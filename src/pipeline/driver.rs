@@ -15,6 +15,7 @@ use crate::dead_letter::{DeadLetter, DeadLetters, FileDeadLetters};
 use crate::error::{ConnectorError, Error};
 use crate::operator::Operator;
 use crate::pipeline::RunReport;
+use crate::record::Meta;
 use crate::sink::{Sink, Written};
 use crate::source::{Source, SourceContext};
 use futures::StreamExt;
@@ -137,7 +138,7 @@ impl<K> Writer<'_, K> {
     {
         let BatchParts { records, meta, mut failures, ack, origin } = batch.into_parts();
         if !records.is_empty() {
-            let written = match self.write_with_retries(&records).await {
+            let written = match self.write_with_retries(&records, &meta).await {
                 Ok(written) => written,
                 Err(e) => {
                     ack.resolve(Status::Errored);
@@ -170,13 +171,13 @@ impl<K> Writer<'_, K> {
         Ok(())
     }
 
-    async fn write_with_retries<T>(&mut self, records: &[T]) -> Result<Written, ConnectorError>
+    async fn write_with_retries<T>(&mut self, records: &[T], meta: &[Meta]) -> Result<Written, ConnectorError>
     where
         K: Sink<T>,
     {
         let mut retrying = self.options.retry.start();
         loop {
-            match self.sink.write(records).await {
+            match self.sink.write_batch(records, meta).await {
                 Ok(written) => return Ok(written),
                 Err(e) if retrying.pause(&e, "sink write").await => Counters::add(&self.counters.retries, 1),
                 Err(e) => return Err(e),

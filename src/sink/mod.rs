@@ -13,6 +13,7 @@ pub use file::{file, FileSink, Rolling};
 pub use stdout::{stdout, Stdout};
 
 use crate::error::ConnectorError;
+use crate::record::Meta;
 use std::future::Future;
 
 /// What a sink reports about a batch it wrote: the records it refused permanently (they are
@@ -70,6 +71,33 @@ pub trait Sink<T>: Send {
 
     /// Durably write `records`.
     fn write(&mut self, records: &[T]) -> impl Future<Output = Result<Written, ConnectorError>> + Send;
+
+    /// Durably write `records`, with the metadata of each (`meta[i]` belongs to `records[i]`).
+    /// The pipeline calls this one; the default ignores the metadata and calls
+    /// [`write`](Sink::write). Sinks that name their output after the batch's position (an
+    /// object key with the first offset) override it. A retry of the same batch passes the
+    /// same records and metadata again.
+    ///
+    /// ```
+    /// use etl::prelude::*;
+    /// use etl::record::Meta;
+    /// use etl::sink::Written;
+    /// struct FirstPosition(Vec<String>);
+    /// impl Sink<i64> for FirstPosition {
+    ///     fn describe(&self) -> String { "first-position".into() }
+    ///     async fn write(&mut self, records: &[i64]) -> Result<Written, etl::ConnectorError> {
+    ///         self.write_batch(records, &[]).await
+    ///     }
+    ///     async fn write_batch(&mut self, _: &[i64], meta: &[Meta]) -> Result<Written, etl::ConnectorError> {
+    ///         self.0.push(meta.first().map(|m| m.position.to_string()).unwrap_or_default());
+    ///         Ok(Written::all())
+    ///     }
+    /// }
+    /// ```
+    fn write_batch(&mut self, records: &[T], meta: &[Meta]) -> impl Future<Output = Result<Written, ConnectorError>> + Send {
+        let _ = meta;
+        self.write(records)
+    }
 
     /// Flush and release resources at the end of the run. Default: nothing to do.
     fn close(&mut self) -> impl Future<Output = Result<(), ConnectorError>> + Send {
