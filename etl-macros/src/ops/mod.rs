@@ -39,9 +39,10 @@ pub enum Category {
 pub enum Kind {
     /// Any Rust expression (closures, variables, paths).
     Expr,
-    /// A string literal (`${VAR}` is resolved by the connector at start-up).
+    /// A string: a literal (`${VAR}` is resolved by the connector at start-up) or a Rust
+    /// expression (a variable holding a flag's value).
     Str,
-    /// An integer literal.
+    /// An integer: a literal or a Rust expression.
     Int,
     /// A duration: `2s`, `500ms`, `1.5s`, `1m`, `1h`; a bare number means seconds.
     Duration,
@@ -63,8 +64,8 @@ impl Kind {
     pub fn describe(self) -> &'static str {
         match self {
             Kind::Expr => "an expression",
-            Kind::Str => "a string literal",
-            Kind::Int => "an integer literal",
+            Kind::Str => "a string",
+            Kind::Int => "an integer",
             Kind::Duration => "a duration (`2s`, `500ms`, `1.5s`, `1m`, `1h`)",
             Kind::Format => "a format (`\"jsonl\"` or `\"csv\"`)",
             Kind::DataFormat => "a data format (`\"json\"` or `\"text\"`)",
@@ -295,7 +296,9 @@ pub fn names() -> Vec<&'static str> {
 pub fn reference_markdown() -> String {
     let mut md = String::from("## `pipeline!` operator reference\n\n");
     md.push_str(
-        "`SOURCE(args) [as Type] | OPERATOR(args) | ... | SINK(args)`. Arguments other than the positional one are `name = value`.\n",
+        "`SOURCE(args) [as Type] | OPERATOR(args) | ... | SINK(args)`. Arguments other than the positional one are `name = value`. \
+         A string or integer argument is a literal or any Rust expression of that type (a variable holding a flag's value); \
+         `${VAR}` in a string is resolved when the pipeline starts.\n",
     );
     for (category, title) in [(Category::Source, "Sources"), (Category::Operator, "Operators"), (Category::Sink, "Sinks")] {
         md.push_str(&format!("\n### {title}\n"));
@@ -357,7 +360,7 @@ mod tests {
         }
         assert!(md.contains("### Sources") && md.contains("### Operators") && md.contains("### Sinks"));
         assert!(md.contains("| `batch_timeout` | a duration"));
-        assert!(md.contains("| `path` | a string literal | yes |"));
+        assert!(md.contains("| `path` | a string | yes |"));
     }
 
     /// `docs/operators.md` is generated from this table, never edited by hand: this test fails

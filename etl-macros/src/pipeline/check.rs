@@ -285,9 +285,19 @@ fn convert(kind: Kind, what: &str, tokens: &TokenStream) -> syn::Result<Value> {
     match kind {
         Kind::Expr => syn::parse2(tokens.clone()).map(Value::Expr),
         Kind::Type => syn::parse2(tokens.clone()).map(Value::Type),
-        Kind::Str => syn::parse2(tokens.clone()).map(Value::Str).map_err(|_| wrong_kind(tokens, what, kind)),
+        Kind::Str => match syn::parse2::<syn::Expr>(tokens.clone()) {
+            Ok(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. })) => Ok(Value::Str(s)),
+            // A literal of another kind is a mistake; any other expression is the user's value
+            // (a variable, `&args.url`, `format!(..)`), type-checked by rustc.
+            Ok(syn::Expr::Lit(_)) | Err(_) => Err(wrong_kind(tokens, what, kind)),
+            Ok(expr) => Ok(Value::Expr(expr)),
+        },
         Kind::Int => {
-            let int: syn::LitInt = syn::parse2(tokens.clone()).map_err(|_| wrong_kind(tokens, what, kind))?;
+            let int: syn::LitInt = match syn::parse2::<syn::Expr>(tokens.clone()) {
+                Ok(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(int), .. })) => int,
+                Ok(syn::Expr::Lit(_)) | Err(_) => return Err(wrong_kind(tokens, what, kind)),
+                Ok(expr) => return Ok(Value::Expr(expr)),
+            };
             const SUFFIXES: &[&str] = &["", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize"];
             if !SUFFIXES.contains(&int.suffix()) {
                 return Err(err(
@@ -429,7 +439,9 @@ mod tests {
 
     #[test]
     fn kinds() {
-        assert!(errors(quote! { iter(v, batch_size = "5") | stdout() })[0].starts_with("`batch_size` takes an integer literal"));
+        assert!(errors(quote! { iter(v, batch_size = "5") | stdout() })[0].starts_with("`batch_size` takes an integer"));
+        assert!(errors(quote! { iter(v, batch_size = n) | file(dir = args.lake, prefix = &p) }).is_empty());
+        assert!(errors(quote! { iter(v) | file(dir = 5) })[0].starts_with("`dir` takes a string"));
         assert!(errors(quote! { iter(v, max_bytes = 3x) | stdout() })[0].starts_with("`max_bytes` takes an integer, not `3x`"));
         assert!(errors(quote! { iter(v, max_bytes = 3_000usize) | stdout() }).is_empty());
         assert!(errors(quote! { iter(v) | map() | stdout() })[0].starts_with("`map` needs"));
