@@ -30,6 +30,7 @@
 pub mod __private;
 pub mod ack;
 pub mod batch;
+pub mod channel;
 pub mod config;
 pub mod dead_letter;
 mod error;

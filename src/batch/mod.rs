@@ -28,6 +28,9 @@ pub enum FailureKind {
     Transform,
     /// The sink refused the record permanently (cannot encode it, constraint violation).
     Sink,
+    /// The broker delivered the message more times than the source's limit (`max_deliver`,
+    /// `max_receives`) without it being acknowledged: a poison message, set aside.
+    MaxDeliveries,
 }
 
 impl std::fmt::Display for FailureKind {
@@ -36,6 +39,7 @@ impl std::fmt::Display for FailureKind {
             FailureKind::Decode => "decode",
             FailureKind::Transform => "transform",
             FailureKind::Sink => "sink",
+            FailureKind::MaxDeliveries => "max_deliveries",
         })
     }
 }

@@ -1,0 +1,28 @@
+//! In-process channels: the embedded defaults that stand in for a broker, so a pipeline runs
+//! with nothing installed.
+//!
+//! [`WorkQueue`] is a work queue with claims, leases, acks and nacks (the contract of SQS and
+//! of a JetStream work queue). [`WorkQueue::sink`] feeds it from one pipeline and
+//! [`WorkQueue::source`] consumes it in another, with end-to-end acknowledgement:
+//!
+//! ```
+//! use etl::prelude::*;
+//! use etl::channel::WorkQueue;
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let queue = WorkQueue::new();
+//! Pipeline::from(etl::source::iter(vec![1i64, 2, 3])).to(queue.sink()).handle_signals(false).run().await?;
+//! queue.close(); // the consumer ends once the queue is drained
+//! let out = etl::sink::collect();
+//! Pipeline::from(queue.source::<i64>()).to(out.sink()).handle_signals(false).run().await?;
+//! assert_eq!(out.records(), vec![1, 2, 3]);
+//! assert!(queue.is_empty());
+//! # Ok::<(), etl::Error>(()) }).unwrap();
+//! ```
+
+mod queue;
+mod sink;
+mod source;
+
+pub use queue::{Claim, Closed, LeaseError, WorkQueue};
+pub use sink::QueueSink;
+pub use source::QueueSource;
