@@ -169,3 +169,22 @@ async fn user_sink_by_path() -> etl::Result<()> {
     assert_eq!(n.load(std::sync::atomic::Ordering::Relaxed), 42);
     Ok(())
 }
+
+#[tokio::test]
+async fn typed_rename_select_filter() -> etl::Result<()> {
+    let out = etl::sink::collect();
+    pipeline! {
+        iter(orders()) as Order
+        | filter(|o| o.amount_cents > 0)
+        | rename(amount_cents -> amount)
+        | select(id, amount)
+        | filter(|o| o.amount > 200)
+        | collect(out)
+    }
+    .handle_signals(false)
+    .run()
+    .await?;
+    let got: Vec<(i64, i64)> = out.records().into_iter().map(|r| (r.id, r.amount)).collect();
+    assert_eq!(got, [(4, 400), (6, 600), (8, 800), (10, 1000)]);
+    Ok(())
+}

@@ -91,3 +91,11 @@ pub fn derive_record(input: TokenStream) -> TokenStream {
 pub fn pipeline(input: TokenStream) -> TokenStream {
     pipeline::expand(input.into()).into()
 }
+
+/// The second stage of `pipeline!`, called back by the schema macros of `#[derive(Record)]`
+/// with their fields prepended (`@etl_record { ... }`). Not a public API: use `pipeline!`.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __pipeline_with_schema(input: TokenStream) -> TokenStream {
+    pipeline::expand_with_schema(input.into()).into()
+}

@@ -12,19 +12,51 @@ mod check;
 mod codegen;
 pub(crate) mod duration;
 mod parse;
+mod schema;
 pub(crate) mod suggest;
+mod typed;
 
 use proc_macro2::TokenStream;
 use quote::quote;
 
 /// Expand `pipeline! { ... }`.
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
-    let (ast, mut errors) = parse::parse(input);
+    round(Vec::new(), input)
+}
+
+/// Expand `pipeline_with_schema! { @etl_record { .. } ... <pipeline> }`: a round after a
+/// record's schema macro called back with its fields.
+pub(crate) fn expand_with_schema(input: TokenStream) -> TokenStream {
+    match schema::split(input) {
+        Ok((received, rest)) => round(received, rest),
+        Err(e) => fail(&[e]),
+    }
+}
+
+/// One round: parse and check everything; when a typed schema step needs the fields of a
+/// record not received yet, call that record's schema macro (which calls back with them
+/// prepended); otherwise generate the pipeline, or every error at once.
+fn round(received: Vec<schema::Received>, input: TokenStream) -> TokenStream {
+    let (ast, mut errors) = parse::parse(input.clone());
     let (steps, check_errors) = check::check(&ast);
     errors.extend(check_errors);
+    let schemas: Vec<&schema::RecordSchema> = received.iter().map(|r| &r.schema).collect();
+    let typed = match typed::walk(&steps, &schemas) {
+        typed::Outcome::Need(path) => {
+            let sent: Vec<TokenStream> = received.iter().map(|r| r.tokens.clone()).collect();
+            return schema::callback(&path, &sent, input);
+        }
+        typed::Outcome::Done(typed) => typed,
+    };
+    errors.extend(typed.errors.iter().cloned());
     if errors.is_empty() {
-        return codegen::generate(&steps);
+        return codegen::generate(&steps, &typed);
     }
+    fail(&errors)
+}
+
+/// The errors, then a well-typed stub so that rustc adds no error of its own.
+fn fail(errors: &[syn::Error]) -> TokenStream {
     let errors = errors.iter().map(syn::Error::to_compile_error);
     quote!({ #(#errors)* ::etl::__private::stub() })
 }

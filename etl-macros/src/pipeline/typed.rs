@@ -1,0 +1,813 @@
+//! Schema steps on typed records: `rename`, `select`, `drop` and `into` on `#[derive(Record)]`
+//! structs, checked at compile time against the fields their schema macros sent.
+//!
+//! [`walk`] follows the record type from step to step (`as Type`, `map(..) as Type`,
+//! `into(Type)`, the shapes the schema steps produce). When a step needs a record's fields that
+//! have not arrived yet, it answers [`Outcome::Need`] with that type (`pipeline!` then calls the
+//! type's schema macro, which calls back with the fields prepended, and the walk starts again).
+//! With every schema at hand it checks each step, reporting every error on the user's token, and
+//! generates:
+//!
+//! * for `rename` / `select` / `drop`, a record type (hidden in the pipeline's block, named
+//!   `__{Record}{Step}{position}`) whose fields are typed through the original record
+//!   (`<Order as ::etl::__private::FieldType<N>>::Type`) and keep their serde names and options,
+//!   and a `map` that moves the fields over: the old record is destructured by the user's field
+//!   tokens, so rustc re-checks every name on them;
+//! * for `into(Type)`, a `map` that moves the fields into `Type`'s struct literal by name, each
+//!   value through `::etl::__private::into_field` so a type mismatch is an error naming the field.
+//!
+//! Closures after a schema step that read a field renamed away or removed (`|o| o.amount_cents`)
+//! are reported by the macro with the field's new name, when the closure is written in place.
+
+use super::check::{is_json, Checked, What};
+use super::schema::{Options, RecordSchema};
+use super::suggest;
+use crate::ops::{Category, FieldRef, Value};
+use crate::record::{self, FieldDef, RecordDef};
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use std::rc::Rc;
+use syn::Ident;
+
+/// What [`walk`] found.
+pub enum Outcome {
+    /// The fields of this record type are needed next.
+    Need(syn::Path),
+    /// Every schema needed is there.
+    Done(Typed),
+}
+
+/// The typed steps, checked and generated.
+#[derive(Default)]
+pub struct Typed {
+    /// Generated record types, placed in the pipeline's block.
+    pub items: Vec<TokenStream>,
+    /// Builder-method suffixes (`.map(..)`) replacing the table's generator, by step position.
+    pub ops: Vec<(usize, TokenStream)>,
+    /// Errors, each on the user's token.
+    pub errors: Vec<syn::Error>,
+}
+
+impl Typed {
+    /// The generated operator of the step at `index`, if any.
+    pub fn op(&self, index: usize) -> Option<&TokenStream> {
+        self.ops.iter().find(|(i, _)| *i == index).map(|(_, t)| t)
+    }
+}
+
+/// Why a field is no longer there.
+#[derive(Clone)]
+enum Why {
+    /// A `rename` renamed it to this.
+    Renamed(String),
+    /// This step (`select` or `drop`) removed it.
+    Removed(&'static str),
+    /// `into(Type)` converted the record to a type without it.
+    Into(String),
+}
+
+/// One field of the record at some point of the pipeline.
+#[derive(Clone)]
+struct Field {
+    /// Its Rust name here.
+    rust: String,
+    /// The name serde writes here.
+    serde: String,
+    /// The user's record type it comes from (its `FieldType<index>` gives the Rust type).
+    origin: Rc<syn::Type>,
+    /// Its declaration position in `origin`.
+    index: usize,
+    /// Its type as written in `origin`, for the generated schema.
+    ty: String,
+    /// The serde options it keeps.
+    options: Options,
+    /// Whether a `rename` gave it its name (then `alias`es no longer apply).
+    renamed: bool,
+}
+
+/// The record at some point of the pipeline, with its fields known.
+#[derive(Clone)]
+struct Shape {
+    /// The type in type position (`Order`, `shop::Page<i64>`, `__OrderRename2`).
+    ty: TokenStream,
+    /// The same as a struct path for patterns and literals (`shop::Page::<i64>`).
+    path: TokenStream,
+    /// How messages name it: "`Order`", "the record after `rename`".
+    label: String,
+    /// The user's record name the generated types are named after.
+    base: String,
+    /// Its fields, in serialisation order.
+    fields: Vec<Field>,
+    /// Fields that earlier steps renamed away or removed, newest last.
+    gone: Vec<(String, Why)>,
+    /// Fields of the user's struct that serde skips (`into` fills them with `Default`).
+    skipped: Vec<String>,
+}
+
+impl Shape {
+    fn names(&self) -> Vec<&str> {
+        self.fields.iter().map(|f| f.rust.as_str()).collect()
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.rust == name)
+    }
+
+    fn gone(&self, name: &str) -> Option<&Why> {
+        self.gone.iter().rev().find(|(n, _)| n == name).map(|(_, w)| w)
+    }
+}
+
+/// The record type flowing at a point of the pipeline, as far as the macro can tell.
+#[derive(Clone)]
+enum Flow {
+    /// `Json`: schema steps run at run time.
+    Json,
+    /// Not declared: left to rustc (schema steps are the `Json` ones).
+    Unknown,
+    /// After an error: nothing more is checked, so no error follows from another.
+    Broken,
+    /// A type named by the user, fields not fetched yet.
+    Named(Rc<syn::Type>),
+    /// A declared type that is not a struct path (a tuple, a reference, ...).
+    Opaque,
+    /// Fields known.
+    Shape(Shape),
+}
+
+fn flow_of(ty: &syn::Type) -> Flow {
+    match ty {
+        _ if is_json(ty) => Flow::Json,
+        syn::Type::Path(p) if p.qself.is_none() => Flow::Named(Rc::new(ty.clone())),
+        syn::Type::Group(g) => flow_of(&g.elem),
+        syn::Type::Paren(p) => flow_of(&p.elem),
+        _ => Flow::Opaque,
+    }
+}
+
+fn first_span(tokens: &impl ToTokens) -> Span {
+    tokens.to_token_stream().into_iter().next().map_or_else(Span::call_site, |t| t.span())
+}
+
+fn err(span: Span, msg: impl std::fmt::Display, help: impl std::fmt::Display) -> syn::Error {
+    syn::Error::new(span, format!("{msg}\nhelp: {help}"))
+}
+
+/// A field name as an identifier (raw when it is a keyword: `r#type`).
+fn field_ident(name: &str, span: Span) -> Ident {
+    match syn::parse_str::<Ident>(name) {
+        Ok(_) => Ident::new(name, span),
+        Err(_) => Ident::new_raw(name, span),
+    }
+}
+
+/// `shop::Page<i64>` as an expression/pattern path: `shop::Page::<i64>`.
+fn struct_path(ty: &syn::Type) -> TokenStream {
+    match ty {
+        syn::Type::Path(p) => {
+            let mut p = p.clone();
+            for seg in &mut p.path.segments {
+                if let syn::PathArguments::AngleBracketed(a) = &mut seg.arguments {
+                    a.colon2_token = Some(Default::default());
+                }
+            }
+            p.into_token_stream()
+        }
+        syn::Type::Group(g) => struct_path(&g.elem),
+        syn::Type::Paren(p) => struct_path(&p.elem),
+        other => other.into_token_stream(),
+    }
+}
+
+fn type_path(ty: &syn::Type) -> Option<&syn::Path> {
+    match ty {
+        syn::Type::Path(p) => Some(&p.path),
+        syn::Type::Group(g) => type_path(&g.elem),
+        syn::Type::Paren(p) => type_path(&p.elem),
+        _ => None,
+    }
+}
+
+fn quoted(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        suggest::quoted(names)
+    }
+}
+
+struct Walker<'a> {
+    schemas: &'a [&'a RecordSchema],
+    /// The types whose schemas were asked for, in order (by their tokens' text).
+    requests: Vec<String>,
+    out: Typed,
+}
+
+impl Walker<'_> {
+    /// The fields of `ty`, or the type to fetch.
+    fn shape(&mut self, ty: &Rc<syn::Type>) -> Result<Shape, syn::Path> {
+        let key = ty.to_token_stream().to_string();
+        let at = match self.requests.iter().position(|r| *r == key) {
+            Some(at) => at,
+            None => {
+                self.requests.push(key);
+                self.requests.len() - 1
+            }
+        };
+        let Some(schema) = self.schemas.get(at) else {
+            return Err(type_path(ty).cloned().expect("a named flow is a path"));
+        };
+        let base = type_path(ty).and_then(|p| p.segments.last()).map(|s| s.ident.to_string()).unwrap_or_default();
+        let base = base.trim_start_matches("r#").to_owned();
+        Ok(Shape {
+            ty: ty.to_token_stream(),
+            path: struct_path(ty),
+            label: format!("`{}`", type_text(ty)),
+            base,
+            fields: schema
+                .fields
+                .iter()
+                .map(|f| Field {
+                    rust: f.rust_name.clone(),
+                    serde: f.serde_name.clone(),
+                    origin: Rc::clone(ty),
+                    index: f.index,
+                    ty: f.ty.clone(),
+                    options: f.options.clone(),
+                    renamed: false,
+                })
+                .collect(),
+            gone: Vec::new(),
+            skipped: schema.skipped.clone(),
+        })
+    }
+
+    fn error(&mut self, e: syn::Error) {
+        self.out.errors.push(e);
+    }
+}
+
+fn type_text(ty: &syn::Type) -> String {
+    record::type_text(ty)
+}
+
+/// Follow the record type through `steps`, with the schemas received so far (in the order
+/// they were asked for).
+pub fn walk(steps: &[Checked], schemas: &[&RecordSchema]) -> Outcome {
+    let mut w = Walker { schemas, requests: Vec::new(), out: Typed::default() };
+    let mut flow = Flow::Unknown;
+    let mut expected = 0;
+    for step in steps {
+        if step.index != expected {
+            // A step that did not parse or resolve: its error is reported; check no further.
+            flow = Flow::Broken;
+        }
+        expected = step.index + 1;
+        match walk_step(&mut w, step, flow) {
+            Ok(next) => flow = next,
+            Err(path) => return Outcome::Need(path),
+        }
+    }
+    Outcome::Done(w.out)
+}
+
+fn walk_step(w: &mut Walker<'_>, step: &Checked, flow: Flow) -> Result<Flow, syn::Path> {
+    let declared = step.as_type.as_ref().map(flow_of);
+    let (op, positional) = match &step.what {
+        What::User { .. } => return Ok(declared.unwrap_or(Flow::Unknown)),
+        What::Builtin { op, positional, .. } => (op, positional),
+    };
+    match (op.category, op.name) {
+        (Category::Source, "file") => Ok(declared.unwrap_or(Flow::Json)),
+        (Category::Source, _) => Ok(declared.unwrap_or(Flow::Unknown)),
+        (Category::Sink, _) => Ok(flow),
+        (_, "filter" | "inspect") => {
+            closures(w, step, &flow, positional);
+            Ok(flow)
+        }
+        (_, "map") => {
+            closures(w, step, &flow, positional);
+            Ok(declared.unwrap_or(Flow::Unknown))
+        }
+        (_, "filter_map" | "flat_map") => {
+            closures(w, step, &flow, positional);
+            Ok(Flow::Unknown)
+        }
+        (_, name @ ("rename" | "select" | "drop")) => {
+            let shape = match flow {
+                Flow::Json | Flow::Unknown | Flow::Broken => return Ok(flow),
+                Flow::Opaque => {
+                    w.error(err(
+                        step.span,
+                        format!("`{name}` needs a record struct here"),
+                        "the record type declared upstream is not a `#[derive(Record)]` struct; `map(..) as MyRecord` to one first",
+                    ));
+                    return Ok(Flow::Broken);
+                }
+                Flow::Named(ty) => w.shape(&ty)?,
+                Flow::Shape(shape) => shape,
+            };
+            let Some(value) = positional.first() else { return Ok(Flow::Broken) };
+            let next = match (name, value) {
+                ("rename", Value::Renames(pairs)) => rename(w, &shape, pairs),
+                ("select", Value::Fields(fields)) => select(w, &shape, fields),
+                ("drop", Value::Fields(fields)) => drop_fields(w, step, &shape, fields),
+                _ => None,
+            };
+            let Some(next) = next else { return Ok(Flow::Broken) };
+            let op_name = match name {
+                "rename" => "Rename",
+                "select" => "Select",
+                _ => "Drop",
+            };
+            let generated = format_ident(&format!("__{}{op_name}{}", next.0.base, step.index), step.span);
+            Ok(Flow::Shape(generate(w, step, &shape, next, generated, name)))
+        }
+        (_, "into") => {
+            let Some(Value::Type(target)) = positional.first() else { return Ok(Flow::Broken) };
+            let shape = match flow {
+                Flow::Broken => return Ok(Flow::Broken),
+                Flow::Json => return Ok(flow_of(target)),
+                Flow::Unknown => {
+                    w.error(err(
+                        step.span,
+                        "`into` needs to know the record type here",
+                        "name it upstream: `iter(items) as Order`, or `map(..) as Order`",
+                    ));
+                    return Ok(Flow::Broken);
+                }
+                Flow::Opaque => {
+                    w.error(err(step.span, "`into` needs a record struct here", "`map` to a `#[derive(Record)]` struct first"));
+                    return Ok(Flow::Broken);
+                }
+                Flow::Named(ty) => w.shape(&ty)?,
+                Flow::Shape(shape) => shape,
+            };
+            let target_ty = match flow_of(target) {
+                Flow::Named(ty) => ty,
+                Flow::Json => {
+                    w.error(err(first_span(target), "`into(Json)` is not supported yet", "use `map(|r| ...)` to build a `Json`"));
+                    return Ok(Flow::Broken);
+                }
+                _ => {
+                    w.error(err(first_span(target), "`into` takes a `#[derive(Record)]` struct", "write `into(MyRecord)`"));
+                    return Ok(Flow::Broken);
+                }
+            };
+            let target_shape = w.shape(&target_ty)?;
+            match into(w, step, &shape, &target_ty, &target_shape) {
+                Some(mut next) => {
+                    next.gone = shape.gone.clone();
+                    for f in &shape.fields {
+                        if next.position(&f.rust).is_none() {
+                            next.gone.push((f.rust.clone(), Why::Into(type_text(&target_ty))));
+                        }
+                    }
+                    Ok(Flow::Shape(next))
+                }
+                None => Ok(Flow::Broken),
+            }
+        }
+        _ => Ok(Flow::Unknown),
+    }
+}
+
+fn format_ident(name: &str, span: Span) -> Ident {
+    Ident::new(name, span)
+}
+
+/// The error for a field `name` that `shape` does not have, in step `step`.
+fn missing(shape: &Shape, name: &str, span: Span, step: &str, this_step: &[(String, String)]) -> syn::Error {
+    if let Some((_, to)) = this_step.iter().find(|(from, _)| from == name) {
+        return err(
+            span,
+            format!("field `{name}` is renamed twice"),
+            format!("this `rename` already renamed `{name}` to `{to}`; to rename it again, write `{to} -> ...`"),
+        );
+    }
+    match shape.gone(name) {
+        Some(Why::Renamed(to)) => err(
+            span,
+            format!("no field `{name}` in {}: an earlier `rename` renamed it to `{to}`", shape.label),
+            format!("use its new name `{to}`"),
+        ),
+        Some(Why::Removed(by)) => err(
+            span,
+            format!("no field `{name}` in {}: an earlier `{by}` removed it", shape.label),
+            format!("keep it in that `{by}`, or use it before that step"),
+        ),
+        Some(Why::Into(ty)) => {
+            err(span, format!("no field `{name}` in {}", shape.label), format!("`{ty}` has no field `{name}`; its fields are {}", quoted(&shape.names())))
+        }
+        None => {
+            let help = suggest::did_you_mean(name, shape.names())
+                .unwrap_or_else(|| format!("the fields of {} are {}", shape.label, quoted(&shape.names())));
+            err(span, format!("unknown field `{name}` in `{step}`: {} has no field `{name}`", shape.label), help)
+        }
+    }
+}
+
+/// Typed records take field names; a dotted path or a literal is an error.
+fn simple(w: &mut Walker<'_>, f: &FieldRef, step: &str) -> bool {
+    if !f.simple {
+        w.error(err(
+            f.span,
+            format!("`{step}` on a typed record takes field names, not `{}`", f.path),
+            "name a field of the struct (nested fields of typed records are reached with `map`)",
+        ));
+    }
+    f.simple
+}
+
+/// The new shape and, per new field, (its position in the old shape, the span to give it).
+type Next = (Shape, Vec<(usize, Span)>, Vec<Span>);
+
+fn rename(w: &mut Walker<'_>, shape: &Shape, pairs: &[(FieldRef, FieldRef)]) -> Option<Next> {
+    let mut fields = shape.fields.clone();
+    let mut spans: Vec<Option<Span>> = vec![None; fields.len()];
+    let mut old_spans: Vec<Option<Span>> = vec![None; fields.len()];
+    let mut done: Vec<(String, String)> = Vec::new();
+    let mut gone = shape.gone.clone();
+    let mut ok = true;
+    for (from, to) in pairs {
+        if !(simple(w, from, "rename") & simple(w, to, "rename")) {
+            ok = false;
+            continue;
+        }
+        let current = Shape { fields: fields.clone(), ..shape.clone() };
+        let Some(at) = current.position(&from.path) else {
+            w.error(missing(shape, &from.path, from.span, "rename", &done));
+            ok = false;
+            continue;
+        };
+        if from.path == to.path {
+            w.error(err(to.span, format!("`{}` is renamed to itself", from.path), format!("remove `{0} -> {0}`", from.path)));
+            ok = false;
+            continue;
+        }
+        if current.position(&to.path).is_some() {
+            w.error(err(
+                to.span,
+                format!("cannot rename `{}` to `{}`: {} already has a field `{}`", from.path, to.path, shape.label, to.path),
+                format!("drop or rename the existing `{0}` first (`drop({0})`), or choose another name", to.path),
+            ));
+            ok = false;
+            continue;
+        }
+        let f = &mut fields[at];
+        f.rust = to.path.clone();
+        f.serde = to.path.clone();
+        f.renamed = true;
+        spans[at] = Some(to.span);
+        old_spans[at].get_or_insert(from.span);
+        gone.retain(|(n, _)| *n != to.path);
+        gone.push((from.path.clone(), Why::Renamed(to.path.clone())));
+        done.push((from.path.clone(), to.path.clone()));
+    }
+    if !ok {
+        return None;
+    }
+    let map = (0..fields.len()).map(|i| (i, spans[i].unwrap_or_else(Span::call_site))).collect();
+    let old = old_spans.into_iter().map(|s| s.unwrap_or_else(Span::call_site)).collect();
+    Some((Shape { fields, gone, ..shape.clone() }, map, old))
+}
+
+/// Check `fields` of a `select`/`drop`: each a field of `shape`, none twice.
+fn named_fields(w: &mut Walker<'_>, shape: &Shape, fields: &[FieldRef], step: &'static str) -> Option<Vec<(usize, Span)>> {
+    let mut ok = true;
+    let mut out: Vec<(usize, Span)> = Vec::new();
+    for f in fields {
+        if !simple(w, f, step) {
+            ok = false;
+            continue;
+        }
+        let Some(at) = shape.position(&f.path) else {
+            w.error(missing(shape, &f.path, f.span, step, &[]));
+            ok = false;
+            continue;
+        };
+        if out.iter().any(|(i, _)| *i == at) {
+            w.error(err(f.span, format!("`{}` is named twice in this `{step}`", f.path), "keep one"));
+            ok = false;
+            continue;
+        }
+        out.push((at, f.span));
+    }
+    ok.then_some(out)
+}
+
+fn select(w: &mut Walker<'_>, shape: &Shape, fields: &[FieldRef]) -> Option<Next> {
+    let chosen = named_fields(w, shape, fields, "select")?;
+    let mut gone = shape.gone.clone();
+    let mut old = vec![Span::call_site(); shape.fields.len()];
+    for (i, f) in shape.fields.iter().enumerate() {
+        match chosen.iter().find(|(at, _)| *at == i) {
+            Some((_, span)) => old[i] = *span,
+            None => gone.push((f.rust.clone(), Why::Removed("select"))),
+        }
+    }
+    let new = chosen.iter().map(|(at, _)| shape.fields[*at].clone()).collect();
+    Some((Shape { fields: new, gone, ..shape.clone() }, chosen, old))
+}
+
+fn drop_fields(w: &mut Walker<'_>, step: &Checked, shape: &Shape, fields: &[FieldRef]) -> Option<Next> {
+    let dropped = named_fields(w, shape, fields, "drop")?;
+    if dropped.len() == shape.fields.len() {
+        w.error(err(
+            step.span,
+            format!("`drop` removes every field of {}", shape.label),
+            "keep at least one field; to discard records, use `filter`",
+        ));
+        return None;
+    }
+    let mut gone = shape.gone.clone();
+    let mut kept = Vec::new();
+    for (i, f) in shape.fields.iter().enumerate() {
+        if dropped.iter().any(|(at, _)| *at == i) {
+            gone.push((f.rust.clone(), Why::Removed("drop")));
+        } else {
+            kept.push((i, step.span));
+        }
+    }
+    let new = kept.iter().map(|(at, _)| shape.fields[*at].clone()).collect();
+    let old = vec![step.span; shape.fields.len()];
+    Some((Shape { fields: new, gone, ..shape.clone() }, kept, old))
+}
+
+/// The generated record type for `next`, and the `map` into it; the shape it is.
+fn generate(w: &mut Walker<'_>, step: &Checked, old: &Shape, next: Next, ident: Ident, name: &str) -> Shape {
+    let (mut shape, map, old_spans) = next;
+    let span = step.span;
+    let or_step = |s: Span| if format!("{s:?}") == format!("{:?}", Span::call_site()) { span } else { s };
+    w.out.items.push(record_type(&ident, &shape.fields));
+
+    // The `map`: destructure the old record by name, build the new one.
+    let record = Ident::new("__etl_record", Span::mixed_site());
+    let mut pattern = Vec::new();
+    let mut literal = Vec::new();
+    for (k, ((at, new_span), f)) in map.iter().zip(&shape.fields).enumerate() {
+        let bind = Ident::new(&format!("__etl_{k}"), Span::mixed_site());
+        let old_name = field_ident(&old.fields[*at].rust, or_step(old_spans[*at]));
+        let new_name = field_ident(&f.rust, or_step(*new_span));
+        pattern.push(quote!(#old_name: #bind));
+        literal.push(quote!(#new_name: #bind));
+    }
+    let (old_ty, old_path) = (&old.ty, &old.path);
+    w.out.ops.push((
+        step.index,
+        quote_spanned! {span=>
+            .map(|#record: #old_ty| -> #ident {
+                let #old_path { #(#pattern,)* .. } = #record;
+                #ident { #(#literal),* }
+            })
+        },
+    ));
+    shape.ty = ident.to_token_stream();
+    shape.path = ident.to_token_stream();
+    shape.skipped = Vec::new();
+    shape.label = format!("the record after `{name}`");
+    shape
+}
+
+/// A record type with `fields`: serde derives (the fields' serde names and options), `Record`,
+/// and `Clone` / `Debug` when every field has them.
+fn record_type(ident: &Ident, fields: &[Field]) -> TokenStream {
+    let mut defs = Vec::new();
+    let mut field_tys = Vec::new();
+    let mut names = Vec::new();
+    for f in fields {
+        let origin = &*f.origin;
+        let n = f.index;
+        let ty = quote!(<#origin as ::etl::__private::FieldType<#n>>::Type);
+        let name = field_ident(&f.rust, ident.span());
+        let serde_name = &f.serde;
+        let helper = |tr: &str, func: &str| {
+            let text = format!("<{} as ::etl::__private::{tr}<{n}>>::{func}", origin.to_token_stream());
+            syn::LitStr::new(&text, first_span(origin))
+        };
+        let mut attrs = vec![quote!(rename = #serde_name)];
+        let o = &f.options;
+        if o.default {
+            attrs.push(quote!(default));
+        }
+        if o.default_with {
+            let p = helper("FieldDefault", "default");
+            attrs.push(quote!(default = #p));
+        }
+        if o.skip_serializing_if {
+            let p = helper("FieldSkipIf", "skip_serializing_if");
+            attrs.push(quote!(skip_serializing_if = #p));
+        }
+        if o.serialize_with {
+            let p = helper("FieldSerializeWith", "serialize_with");
+            attrs.push(quote!(serialize_with = #p));
+        }
+        if o.deserialize_with {
+            let p = helper("FieldDeserializeWith", "deserialize_with");
+            attrs.push(quote!(deserialize_with = #p));
+        }
+        if o.skip_deserializing {
+            attrs.push(quote!(skip_deserializing));
+        }
+        if !f.renamed {
+            for alias in &o.aliases {
+                attrs.push(quote!(alias = #alias));
+            }
+        }
+        defs.push(quote!(#[serde(#(#attrs),*)] #name: #ty));
+        field_tys.push(ty);
+        names.push(name);
+    }
+    let def = RecordDef {
+        ident: ident.clone(),
+        vis: syn::Visibility::Inherited,
+        generics: syn::Generics::default(),
+        fields: fields
+            .iter()
+            .zip(&field_tys)
+            .zip(&names)
+            .map(|((f, ty), name)| FieldDef {
+                ident: name.clone(),
+                index: f.index,
+                name: f.serde.clone(),
+                rust_name: f.rust.clone(),
+                ty: syn::parse2(ty.clone()).expect("a projection is a type"),
+                ty_text: f.ty.clone(),
+                serde: Default::default(),
+            })
+            .collect(),
+        skipped: Vec::new(),
+    };
+    let record_impl = record::expand(&def);
+    let shown = ident.to_string().trim_start_matches('_').to_owned();
+    // `for<'__etl>` makes each bound non-trivial: where a field is not `Clone` (or `Debug`),
+    // the impl does not apply, instead of being an error.
+    quote! {
+        #[allow(non_camel_case_types, dead_code)]
+        #[derive(::etl::__private::serde::Serialize, ::etl::__private::serde::Deserialize)]
+        #[serde(crate = "::etl::__private::serde")]
+        struct #ident { #(#defs),* }
+        #record_impl
+        #[automatically_derived]
+        impl ::core::clone::Clone for #ident where #(for<'__etl> #field_tys: ::core::clone::Clone),* {
+            fn clone(&self) -> Self { #ident { #(#names: ::core::clone::Clone::clone(&self.#names)),* } }
+        }
+        #[automatically_derived]
+        impl ::core::fmt::Debug for #ident where #(for<'__etl> #field_tys: ::core::fmt::Debug),* {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(#shown) #(.field(::core::stringify!(#names), &self.#names))* .finish()
+            }
+        }
+    }
+}
+
+/// `into(Type)`: every field of `Type` (but those serde skips) must be here, and nothing else.
+fn into(w: &mut Walker<'_>, step: &Checked, shape: &Shape, target: &Rc<syn::Type>, target_shape: &Shape) -> Option<Shape> {
+    let at = first_span(&**target);
+    let name = type_text(target);
+    let mut ok = true;
+    let missing_names: Vec<&str> = target_shape.names().into_iter().filter(|n| shape.position(n).is_none()).collect();
+    let extra_names: Vec<&str> = shape.names().into_iter().filter(|n| target_shape.position(n).is_none()).collect();
+    for m in &missing_names {
+        let help = match (shape.gone(m), suggest::did_you_mean(m, extra_names.iter().copied())) {
+            (_, Some(_)) => {
+                let close = suggest::close(m, extra_names.iter().copied());
+                format!("did you mean to rename it first: `rename({} -> {m})`?", close[0])
+            }
+            (Some(Why::Renamed(to)), None) => format!("an earlier `rename` renamed `{m}` to `{to}`"),
+            (Some(Why::Removed(by)), None) => format!("an earlier `{by}` removed `{m}`; keep it there"),
+            _ => format!("the fields here are {}; add `{m}` with a `map` to a struct of your own", quoted(&shape.names())),
+        };
+        w.error(err(at, format!("`into({name})`: field `{m}` of `{name}` is missing in {}", shape.label), help));
+        ok = false;
+    }
+    for x in &extra_names {
+        let help = match suggest::did_you_mean(x, missing_names.iter().copied()) {
+            Some(_) => format!("did you mean to rename it: `rename({x} -> {})`?", suggest::close(x, missing_names.iter().copied())[0]),
+            None => format!("`{name}` has no field `{x}`; remove it first with `drop({x})`"),
+        };
+        w.error(err(at, format!("`into({name})`: field `{x}` has no place in `{name}`"), help));
+        ok = false;
+    }
+    if !ok {
+        return None;
+    }
+    let record = Ident::new("__etl_record", Span::mixed_site());
+    let target_path = struct_path(target);
+    let target_ty = &**target;
+    let mut pattern = Vec::new();
+    let mut literal = Vec::new();
+    for (k, f) in shape.fields.iter().enumerate() {
+        let bind = Ident::new(&format!("__etl_{k}"), Span::mixed_site());
+        let old_name = field_ident(&f.rust, step.span);
+        let new_name = field_ident(&f.rust, at);
+        let marker = field_ident(&f.rust, step.span);
+        pattern.push(quote!(#old_name: #bind));
+        let infer = quote_spanned!(at=> _);
+        literal.push(quote! {
+            #new_name: {
+                #[allow(non_camel_case_types, dead_code)]
+                enum #marker {}
+                ::etl::__private::into_field::<#target_ty, #marker, _, #infer>(#bind)
+            }
+        });
+    }
+    for s in &target_shape.skipped {
+        let s = field_ident(s, at);
+        literal.push(quote!(#s: ::core::default::Default::default()));
+    }
+    let (old_ty, old_path) = (&shape.ty, &shape.path);
+    w.out.ops.push((
+        step.index,
+        quote_spanned! {step.span=>
+            .map(|#record: #old_ty| -> #target_ty {
+                let #old_path { #(#pattern,)* .. } = #record;
+                #target_path { #(#literal),* }
+            })
+        },
+    ));
+    Some(target_shape.clone())
+}
+
+/// Closures of `filter`, `map`, ... after a schema step: a field read on the closure's
+/// argument that an earlier step renamed away or removed is reported with what became of it.
+fn closures(w: &mut Walker<'_>, step: &Checked, flow: &Flow, positional: &[Value]) {
+    let Flow::Shape(shape) = flow else { return };
+    if shape.gone.is_empty() {
+        return;
+    }
+    let Some(Value::Expr(syn::Expr::Closure(closure))) = positional.first() else { return };
+    let Some(param) = closure.inputs.first().and_then(pat_ident) else { return };
+    let mut scan = Scan { param: param.clone(), shadowed: false, reads: Vec::new() };
+    syn::visit::Visit::visit_expr(&mut scan, &closure.body);
+    if scan.shadowed {
+        return;
+    }
+    let _ = step;
+    for field in scan.reads {
+        let name = field.to_string();
+        let name = name.trim_start_matches("r#");
+        if shape.position(name).is_some() {
+            continue;
+        }
+        let (msg, help) = match shape.gone(name) {
+            Some(Why::Renamed(to)) => {
+                (format!("no field `{name}` on the record here: an earlier `rename` renamed it to `{to}`"), format!("write `{param}.{to}`"))
+            }
+            Some(Why::Removed(by)) => (
+                format!("no field `{name}` on the record here: an earlier `{by}` removed it"),
+                format!("keep `{name}` in that `{by}`, or use it before that step; the fields here are {}", quoted(&shape.names())),
+            ),
+            Some(Why::Into(ty)) => {
+                (format!("no field `{name}` on the record here: `{ty}` has no field `{name}`"), format!("the fields here are {}", quoted(&shape.names())))
+            }
+            None => continue, // never a field: rustc's own error lists the fields
+        };
+        w.error(err(field.span(), msg, help));
+    }
+}
+
+/// The identifier a closure parameter binds: `o`, `o: T`, `&o`, `mut o`.
+fn pat_ident(pat: &syn::Pat) -> Option<&Ident> {
+    match pat {
+        syn::Pat::Ident(p) if p.subpat.is_none() => Some(&p.ident),
+        syn::Pat::Type(t) => pat_ident(&t.pat),
+        syn::Pat::Reference(r) => pat_ident(&r.pat),
+        _ => None,
+    }
+}
+
+/// Reads `param.field` in a closure body; gives up (`shadowed`) where the body binds `param`
+/// again, since a later `param.x` may then be another value.
+struct Scan {
+    param: Ident,
+    shadowed: bool,
+    reads: Vec<Ident>,
+}
+
+impl<'ast> syn::visit::Visit<'ast> for Scan {
+    fn visit_expr_field(&mut self, e: &'ast syn::ExprField) {
+        if let (syn::Expr::Path(p), syn::Member::Named(field)) = (&*e.base, &e.member) {
+            if p.qself.is_none() && p.path.is_ident(&self.param) {
+                self.reads.push(field.clone());
+            }
+        }
+        syn::visit::visit_expr_field(self, e);
+    }
+
+    fn visit_pat_ident(&mut self, p: &'ast syn::PatIdent) {
+        if p.ident == self.param {
+            self.shadowed = true;
+        }
+        syn::visit::visit_pat_ident(self, p);
+    }
+
+    fn visit_macro(&mut self, m: &'ast syn::Macro) {
+        // `println!("{}", o.amount_cents)`: read the arguments of the usual formatting macros.
+        if let Ok(args) = m.parse_body_with(syn::punctuated::Punctuated::<syn::Expr, syn::Token![,]>::parse_terminated) {
+            for a in &args {
+                self.visit_expr(a);
+            }
+        }
+    }
+}
