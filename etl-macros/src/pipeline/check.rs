@@ -220,7 +220,10 @@ fn check_args(
             }
         }
         Some(p) => {
-            if positional_raw.is_empty() {
+            if positional_raw.is_empty() && p.kind.variadic() {
+                // `select()`: reported by `typed::walk`, which can list the record's fields.
+                positional.push(if p.kind == Kind::Renames { Value::Renames(Vec::new()) } else { Value::Fields(Vec::new()) });
+            } else if positional_raw.is_empty() {
                 errors.push(err(
                     span,
                     format!("`{name}` needs {} (`{}`)", p.kind.describe(), p.name),

@@ -133,6 +133,10 @@ enum Flow {
     Opaque,
     /// Fields known.
     Shape(Shape),
+    /// After a `map` without `as`, assumed to be the record type before it (`Named` or
+    /// `Shape`): a later schema step uses it, and rustc checks the assumption on the closure
+    /// the step generates (`|r: Type| ...`). Closures are not checked under it.
+    Assumed(Box<Flow>),
 }
 
 fn flow_of(ty: &syn::Type) -> Flow {
@@ -287,13 +291,36 @@ fn walk_step(w: &mut Walker<'_>, step: &Checked, flow: Flow) -> Result<Flow, syn
         }
         (_, "map") => {
             closures(w, step, &flow, positional);
-            Ok(declared.unwrap_or(Flow::Unknown))
+            Ok(match (declared, flow) {
+                (Some(declared), _) => declared,
+                (None, flow @ (Flow::Named(_) | Flow::Shape(_))) => Flow::Assumed(Box::new(flow)),
+                (None, flow @ Flow::Assumed(_)) => flow,
+                (None, _) => Flow::Unknown,
+            })
         }
         (_, "filter_map" | "flat_map") => {
             closures(w, step, &flow, positional);
             Ok(Flow::Unknown)
         }
         (_, name @ ("rename" | "select" | "drop")) => {
+            let flow = match flow {
+                Flow::Assumed(flow) => *flow,
+                flow => flow,
+            };
+            let empty = match positional.first() {
+                Some(Value::Renames(r)) => r.is_empty(),
+                Some(Value::Fields(f)) => f.is_empty(),
+                _ => false,
+            };
+            if empty {
+                let fields = match &flow {
+                    Flow::Named(ty) => Some(w.shape(ty)?),
+                    Flow::Shape(shape) => Some(shape.clone()),
+                    _ => None,
+                };
+                w.error(empty_list(step, name, fields.as_ref()));
+                return Ok(Flow::Broken);
+            }
             let shape = match flow {
                 Flow::Json | Flow::Unknown | Flow::Broken => return Ok(flow),
                 Flow::Opaque => {
@@ -306,6 +333,7 @@ fn walk_step(w: &mut Walker<'_>, step: &Checked, flow: Flow) -> Result<Flow, syn
                 }
                 Flow::Named(ty) => w.shape(&ty)?,
                 Flow::Shape(shape) => shape,
+                Flow::Assumed(_) => unreachable!("unwrapped above"),
             };
             let Some(value) = positional.first() else { return Ok(Flow::Broken) };
             let next = match (name, value) {
@@ -325,6 +353,10 @@ fn walk_step(w: &mut Walker<'_>, step: &Checked, flow: Flow) -> Result<Flow, syn
         }
         (_, "into") => {
             let Some(Value::Type(target)) = positional.first() else { return Ok(Flow::Broken) };
+            let flow = match flow {
+                Flow::Assumed(flow) => *flow,
+                flow => flow,
+            };
             let shape = match flow {
                 Flow::Broken => return Ok(Flow::Broken),
                 Flow::Json => return Ok(flow_of(target)),
@@ -342,6 +374,7 @@ fn walk_step(w: &mut Walker<'_>, step: &Checked, flow: Flow) -> Result<Flow, syn
                 }
                 Flow::Named(ty) => w.shape(&ty)?,
                 Flow::Shape(shape) => shape,
+                Flow::Assumed(_) => unreachable!("unwrapped above"),
             };
             let target_ty = match flow_of(target) {
                 Flow::Named(ty) => ty,
@@ -374,6 +407,20 @@ fn walk_step(w: &mut Walker<'_>, step: &Checked, flow: Flow) -> Result<Flow, syn
 
 fn format_ident(name: &str, span: Span) -> Ident {
     Ident::new(name, span)
+}
+
+/// `select()`, `drop()`, `rename()`: what to write, with the fields when they are known.
+fn empty_list(step: &Checked, name: &str, shape: Option<&Shape>) -> syn::Error {
+    let (msg, example) = match name {
+        "rename" => ("`rename` needs at least one `old -> new`", "rename(ts -> timestamp)"),
+        "select" => ("`select` needs at least one field to keep", "select(id, title)"),
+        _ => ("`drop` needs at least one field to remove", "drop(internal_id)"),
+    };
+    let help = match shape {
+        Some(shape) => format!("write e.g. `{example}`; the fields of {} are {}", shape.label, quoted(&shape.names())),
+        None => format!("write e.g. `{example}`"),
+    };
+    err(step.span, msg, help)
 }
 
 /// The error for a field `name` that `shape` does not have, in step `step`.
@@ -703,12 +750,16 @@ fn into(w: &mut Walker<'_>, step: &Checked, shape: &Shape, target: &Rc<syn::Type
         let new_name = field_ident(&f.rust, at);
         let marker = field_ident(&f.rust, step.span);
         pattern.push(quote!(#old_name: #bind));
+        // The target field's type, explicit: inferred, it would be taken from the value (the
+        // blanket impl is the only one) and the mismatch reported as a bare E0308.
+        let n = target_shape.fields[target_shape.position(&f.rust).expect("checked above")].index;
+        let want = quote!(<#target_ty as ::etl::__private::FieldType<#n>>::Type);
         let infer = quote_spanned!(at=> _);
         literal.push(quote! {
             #new_name: {
                 #[allow(non_camel_case_types, dead_code)]
                 enum #marker {}
-                ::etl::__private::into_field::<#target_ty, #marker, _, #infer>(#bind)
+                ::etl::__private::into_field::<#target_ty, #marker, #want, #infer>(#bind)
             }
         });
     }
