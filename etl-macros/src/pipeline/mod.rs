@@ -117,6 +117,49 @@ mod tests {
     }
 
     #[test]
+    fn typed_schema_steps_call_the_records_schema_macro_then_generate() {
+        let input = quote! { iter(orders) as shop::Order | rename(amount_cents -> amount) | stdout() };
+        // Round 1: `Order`'s fields are needed; its macro is called with the whole input.
+        assert_eq!(
+            norm(expand(input.clone())),
+            norm(quote! { shop::Order! { ::etl::__private::pipeline_with_schema! { iter(orders) as shop::Order | rename(amount_cents -> amount) | stdout() } } })
+        );
+        // Round 2: the macro called back with the fields prepended.
+        let schema = quote!(@etl_record { "Order", 0usize, [("id", 0usize, "id", "i64", []), ("amount_cents", 1usize, "amount_cents", "i64", [])], [] });
+        let out = norm(expand_with_schema(quote!(#schema #input)));
+        assert!(out.starts_with("{::etl::__private::assert_record::<shop::Order>();#[allow(non_camel_case_types,dead_code)]"), "{out}");
+        assert!(out.contains("struct__OrderRename1{#[serde(rename=\"id\")]id:<shop::Orderas::etl::__private::FieldType<0usize>>::Type"), "{out}");
+        assert!(out.contains(".map(|__etl_record:shop::Order|->__OrderRename1{letshop::Order{id:__etl_0,amount_cents:__etl_1,..}=__etl_record;__OrderRename1{id:__etl_0,amount:__etl_1}}).to(::etl::sink::stdout())"), "{out}");
+    }
+
+    #[test]
+    fn two_records_are_fetched_one_round_each() {
+        let input = quote! { iter(v) as Order | into(Paid) | stdout() };
+        let order = quote!(@etl_record { "Order", 0usize, [("id", 0usize, "id", "i64", [])], [] });
+        let paid = quote!(@etl_record { "Paid", 0usize, [("id", 0usize, "id", "i64", [])], [] });
+        // Round 2 asks for `Paid`, sending `Order`'s schema on.
+        assert_eq!(
+            norm(expand_with_schema(quote!(#order #input))),
+            norm(quote! { Paid! { ::etl::__private::pipeline_with_schema! { #order #input } } })
+        );
+        // Round 3: newest first on the wire.
+        let out = norm(expand_with_schema(quote!(#paid #order #input)));
+        assert!(out.contains("into_field::<Paid,id,<Paidas::etl::__private::FieldType<0usize>>::Type,_>(__etl_0)"), "{out}");
+    }
+
+    #[test]
+    fn schema_errors_and_syntax_errors_together_then_a_stub() {
+        let schema = quote!(@etl_record { "Order", 0usize, [("id", 0usize, "id", "i64", [])], [] });
+        let out = expand_with_schema(quote!(#schema iter(v, batchsize = 1) as Order | select(idd) | stdout()));
+        let text = out.to_string();
+        assert_eq!(text.matches("compile_error").count(), 2, "{text}");
+        assert!(text.contains("did you mean `batch_size`?") && text.contains("did you mean `id`?"), "{text}");
+        assert!(text.contains(":: etl :: __private :: stub ()"));
+        let garbled = expand_with_schema(quote!(@etl_record { 1 } iter(v) | stdout())).to_string();
+        assert!(garbled.contains("compile_error") && garbled.contains("cannot read"), "{garbled}");
+    }
+
+    #[test]
     fn errors_then_a_stub() {
         let out = expand(quote! { iter(v) | fliter(f) | stdout(x) });
         let text = out.to_string();
