@@ -5,8 +5,9 @@
 //! * [`parse`] turns a [`syn::DeriveInput`] into a [`RecordDef`] — the struct's name, generics
 //!   and serialised fields (serde name, Rust name, type text) — collecting *every* error;
 //! * [`expand`] generates the impl from a [`RecordDef`];
-//! * [`schema_callback`] is the extension point for the schema callback `macro_rules!`
-//!   (DESIGN.md §3), which `pipeline!` will call to learn a record's fields.
+//! * [`schema_callback`] generates the schema callback `macro_rules!` (DESIGN.md §3), which
+//!   `pipeline!` calls to learn a record's fields, and the `FieldType<N>` impls through which
+//!   the record types `pipeline!` generates name the fields' types and serde helpers.
 //!
 //! All of it runs on `proc_macro2` tokens, so it is unit-tested without the compiler.
 
@@ -538,9 +539,9 @@ pub(crate) fn expand(def: &RecordDef) -> TokenStream {
 ///   / `FieldDefault` impls that call the field's serde helper paths: the record types that
 ///   `pipeline!` generates name their field types and serde helpers through them, so both
 ///   resolve in the struct's scope wherever the pipeline is written.
-/// * `#[macro_export] macro_rules! __etl_record_S_<hash>`, re-exported next to the struct as
-///   `S` (macros have their own namespace), with the struct's visibility: importing the struct
-///   imports its schema. Called as `S! { path::to::callback! { tokens } }`, it expands to
+/// * `#[macro_export] macro_rules! __etl_record_S_<hash>` (a plain local `macro_rules!` unless
+///   the struct is `pub`), re-exported next to the struct as `S` (macros have their own
+///   namespace), with the struct's visibility: importing the struct imports its schema. Called as `S! { path::to::callback! { tokens } }`, it expands to
 ///   `path::to::callback! { @etl_record { ... } tokens }`, the schema prepended.
 ///
 /// The traps of this pattern (LESSONS.md): a macro-expanded `#[macro_export]` macro cannot be
@@ -588,10 +589,17 @@ pub(crate) fn schema_callback(def: &RecordDef, salt: &str) -> TokenStream {
     let name = ident.unraw().to_string();
     let exported = Ident::new(&format!("__etl_record_{name}_{:016x}", fnv1a(salt)), Span::call_site());
     let vis = &def.vis;
+    // Only a `pub` record needs its macro outside the crate: others get a plain local
+    // `macro_rules!`, imported within the crate by the `use` below. (A `#[macro_export]` in a
+    // function body also draws rustc's `non_local_definitions` warning on the user's code.)
+    let export = match vis {
+        syn::Visibility::Public(_) => quote!(#[macro_export] #[allow(non_local_definitions)]),
+        _ => quote!(),
+    };
     quote! {
         const _: () = { #(#impls)* };
         #[doc(hidden)]
-        #[macro_export]
+        #export
         macro_rules! #exported {
             (:: $($seg:ident)::+ ! { $($rest:tt)* }) => { :: $($seg)::+ ! { #schema $($rest)* } };
             ($($seg:ident)::+ ! { $($rest:tt)* }) => { $($seg)::+ ! { #schema $($rest)* } };
@@ -786,8 +794,11 @@ mod tests {
         let def = parse_ok(quote! { pub(crate) struct S { a: i64, #[serde(skip)] b: u8, #[serde(rename = "C", default)] c: Vec<String> } });
         let out = schema_callback(&def, "salt").to_string();
         let exported = format!("__etl_record_S_{:016x}", fnv1a("salt"));
-        assert!(out.contains(&format!("# [macro_export] macro_rules ! {exported}")), "{out}");
+        assert!(out.contains(&format!("# [doc (hidden)] macro_rules ! {exported}")), "not exported from the crate: {out}");
         assert!(out.contains(&format!("pub (crate) use {exported} as S ;")), "{out}");
+        let public = schema_callback(&parse_ok(quote! { pub struct S { a: i64 } }), "salt").to_string();
+        assert!(public.contains(&format!("# [macro_export] # [allow (non_local_definitions)] macro_rules ! {exported}")), "{public}");
+        assert!(public.contains(&format!("pub use {exported} as S ;")), "{public}");
         assert!(out.contains("impl :: etl :: __private :: FieldType < 0usize > for S { type Type = i64 ; }"), "{out}");
         assert!(out.contains("impl :: etl :: __private :: FieldType < 2usize > for S { type Type = Vec < String > ; }"), "{out}");
         assert!(!out.contains("FieldType < 1usize >"), "skipped fields have no type impl: {out}");

@@ -1,5 +1,7 @@
 // Records defined in other modules: by path (`as shop::orders::Order`), and after `use`;
 // `into` a record of a third module.
+#![deny(warnings)]
+
 use etl::prelude::*;
 
 mod shop {

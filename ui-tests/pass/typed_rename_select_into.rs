@@ -1,5 +1,7 @@
 // A typed chain: each step's closures see the fields of the record type the step before
 // generated; `into` moves the fields into the user's struct.
+#![deny(warnings)]
+
 use etl::prelude::*;
 
 #[derive(Debug, Clone, Record, Serialize, Deserialize)]

@@ -1,5 +1,7 @@
 // Two records named `Order` in different modules of one crate: each exports its own schema
 // macro (the exported names carry a hash of the item), and each pipeline sees its own fields.
+#![deny(warnings)]
+
 use etl::prelude::*;
 
 mod eu {

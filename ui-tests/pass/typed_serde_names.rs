@@ -1,6 +1,8 @@
 // Serde names survive schema steps: a field kept keeps its `#[serde(rename)]` name (and its
 // other serde options), a renamed field takes its new name. (The names written are asserted at
 // run time in tests/pipeline_macro.rs.)
+#![deny(warnings)]
+
 use etl::prelude::*;
 
 #[derive(Debug, Clone, Record, Serialize, Deserialize)]
