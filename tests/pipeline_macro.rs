@@ -409,10 +409,7 @@ async fn into_moves_fields_by_name_and_defaults_skipped_ones() -> etl::Result<()
     .handle_signals(false)
     .run()
     .await?;
-    assert_eq!(
-        out.records(),
-        [Payment { id: 8, amount: 800, cached: None }, Payment { id: 10, amount: 1000, cached: None }]
-    );
+    assert_eq!(out.records(), [Payment { id: 8, amount: 800, cached: None }, Payment { id: 10, amount: 1000, cached: None }]);
     Ok(())
 }
 

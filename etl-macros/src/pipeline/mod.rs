@@ -122,13 +122,18 @@ mod tests {
         // Round 1: `Order`'s fields are needed; its macro is called with the whole input.
         assert_eq!(
             norm(expand(input.clone())),
-            norm(quote! { shop::Order! { ::etl::__private::pipeline_with_schema! { iter(orders) as shop::Order | rename(amount_cents -> amount) | stdout() } } })
+            norm(
+                quote! { shop::Order! { ::etl::__private::pipeline_with_schema! { iter(orders) as shop::Order | rename(amount_cents -> amount) | stdout() } } }
+            )
         );
         // Round 2: the macro called back with the fields prepended.
         let schema = quote!(@etl_record { "Order", 0usize, [("id", 0usize, "id", "i64", []), ("amount_cents", 1usize, "amount_cents", "i64", [])], [] });
         let out = norm(expand_with_schema(quote!(#schema #input)));
         assert!(out.starts_with("{::etl::__private::assert_record::<shop::Order>();#[allow(non_camel_case_types,dead_code)]"), "{out}");
-        assert!(out.contains("struct__OrderRename1{#[serde(rename=\"id\")]id:<shop::Orderas::etl::__private::FieldType<0usize>>::Type"), "{out}");
+        assert!(
+            out.contains("struct__OrderRename1{#[serde(rename=\"id\")]id:<shop::Orderas::etl::__private::FieldType<0usize>>::Type"),
+            "{out}"
+        );
         assert!(out.contains(".map(|__etl_record:shop::Order|->__OrderRename1{letshop::Order{id:__etl_0,amount_cents:__etl_1,..}=__etl_record;__OrderRename1{id:__etl_0,amount:__etl_1}}).to(::etl::sink::stdout())"), "{out}");
     }
 

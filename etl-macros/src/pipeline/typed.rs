@@ -443,9 +443,11 @@ fn missing(shape: &Shape, name: &str, span: Span, step: &str, this_step: &[(Stri
             format!("no field `{name}` in {}: an earlier `{by}` removed it", shape.label),
             format!("keep it in that `{by}`, or use it before that step"),
         ),
-        Some(Why::Into(ty)) => {
-            err(span, format!("no field `{name}` in {}", shape.label), format!("`{ty}` has no field `{name}`; its fields are {}", quoted(&shape.names())))
-        }
+        Some(Why::Into(ty)) => err(
+            span,
+            format!("no field `{name}` in {}", shape.label),
+            format!("`{ty}` has no field `{name}`; its fields are {}", quoted(&shape.names())),
+        ),
         None => {
             let help = suggest::did_you_mean(name, shape.names())
                 .unwrap_or_else(|| format!("the fields of {} are {}", shape.label, quoted(&shape.names())));
@@ -809,9 +811,10 @@ fn closures(w: &mut Walker<'_>, step: &Checked, flow: &Flow, positional: &[Value
                 format!("no field `{name}` on the record here: an earlier `{by}` removed it"),
                 format!("keep `{name}` in that `{by}`, or use it before that step; the fields here are {}", quoted(&shape.names())),
             ),
-            Some(Why::Into(ty)) => {
-                (format!("no field `{name}` on the record here: `{ty}` has no field `{name}`"), format!("the fields here are {}", quoted(&shape.names())))
-            }
+            Some(Why::Into(ty)) => (
+                format!("no field `{name}` on the record here: `{ty}` has no field `{name}`"),
+                format!("the fields here are {}", quoted(&shape.names())),
+            ),
             None => continue, // never a field: rustc's own error lists the fields
         };
         w.error(err(field.span(), msg, help));
@@ -911,7 +914,8 @@ mod tests {
 
     #[test]
     fn schemas_are_asked_for_in_order_and_once() {
-        let input = quote!(iter(v) as Order | rename(amount_cents -> amount) | drop(customer) | into(shop::Payment) | select(id) | stdout());
+        let input =
+            quote!(iter(v) as Order | rename(amount_cents -> amount) | drop(customer) | into(shop::Payment) | select(id) | stdout());
         let Outcome::Need(first) = walk_with(input.clone(), &[]) else { panic!("needs Order") };
         assert_eq!(norm(first), "Order");
         let Outcome::Need(second) = walk_with(input.clone(), &[order()]) else { panic!("needs Payment") };
@@ -948,11 +952,17 @@ mod tests {
         let e = errors(quote!(iter(v) as Order | select(id, amount_cent) | stdout()));
         assert_eq!(e, ["unknown field `amount_cent` in `select`: `Order` has no field `amount_cent`\nhelp: did you mean `amount_cents`?"]);
         let e = errors(quote!(iter(v) as Order | drop(zzz) | stdout()));
-        assert_eq!(e, ["unknown field `zzz` in `drop`: `Order` has no field `zzz`\nhelp: the fields of `Order` are `id`, `customer`, `amount_cents`"]);
+        assert_eq!(
+            e,
+            ["unknown field `zzz` in `drop`: `Order` has no field `zzz`\nhelp: the fields of `Order` are `id`, `customer`, `amount_cents`"]
+        );
         let e = errors(quote!(iter(v) as Order | rename(amount_cents -> id) | stdout()));
         assert!(e[0].starts_with("cannot rename `amount_cents` to `id`: `Order` already has a field `id`\nhelp: "), "{e:?}");
         let e = errors(quote!(iter(v) as Order | rename(amount_cents -> a, amount_cents -> b) | stdout()));
-        assert!(e[0].starts_with("field `amount_cents` is renamed twice\nhelp: this `rename` already renamed `amount_cents` to `a`"), "{e:?}");
+        assert!(
+            e[0].starts_with("field `amount_cents` is renamed twice\nhelp: this `rename` already renamed `amount_cents` to `a`"),
+            "{e:?}"
+        );
         let e = errors(quote!(iter(v) as Order | rename(id -> id) | stdout()));
         assert!(e[0].starts_with("`id` is renamed to itself"), "{e:?}");
         let e = errors(quote!(iter(v) as Order | rename(amount_cents -> amount) | select(amount_cents) | stdout()));
@@ -997,7 +1007,15 @@ mod tests {
     fn closures_reading_a_field_renamed_away_or_removed() {
         let e = errors(quote!(iter(v) as Order | rename(amount_cents -> amount) | filter(|o| o.amount_cents > 0) | stdout()));
         assert_eq!(e, ["no field `amount_cents` on the record here: an earlier `rename` renamed it to `amount`\nhelp: write `o.amount`"]);
-        let e = errors(quote!(iter(v) as Order | select(id) | map(|o: Order| { println!("{}", o.customer); o.id }) | stdout()));
+        let e = errors(quote!(
+            iter(v) as Order
+                | select(id)
+                | map(|o: Order| {
+                    println!("{}", o.customer);
+                    o.id
+                })
+                | stdout()
+        ));
         assert!(e[0].starts_with("no field `customer` on the record here: an earlier `select` removed it"), "{e:?}");
         // Fields that exist, methods, another binding, a shadowed parameter: not the macro's business.
         for ok in [
@@ -1060,15 +1078,23 @@ mod tests {
 
     #[test]
     fn into_moves_each_field_through_a_type_check_and_defaults_skipped_fields() {
-        let typed = done(quote!(iter(v) as Order | drop(customer) | rename(amount_cents -> amount) | into(Payment) | stdout()), &[order(), payment()]);
+        let typed = done(
+            quote!(iter(v) as Order | drop(customer) | rename(amount_cents -> amount) | into(Payment) | stdout()),
+            &[order(), payment()],
+        );
         assert!(typed.errors.is_empty());
         let op = norm(typed.op(3).expect("into op"));
         assert!(
-            op.starts_with(".map(|__etl_record:__OrderRename2|->Payment{let__OrderRename2{id:__etl_0,amount:__etl_1,..}=__etl_record;Payment{"),
+            op.starts_with(
+                ".map(|__etl_record:__OrderRename2|->Payment{let__OrderRename2{id:__etl_0,amount:__etl_1,..}=__etl_record;Payment{"
+            ),
             "{op}"
         );
-        assert!(op.contains(&norm(quote!(amount: { #[allow(non_camel_case_types, dead_code)] enum amount {}
-            ::etl::__private::into_field::<Payment, amount, <Payment as ::etl::__private::FieldType<1usize>>::Type, _>(__etl_1) }))), "{op}");
+        assert!(
+            op.contains(&norm(quote!(amount: { #[allow(non_camel_case_types, dead_code)] enum amount {}
+            ::etl::__private::into_field::<Payment, amount, <Payment as ::etl::__private::FieldType<1usize>>::Type, _>(__etl_1) }))),
+            "{op}"
+        );
         assert!(op.contains("note:::core::default::Default::default()"), "{op}");
     }
 }
