@@ -56,6 +56,12 @@ async fn after_use(orders: Vec<shop::orders::Order>) -> etl::Result<Vec<i64>> {
     Ok(out.records().into_iter().map(|p| p.amount).collect())
 }
 
+// By an absolute path from the crate root (the schema macro is then named through the
+// re-export, not the `#[macro_export]`ed macro itself: rust#52234 does not apply).
+fn from_crate_root(orders: Vec<shop::orders::Order>) -> impl std::any::Any {
+    pipeline! { iter(orders) as crate::shop::orders::Order | select(id) | blackhole() }
+}
+
 fn main() {
-    let _ = (by_path, after_use);
+    let _ = (by_path, after_use, from_crate_root);
 }
