@@ -164,6 +164,67 @@ mod tests {
         assert!(garbled.contains("compile_error") && garbled.contains("cannot read"), "{garbled}");
     }
 
+    /// Expansion time of a 20-step pipeline, printed (`cargo test -p etl-macros expansion_time
+    /// -- --nocapture`), not asserted: goal < 100 ms. The typed pipeline takes three rounds
+    /// (nothing, then `Order`'s schema, then `Paid`'s too), each timed as the compiler runs it.
+    #[test]
+    fn expansion_time_of_a_20_step_pipeline() {
+        let typed = quote! {
+            iter(orders, batch_size = 500, batch_timeout = 2s) as Order
+            | filter(|o| o.amount_cents > 0) | inspect(|o| println!("{}", o.id))
+            | rename(amount_cents -> amount) | filter(|o| o.amount > 10)
+            | rename(customer -> buyer) | map(|mut o| { o.amount += 1; o })
+            | drop(status) | filter(|o| !o.buyer.is_empty())
+            | select(id, amount, buyer, region) | inspect(|o| assert!(o.id > 0))
+            | rename(region -> zone) | filter(|o| o.zone != "x")
+            | select(id, buyer, amount, zone)
+            | rename(zone -> area) | filter(|o| o.area.len() < 9)
+            | drop(area) | into(Paid) | filter(|p| p.amount > 0)
+            | stdout()
+        };
+        let json = quote! {
+            file(path = "in.jsonl", batch_size = 500)
+            | rename(a -> b) | filter(|r| r.get("b").is_some()) | select(b, c) | drop(c) | rename(b -> d)
+            | inspect(|r| println!("{r:?}")) | rename(d -> e) | select(e) | filter(|_| true) | rename(e -> f)
+            | drop(g) | rename(f -> h) | select(h) | inspect(|_| ()) | rename(h -> i) | drop(j) | select(i)
+            | rename(i -> k) | file(dir = "out", format = "csv")
+        };
+        let order = quote!(@etl_record { "Order", 0usize, [
+            ("id", 0usize, "id", "i64", []), ("customer", 1usize, "customer", "String", []),
+            ("amount_cents", 2usize, "amount_cents", "i64", []), ("status", 3usize, "status", "String", []),
+            ("region", 4usize, "region", "String", [default])
+        ], [] });
+        let paid = quote!(@etl_record { "Paid", 0usize, [
+            ("id", 0usize, "id", "i64", []), ("buyer", 1usize, "buyer", "String", []), ("amount", 2usize, "amount", "i64", [])
+        ], [] });
+        let rounds = [typed.clone(), quote!(#order #typed), quote!(#paid #order #typed)];
+        assert_eq!(parse::parse(typed.clone()).0.steps.len(), 20);
+        assert_eq!(parse::parse(json.clone()).0.steps.len(), 20);
+        let time = |f: &dyn Fn() -> TokenStream| {
+            let mut runs: Vec<std::time::Duration> = (0..15)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    let out = f();
+                    let d = t.elapsed();
+                    assert!(!out.to_string().contains("compile_error"), "{out}");
+                    d
+                })
+                .collect();
+            runs.sort();
+            runs[runs.len() / 2]
+        };
+        let per_round: Vec<std::time::Duration> = rounds
+            .iter()
+            .enumerate()
+            .map(|(i, input)| if i == 0 { time(&|| expand(input.clone())) } else { time(&|| expand_with_schema(input.clone())) })
+            .collect();
+        let total: std::time::Duration = per_round.iter().sum();
+        let json_time = time(&|| expand(json.clone()));
+        println!(
+            "pipeline! expansion, 20 steps (median of 15): typed {total:?} in 3 rounds {per_round:?}; Json {json_time:?} (goal < 100 ms)"
+        );
+    }
+
     #[test]
     fn errors_then_a_stub() {
         let out = expand(quote! { iter(v) | fliter(f) | stdout(x) });
