@@ -468,8 +468,10 @@ fn simple(w: &mut Walker<'_>, f: &FieldRef, step: &str) -> bool {
     f.simple
 }
 
-/// The new shape and, per new field, (its position in the old shape, the span to give it).
-type Next = (Shape, Vec<(usize, Span)>, Vec<Span>);
+/// The new shape; per new field, its position in the old shape and the user's token for its
+/// name (if this step names it); per old field, the user's token for its name, if any. Fields
+/// without a token of the user's get the step's span.
+type Next = (Shape, Vec<(usize, Option<Span>)>, Vec<Option<Span>>);
 
 fn rename(w: &mut Walker<'_>, shape: &Shape, pairs: &[(FieldRef, FieldRef)]) -> Option<Next> {
     let mut fields = shape.fields.clone();
@@ -516,9 +518,8 @@ fn rename(w: &mut Walker<'_>, shape: &Shape, pairs: &[(FieldRef, FieldRef)]) -> 
     if !ok {
         return None;
     }
-    let map = (0..fields.len()).map(|i| (i, spans[i].unwrap_or_else(Span::call_site))).collect();
-    let old = old_spans.into_iter().map(|s| s.unwrap_or_else(Span::call_site)).collect();
-    Some((Shape { fields, gone, ..shape.clone() }, map, old))
+    let map = spans.into_iter().enumerate().collect();
+    Some((Shape { fields, gone, ..shape.clone() }, map, old_spans))
 }
 
 /// Check `fields` of a `select`/`drop`: each a field of `shape`, none twice.
@@ -548,14 +549,15 @@ fn named_fields(w: &mut Walker<'_>, shape: &Shape, fields: &[FieldRef], step: &'
 fn select(w: &mut Walker<'_>, shape: &Shape, fields: &[FieldRef]) -> Option<Next> {
     let chosen = named_fields(w, shape, fields, "select")?;
     let mut gone = shape.gone.clone();
-    let mut old = vec![Span::call_site(); shape.fields.len()];
+    let mut old = vec![None; shape.fields.len()];
     for (i, f) in shape.fields.iter().enumerate() {
         match chosen.iter().find(|(at, _)| *at == i) {
-            Some((_, span)) => old[i] = *span,
+            Some((_, span)) => old[i] = Some(*span),
             None => gone.push((f.rust.clone(), Why::Removed("select"))),
         }
     }
     let new = chosen.iter().map(|(at, _)| shape.fields[*at].clone()).collect();
+    let chosen = chosen.into_iter().map(|(at, span)| (at, Some(span))).collect();
     Some((Shape { fields: new, gone, ..shape.clone() }, chosen, old))
 }
 
@@ -571,15 +573,17 @@ fn drop_fields(w: &mut Walker<'_>, step: &Checked, shape: &Shape, fields: &[Fiel
     }
     let mut gone = shape.gone.clone();
     let mut kept = Vec::new();
+    let mut old = vec![None; shape.fields.len()];
     for (i, f) in shape.fields.iter().enumerate() {
-        if dropped.iter().any(|(at, _)| *at == i) {
-            gone.push((f.rust.clone(), Why::Removed("drop")));
-        } else {
-            kept.push((i, step.span));
+        match dropped.iter().find(|(at, _)| *at == i) {
+            Some((_, span)) => {
+                gone.push((f.rust.clone(), Why::Removed("drop")));
+                old[i] = Some(*span);
+            }
+            None => kept.push((i, None)),
         }
     }
     let new = kept.iter().map(|(at, _)| shape.fields[*at].clone()).collect();
-    let old = vec![step.span; shape.fields.len()];
     Some((Shape { fields: new, gone, ..shape.clone() }, kept, old))
 }
 
@@ -587,7 +591,7 @@ fn drop_fields(w: &mut Walker<'_>, step: &Checked, shape: &Shape, fields: &[Fiel
 fn generate(w: &mut Walker<'_>, step: &Checked, old: &Shape, next: Next, ident: Ident, name: &str) -> Shape {
     let (mut shape, map, old_spans) = next;
     let span = step.span;
-    let or_step = |s: Span| if format!("{s:?}") == format!("{:?}", Span::call_site()) { span } else { s };
+    let or_step = |s: Option<Span>| s.unwrap_or(span);
     w.out.items.push(record_type(&ident, &shape.fields));
 
     // The `map`: destructure the old record by name, build the new one.
@@ -600,6 +604,14 @@ fn generate(w: &mut Walker<'_>, step: &Checked, old: &Shape, next: Next, ident: 
         let new_name = field_ident(&f.rust, or_step(*new_span));
         pattern.push(quote!(#old_name: #bind));
         literal.push(quote!(#new_name: #bind));
+    }
+    // Fields the user named that do not go on (`drop(x)`): in the pattern too, so that rustc
+    // checks those names on the user's tokens as well.
+    for (i, span) in old_spans.iter().enumerate() {
+        if let (Some(span), false) = (span, map.iter().any(|(at, _)| *at == i)) {
+            let name = field_ident(&old.fields[i].rust, *span);
+            pattern.push(quote!(#name: _));
+        }
     }
     let (old_ty, old_path) = (&old.ty, &old.path);
     w.out.ops.push((
