@@ -33,3 +33,75 @@ pub type Stub = Run<IterSource<std::iter::Empty<()>>, Identity, Blackhole>;
 pub fn stub() -> Stub {
     Pipeline::from(crate::source::iter(std::iter::empty::<()>())).to(crate::sink::blackhole())
 }
+
+// ---- Typed schema steps (`rename`, `select`, `drop`, `into` on `#[derive(Record)]` structs) ----
+//
+// `#[derive(Record)]` implements the traits below for each field of the struct (by declaration
+// position `N`), next to the struct, so that they resolve in the struct's own scope; the record
+// types that `pipeline!` generates name their field types and serde helpers through them, from
+// wherever the pipeline is written (another module, another crate).
+
+/// The serde crate, for `#[serde(crate = "::etl::__private::serde")]` on generated types.
+pub use serde;
+
+/// The second stage of `pipeline!`: called back by a record's schema macro with its fields.
+pub use etl_macros::__pipeline_with_schema as pipeline_with_schema;
+
+/// The type of field `N` (declaration position) of a record.
+pub trait FieldType<const N: usize> {
+    /// The field's type.
+    type Type;
+}
+
+/// `#[serde(serialize_with = "..")]` or `with = ".."` of field `N`, called from the record's scope.
+pub trait FieldSerializeWith<const N: usize>: FieldType<N> {
+    /// Serialise the field as the record's own attribute says.
+    fn serialize_with<S: serde::Serializer>(value: &Self::Type, serializer: S) -> Result<S::Ok, S::Error>;
+}
+
+/// `#[serde(deserialize_with = "..")]` or `with = ".."` of field `N`, called from the record's scope.
+pub trait FieldDeserializeWith<const N: usize>: FieldType<N> {
+    /// Deserialise the field as the record's own attribute says.
+    fn deserialize_with<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self::Type, D::Error>;
+}
+
+/// `#[serde(skip_serializing_if = "..")]` of field `N`, called from the record's scope.
+pub trait FieldSkipIf<const N: usize>: FieldType<N> {
+    /// Whether to leave the field out of the output.
+    fn skip_serializing_if(value: &Self::Type) -> bool;
+}
+
+/// `#[serde(default = "..")]` of field `N`, called from the record's scope.
+pub trait FieldDefault<const N: usize>: FieldType<N> {
+    /// The field's default value.
+    fn default() -> Self::Type;
+}
+
+/// `into(Target)`: the value of field `F` must have the type of `Target`'s field (`T`).
+#[diagnostic::on_unimplemented(
+    message = "`into({Target})`: field `{F}` is `{Self}` here, but `{Target}` wants `{T}`",
+    label = "field `{F}` has the wrong type for `{Target}`",
+    note = "convert it first, e.g. `map(|r| ...)` to a struct of your own, or change the field's type in `{Target}`"
+)]
+pub trait IntoField<Target, F, T> {
+    /// The value, unchanged.
+    fn into_field(self) -> T;
+}
+
+impl<Target, F, T> IntoField<Target, F, T> for T {
+    fn into_field(self) -> T {
+        self
+    }
+}
+
+/// Move a field's value into `into(Target)`'s struct literal, checking its type (`F` names
+/// the field in the error).
+pub fn into_field<Target, F, T, U: IntoField<Target, F, T>>(value: U) -> T {
+    value.into_field()
+}
+
+/// `into(Type)` on `Json` records: decode each record into `T` (a record that does not fit
+/// is dead-lettered with serde's error).
+pub fn json_into<T: serde::de::DeserializeOwned>(record: crate::record::Json) -> Result<T, serde_json::Error> {
+    serde_json::from_value(serde_json::Value::Object(record.0))
+}

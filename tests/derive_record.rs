@@ -286,3 +286,30 @@ fn derived_records_flow_through_a_pipeline() {
         .expect("pipeline runs");
     assert_eq!(out.records(), vec![input[0].clone()]);
 }
+
+/// Receives what a record's schema macro sends: `@etl_record { .. }` then the caller's tokens.
+macro_rules! schema_text {
+    (@etl_record $schema:tt) => {
+        stringify!($schema)
+    };
+}
+
+#[test]
+fn records_export_their_schema_macro_under_their_name() {
+    // By path, as `pipeline!` calls it for `as shop::orders::Order`.
+    let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let orders = flat(shop::orders::Order! { schema_text! {} });
+    assert!(orders.starts_with("{ \"Order\", 0usize, [(\"id\", 0usize, \"id\", \"i64\", [])"), "{orders}");
+    assert!(orders.contains("(\"kind\", 1usize, \"type\", \"String\", [])"), "{orders}");
+    assert!(orders.ends_with("[\"cached\"] }"), "skipped fields listed apart: {orders}");
+    // After `use`: importing the struct imports its schema macro; the same-named record of
+    // another module sends its own fields.
+    use shop::users::Order;
+    let users = flat(Order! { schema_text! {} });
+    assert!(users.contains("(\"user_id\", 0usize, \"userId\", \"i64\", [])"), "{users}");
+    assert!(users.ends_with("[\"password_hash\"] }"), "{users}");
+    // Field types by declaration position, for the record types `pipeline!` generates.
+    let kind: <shop::orders::Order as etl::__private::FieldType<1>>::Type = String::from("t");
+    let note: <shop::orders::Order as etl::__private::FieldType<4>>::Type = None;
+    assert_eq!((kind.as_str(), note), ("t", None));
+}

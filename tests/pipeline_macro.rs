@@ -169,3 +169,285 @@ async fn user_sink_by_path() -> etl::Result<()> {
     assert_eq!(n.load(std::sync::atomic::Ordering::Relaxed), 42);
     Ok(())
 }
+
+/// The lines of every file in `dir`, files in name order.
+fn lines_in(dir: &std::path::Path) -> Vec<String> {
+    let mut files: Vec<_> = std::fs::read_dir(dir).expect("dir exists").filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    files.sort();
+    files.iter().flat_map(|f| std::fs::read_to_string(f).expect("read").lines().map(str::to_owned).collect::<Vec<_>>()).collect()
+}
+
+#[tokio::test]
+async fn typed_rename_select_filter_collect() -> etl::Result<()> {
+    let out = etl::sink::collect();
+    let report = pipeline! {
+        iter(orders()) as Order
+        | filter(|o| o.amount_cents > 0)
+        | rename(amount_cents -> amount)
+        | select(id, amount)
+        | filter(|o| o.amount > 200)
+        | collect(out)
+    }
+    .handle_signals(false)
+    .run()
+    .await?;
+    let got: Vec<(i64, i64)> = out.records().into_iter().map(|r| (r.id, r.amount)).collect();
+    assert_eq!(got, [(4, 400), (6, 600), (8, 800), (10, 1000)]);
+    assert_eq!((report.records_in, report.records_out), (10, 4));
+    // The generated type is a record: its schema is the new field list.
+    fn schema_of<T: Record>(_: &[T]) -> Vec<(&'static str, &'static str)> {
+        T::schema().fields.iter().map(|f| (f.name, f.ty)).collect()
+    }
+    assert_eq!(schema_of(&out.records()), [("id", "i64"), ("amount", "i64")]);
+    assert_eq!(format!("{:?}", out.records()[0]), "OrderSelect3 { id: 4, amount: 400 }");
+    Ok(())
+}
+
+mod events {
+    use etl::prelude::*;
+
+    #[derive(Debug, Clone, PartialEq, Record, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Event {
+        pub event_id: i64,
+        #[serde(rename = "type")]
+        pub kind: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub note: Option<String>,
+        pub created_at: String,
+        pub secret: String,
+    }
+
+    pub fn sample() -> Vec<Event> {
+        (1..=3)
+            .map(|i| Event {
+                event_id: i,
+                kind: format!("k{i}"),
+                note: (i == 2).then(|| "n".to_owned()),
+                created_at: format!("t{i}"),
+                secret: "x".into(),
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn typed_steps_keep_serde_names_in_json_and_csv() -> etl::Result<()> {
+    use events::Event;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (json_dir, csv_dir) = (dir.path().join("json"), dir.path().join("csv"));
+    std::env::set_var("ETL_PIPELINE_MACRO_TYPED_JSON", json_dir.to_string_lossy().as_ref());
+    std::env::set_var("ETL_PIPELINE_MACRO_TYPED_CSV", csv_dir.to_string_lossy().as_ref());
+    pipeline! {
+        iter(events::sample()) as Event
+        | rename(created_at -> ts)
+        | select(event_id, kind, note, ts)
+        | file(dir = "${ETL_PIPELINE_MACRO_TYPED_JSON}", format = "jsonl")
+    }
+    .handle_signals(false)
+    .run()
+    .await?;
+    // Kept fields keep their serde names (`eventId` from `rename_all`, `type`) and options
+    // (`note` left out when `None`); the renamed field takes its new name.
+    assert_eq!(
+        lines_in(&json_dir),
+        [
+            r#"{"eventId":1,"type":"k1","ts":"t1"}"#,
+            r#"{"eventId":2,"type":"k2","note":"n","ts":"t2"}"#,
+            r#"{"eventId":3,"type":"k3","ts":"t3"}"#
+        ]
+    );
+
+    pipeline! {
+        iter(events::sample()) as events::Event
+        | drop(note, secret)
+        | rename(kind -> category)
+        | file(dir = "${ETL_PIPELINE_MACRO_TYPED_CSV}", format = "csv")
+    }
+    .handle_signals(false)
+    .run()
+    .await?;
+    assert_eq!(lines_in(&csv_dir), ["eventId,category,createdAt", "1,k1,t1", "2,k2,t2", "3,k3,t3"]);
+    Ok(())
+}
+
+mod money {
+    //! Serde helpers private to the record's module: generated types call them through the
+    //! record (`FieldSerializeWith`, ...), so they resolve here, not where the pipeline is.
+    use etl::prelude::*;
+
+    fn default_currency() -> String {
+        "EUR".into()
+    }
+
+    fn is_zero(n: &i64) -> bool {
+        *n == 0
+    }
+
+    mod cents {
+        pub fn serialize<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&format!("{}.{:02}", v / 100, v % 100))
+        }
+        pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+            let text: String = serde::Deserialize::deserialize(d)?;
+            let (units, cents) = text.split_once('.').ok_or_else(|| serde::de::Error::custom("no ."))?;
+            Ok(units.parse::<i64>().map_err(serde::de::Error::custom)? * 100 + cents.parse::<i64>().map_err(serde::de::Error::custom)?)
+        }
+    }
+
+    #[derive(Debug, Clone, PartialEq, Record, Serialize, Deserialize)]
+    pub struct Price {
+        pub id: i64,
+        #[serde(with = "cents")]
+        pub amount: i64,
+        #[serde(default = "default_currency")]
+        pub currency: String,
+        #[serde(skip_serializing_if = "is_zero", default)]
+        pub discount: i64,
+        #[serde(alias = "desc")]
+        pub description: String,
+    }
+}
+
+/// Deserialize `text` into the type of `_like` (a generated type, which has no name to write).
+fn parse_like<T: serde::de::DeserializeOwned>(_like: &T, text: &str) -> T {
+    serde_json::from_str(text).expect("deserializes")
+}
+
+#[tokio::test]
+async fn serde_helpers_of_the_records_module_follow_its_fields() -> etl::Result<()> {
+    use money::Price;
+    let prices = vec![
+        Price { id: 1, amount: 1250, currency: "USD".into(), discount: 0, description: "a".into() },
+        Price { id: 2, amount: 99, currency: "EUR".into(), discount: 5, description: "b".into() },
+    ];
+    let out = etl::sink::collect();
+    pipeline! { iter(prices) as Price | select(amount, discount, currency, description) | collect(out) }
+        .handle_signals(false)
+        .run()
+        .await?;
+    let got = out.records();
+    let json: Vec<String> = got.iter().map(|r| serde_json::to_string(r).expect("serializes")).collect();
+    assert_eq!(
+        json,
+        [
+            r#"{"amount":"12.50","currency":"USD","description":"a"}"#,
+            r#"{"amount":"0.99","discount":5,"currency":"EUR","description":"b"}"#
+        ]
+    );
+    // Deserialising goes through the record's helpers too: `with`, `default = ".."`, `default`, `alias`.
+    let back = parse_like(&got[0], r#"{"amount":"3.07","desc":"c"}"#);
+    assert_eq!((back.amount, back.currency.as_str(), back.discount, back.description.as_str()), (307, "EUR", 0, "c"));
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Record, Serialize, Deserialize)]
+struct Page<T> {
+    items: Vec<T>,
+    n: usize,
+}
+
+#[tokio::test]
+async fn generic_records_through_rename() -> etl::Result<()> {
+    let out = etl::sink::collect();
+    pipeline! { iter(vec![Page { items: vec![1i64, 2], n: 2 }]) as Page<i64> | rename(n -> count) | collect(out) }
+        .handle_signals(false)
+        .run()
+        .await?;
+    let got = out.records();
+    assert_eq!((got[0].items.clone(), got[0].count), (vec![1, 2], 2));
+    assert_eq!(serde_json::to_string(&got[0]).expect("json"), r#"{"items":[1,2],"count":2}"#);
+    Ok(())
+}
+
+/// A field type that is neither `Clone` nor `Debug`.
+#[derive(PartialEq, Serialize, Deserialize)]
+struct Opaque(i64);
+
+#[derive(Record, Serialize, Deserialize)]
+struct Plain {
+    id: i64,
+    blob: Opaque,
+}
+
+#[tokio::test]
+async fn records_without_clone_or_debug_go_through_schema_steps() -> etl::Result<()> {
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    pipeline! {
+        iter(vec![Plain { id: 1, blob: Opaque(7) }]) as Plain
+        | rename(blob -> payload)
+        | filter(|p| p.payload == Opaque(7) && p.id == 1)
+        | user::count(&n)
+    }
+    .handle_signals(false)
+    .run()
+    .await?;
+    assert_eq!(n.load(std::sync::atomic::Ordering::Relaxed), 1);
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Record, Serialize, Deserialize)]
+struct Payment {
+    id: i64,
+    amount: i64,
+    #[serde(skip)]
+    cached: Option<String>,
+}
+
+#[tokio::test]
+async fn into_moves_fields_by_name_and_defaults_skipped_ones() -> etl::Result<()> {
+    let out = etl::sink::collect::<Payment>();
+    pipeline! {
+        iter(orders()) as Order
+        | filter(|o| o.amount_cents > 500)
+        | drop(customer)
+        | rename(amount_cents -> amount)
+        | into(Payment)
+        | filter(|p| p.amount > 700)
+        | collect(out)
+    }
+    .handle_signals(false)
+    .run()
+    .await?;
+    assert_eq!(out.records(), [Payment { id: 8, amount: 800, cached: None }, Payment { id: 10, amount: 1000, cached: None }]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn map_as_a_record_then_schema_steps() -> etl::Result<()> {
+    let out = etl::sink::collect();
+    pipeline! {
+        iter(vec![1i64, 2])
+        | map(|n| Payment { id: n, amount: n * 10, cached: Some("c".into()) }) as Payment
+        | map(|mut p| { p.amount += 1; p }) // no `as`: the type is assumed kept
+        | rename(amount -> total)
+        | collect(out)
+    }
+    .handle_signals(false)
+    .run()
+    .await?;
+    assert_eq!(out.records().iter().map(|r| (r.id, r.total)).collect::<Vec<_>>(), [(1, 11), (2, 21)]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn json_into_a_record_dead_letters_what_does_not_fit() -> etl::Result<()> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"id\":1,\"cents\":5}\n{\"id\":\"two\",\"cents\":6}\n{\"id\":3,\"cents\":7}\n").expect("write");
+    std::env::set_var("ETL_PIPELINE_MACRO_JSON_INTO", input.to_string_lossy().as_ref());
+    let out = etl::sink::collect::<Payment>();
+    let report = pipeline! {
+        file(path = "${ETL_PIPELINE_MACRO_JSON_INTO}")
+        | rename(cents -> amount)
+        | into(Payment)
+        | collect(out)
+    }
+    .dead_letters(MemoryDeadLetters::new())
+    .handle_signals(false)
+    .run()
+    .await?;
+    assert_eq!(out.records().iter().map(|p| (p.id, p.amount)).collect::<Vec<_>>(), [(1, 5), (3, 7)]);
+    assert_eq!(report.dead_lettered, 1);
+    Ok(())
+}

@@ -21,6 +21,11 @@ use proc_macro::TokenStream;
 /// parameters. Type parameters are supported; the impl requires the struct to be
 /// `Serialize + DeserializeOwned + Send + 'static`.
 ///
+/// It also exports the struct's *schema macro* under the struct's name (macros have their own
+/// namespace), with the struct's visibility, so `use shop::Order;` brings both: `pipeline!`
+/// calls it to learn the fields for `rename`, `select`, `drop` and `into`. (Hidden items: a
+/// `#[macro_export]` macro with a hashed name, and `etl::__private::FieldType<N>` impls.)
+///
 /// ```
 /// use etl::prelude::*;
 ///
@@ -54,16 +59,25 @@ pub fn derive_record(input: TokenStream) -> TokenStream {
 /// * Sources: `iter(expr)`, `file(path = "in.jsonl", format = "jsonl")`; every source takes
 ///   `batch_size`, `batch_timeout`, `max_bytes`, `max_records`, `max_batches`. `as Type` after
 ///   a source names the record type (for `file`, the type decoded; default `Json`).
-/// * Operators: `map(f) [as U]`, `filter(f)`, `filter_map(f)`, `flat_map(f)`, `inspect(f)`, and
-///   on `Json` records `rename(a -> b, c.d -> e)`, `select(a, b)`, `drop(a)`.
+/// * Operators: `map(f) [as U]`, `filter(f)`, `filter_map(f)`, `flat_map(f)`, `inspect(f)`,
+///   and the schema steps `rename(a -> b)`, `select(a, b)`, `drop(a)`, `into(Type)`.
+/// * Schema steps on typed records (`as Order`, a `#[derive(Record)]` struct, also from another
+///   module or crate once imported) are checked at compile time, each producing a record type
+///   generated in the pipeline (fields moved, never cloned or re-serialised), so the closures
+///   after `rename(amount_cents -> amount)` read `o.amount`; kept fields keep their serde names
+///   and options, a renamed field is written under its new name. `into(Type)` moves the fields
+///   into your struct by name. On `Json` records (`file(..)`, `as Json`) the same steps work at
+///   run time on dotted field paths (`length.new -> length_new`), and `into(Type)` decodes.
 /// * Sinks: `stdout()`, `file(dir = "lake", format = "csv", prefix = "orders")`,
 ///   `collect(handle)`, `blackhole()`.
 /// * Durations: `500ms`, `2s`, `1.5s`, `1m`, `1h`; a bare number means seconds.
 /// * Any path with `::` (`my_mod::my_sink(..)`) is your own expression implementing
 ///   `Source`, `Operator` or `Sink`, by position.
 ///
-/// Mistakes (unknown step or argument, wrong value kind, a source or sink out of place, ...)
-/// are compile errors on the offending token, with a `help:` line, all reported at once.
+/// Mistakes (unknown step or argument, wrong value kind, a source or sink out of place, an
+/// unknown field with a "did you mean", a rename onto an existing field, a closure reading a
+/// field renamed away, a field missing, left over or of another type in `into`, ...) are
+/// compile errors on the offending token, with a `help:` line, all reported at once.
 ///
 /// ```
 /// use etl::prelude::*;
@@ -87,7 +101,45 @@ pub fn derive_record(input: TokenStream) -> TokenStream {
 /// assert_eq!(report.filtered(), 1);
 /// # Ok::<(), etl::Error>(()) }).unwrap();
 /// ```
+///
+/// Typed schema steps:
+///
+/// ```
+/// use etl::prelude::*;
+///
+/// #[derive(Debug, Clone, Record, Serialize, Deserialize)]
+/// struct Order { id: i64, customer: String, amount_cents: i64 }
+///
+/// #[derive(Debug, Clone, PartialEq, Record, Serialize, Deserialize)]
+/// struct Payment { id: i64, amount: i64 }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let orders = vec![Order { id: 1, customer: "ada".into(), amount_cents: 250 }];
+/// let out = etl::sink::collect();
+/// pipeline! {
+///     iter(orders) as Order
+///     | filter(|o| o.amount_cents > 0)
+///     | rename(amount_cents -> amount)
+///     | select(id, amount)
+///     | filter(|o| o.amount < 1_000) // `o.amount_cents` would be an error naming `amount`
+///     | into(Payment)
+///     | collect(out)
+/// }
+/// .handle_signals(false)
+/// .run()
+/// .await?;
+/// assert_eq!(out.records(), [Payment { id: 1, amount: 250 }]);
+/// # Ok::<(), etl::Error>(()) }).unwrap();
+/// ```
 #[proc_macro]
 pub fn pipeline(input: TokenStream) -> TokenStream {
     pipeline::expand(input.into()).into()
+}
+
+/// The second stage of `pipeline!`, called back by the schema macros of `#[derive(Record)]`
+/// with their fields prepended (`@etl_record { ... }`). Not a public API: use `pipeline!`.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __pipeline_with_schema(input: TokenStream) -> TokenStream {
+    pipeline::expand_with_schema(input.into()).into()
 }

@@ -5,8 +5,9 @@
 //! * [`parse`] turns a [`syn::DeriveInput`] into a [`RecordDef`] — the struct's name, generics
 //!   and serialised fields (serde name, Rust name, type text) — collecting *every* error;
 //! * [`expand`] generates the impl from a [`RecordDef`];
-//! * [`schema_callback`] is the extension point for the schema callback `macro_rules!`
-//!   (DESIGN.md §3), which `pipeline!` will call to learn a record's fields.
+//! * [`schema_callback`] generates the schema callback `macro_rules!` (DESIGN.md §3), which
+//!   `pipeline!` calls to learn a record's fields, and the `FieldType<N>` impls through which
+//!   the record types `pipeline!` generates name the fields' types and serde helpers.
 //!
 //! All of it runs on `proc_macro2` tokens, so it is unit-tested without the compiler.
 
@@ -24,27 +25,57 @@ use case::RenameRule;
 pub(crate) struct RecordDef {
     /// The struct's identifier, as written (possibly raw).
     pub(crate) ident: Ident,
+    /// The struct's visibility, given to its schema macro's alias.
+    pub(crate) vis: syn::Visibility,
     /// The struct's generics, as written.
     pub(crate) generics: Generics,
     /// The fields serde serialises, in declaration order (skipped fields are left out).
     pub(crate) fields: Vec<FieldDef>,
+    /// The Rust names of the fields serde skips (`skip`, `skip_serializing`): `into(Type)`
+    /// fills them with `Default::default()`.
+    pub(crate) skipped: Vec<String>,
 }
 
 /// One serialised field of a [`RecordDef`].
 pub(crate) struct FieldDef {
-    /// The field's identifier, as written (possibly raw: `r#type`). Kept for
-    /// [`schema_callback`], which will pass the user's tokens on to `pipeline!`.
-    #[allow(dead_code)]
+    /// The field's identifier, as written (possibly raw: `r#type`).
+    #[allow(dead_code)] // read by the unit tests
     pub(crate) ident: Ident,
+    /// Its declaration position among all the struct's fields (skipped ones count): the `N`
+    /// of `::etl::__private::FieldType<N>`.
+    pub(crate) index: usize,
     /// The name serde writes: after `rename` / `rename_all`, without `r#`.
     pub(crate) name: String,
     /// The Rust name without `r#`.
     pub(crate) rust_name: String,
-    /// The field's type, kept for [`schema_callback`] like `ident`.
-    #[allow(dead_code)]
+    /// The field's type.
     pub(crate) ty: Type,
     /// The field's type as text (`Vec<String>`, `Option<&'static str>`).
     pub(crate) ty_text: String,
+    /// The serde options that generated record types carry over.
+    pub(crate) serde: FieldSerde,
+}
+
+/// The serde options of a field that the record types `pipeline!` generates from it keep
+/// (its name is decided by the pipeline). Paths are called through the
+/// `::etl::__private::Field*` traits, implemented next to the struct, so they resolve in the
+/// struct's scope wherever the pipeline is.
+#[derive(Default, Clone)]
+pub(crate) struct FieldSerde {
+    /// `default`: `Default::default()` when missing.
+    pub(crate) default: bool,
+    /// `default = "path"`.
+    pub(crate) default_with: Option<LitStr>,
+    /// `skip_serializing_if = "path"`.
+    pub(crate) skip_serializing_if: Option<LitStr>,
+    /// `serialize_with = "path"`, or `with = "module"` (then `module::serialize`).
+    pub(crate) serialize_with: Option<syn::ExprPath>,
+    /// `deserialize_with = "path"`, or `with = "module"` (then `module::deserialize`).
+    pub(crate) deserialize_with: Option<syn::ExprPath>,
+    /// `skip_deserializing`.
+    pub(crate) skip_deserializing: bool,
+    /// `alias = "name"`, each.
+    pub(crate) aliases: Vec<LitStr>,
 }
 
 /// Entry point of the derive: the impl, or `compile_error!`s for every problem found.
@@ -55,8 +86,11 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
     };
     match parse(&input) {
         Ok(def) => {
+            // Two records with the same name (in different modules) must export differently
+            // named macros: the salt is the item's text and where it stands in the crate.
+            let salt = format!("{} {:?}", input.to_token_stream(), input.ident.span());
             let mut out = expand(&def);
-            out.extend(schema_callback(&def));
+            out.extend(schema_callback(&def, &salt));
             out
         }
         Err(e) => e.to_compile_error(),
@@ -94,6 +128,7 @@ struct ContainerAttrs {
 struct FieldAttrs {
     rename: Option<String>,
     skip: bool,
+    serde: FieldSerde,
 }
 
 /// Check the input and extract its schema. Every error (shape, attributes, generics, name
@@ -140,17 +175,19 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<RecordDef> {
     };
 
     let mut fields: Vec<FieldDef> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
     if let Some(named) = named {
-        for field in &named.named {
+        for (index, field) in named.named.iter().enumerate() {
             let attrs = field_attrs(&field.attrs, &mut errors);
             record_attrs(&field.attrs, &mut errors);
             let Some(ident) = field.ident.clone() else {
                 continue;
             };
+            let rust_name = ident.unraw().to_string();
             if attrs.skip {
+                skipped.push(rust_name);
                 continue;
             }
-            let rust_name = ident.unraw().to_string();
             let name = match (attrs.rename, container.rename_all) {
                 (Some(name), _) => name,
                 (None, Some(rule)) => rule.apply_to_field(&rust_name),
@@ -166,7 +203,15 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<RecordDef> {
                     ),
                 ));
             }
-            fields.push(FieldDef { ty_text: type_text(&field.ty), ty: field.ty.clone(), ident, name, rust_name });
+            fields.push(FieldDef {
+                ty_text: type_text(&field.ty),
+                ty: field.ty.clone(),
+                ident,
+                index,
+                name,
+                rust_name,
+                serde: attrs.serde,
+            });
         }
         if fields.is_empty() {
             errors.push(syn::Error::new(
@@ -177,7 +222,7 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<RecordDef> {
         }
     }
 
-    errors.finish(RecordDef { ident: input.ident.clone(), generics: input.generics.clone(), fields })
+    errors.finish(RecordDef { ident: input.ident.clone(), vis: input.vis.clone(), generics: input.generics.clone(), fields, skipped })
 }
 
 /// Records are owned and `'static`, so lifetime parameters cannot be satisfied; type and const
@@ -253,6 +298,37 @@ fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
             } else if meta.path.is_ident("skip") || meta.path.is_ident("skip_serializing") {
                 out.skip = true;
                 Ok(())
+            } else if meta.path.is_ident("skip_deserializing") {
+                out.serde.skip_deserializing = true;
+                Ok(())
+            } else if meta.path.is_ident("default") {
+                if meta.input.peek(syn::Token![=]) {
+                    out.serde.default_with = Some(expr_path_lit(&meta)?.0);
+                } else {
+                    out.serde.default = true;
+                }
+                Ok(())
+            } else if meta.path.is_ident("skip_serializing_if") {
+                out.serde.skip_serializing_if = Some(expr_path_lit(&meta)?.0);
+                Ok(())
+            } else if meta.path.is_ident("serialize_with") {
+                out.serde.serialize_with = Some(expr_path_lit(&meta)?.1);
+                Ok(())
+            } else if meta.path.is_ident("deserialize_with") {
+                out.serde.deserialize_with = Some(expr_path_lit(&meta)?.1);
+                Ok(())
+            } else if meta.path.is_ident("with") {
+                let (_, module) = expr_path_lit(&meta)?;
+                let mut ser = module.clone();
+                ser.path.segments.push(Ident::new("serialize", Span::call_site()).into());
+                let mut de = module;
+                de.path.segments.push(Ident::new("deserialize", Span::call_site()).into());
+                out.serde.serialize_with = Some(ser);
+                out.serde.deserialize_with = Some(de);
+                Ok(())
+            } else if meta.path.is_ident("alias") {
+                out.serde.aliases.push(meta.value()?.parse()?);
+                Ok(())
             } else if meta.path.is_ident("flatten") {
                 errors.push(syn::Error::new(
                     meta.path.span(),
@@ -290,6 +366,13 @@ fn serialize_name(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Option<L
         }
     })?;
     Ok(ser)
+}
+
+/// `key = "path"`: the literal and the path it holds (spanned on the literal, as serde does).
+fn expr_path_lit(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<(LitStr, syn::ExprPath)> {
+    let lit: LitStr = meta.value()?.parse()?;
+    let path = lit.parse::<syn::ExprPath>()?;
+    Ok((lit, path))
 }
 
 /// Consume the value of a serde option that does not concern the schema (`default`,
@@ -449,17 +532,125 @@ pub(crate) fn expand(def: &RecordDef) -> TokenStream {
     }
 }
 
-/// Extension point for the schema *callback macro* (DESIGN.md §3): a `macro_rules!` exported
-/// under the struct's name that `pipeline!` calls to learn the record's fields.
+/// The schema *callback macro* (DESIGN.md §3) and the field traits it relies on.
 ///
-/// It deliberately generates nothing yet; the issue that adds `pipeline!` fills it in from
-/// `def` (each [`FieldDef`] keeps the user's `ident` and `ty` tokens for that), minding the
-/// traps in LESSONS.md: call the `#[macro_export]`ed macro through a `pub use` alias placed
-/// after it (rust#52234), match `$(::)? $($seg:ident)::+` rather than `$cb:path`, and put a hash
-/// of the item in the exported name so same-named records in different modules do not collide.
-pub(crate) fn schema_callback(def: &RecordDef) -> TokenStream {
-    let _ = def;
-    TokenStream::new()
+/// * `impl ::etl::__private::FieldType<N> for S { type Type = <field N's type>; }` for each
+///   serialised field (`N` is its declaration position), and the `Field*With` / `FieldSkipIf`
+///   / `FieldDefault` impls that call the field's serde helper paths: the record types that
+///   `pipeline!` generates name their field types and serde helpers through them, so both
+///   resolve in the struct's scope wherever the pipeline is written.
+/// * `#[macro_export] macro_rules! __etl_record_S_<hash>` (a plain local `macro_rules!` unless
+///   the struct is `pub`), re-exported next to the struct as `S` (macros have their own
+///   namespace), with the struct's visibility: importing the struct imports its schema. Called as `S! { path::to::callback! { tokens } }`, it expands to
+///   `path::to::callback! { @etl_record { ... } tokens }`, the schema prepended.
+///
+/// The traps of this pattern (LESSONS.md): a macro-expanded `#[macro_export]` macro cannot be
+/// named by an absolute path (rust#52234), hence the alias placed after it; a `$cb:path` cannot
+/// be invoked, hence `$($seg:ident)::+`; same-named records in different modules would collide
+/// at the crate root, hence the hash of the item (`salt`) in the exported name.
+pub(crate) fn schema_callback(def: &RecordDef, salt: &str) -> TokenStream {
+    let ident = &def.ident;
+    let (impl_generics, ty_generics, where_clause) = def.generics.split_for_impl();
+    let mut impls = Vec::new();
+    for f in &def.fields {
+        let n = f.index;
+        let ty = &f.ty;
+        let head = |tr: TokenStream| quote!(#[automatically_derived] impl #impl_generics #tr for #ident #ty_generics #where_clause);
+        let h = head(quote!(::etl::__private::FieldType<#n>));
+        impls.push(quote!(#h { type Type = #ty; }));
+        if let Some(path) = &f.serde.serialize_with {
+            let h = head(quote!(::etl::__private::FieldSerializeWith<#n>));
+            impls.push(quote! {
+                #h {
+                    fn serialize_with<__S: ::etl::__private::serde::Serializer>(value: &Self::Type, serializer: __S)
+                        -> ::core::result::Result<__S::Ok, __S::Error> { #path(value, serializer) }
+                }
+            });
+        }
+        if let Some(path) = &f.serde.deserialize_with {
+            let h = head(quote!(::etl::__private::FieldDeserializeWith<#n>));
+            impls.push(quote! {
+                #h {
+                    fn deserialize_with<'de, __D: ::etl::__private::serde::Deserializer<'de>>(deserializer: __D)
+                        -> ::core::result::Result<Self::Type, __D::Error> { #path(deserializer) }
+                }
+            });
+        }
+        if let Some(path) = f.serde.skip_serializing_if.as_ref().and_then(|l| l.parse::<syn::ExprPath>().ok()) {
+            let h = head(quote!(::etl::__private::FieldSkipIf<#n>));
+            impls.push(quote!(#h { fn skip_serializing_if(value: &Self::Type) -> bool { #path(value) } }));
+        }
+        if let Some(path) = f.serde.default_with.as_ref().and_then(|l| l.parse::<syn::ExprPath>().ok()) {
+            let h = head(quote!(::etl::__private::FieldDefault<#n>));
+            impls.push(quote!(#h { fn default() -> Self::Type { #path() } }));
+        }
+    }
+    let schema = schema_tokens(def);
+    let name = ident.unraw().to_string();
+    let exported = Ident::new(&format!("__etl_record_{name}_{:016x}", fnv1a(salt)), Span::call_site());
+    let vis = &def.vis;
+    // Only a `pub` record needs its macro outside the crate: others get a plain local
+    // `macro_rules!`, imported within the crate by the `use` below. (A `#[macro_export]` in a
+    // function body also draws rustc's `non_local_definitions` warning on the user's code.)
+    let export = match vis {
+        syn::Visibility::Public(_) => quote!(#[macro_export] #[allow(non_local_definitions)]),
+        _ => quote!(),
+    };
+    quote! {
+        const _: () = { #(#impls)* };
+        #[doc(hidden)]
+        #export
+        macro_rules! #exported {
+            (:: $($seg:ident)::+ ! { $($rest:tt)* }) => { :: $($seg)::+ ! { #schema $($rest)* } };
+            ($($seg:ident)::+ ! { $($rest:tt)* }) => { $($seg)::+ ! { #schema $($rest)* } };
+        }
+        #[doc(hidden)]
+        #[allow(unused_imports)]
+        #vis use #exported as #ident;
+    }
+}
+
+/// The schema block a record's callback macro prepends:
+/// `@etl_record { "Name", <type parameters>, [(rust_name, index, serde_name, type, [options]), ...], [skipped, ...] }`.
+/// Read back by `pipeline::schema::RecordSchema::parse`.
+pub(crate) fn schema_tokens(def: &RecordDef) -> TokenStream {
+    let name = def.ident.unraw().to_string();
+    let params = def.generics.type_params().count();
+    let fields = def.fields.iter().map(|f| {
+        let (rust_name, index, serde_name, ty) = (&f.rust_name, f.index, &f.name, &f.ty_text);
+        let s = &f.serde;
+        let mut options = Vec::new();
+        if s.default {
+            options.push(quote!(default));
+        }
+        if s.default_with.is_some() {
+            options.push(quote!(default_with));
+        }
+        if s.skip_serializing_if.is_some() {
+            options.push(quote!(skip_serializing_if));
+        }
+        if s.serialize_with.is_some() {
+            options.push(quote!(serialize_with));
+        }
+        if s.deserialize_with.is_some() {
+            options.push(quote!(deserialize_with));
+        }
+        if s.skip_deserializing {
+            options.push(quote!(skip_deserializing));
+        }
+        for alias in &s.aliases {
+            let alias = alias.value();
+            options.push(quote!(alias = #alias));
+        }
+        quote!((#rust_name, #index, #serde_name, #ty, [#(#options),*]))
+    });
+    let skipped = &def.skipped;
+    quote!(@etl_record { #name, #params, [#(#fields),*], [#(#skipped),*] })
+}
+
+/// FNV-1a, 64 bits: a hash that is the same on every build (unlike `DefaultHasher`'s).
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -599,11 +790,45 @@ mod tests {
     }
 
     #[test]
-    fn schema_callback_is_empty_for_now() {
-        let def = parse_ok(quote! { struct S { a: i64 } });
-        assert!(schema_callback(&def).is_empty());
-        let out = derive(quote! { struct S { a: i64 } }).to_string();
-        assert_eq!(out, expand(&def).to_string());
+    fn schema_callback_exports_a_hashed_macro_under_the_structs_name() {
+        let def = parse_ok(quote! { pub(crate) struct S { a: i64, #[serde(skip)] b: u8, #[serde(rename = "C", default)] c: Vec<String> } });
+        let out = schema_callback(&def, "salt").to_string();
+        let exported = format!("__etl_record_S_{:016x}", fnv1a("salt"));
+        assert!(out.contains(&format!("# [doc (hidden)] macro_rules ! {exported}")), "not exported from the crate: {out}");
+        assert!(out.contains(&format!("pub (crate) use {exported} as S ;")), "{out}");
+        let public = schema_callback(&parse_ok(quote! { pub struct S { a: i64 } }), "salt").to_string();
+        assert!(public.contains(&format!("# [macro_export] # [allow (non_local_definitions)] macro_rules ! {exported}")), "{public}");
+        assert!(public.contains(&format!("pub use {exported} as S ;")), "{public}");
+        assert!(out.contains("impl :: etl :: __private :: FieldType < 0usize > for S { type Type = i64 ; }"), "{out}");
+        assert!(out.contains("impl :: etl :: __private :: FieldType < 2usize > for S { type Type = Vec < String > ; }"), "{out}");
+        assert!(!out.contains("FieldType < 1usize >"), "skipped fields have no type impl: {out}");
+        // Both arms call back with the schema first, then the caller's tokens.
+        assert!(out.contains("(:: $ ($ seg : ident) :: + ! { $ ($ rest : tt) * }) => { :: $ ($ seg) :: + ! { @ etl_record"), "{out}");
+        assert!(out.contains("($ ($ seg : ident) :: + ! { $ ($ rest : tt) * }) => { $ ($ seg) :: + ! { @ etl_record"), "{out}");
+        assert_ne!(fnv1a("a"), fnv1a("b"));
+    }
+
+    #[test]
+    fn schema_tokens_list_fields_options_and_skipped() {
+        let def = parse_ok(quote! {
+            struct S {
+                id: i64,
+                #[serde(skip)] cached: u8,
+                #[serde(rename = "type", alias = "t", default)] kind: String,
+                #[serde(with = "my_dates", skip_serializing_if = "Option::is_none", default = "none")] at: Option<i64>,
+            }
+        });
+        let out = schema_tokens(&def).to_string();
+        assert_eq!(
+            out,
+            "@ etl_record { \"S\" , 0usize , [(\"id\" , 0usize , \"id\" , \"i64\" , []) , \
+             (\"kind\" , 2usize , \"type\" , \"String\" , [default , alias = \"t\"]) , \
+             (\"at\" , 3usize , \"at\" , \"Option<i64>\" , [default_with , skip_serializing_if , serialize_with , deserialize_with])] , \
+             [\"cached\"] }"
+        );
+        let all = derive(quote! { struct S { #[serde(with = "my_dates")] at: i64 } }).to_string();
+        assert!(all.contains("my_dates :: serialize (value , serializer)"), "{all}");
+        assert!(all.contains("my_dates :: deserialize (deserializer)"), "{all}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `drop(a, b.c)`: remove fields of `Json` records.
+//! `drop(a, b.c)`: remove fields (typed records at compile time, `Json` at run time).
 
 use super::{Args, Category, Kind, Op, Positional};
 use quote::quote_spanned;
@@ -11,7 +11,9 @@ pub const OP: Op = Op {
     args: &[],
     shared: &[],
     accepts_as: false,
-    doc: "Removes the named fields. On `Json` records only for now.",
+    doc: "Removes the named fields. On typed records, checked at compile time (an unknown field is an error; \
+          dropping every field too), the output a generated record type without them. On `Json` records, applied \
+          at run time on field paths.",
     example: "... | drop(internal_id, meta.trace) | ...",
     gen,
 };

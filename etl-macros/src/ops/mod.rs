@@ -13,6 +13,7 @@ mod filter;
 mod filter_map;
 mod flat_map;
 mod inspect;
+mod into;
 mod iter;
 mod map;
 mod rename;
@@ -54,8 +55,7 @@ pub enum Kind {
     Fields,
     /// Renames: `a -> b, c.d -> c_d`.
     Renames,
-    /// A Rust type. Used by `into(Type)`, a later step; `as Type` is parsed on its own.
-    #[allow(dead_code)]
+    /// A Rust type (`into(Type)`; `as Type` is parsed on its own).
     Type,
 }
 
@@ -138,12 +138,23 @@ pub enum Value {
     /// A format, as a `::etl::format::Format` path.
     Format(TokenStream),
     /// Field paths, as written (`a.b`).
-    Fields(Vec<String>),
+    Fields(Vec<FieldRef>),
     /// `(from, to)` field paths.
-    Renames(Vec<(String, String)>),
+    Renames(Vec<(FieldRef, FieldRef)>),
     /// A type.
-    #[allow(dead_code)]
     Type(syn::Type),
+}
+
+/// A field named in `rename`, `select` or `drop`: a dotted path (`a.b`), an identifier, or a
+/// string literal, with the span of its first token.
+#[derive(Debug, Clone)]
+pub struct FieldRef {
+    /// The path, without `r#`.
+    pub path: String,
+    /// Where the user wrote it.
+    pub span: Span,
+    /// Whether it is one identifier (what typed records take), not a path or a literal.
+    pub simple: bool,
 }
 
 impl quote::ToTokens for Value {
@@ -153,9 +164,15 @@ impl quote::ToTokens for Value {
             Value::Str(s) => s.to_tokens(out),
             Value::Int(i) => i.to_tokens(out),
             Value::Duration(t) | Value::Format(t) => t.to_tokens(out),
-            Value::Fields(f) => out.extend(quote!(&[#(#f),*])),
+            Value::Fields(f) => {
+                let f = f.iter().map(|f| &f.path);
+                out.extend(quote!(&[#(#f),*]))
+            }
             Value::Renames(r) => {
-                let pairs = r.iter().map(|(a, b)| quote!((#a, #b)));
+                let pairs = r.iter().map(|(a, b)| {
+                    let (a, b) = (&a.path, &b.path);
+                    quote!((#a, #b))
+                });
                 out.extend(quote!(&[#(#pairs),*]))
             }
             Value::Type(t) => t.to_tokens(out),
@@ -265,6 +282,7 @@ pub const TABLE: &[&Op] = &[
     &rename::OP,
     &select::OP,
     &drop::OP,
+    &into::OP,
     &stdout::OP,
     &file_sink::OP,
     &collect::OP,
@@ -272,7 +290,7 @@ pub const TABLE: &[&Op] = &[
 ];
 
 /// Steps named in the DSL's design whose support comes in a later task.
-pub const PLANNED: &[&str] = &["into", "broadcast"];
+pub const PLANNED: &[&str] = &["broadcast"];
 
 /// The built-in steps called `name` (none, one, or a source and a sink).
 pub fn lookup(name: &str) -> impl Iterator<Item = &'static Op> + '_ {

@@ -1,4 +1,4 @@
-//! `select(a, b)`: keep only these fields of `Json` records.
+//! `select(a, b)`: keep only these fields (typed records at compile time, `Json` at run time).
 
 use super::{Args, Category, Kind, Op, Positional};
 use quote::quote_spanned;
@@ -11,7 +11,9 @@ pub const OP: Op = Op {
     args: &[],
     shared: &[],
     accepts_as: false,
-    doc: "Keeps only the named fields, in that order. On `Json` records only for now.",
+    doc: "Keeps only the named fields, in that order. On typed records, checked at compile time (an unknown field is \
+          an error with a \"did you mean\"), the output a generated record type whose fields keep their serde names and \
+          attributes. On `Json` records, applied at run time on field paths.",
     example: "... | select(id, title) | ...",
     gen,
 };

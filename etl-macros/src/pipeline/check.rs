@@ -4,7 +4,7 @@
 use super::duration;
 use super::parse::{Ast, Head, RawArg, Step};
 use super::suggest;
-use crate::ops::{self, Category, Kind, Op, Value};
+use crate::ops::{self, Category, FieldRef, Kind, Op, Value};
 use proc_macro2::{Group, Span, TokenStream};
 use quote::quote;
 use syn::ext::IdentExt;
@@ -22,6 +22,8 @@ pub struct Checked {
     pub as_type: Option<syn::Type>,
     /// The step name's span (or the path's).
     pub span: Span,
+    /// Its position in the pipeline (steps that did not parse or resolve leave gaps).
+    pub index: usize,
 }
 
 /// A built-in step with its values, or a user expression.
@@ -32,17 +34,6 @@ pub enum What {
     User { path: syn::Path, call: Option<Group> },
 }
 
-/// The record type flowing at a point of the pipeline, as far as the macro can tell.
-#[derive(Clone, Copy, PartialEq)]
-enum Flow {
-    /// `Json`, declared by `as Json` or the default of `file`.
-    Json,
-    /// A named, non-`Json` type.
-    Typed,
-    /// Not declared: left to rustc.
-    Unknown,
-}
-
 fn err(span: Span, msg: impl std::fmt::Display, help: impl std::fmt::Display) -> syn::Error {
     syn::Error::new(span, format!("{msg}\nhelp: {help}"))
 }
@@ -51,7 +42,8 @@ fn err_tokens(tokens: &TokenStream, msg: impl std::fmt::Display, help: impl std:
     syn::Error::new_spanned(tokens, format!("{msg}\nhelp: {help}"))
 }
 
-fn is_json(ty: &syn::Type) -> bool {
+/// Whether `ty` is `Json` (`etl::Json`, `::etl::record::Json`, ...).
+pub fn is_json(ty: &syn::Type) -> bool {
     matches!(ty, syn::Type::Path(p) if p.qself.is_none()
         && p.path.segments.last().is_some_and(|s| s.ident == "Json" && s.arguments.is_none()))
 }
@@ -61,7 +53,6 @@ pub fn check(ast: &Ast) -> (Vec<Checked>, Vec<syn::Error>) {
     let mut errors = Vec::new();
     let mut out = Vec::new();
     let n = ast.steps.len();
-    let mut flow = Flow::Unknown;
     for (i, step) in ast.steps.iter().enumerate() {
         let role = if i == 0 {
             Category::Source
@@ -71,17 +62,16 @@ pub fn check(ast: &Ast) -> (Vec<Checked>, Vec<syn::Error>) {
             Category::Operator
         };
         let Some(step) = step else {
-            flow = Flow::Unknown;
             continue;
         };
-        if let Some(c) = check_step(step, role, n, &mut flow, &mut errors) {
+        if let Some(c) = check_step(step, role, n, i, &mut errors) {
             out.push(c);
         }
     }
     (out, errors)
 }
 
-fn check_step(step: &Step, role: Category, n: usize, flow: &mut Flow, errors: &mut Vec<syn::Error>) -> Option<Checked> {
+fn check_step(step: &Step, role: Category, n: usize, index: usize, errors: &mut Vec<syn::Error>) -> Option<Checked> {
     let as_type = step.as_type.as_ref().map(|a| a.ty.clone());
     match &step.head {
         Head::Path { path, call } => {
@@ -98,12 +88,7 @@ fn check_step(step: &Step, role: Category, n: usize, flow: &mut Flow, errors: &m
                     ));
                 }
             }
-            *flow = match &as_type {
-                Some(ty) if is_json(ty) => Flow::Json,
-                Some(_) => Flow::Typed,
-                None => Flow::Unknown,
-            };
-            Some(Checked { what: What::User { path: path.clone(), call: call.clone() }, role, as_type, span })
+            Some(Checked { what: What::User { path: path.clone(), call: call.clone() }, role, as_type, span, index })
         }
         Head::Name { ident, args } => {
             let name = ident.unraw().to_string();
@@ -126,7 +111,6 @@ fn check_step(step: &Step, role: Category, n: usize, flow: &mut Flow, errors: &m
                     };
                     errors.push(err(span, format!("unknown step `{name}`"), help));
                 }
-                *flow = Flow::Unknown;
                 return None;
             };
             if op.category != role {
@@ -148,22 +132,7 @@ fn check_step(step: &Step, role: Category, n: usize, flow: &mut Flow, errors: &m
                     ));
                 }
             }
-            // Schema steps: Json only in this task.
-            if matches!(name.as_str(), "rename" | "select" | "drop") && *flow == Flow::Typed {
-                errors.push(err(
-                    span,
-                    format!("`{name}` on typed records is not implemented yet"),
-                    "use `as Json` upstream, or a `map` to your own struct",
-                ));
-            }
-            *flow = match (&as_type, name.as_str()) {
-                (Some(ty), _) if is_json(ty) => Flow::Json,
-                (Some(_), _) => Flow::Typed,
-                (None, "file") if op.category == Category::Source => Flow::Json,
-                (None, "filter" | "inspect" | "rename" | "select" | "drop") => *flow,
-                (None, _) => Flow::Unknown,
-            };
-            Some(Checked { what: What::Builtin { op, positional, named }, role, as_type, span })
+            Some(Checked { what: What::Builtin { op, positional, named }, role, as_type, span, index })
         }
     }
 }
@@ -251,7 +220,10 @@ fn check_args(
             }
         }
         Some(p) => {
-            if positional_raw.is_empty() {
+            if positional_raw.is_empty() && p.kind.variadic() {
+                // `select()`: reported by `typed::walk`, which can list the record's fields.
+                positional.push(if p.kind == Kind::Renames { Value::Renames(Vec::new()) } else { Value::Fields(Vec::new()) });
+            } else if positional_raw.is_empty() {
                 errors.push(err(
                     span,
                     format!("`{name}` needs {} (`{}`)", p.kind.describe(), p.name),
@@ -333,17 +305,22 @@ fn convert(kind: Kind, what: &str, tokens: &TokenStream) -> syn::Result<Value> {
 }
 
 /// A dotted field path: `a`, `a.b`, `type`, or a string literal for any other name.
-fn field_path(input: ParseStream<'_>) -> syn::Result<String> {
+fn field_path(input: ParseStream<'_>) -> syn::Result<FieldRef> {
     if input.peek(syn::LitStr) {
-        return Ok(input.parse::<syn::LitStr>()?.value());
+        let lit = input.parse::<syn::LitStr>()?;
+        return Ok(FieldRef { path: lit.value(), span: lit.span(), simple: false });
     }
-    let mut path = Ident::parse_any(input)?.unraw().to_string();
+    let first = Ident::parse_any(input)?;
+    let span = first.span();
+    let mut path = first.unraw().to_string();
+    let mut simple = true;
     while input.peek(Token![.]) {
         input.parse::<Token![.]>()?;
         path.push('.');
         path.push_str(&Ident::parse_any(input)?.unraw().to_string());
+        simple = false;
     }
-    Ok(path)
+    Ok(FieldRef { path, span, simple })
 }
 
 fn list(kind: Kind, items: &[&TokenStream]) -> syn::Result<Value> {
@@ -358,7 +335,7 @@ fn list(kind: Kind, items: &[&TokenStream]) -> syn::Result<Value> {
             };
             err_tokens(tokens, format!("expected {}", kind.describe()), help)
         };
-        let one = |input: ParseStream<'_>| -> syn::Result<(String, Option<String>)> {
+        let one = |input: ParseStream<'_>| -> syn::Result<(FieldRef, Option<FieldRef>)> {
             let from = field_path(input)?;
             let to = if kind == Kind::Renames {
                 input.parse::<Token![->]>()?;
@@ -424,8 +401,6 @@ mod tests {
         assert!(e.iter().all(|e| e.contains("\nhelp: ")), "{e:?}");
         assert!(e.iter().any(|e| e.contains("did you mean `filter`?")));
         assert!(e.iter().any(|e| e.contains("did you mean `batch_size`?")));
-        // `select` after `map(..) as T`: typed records.
-        assert!(e.iter().any(|e| e.starts_with("`select` on typed records is not implemented yet")), "{e:?}");
     }
 
     #[test]

@@ -1,17 +1,20 @@
 //! Checked steps → the builder calls: `::etl::Pipeline::from(src).filter(f)...to(sink)`.
 
 use super::check::{Checked, What};
+use super::typed::Typed;
 use crate::ops::{Args, Category, BATCH_ARGS};
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-/// The block expression that evaluates to the pipeline's `Run`.
-pub fn generate(steps: &[Checked]) -> TokenStream {
+/// The block expression that evaluates to the pipeline's `Run`, with the record types that
+/// typed schema steps generate (`typed`) declared in it.
+pub fn generate(steps: &[Checked], typed: &Typed) -> TokenStream {
     let mut asserts = Vec::new();
     let mut pipeline = TokenStream::new();
     for step in steps {
         let expr = match &step.what {
+            What::Builtin { .. } if typed.op(step.index).is_some() => typed.op(step.index).cloned().unwrap_or_default(),
             What::Builtin { op, positional, named } => {
                 let args = Args { positional, named, as_type: step.as_type.as_ref(), span: step.span };
                 let mut expr = (op.gen)(&args);
@@ -44,5 +47,6 @@ pub fn generate(steps: &[Checked]) -> TokenStream {
             (Category::Sink, _) => quote_spanned!(span=> #pipeline.to(#expr)),
         };
     }
-    quote!({ #(#asserts)* #pipeline })
+    let items = &typed.items;
+    quote!({ #(#asserts)* #(#items)* #pipeline })
 }
