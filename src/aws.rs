@@ -144,6 +144,7 @@ pub(crate) fn classify<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse
 }
 
 /// The error code of a service's answer (`NoSuchBucket`, `InvalidParameterValue`), if any.
+#[cfg_attr(not(feature = "sqs"), allow(dead_code))]
 pub(crate) fn error_code<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> Option<&str> {
     match error {
         SdkError::ServiceError(service) => service.err().code(),

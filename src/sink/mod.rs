@@ -14,6 +14,8 @@ pub use blackhole::{blackhole, Blackhole};
 pub use collect::{collect, Collect, Collected};
 pub use encode::Encoded;
 pub use file::{file, FileSink, Rolling};
+#[cfg(feature = "s3")]
+pub use s3::{s3, S3Sink};
 #[cfg(feature = "sqs")]
 pub use sqs::{sqs, SqsSink};
 pub use stdout::{stdout, Stdout};
