@@ -54,6 +54,7 @@ pub(crate) struct Loaded {
     pub config: SdkConfig,
     /// A custom endpoint is in use (an option or `AWS_ENDPOINT_URL`): S3 uses path-style
     /// addressing (`http://host/bucket/key`), which moto and MinIO need.
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     pub custom_endpoint: bool,
 }
 
