@@ -16,7 +16,10 @@ mod inspect;
 mod iter;
 mod map;
 mod rename;
+mod s3;
 mod select;
+mod sqs_sink;
+mod sqs_source;
 mod sse;
 mod stdout;
 
@@ -251,11 +254,12 @@ pub const BATCH_ARGS: &[ArgSpec] = &[
     ArgSpec { name: "max_batches", kind: Kind::Int, required: false, default: Some("no limit"), doc: "Stop after this many batches." },
 ];
 
-/// Every built-in step. `file` is there twice: as a source and as a sink.
+/// Every built-in step. `file` and `sqs` are there twice: as a source and as a sink.
 pub const TABLE: &[&Op] = &[
     &iter::OP,
     &file_source::OP,
     &sse::OP,
+    &sqs_source::OP,
     &map::OP,
     &filter::OP,
     &filter_map::OP,
@@ -266,6 +270,8 @@ pub const TABLE: &[&Op] = &[
     &drop::OP,
     &stdout::OP,
     &file_sink::OP,
+    &sqs_sink::OP,
+    &s3::OP,
     &collect::OP,
     &blackhole::OP,
 ];
@@ -333,6 +339,7 @@ mod tests {
             }
         }
         assert_eq!(lookup("file").count(), 2);
+        assert_eq!(lookup("sqs").count(), 2);
         assert_eq!(names().iter().filter(|n| **n == "file").count(), 1);
     }
 
