@@ -38,7 +38,7 @@
 //!     .endpoint_url("http://127.0.0.1:5000")
 //!     .format(Format::Csv)
 //!     .key("orders/{date}/{hour}/batch-{first_position}-{seq}.{ext}");
-//! Pipeline::from(etl::source::iter(vec![serde_json::json!({"id": 1})])).to(sink).run().await?;
+//! Pipeline::from(etl::source::file::<Json>("orders.jsonl")).to(sink).run().await?;
 //! # Ok(()) }
 //! ```
 
