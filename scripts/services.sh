@@ -25,18 +25,15 @@ ensure_moto() {
   local port=${MOTO_PORT:-5000}
   local logfile="${TMPDIR:-/tmp}/etl-moto-$port.log"
   if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    if ! command -v moto_server >/dev/null 2>&1; then
+    if ! python3 -c 'import moto.server, flask, flask_cors' >/dev/null 2>&1; then
       log "installing moto (pip install 'moto[s3,sqs,server]')"
       python3 -m pip install --quiet --disable-pip-version-check 'moto[s3,sqs,server]' \
         || python3 -m pip install --quiet --disable-pip-version-check --user 'moto[s3,sqs,server]' \
         || { log "could not install moto"; return 1; }
-      # A --user install puts the script in ~/.local/bin.
-      PATH="$PATH:$(python3 -m site --user-base)/bin"
-      export PATH
-      hash -r
     fi
-    log "starting moto_server on 127.0.0.1:$port (log: $logfile)"
-    nohup moto_server -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
+    log "starting moto on 127.0.0.1:$port (log: $logfile)"
+    # `python3 -m moto.server` is `moto_server` without depending on where pip put scripts.
+    nohup python3 -m moto.server -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
     wait_for_port 127.0.0.1 "$port" 60 || { tail -n 20 "$logfile" >&2; return 1; }
   fi
   export MOTO_URL="http://127.0.0.1:$port"
