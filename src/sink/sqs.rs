@@ -23,6 +23,8 @@
 //! entries that had been accepted are then sent a second time (at-least-once delivery;
 //! consumers that cannot tolerate duplicates deduplicate on content).
 //!
+//! FIFO queues (`.fifo`) are not supported yet: the sink sets no `MessageGroupId`.
+//!
 //! ```no_run
 //! use etl::prelude::*;
 //! # async fn demo() -> etl::Result<()> {

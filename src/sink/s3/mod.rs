@@ -56,6 +56,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The default key template.
+///
+/// ```
+/// assert_eq!(etl::sink::s3::DEFAULT_KEY, "{date}/batch-{run}-{seq}.{ext}");
+/// ```
 pub const DEFAULT_KEY: &str = "{date}/batch-{run}-{seq}.{ext}";
 
 /// Writes each batch as one object in an S3 bucket. See [`s3()`] and the [module docs](self).
