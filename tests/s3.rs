@@ -9,7 +9,7 @@ use etl::format::Format;
 use etl::record::{Meta, Position};
 use etl::sink::Sink;
 use etl::{Json, Pipeline};
-use moto::{create_queue, moto_url, queue_depth, s3_client, send_raw, sqs_client, unique};
+use moto::{create_queue, moto_url, queue_depth, s3_client, send_raw, sqs_client, unique, Fault, FaultProxy};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -115,6 +115,28 @@ async fn a_retried_put_keeps_its_key() {
     // The next batch gets the next number.
     sink.write_batch(&records, &[Meta::at(Position::Id("m2".into()))]).await.unwrap();
     assert_eq!(keys(&client, &bucket).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_throttled_put_is_retried_by_the_pipeline_under_the_same_key() {
+    let client = s3_client().await;
+    let bucket = create_bucket(&client, "throttled").await;
+    // Three 503 SlowDown answers: the SDK's own three attempts fail, the pipeline retries.
+    let proxy = FaultProxy::start(vec![Fault::Status { method: "PUT", status: 503, code: "SlowDown", times: 3 }]).await;
+    let records: Vec<Json> = (0..3).map(|i| serde_json::from_value(json!({"id": i})).unwrap()).collect();
+    let report = Pipeline::from(etl::source::iter(records).batch_size(3))
+        .to(etl::sink::s3(&bucket).endpoint_url(&proxy.url).key("{run}/{hour}/{seq}.{ext}"))
+        .retry(etl::pipeline::RetryPolicy::default().initial_delay(std::time::Duration::from_millis(10)))
+        .handle_signals(false)
+        .dead_letters(MemoryDeadLetters::new())
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(proxy.pending(), 0);
+    assert_eq!(report.retries, 1);
+    let keys = keys(&client, &bucket).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].ends_with("/000000.jsonl"), "{keys:?}");
 }
 
 #[tokio::test]

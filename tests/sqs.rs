@@ -8,7 +8,7 @@ use etl::dead_letter::{DeadLetters, MemoryDeadLetters};
 use etl::record::{Meta, Position};
 use etl::sink::{Sink, Written};
 use etl::{ConnectorError, Json, Pipeline};
-use moto::{create_queue, moto_url, queue_depth, send_raw, sqs_client};
+use moto::{create_queue, moto_url, queue_depth, send_raw, sqs_client, Fault, FaultProxy};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -395,4 +395,50 @@ async fn interpolated_queue_url_and_bad_options_fail_at_start_up() {
     assert!(e.to_string().contains("ETL_TEST_SURELY_UNSET_QUEUE"), "{e}");
     let e = Pipeline::from(source::<Json>("http://x/q").wait_time_seconds(21)).to(out.sink()).handle_signals(false).run().await.unwrap_err();
     assert!(e.to_string().contains("wait_time_seconds"), "{e}");
+}
+
+#[tokio::test]
+async fn entries_that_fail_on_the_queues_side_are_sent_again() {
+    let client = sqs_client().await;
+    let url = create_queue(&client, "entry-retry", &[]).await;
+    let proxy = FaultProxy::start(vec![Fault::FailFirstEntry { action: "SendMessageBatch", times: 2 }]).await;
+    let records: Vec<Json> = (0..25).map(|i| serde_json::from_value(json!({"id": i})).unwrap()).collect();
+    let dead = MemoryDeadLetters::new();
+    let report = Pipeline::from(etl::source::iter(records).batch_size(25))
+        .to(etl::sink::sqs(&url).endpoint_url(&proxy.url))
+        .handle_signals(false)
+        .dead_letters(dead.clone())
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(proxy.injected.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(report.records_out, 25);
+    assert!(dead.is_empty());
+    // The failed entries never reached the queue; sent again, each message is there once.
+    assert_eq!(queue_depth(&client, &url).await, (25, 0));
+    let out = etl::sink::collect::<Json>();
+    Pipeline::from(source::<Json>(&url).batch_size(25).max_records(25)).to(out.sink()).handle_signals(false).run().await.unwrap();
+    let ids: BTreeSet<i64> = out.records().iter().map(|r| r.get("id").and_then(|v| v.as_i64()).unwrap()).collect();
+    assert_eq!(ids, (0..25).collect());
+}
+
+#[tokio::test]
+async fn deletes_that_fail_on_the_queues_side_are_retried_before_the_run_returns() {
+    let client = sqs_client().await;
+    let url = create_queue(&client, "delete-retry", &[("VisibilityTimeout", "60")]).await;
+    let bodies: Vec<String> = (0..10).map(|id| format!(r#"{{"id":{id}}}"#)).collect();
+    send_raw(&client, &url, &bodies.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let proxy = FaultProxy::start(vec![Fault::FailFirstEntry { action: "DeleteMessageBatch", times: 1 }]).await;
+    let out = etl::sink::collect::<Json>();
+    Pipeline::from(etl::source::sqs::<Json>(&url).endpoint_url(&proxy.url).wait_time_seconds(1).batch_size(10).max_records(10))
+        .to(out.sink())
+        .handle_signals(false)
+        .dead_letters(MemoryDeadLetters::new())
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 10);
+    assert_eq!(proxy.injected.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // Not one message left in flight: the failed entry was deleted on a retry.
+    assert_eq!(queue_depth(&client, &url).await, (0, 0));
 }
