@@ -96,8 +96,9 @@ async fn round_trip_counts_every_record_and_empties_the_queue() {
     let mut got = out.records();
     got.sort_by_key(|o| o.id);
     assert_eq!(got, orders);
-    // Batches fill across polls of at most 10 messages.
-    assert!(report.batches <= 5, "{report}");
+    // Batches fill across polls of at most 10 messages (3 batches of 100, 100, 50 unless the
+    // machine is so slow that a 2 s batch_timeout fires first).
+    assert!(report.batches <= 12, "{report}");
     // Deleted before `run` returned: the stream's end waits for the deletes.
     assert_eq!(queue_depth(&client, &url).await, (0, 0));
 }
