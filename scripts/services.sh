@@ -18,6 +18,31 @@ wait_for_port() {
   done
 }
 
+# moto (a mock of AWS's APIs) for the sqs and s3 tests. Installs it with pip when missing,
+# starts `moto_server` on 127.0.0.1:${MOTO_PORT:-5000} when nothing answers there, and exports
+# MOTO_URL plus static test credentials and a region (the last three only when unset).
+ensure_moto() {
+  local port=${MOTO_PORT:-5000}
+  local logfile="${TMPDIR:-/tmp}/etl-moto-$port.log"
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    if ! python3 -c 'import moto.server, flask, flask_cors' >/dev/null 2>&1; then
+      log "installing moto (pip install 'moto[s3,sqs,server]')"
+      python3 -m pip install --quiet --disable-pip-version-check 'moto[s3,sqs,server]' \
+        || python3 -m pip install --quiet --disable-pip-version-check --user 'moto[s3,sqs,server]' \
+        || { log "could not install moto"; return 1; }
+    fi
+    log "starting moto on 127.0.0.1:$port (log: $logfile)"
+    # `python3 -m moto.server` is `moto_server` without depending on where pip put scripts.
+    nohup python3 -m moto.server -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
+    wait_for_port 127.0.0.1 "$port" 60 || { tail -n 20 "$logfile" >&2; return 1; }
+  fi
+  export MOTO_URL="http://127.0.0.1:$port"
+  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}"
+  export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
+  export AWS_REGION="${AWS_REGION:-us-east-1}"
+  log "moto at $MOTO_URL"
+}
+
 ensure_services() {
-  log "no external service needed by the current suite"
+  ensure_moto
 }

@@ -29,6 +29,8 @@
 #[path = "macro_support.rs"]
 pub mod __private;
 pub mod ack;
+#[cfg(any(feature = "sqs", feature = "s3"))]
+mod aws;
 pub mod batch;
 pub mod channel;
 pub mod config;

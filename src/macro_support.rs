@@ -105,3 +105,43 @@ pub fn into_field<Target, F, T, U: IntoField<Target, F, T>>(value: U) -> T {
 pub fn json_into<T: serde::de::DeserializeOwned>(record: crate::record::Json) -> Result<T, serde_json::Error> {
     serde_json::from_value(serde_json::Value::Object(record.0))
 }
+
+/// `pipeline!`'s `sqs` steps expand inside this macro: as they are with the `sqs` feature, as a
+/// compile error naming the feature without it (rather than "cannot find function `sqs`").
+#[cfg(feature = "sqs")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_sqs {
+    ($($step:tt)*) => { $($step)* };
+}
+
+/// `pipeline!`'s `sqs` steps expand inside this macro: as they are with the `sqs` feature, as a
+/// compile error naming the feature without it (rather than "cannot find function `sqs`").
+#[cfg(not(feature = "sqs"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_sqs {
+    ($($step:tt)*) => {
+        ::core::compile_error!("the `sqs` step needs etl's `sqs` cargo feature: add `features = [\"sqs\"]` to the `etl` dependency in Cargo.toml")
+    };
+}
+
+/// `pipeline!`'s `s3` step expands inside this macro: as it is with the `s3` feature, as a
+/// compile error naming the feature without it.
+#[cfg(feature = "s3")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_s3 {
+    ($($step:tt)*) => { $($step)* };
+}
+
+/// `pipeline!`'s `s3` step expands inside this macro: as it is with the `s3` feature, as a
+/// compile error naming the feature without it.
+#[cfg(not(feature = "s3"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_s3 {
+    ($($step:tt)*) => {
+        ::core::compile_error!("the `s3` step needs etl's `s3` cargo feature: add `features = [\"s3\"]` to the `etl` dependency in Cargo.toml")
+    };
+}

@@ -4,12 +4,20 @@ mod blackhole;
 mod collect;
 mod encode;
 mod file;
+#[cfg(feature = "s3")]
+pub mod s3;
+#[cfg(feature = "sqs")]
+pub mod sqs;
 mod stdout;
 
 pub use blackhole::{blackhole, Blackhole};
 pub use collect::{collect, Collect, Collected};
 pub use encode::Encoded;
 pub use file::{file, FileSink, Rolling};
+#[cfg(feature = "s3")]
+pub use s3::{s3, S3Sink};
+#[cfg(feature = "sqs")]
+pub use sqs::{sqs, SqsSink};
 pub use stdout::{stdout, Stdout};
 
 use crate::error::ConnectorError;

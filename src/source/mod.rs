@@ -3,11 +3,15 @@
 
 mod file;
 mod iter;
+#[cfg(feature = "sqs")]
+pub mod sqs;
 #[cfg(feature = "sse")]
 pub mod sse;
 
 pub use file::{file, FileSource};
 pub use iter::{iter, IterSource};
+#[cfg(feature = "sqs")]
+pub use sqs::{sqs, SqsSource};
 #[cfg(feature = "sse")]
 pub use sse::{sse, DataFormat, SseSource};
 

@@ -17,7 +17,10 @@ mod into;
 mod iter;
 mod map;
 mod rename;
+mod s3;
 mod select;
+mod sqs_sink;
+mod sqs_source;
 mod sse;
 mod stdout;
 
@@ -269,11 +272,12 @@ pub const BATCH_ARGS: &[ArgSpec] = &[
     ArgSpec { name: "max_batches", kind: Kind::Int, required: false, default: Some("no limit"), doc: "Stop after this many batches." },
 ];
 
-/// Every built-in step. `file` is there twice: as a source and as a sink.
+/// Every built-in step. `file` and `sqs` are there twice: as a source and as a sink.
 pub const TABLE: &[&Op] = &[
     &iter::OP,
     &file_source::OP,
     &sse::OP,
+    &sqs_source::OP,
     &map::OP,
     &filter::OP,
     &filter_map::OP,
@@ -285,6 +289,8 @@ pub const TABLE: &[&Op] = &[
     &into::OP,
     &stdout::OP,
     &file_sink::OP,
+    &sqs_sink::OP,
+    &s3::OP,
     &collect::OP,
     &blackhole::OP,
 ];
@@ -354,6 +360,7 @@ mod tests {
             }
         }
         assert_eq!(lookup("file").count(), 2);
+        assert_eq!(lookup("sqs").count(), 2);
         assert_eq!(names().iter().filter(|n| **n == "file").count(), 1);
     }
 

@@ -1,0 +1,201 @@
+//! What the AWS connectors (`sqs`, `s3`) share: the client configuration (region, a custom
+//! endpoint, credentials from the standard chain, the HTTPS client) and the mapping of SDK
+//! errors to [`ConnectorError`]s with the right [`Retry`] class.
+//!
+//! Credentials and region come from the SDK's standard chain (`AWS_ACCESS_KEY_ID` /
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE` and `~/.aws/config`, web identity, container and
+//! instance metadata), so no secret passes through etl's options. An explicit `region` option
+//! wins over the chain; with a custom endpoint (moto, MinIO, LocalStack) and no region anywhere,
+//! `us-east-1` is used since such servers ignore it.
+//!
+//! Retries: the SDK's own "standard" retry is kept, with its default of 3 attempts, because the
+//! source's calls (receive, delete, change visibility) have no pipeline retry around them and the
+//! SDK's retry knows each service's throttling codes. Sinks are also retried by the pipeline's
+//! [`RetryPolicy`](crate::pipeline::RetryPolicy); a failing write can thus be attempted up to
+//! 3 × (1 + `max_retries`) times, each SDK attempt with a short backoff.
+
+use crate::config::{interpolate, ConfigError};
+use crate::error::{ConnectorError, Retry};
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use std::time::Duration;
+
+#[cfg(feature = "sqs")]
+use aws_sdk_sqs::{
+    config::http::HttpResponse,
+    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
+};
+#[cfg(all(feature = "s3", not(feature = "sqs")))]
+use aws_sdk_s3::{
+    config::http::HttpResponse,
+    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
+};
+
+/// Longest wait for a TCP (and TLS) connection to an AWS endpoint. There is no read timeout:
+/// a long poll lasts up to 20 s and an upload as long as it takes.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The region used with a custom endpoint when none is configured anywhere.
+const ENDPOINT_DEFAULT_REGION: &str = "us-east-1";
+
+/// The options every AWS connector takes; `${VAR}` is resolved at open.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AwsOptions {
+    /// The region; default: the standard chain (`AWS_REGION`, the profile).
+    pub region: Option<String>,
+    /// A custom endpoint (`http://127.0.0.1:5000` for moto); default: AWS's own, or
+    /// `AWS_ENDPOINT_URL` when set.
+    pub endpoint_url: Option<String>,
+}
+
+/// The loaded configuration, and whether requests go to a custom endpoint.
+pub(crate) struct Loaded {
+    pub config: SdkConfig,
+    /// A custom endpoint is in use (an option or `AWS_ENDPOINT_URL`): S3 uses path-style
+    /// addressing (`http://host/bucket/key`), which moto and MinIO need.
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
+    pub custom_endpoint: bool,
+}
+
+/// Resolve the options and load the SDK configuration from the standard chain.
+pub(crate) async fn load(options: &AwsOptions) -> Result<Loaded, ConfigError> {
+    let region = options.region.as_deref().map(interpolate).transpose()?.filter(|r| !r.is_empty());
+    let endpoint = options.endpoint_url.as_deref().map(interpolate).transpose()?.filter(|e| !e.is_empty());
+    if let Some(url) = &endpoint {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                option: "endpoint_url",
+                message: format!("`{url}` is not an http:// or https:// URL"),
+            });
+        }
+    }
+    // rustls with ring: the TLS stack reqwest already brings, rather than the SDK's default
+    // aws-lc-rs (a C build) or its legacy hyper 0.14 client.
+    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).build());
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region));
+    }
+    if let Some(url) = endpoint {
+        loader = loader.endpoint_url(url);
+    }
+    let config = loader.load().await;
+    let custom_endpoint = config.endpoint_url().is_some();
+    let config = match (config.region().is_some(), custom_endpoint) {
+        (true, _) => config,
+        (false, true) => config.into_builder().region(Region::new(ENDPOINT_DEFAULT_REGION)).build(),
+        (false, false) => {
+            return Err(ConfigError::Invalid {
+                option: "region",
+                message: "no AWS region configured: set AWS_REGION, a region in the AWS profile, or the `region` option".into(),
+            })
+        }
+    };
+    Ok(Loaded { config, custom_endpoint })
+}
+
+/// Error codes that mean "slow down" or "try again": retryable whatever the HTTP status.
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "KMS.ThrottlingException",
+    "AWS.SimpleQueueService.RequestThrottled",
+];
+
+/// Whether a service's answer is worth retrying: throttling and transient codes, 5xx, 408 and
+/// 429 are; any other answer (access denied, no such bucket or queue, invalid request) is not.
+pub(crate) fn classify_answer(status: Option<u16>, code: Option<&str>) -> Retry {
+    if code.is_some_and(|c| TRANSIENT_CODES.contains(&c)) {
+        return Retry::Retryable;
+    }
+    match status {
+        Some(408 | 429 | 500..=599) => Retry::Retryable,
+        Some(_) => Retry::Permanent,
+        // No status: the answer could not even be read.
+        None => Retry::Retryable,
+    }
+}
+
+/// Whether a failed SDK call is worth retrying.
+pub(crate) fn classify<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> Retry {
+    match error {
+        // Built wrong (an invalid option): the same call fails the same way.
+        SdkError::ConstructionFailure(_) => Retry::Permanent,
+        SdkError::DispatchFailure(failure) if failure.is_user() => Retry::Permanent,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => Retry::Retryable,
+        SdkError::ServiceError(service) => classify_answer(Some(service.raw().status().as_u16()), service.err().code()),
+        _ => Retry::Retryable,
+    }
+}
+
+/// The error code of a service's answer (`NoSuchBucket`, `InvalidParameterValue`), if any.
+#[cfg_attr(not(feature = "sqs"), allow(dead_code))]
+pub(crate) fn error_code<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> Option<&str> {
+    match error {
+        SdkError::ServiceError(service) => service.err().code(),
+        _ => None,
+    }
+}
+
+/// A failed SDK call as a [`ConnectorError`] of `component`: what was called, the SDK's whole
+/// error chain (the service's code and message), and whether a retry can help.
+pub(crate) fn connector_error<E>(component: impl Into<String>, call: &str, error: &SdkError<E, HttpResponse>) -> ConnectorError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let message = format!("{call} failed: {}", DisplayErrorContext(error));
+    match classify(error) {
+        Retry::Retryable => ConnectorError::retryable(component.into(), message),
+        Retry::Permanent => ConnectorError::permanent(component.into(), message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_and_server_errors_are_retryable() {
+        assert_eq!(classify_answer(Some(503), Some("SlowDown")), Retry::Retryable);
+        assert_eq!(classify_answer(Some(400), Some("ThrottlingException")), Retry::Retryable);
+        assert_eq!(classify_answer(Some(400), Some("RequestTimeout")), Retry::Retryable);
+        assert_eq!(classify_answer(Some(500), None), Retry::Retryable);
+        assert_eq!(classify_answer(Some(429), None), Retry::Retryable);
+        assert_eq!(classify_answer(None, None), Retry::Retryable);
+    }
+
+    #[test]
+    fn refusals_are_permanent() {
+        assert_eq!(classify_answer(Some(403), Some("AccessDenied")), Retry::Permanent);
+        assert_eq!(classify_answer(Some(404), Some("NoSuchBucket")), Retry::Permanent);
+        assert_eq!(classify_answer(Some(400), Some("AWS.SimpleQueueService.NonExistentQueue")), Retry::Permanent);
+        assert_eq!(classify_answer(Some(400), Some("InvalidParameterValue")), Retry::Permanent);
+    }
+
+    #[tokio::test]
+    async fn a_custom_endpoint_needs_no_region_and_a_bad_one_is_refused() {
+        let options = AwsOptions { region: None, endpoint_url: Some("ftp://x".into()) };
+        let Err(e) = load(&options).await else { panic!("ftp:// accepted") };
+        assert!(e.to_string().contains("endpoint_url"), "{e}");
+        let options = AwsOptions { region: Some("eu-west-3".into()), endpoint_url: Some("http://127.0.0.1:1".into()) };
+        let loaded = load(&options).await.unwrap();
+        assert!(loaded.custom_endpoint);
+        assert_eq!(loaded.config.region().map(|r| r.as_ref()), Some("eu-west-3"));
+    }
+}

@@ -1,0 +1,212 @@
+//! Pure helpers of the SQS source: a received message decoded into an [`Incoming`] item, and the
+//! table of messages in flight that the heartbeat reads. No I/O.
+
+use crate::batch::{Failure, FailureKind, Incoming};
+use crate::record::{Extra, Meta, Position, Record};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::time::{Duration, UNIX_EPOCH};
+use tokio::time::Instant;
+
+/// What the source needs to acknowledge one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Receipt {
+    /// The message id (for logs).
+    pub message_id: String,
+    /// The receipt handle of this receive.
+    pub handle: String,
+}
+
+/// A received message, out of the SDK's types.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Received {
+    pub message_id: String,
+    pub handle: String,
+    pub body: String,
+    /// `ApproximateReceiveCount`.
+    pub receive_count: Option<u32>,
+    /// `SentTimestamp` (milliseconds since the epoch).
+    pub sent_millis: Option<u64>,
+}
+
+impl Received {
+    /// From the SDK's message; `None` without a receipt handle (it could never be deleted).
+    pub(crate) fn from_sdk(message: aws_sdk_sqs::types::Message) -> Option<Received> {
+        use aws_sdk_sqs::types::MessageSystemAttributeName as Name;
+        let attribute = |name: &Name| message.attributes().and_then(|a| a.get(name)).and_then(|v| v.parse::<u64>().ok());
+        let receive_count = attribute(&Name::ApproximateReceiveCount).map(|c| u32::try_from(c).unwrap_or(u32::MAX));
+        let sent_millis = attribute(&Name::SentTimestamp);
+        Some(Received {
+            handle: message.receipt_handle?,
+            message_id: message.message_id.unwrap_or_default(),
+            body: message.body.unwrap_or_default(),
+            receive_count,
+            sent_millis,
+        })
+    }
+}
+
+/// Decode one message: the record with its metadata, or a failure with the body's bytes (the
+/// body does not decode, or the message was received more than `max_receives` times).
+pub(crate) fn decode<T: Record>(message: Received, queue: &str, max_receives: Option<u32>) -> Incoming<T, Receipt> {
+    let extra = Extra {
+        event_type: Some(queue.to_owned()),
+        delivery_count: message.receive_count,
+        timestamp: message.sent_millis.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+        ..Extra::default()
+    };
+    let receipt = Receipt { message_id: message.message_id.clone(), handle: message.handle };
+    let size = message.body.len();
+    let raw = Bytes::from(message.body);
+    let meta = Meta::at(Position::Id(message.message_id.clone())).with_raw(raw.clone()).with_extra(extra);
+    if let (Some(max), Some(count)) = (max_receives, message.receive_count) {
+        if count > max {
+            let error = format!("SQS message {} received {count} times, more than max_receives = {max}", message.message_id);
+            let mut failure = Failure::new(raw, FailureKind::MaxDeliveries, error, meta);
+            failure.attempts = count;
+            return Incoming::failed(failure, receipt);
+        }
+    }
+    match serde_json::from_slice::<T>(&raw) {
+        Ok(record) => Incoming::record(record, meta, size, receipt),
+        Err(e) => {
+            let error = format!("SQS message {}: {e}", message.message_id);
+            Incoming::failed(Failure::new(raw, FailureKind::Decode, error, meta), receipt)
+        }
+    }
+}
+
+/// Messages received and not yet resolved, by receipt handle, with the instant at which the
+/// heartbeat must extend each one's visibility.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    due: HashMap<String, Instant>,
+}
+
+impl InFlight {
+    /// Track a message received (or extended) at `now`, due again after `half` (half its
+    /// visibility timeout).
+    pub(crate) fn insert(&mut self, handle: String, now: Instant, half: Duration) {
+        self.due.insert(handle, now + half);
+    }
+
+    /// Stop tracking messages (resolved, or released).
+    pub(crate) fn remove<'a>(&mut self, handles: impl IntoIterator<Item = &'a str>) {
+        for handle in handles {
+            self.due.remove(handle);
+        }
+    }
+
+    /// The messages whose visibility must be extended now.
+    pub(crate) fn due(&self, now: Instant) -> Vec<String> {
+        self.due.iter().filter(|(_, at)| **at <= now).map(|(h, _)| h.clone()).collect()
+    }
+
+    /// Of `handles`, those still tracked; they are marked as extended at `now`.
+    pub(crate) fn extending(&mut self, handles: Vec<String>, now: Instant, half: Duration) -> Vec<String> {
+        handles
+            .into_iter()
+            .filter(|h| match self.due.get_mut(h) {
+                Some(at) => {
+                    *at = now + half;
+                    true
+                }
+                None => false,
+            })
+            .collect()
+    }
+
+    /// How many messages are tracked.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.due.len()
+    }
+}
+
+/// The seconds to send for a visibility timeout (rounded up; SQS's limit is 12 hours).
+pub(crate) fn visibility_seconds(timeout: Duration) -> i32 {
+    let secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+    secs.min(43_200) as i32
+}
+
+/// The name of a queue from its URL (the last path segment).
+pub(crate) fn queue_name(url: &str) -> &str {
+    url.trim_end_matches('/').rsplit('/').next().unwrap_or(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Json;
+
+    fn message(body: &str, count: Option<u32>) -> Received {
+        Received {
+            message_id: "m-1".into(),
+            handle: "h-1".into(),
+            body: body.into(),
+            receive_count: count,
+            sent_millis: Some(1_700_000_000_000),
+        }
+    }
+
+    #[test]
+    fn a_message_becomes_a_record_with_its_metadata() {
+        let inc = decode::<Json>(message(r#"{"id":1}"#, Some(2)), "orders", Some(5));
+        assert_eq!(inc.token, Receipt { message_id: "m-1".into(), handle: "h-1".into() });
+        let (record, meta) = inc.item.unwrap();
+        assert_eq!(record.get("id"), Some(&serde_json::json!(1)));
+        assert_eq!(meta.position, Position::Id("m-1".into()));
+        assert_eq!(meta.raw.as_deref(), Some(&br#"{"id":1}"#[..]));
+        let extra = meta.extra.unwrap();
+        assert_eq!(extra.delivery_count, Some(2));
+        assert_eq!(extra.event_type.as_deref(), Some("orders"));
+        assert_eq!(extra.timestamp, Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_000)));
+    }
+
+    #[test]
+    fn a_bad_body_is_a_decode_failure_with_its_bytes() {
+        let inc = decode::<Json>(message("{oops", Some(1)), "orders", None);
+        let failure = inc.item.unwrap_err();
+        assert_eq!(failure.kind, FailureKind::Decode);
+        assert_eq!(&failure.payload[..], b"{oops");
+        assert!(failure.error.contains("m-1"), "{}", failure.error);
+        assert_eq!(inc.token.handle, "h-1");
+    }
+
+    #[test]
+    fn past_max_receives_a_message_is_a_failure_even_if_it_decodes() {
+        let inc = decode::<Json>(message(r#"{"id":1}"#, Some(4)), "orders", Some(3));
+        let failure = inc.item.unwrap_err();
+        assert_eq!(failure.attempts, 4);
+        assert_eq!(failure.kind, FailureKind::MaxDeliveries);
+        assert!(failure.error.contains("max_receives = 3"), "{}", failure.error);
+        assert_eq!(&failure.payload[..], br#"{"id":1}"#);
+        // At the limit it is still decoded.
+        assert!(decode::<Json>(message(r#"{"id":1}"#, Some(3)), "orders", Some(3)).item.is_ok());
+    }
+
+    #[test]
+    fn in_flight_messages_fall_due_at_half_their_visibility() {
+        let start = Instant::now();
+        let half = Duration::from_secs(1);
+        let mut table = InFlight::default();
+        table.insert("a".into(), start, half);
+        table.insert("b".into(), start + Duration::from_millis(500), half);
+        assert!(table.due(start).is_empty());
+        assert_eq!(table.due(start + half), vec!["a".to_string()]);
+        // "a" is resolved while the heartbeat is about to extend both.
+        let due = vec!["a".to_string(), "b".to_string()];
+        table.remove(["a"]);
+        assert_eq!(table.extending(due, start + half * 2, half), vec!["b".to_string()]);
+        assert!(table.due(start + half * 2).is_empty());
+        assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn seconds_and_names() {
+        assert_eq!(visibility_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(visibility_seconds(Duration::from_secs(30)), 30);
+        assert_eq!(visibility_seconds(Duration::from_secs(1 << 20)), 43_200);
+        assert_eq!(queue_name("http://127.0.0.1:5000/123456789012/orders"), "orders");
+    }
+}
