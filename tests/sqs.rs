@@ -104,6 +104,42 @@ async fn round_trip_counts_every_record_and_empties_the_queue() {
 }
 
 #[tokio::test]
+async fn drain_after_consumes_what_a_concurrent_producer_sent_then_stops() {
+    let client = sqs_client().await;
+    let url = create_queue(&client, "drain", &[]).await;
+    let producer_done = CancellationToken::new();
+    let out = etl::sink::collect::<Order>();
+    let consumer = Pipeline::from(source::<Order>(&url).wait_time_seconds(20).batch_size(50).drain_after(producer_done.clone()))
+        .to(out.sink())
+        .handle_signals(false)
+        .dead_letters(MemoryDeadLetters::new())
+        .run();
+    let producer = async {
+        // The queue is empty for a while first: an empty poll before the producer is done
+        // must not stop the consumer.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let orders = (0..120).map(|id| Order { id, customer: "d".into() });
+        let report = Pipeline::from(etl::source::iter(orders).batch_size(40))
+            .to(sink(&url))
+            .handle_signals(false)
+            .dead_letters(MemoryDeadLetters::new())
+            .run()
+            .await;
+        producer_done.cancel();
+        report
+    };
+    let started = Instant::now();
+    let (consumed, produced) = tokio::join!(consumer, producer);
+    assert_eq!(produced.unwrap().records_out, 120);
+    assert_eq!(consumed.unwrap().records_out, 120);
+    let ids: BTreeSet<i64> = out.records().iter().map(|o| o.id).collect();
+    assert_eq!(ids.len(), 120);
+    assert_eq!(queue_depth(&client, &url).await, (0, 0));
+    // Once drained it stopped after at most the long poll in progress (20 s) and a short one.
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
 async fn an_oversized_record_is_dead_lettered_and_the_others_are_sent() {
     let client = sqs_client().await;
     let url = create_queue(&client, "oversized", &[("MaximumMessageSize", "1024")]).await;

@@ -100,6 +100,11 @@ fn step(input: ParseStream<'_>) -> syn::Result<Step> {
     }
     let path: syn::Path = if input.peek(Token![::]) || input.peek2(Token![::]) { input.parse()? } else { Ident::parse_any(input)?.into() };
     let head = match path.get_ident() {
+        // A bare name that is not a built-in step and has no arguments: a variable holding the
+        // user's source, operator or sink (`| lake` where `let lake = etl::sink::file(..)`).
+        Some(ident) if path.leading_colon.is_none() && !input.peek(syn::token::Paren) && crate::ops::lookup(&ident.unraw().to_string()).next().is_none() => {
+            Head::Path { path, call: None }
+        }
         Some(ident) if path.leading_colon.is_none() => {
             let ident = ident.clone();
             if !input.peek(syn::token::Paren) {
@@ -214,6 +219,14 @@ mod tests {
         let Head::Path { path, call } = &steps[4].head else { panic!("a path") };
         assert_eq!(path.segments.len(), 2);
         assert!(call.is_some());
+    }
+
+    #[test]
+    fn a_bare_name_that_is_no_step_is_a_variable() {
+        let steps = ok(quote! { source | map(f) | lake });
+        assert!(matches!(&steps[0].head, Head::Path { call: None, .. }));
+        assert!(matches!(&steps[2].head, Head::Path { call: None, .. }));
+        assert!(errs(quote! { iter(v) | stdout })[0].starts_with("expected `(` after `stdout`"));
     }
 
     #[test]

@@ -77,6 +77,7 @@ use crate::batch::{BatchConfig, BatchOptions};
 use crate::record::Record;
 use std::marker::PhantomData;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// An Amazon SQS source. See [`sqs()`] and the [module docs](self).
 #[derive(Debug)]
@@ -88,6 +89,7 @@ pub struct SqsSource<T> {
     max_receives: Option<u32>,
     max_messages_per_poll: u32,
     heartbeat: bool,
+    drain_after: Option<CancellationToken>,
     batching: BatchConfig,
     _record: PhantomData<fn() -> T>,
 }
@@ -112,6 +114,7 @@ pub fn sqs<T>(queue_url: impl Into<String>) -> SqsSource<T> {
         max_receives: None,
         max_messages_per_poll: 10,
         heartbeat: true,
+        drain_after: None,
         batching: BatchConfig::default(),
         _record: PhantomData,
     }
@@ -192,6 +195,20 @@ impl<T> SqsSource<T> {
     /// ```
     pub fn heartbeat(mut self, yes: bool) -> Self {
         self.heartbeat = yes;
+        self
+    }
+
+    /// Drain, then stop: once `token` is cancelled, the source ends at the first poll that
+    /// returns no message (polls then wait at most 1 s), and the pipeline finishes the batches
+    /// in hand. For a job that empties a queue after its producer finished. Messages of this
+    /// run's own batches are not waited for: one whose batch fails is received by the next run.
+    ///
+    /// ```
+    /// let producer_done = tokio_util::sync::CancellationToken::new();
+    /// let src = etl::source::sqs::<etl::Json>("${QUEUE_URL}").drain_after(producer_done.clone());
+    /// ```
+    pub fn drain_after(mut self, token: CancellationToken) -> Self {
+        self.drain_after = Some(token);
         self
     }
 }

@@ -284,6 +284,8 @@ struct Reader {
     max_receives: Option<u32>,
     /// Messages still to receive (`max_records`).
     remaining: Option<u64>,
+    /// Once cancelled, an empty poll ends the stream.
+    drain_after: Option<CancellationToken>,
     /// Backoff of consecutive failed polls.
     failing: Option<Box<dyn Iterator<Item = Duration> + Send>>,
 }
@@ -299,7 +301,13 @@ impl Reader {
                 Some(n) => n.min(self.per_poll as u64) as i32,
                 None => self.per_poll,
             };
-            match self.shared.receive(ask, self.wait, self.visibility).await {
+            let draining = self.drain_after.as_ref().is_some_and(CancellationToken::is_cancelled);
+            let wait = if draining { self.wait.min(1) } else { self.wait };
+            match self.shared.receive(ask, wait, self.visibility).await {
+                Ok(messages) if messages.is_empty() && draining => {
+                    tracing::info!(queue = %self.shared.label, "queue drained; the source stops");
+                    return None;
+                }
                 Ok(messages) => {
                     self.failing = None;
                     if let Some(n) = &mut self.remaining {
@@ -408,6 +416,7 @@ pub(super) async fn open<T: Record>(source: SqsSource<T>, ctx: SourceContext) ->
         visibility: visibility.map(visibility_seconds),
         max_receives: source.max_receives,
         remaining: source.batching.max_records,
+        drain_after: source.drain_after,
         failing: None,
     };
     let input = futures::stream::unfold(reader, |mut reader| async move {
