@@ -1,0 +1,95 @@
+//! The `wikipedia` example end to end: on its embedded defaults, from a file, and through SQS
+//! and S3 (moto). Each counts rows: every good event in the lake exactly once.
+
+mod example_wikipedia;
+use example_wikipedia as wikipedia;
+
+use wikipedia::example::{run, Config};
+use wikipedia::{expected_rows, lake_rows, sample};
+
+#[tokio::test]
+async fn embedded_defaults_put_every_non_canary_event_in_the_lake_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let summary = run(Config { lake: lake.clone(), handle_signals: false, ..Config::default() }).await.unwrap();
+
+    let events = sample();
+    let want = expected_rows(&events);
+    assert_eq!(events.len(), 3000);
+    assert_eq!(want.len(), 2983, "the sample holds 17 canary events");
+    let ingest = summary.ingest.expect("two pipelines ran");
+    assert_eq!((ingest.records_in, ingest.records_out, ingest.dead_lettered), (3000, 3000, 0));
+    assert_eq!((summary.process.records_out, summary.process.filtered(), summary.process.dead_lettered), (2983, 17, 0));
+    let (got, files) = lake_rows(&lake);
+    assert_eq!(files, 30, "batches of 100 events (canaries included) make 30 files");
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "the lake's rows differ from the sample's");
+}
+
+#[tokio::test]
+async fn from_file_feeds_the_second_pipeline_and_max_records_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    let events = sample();
+    let mut text = Vec::new();
+    for e in &events {
+        text.extend_from_slice(e);
+        text.push(b'\n');
+    }
+    std::fs::write(&input, text).unwrap();
+    let lake = dir.path().join("lake");
+    let config = Config { lake: lake.clone(), from_file: Some(input), max_records: Some(1234), handle_signals: false, ..Config::default() };
+    let summary = run(config).await.unwrap();
+    assert!(summary.ingest.is_none());
+    assert_eq!(summary.process.records_in, 1234);
+    let (got, files) = lake_rows(&lake);
+    assert_eq!(files, 13);
+    assert!(got == expected_rows(&events[..1234]));
+}
+
+#[cfg(all(feature = "sqs", feature = "s3"))]
+mod moto;
+
+#[cfg(all(feature = "sqs", feature = "s3"))]
+#[tokio::test]
+async fn through_sqs_and_s3_on_moto() {
+    use moto::{create_queue, moto_url, queue_depth, s3_client, sqs_client, unique};
+    let endpoint = moto_url();
+    let sqs = sqs_client().await;
+    let s3 = s3_client().await;
+    let queue_url = create_queue(&sqs, "wikipedia", &[]).await;
+    let bucket = unique("wikipedia");
+    s3.create_bucket().bucket(&bucket).send().await.expect("create bucket");
+
+    let config = Config {
+        sqs: Some((Some(endpoint.clone()), queue_url.clone())),
+        s3: Some((Some(endpoint), bucket.clone())),
+        handle_signals: false,
+        ..Config::default()
+    };
+    let summary = run(config).await.unwrap();
+    assert_eq!(summary.ingest.expect("two pipelines ran").records_out, 3000);
+    assert_eq!((summary.process.records_in, summary.process.records_out), (3000, 2983));
+    // The broker's view: every message deleted, none in flight.
+    assert_eq!(queue_depth(&sqs, &queue_url).await, (0, 0));
+
+    let mut got = Vec::new();
+    let mut continuation = None;
+    loop {
+        let page = s3.list_objects_v2().bucket(&bucket).set_continuation_token(continuation).send().await.expect("list");
+        for object in page.contents() {
+            let key = object.key().expect("a key");
+            assert!(key.starts_with("recentchange/") && key.ends_with(".csv"), "{key}");
+            let body = s3.get_object().bucket(&bucket).key(key).send().await.expect("get").body.collect().await.expect("body");
+            let rows = wikipedia::parse_csv(&body.into_bytes(), true);
+            assert!(!rows.is_empty() && rows.len() <= 100, "{key}: {} rows", rows.len());
+            got.extend(rows);
+        }
+        continuation = page.next_continuation_token().map(str::to_owned);
+        if continuation.is_none() {
+            break;
+        }
+    }
+    got.sort();
+    assert!(got == expected_rows(&sample()), "the bucket's rows differ from the sample's ({} rows)", got.len());
+}
