@@ -611,7 +611,10 @@ async fn a_messy_stream_end_to_end_every_good_event_exactly_once() {
     assert_eq!(seen.len(), 2, "one reconnect, after the cut");
     assert_eq!(seen[1].header("last-event-id"), Some("6"));
     let gap = seen[1].at - seen[0].at;
-    assert!(gap >= Duration::from_millis(200) && gap < Duration::from_secs(2), "the bare retry: 200 sets the delay; reconnected after {gap:?}");
+    assert!(
+        gap >= Duration::from_millis(200) && gap < Duration::from_secs(2),
+        "the bare retry: 200 sets the delay; reconnected after {gap:?}"
+    );
 }
 
 fn numbered_log(ids: std::ops::RangeInclusive<u32>) -> Vec<(String, String)> {

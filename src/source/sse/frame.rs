@@ -489,9 +489,8 @@ impl Parser {
         if !pending.has_data {
             return None;
         }
-        let too_large = pending
-            .too_large
-            .or_else(|| (pending.data_len > self.max).then_some(TooLarge { field: "data", bytes: pending.data_len }));
+        let too_large =
+            pending.too_large.or_else(|| (pending.data_len > self.max).then_some(TooLarge { field: "data", bytes: pending.data_len }));
         let data = match pending.data {
             Data::Empty => Bytes::new(),
             Data::One(data) => data,

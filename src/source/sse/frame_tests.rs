@@ -153,9 +153,18 @@ fn event_and_id_over_the_limit_flag_the_event_and_are_not_applied() {
         let chunks: Vec<&[u8]> = input.as_bytes().chunks(size).collect();
         let (frames, last_id) = parse_with(10, &chunks);
         let flagged = |data: &[u8], field: &'static str| {
-            Frame::Event(Event { event_type: "message".into(), id: "1".into(), data: Bytes::copy_from_slice(data), too_large: Some(TooLarge { field, bytes: 50 }) })
+            Frame::Event(Event {
+                event_type: "message".into(),
+                id: "1".into(),
+                data: Bytes::copy_from_slice(data),
+                too_large: Some(TooLarge { field, bytes: 50 }),
+            })
         };
-        assert_eq!(frames, [ev("message", "1", b"a"), flagged(b"b", "event"), flagged(b"c", "id"), ev("message", "1", b"d")], "chunks of {size}");
+        assert_eq!(
+            frames,
+            [ev("message", "1", b"a"), flagged(b"b", "event"), flagged(b"c", "id"), ev("message", "1", b"d")],
+            "chunks of {size}"
+        );
         assert_eq!(last_id, "1");
     }
 }

@@ -1,10 +1,10 @@
 //! Pure helpers of the SSE source: the leading-BOM filter (used by the [`frame`](super::frame)
 //! parser), HTTP status classification and the decoding of one event into an [`Incoming`] item.
 
+use super::frame::Event;
 use super::DataFormat;
 use crate::batch::{Failure, FailureKind, Incoming};
 use crate::record::{Extra, Meta, Position, Record};
-use super::frame::Event;
 use bytes::Bytes;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";

@@ -45,6 +45,9 @@ impl std::fmt::Display for BodyError {
     }
 }
 
+/// One item for the batcher; its token is the last event id when the id is persisted.
+type Item<T> = Incoming<T, Option<Arc<str>>>;
+
 type Body = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send>>;
 
 /// The body of a response as a byte stream, ending with an error after `idle` without a byte.
@@ -199,7 +202,7 @@ impl<T: Record> Connection<T> {
     }
 
     /// The next item for the batcher; `None` when the stream is over.
-    async fn next_item(&mut self) -> Option<crate::Result<Incoming<T, Option<Arc<str>>>>> {
+    async fn next_item(&mut self) -> Option<crate::Result<Item<T>>> {
         loop {
             if self.done {
                 return None;
@@ -260,7 +263,7 @@ impl<T: Record> Connection<T> {
 
     /// After connecting or pausing: `Ok(true)` goes on; `Ok(false)` ends the stream quietly;
     /// an error ends it with that error as its last item.
-    fn go_on(&mut self, outcome: crate::Result<bool>) -> ControlFlow<Option<crate::Result<Incoming<T, Option<Arc<str>>>>>> {
+    fn go_on(&mut self, outcome: crate::Result<bool>) -> ControlFlow<Option<crate::Result<Item<T>>>> {
         match outcome {
             Ok(true) => ControlFlow::Continue(()),
             Ok(false) => {
@@ -307,7 +310,10 @@ pub(super) async fn open<T: Record>(source: SseSource<T>, ctx: SourceContext) ->
                 }
             }
             let stored = IdFile::read(path).map_err(|e| {
-                Error::Source(ConnectorError::permanent(component(), format!("cannot read the last event id file `{}`: {e}", path.display())))
+                Error::Source(ConnectorError::permanent(
+                    component(),
+                    format!("cannot read the last event id file `{}`: {e}", path.display()),
+                ))
             })?;
             if let Some(id) = stored.as_deref().filter(|id| !id.is_empty()) {
                 tracing::info!(url = %source.url, path = %path.display(), last_event_id = id, "resuming after the stored last event id");
