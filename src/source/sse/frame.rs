@@ -65,6 +65,7 @@ const LINE_SLACK: usize = 16;
 /// assert_eq!(p.next_frame(), Some(Frame::Retry(std::time::Duration::from_millis(250))));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Frame {
     /// A dispatched event (a blank line after at least one `data` line).
     Event(Event),
