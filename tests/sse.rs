@@ -31,6 +31,10 @@ enum Reply {
     StreamThenHold(Vec<Step>),
     /// This status with an empty body.
     Status(u16),
+    /// `200 OK`, then the events of this log (id, event text) after the one named by the
+    /// request's `Last-Event-ID` (all of them without the header), then hold the connection:
+    /// a server that honours `Last-Event-ID`.
+    Replay(Vec<(String, String)>),
 }
 
 fn send(text: &str) -> Step {
@@ -95,7 +99,9 @@ async fn serve(mut socket: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Seen>>>) 
         }
     }
     let text = String::from_utf8_lossy(&head).into_owned();
-    let headers = text.lines().skip(1).filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned())).collect();
+    let headers: Vec<(String, String)> =
+        text.lines().skip(1).filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned())).collect();
+    let last_event_id = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("last-event-id")).map(|(_, v)| v.clone());
     let index = {
         let mut log = log.lock().unwrap();
         log.push(Seen { at: Instant::now(), headers, client_closed: None });
@@ -109,6 +115,13 @@ async fn serve(mut socket: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Seen>>>) 
         }
         Reply::Stream(steps) => (steps, false),
         Reply::StreamThenHold(steps) => (steps, true),
+        Reply::Replay(log) => {
+            let start = match &last_event_id {
+                Some(id) => log.iter().position(|(i, _)| i == id).map_or(0, |p| p + 1),
+                None => 0,
+            };
+            (log[start..].iter().map(|(_, text)| send(text)).collect(), true)
+        }
     };
     let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
     if socket.write_all(head.as_bytes()).await.is_err() {
@@ -476,4 +489,206 @@ async fn the_sse_step_of_pipeline_macro_filters_decodes_and_dead_letters() {
     assert_eq!((report.records_in, report.dead_lettered), (3, 1));
     assert_eq!(&dlq.list().await.unwrap()[0].payload[..], b"{\"n\": \"two\"}");
     assert_eq!(server.seen()[0].header("x-token"), Some("t"));
+}
+
+#[tokio::test]
+async fn invalid_utf8_data_is_dead_lettered_with_the_exact_bytes_and_the_stream_goes_on() {
+    let script = vec![Reply::StreamThenHold(vec![
+        send("id: 1\ndata: {\"n\": 1}\n\n"),
+        Step::Send(b"id: 2\ndata: {\"s\": \"\xC3\x28\xFF\"}\n\n".to_vec()),
+        Step::Send(b"id: 3\ndata: \xF0\x9F\n".to_vec()),
+        Step::Send(b"data: \x98\x80 split code point\n\n".to_vec()),
+        send("id: 4\ndata: {\"n\": 4}\n\n"),
+    ])];
+    let server = Server::start(script, Reply::Status(503)).await;
+    let (result, records, dlq) = run(source(&server).max_records(4)).await;
+    let report = result.unwrap();
+    assert_eq!(values(&records), [json!({"n": 1}), json!({"n": 4})]);
+    assert_eq!(report.dead_lettered, 2);
+    let entries = dlq.list().await.unwrap();
+    assert_eq!(&entries[0].payload[..], b"{\"s\": \"\xC3\x28\xFF\"}");
+    // A code point split over two data lines is not rejoined: the bytes are kept as sent.
+    assert_eq!(&entries[1].payload[..], b"\xF0\x9F\n\x98\x80 split code point");
+    assert!(entries.iter().all(|e| e.kind == FailureKind::Decode && e.error.contains("UTF-8")), "{entries:?}");
+    assert_eq!(entries[1].position, Position::Id("3".into()));
+    assert_eq!(server.seen().len(), 1, "no reconnect: the stream went on past the bad bytes");
+}
+
+#[tokio::test]
+async fn an_event_over_max_event_bytes_is_dead_lettered_truncated_and_the_stream_goes_on() {
+    // 3 MiB of data in 64 KiB writes, against a 1 KiB limit.
+    let mut steps = vec![send("id: 1\ndata: {\"n\": 1}\n\nid: 2\ndata: {\"big\": \"")];
+    let piece = "x".repeat(64 * 1024);
+    steps.extend((0..48).map(|_| send(&piece)));
+    steps.push(send("\"}\n\nid: 3\ndata: {\"n\": 3}\n\n"));
+    let server = Server::start(vec![Reply::StreamThenHold(steps)], Reply::Status(503)).await;
+    let (result, records, dlq) = run(source(&server).max_event_bytes(1024).max_records(3)).await;
+    let report = result.unwrap();
+    assert_eq!(values(&records), [json!({"n": 1}), json!({"n": 3})]);
+    assert_eq!(report.dead_lettered, 1);
+    let entry = &dlq.list().await.unwrap()[0];
+    let mut expected = b"{\"big\": \"".to_vec();
+    expected.resize(1024, b'x');
+    assert_eq!(&entry.payload[..], &expected[..]);
+    assert_eq!(entry.kind, FailureKind::Decode);
+    let size = 48 * 64 * 1024 + 11;
+    assert!(entry.error.contains(&format!("{size} bytes")) && entry.error.contains("max_event_bytes"), "{}", entry.error);
+    assert_eq!(entry.position, Position::Id("2".into()));
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn a_bare_retry_without_data_sets_the_next_reconnect_delay() {
+    let script = vec![
+        Reply::Stream(vec![send("id: 1\ndata: {\"n\":1}\n\n"), send("retry: 300\n\n")]),
+        Reply::StreamThenHold(vec![send("id: 2\ndata: {\"n\":2}\n\n")]),
+    ];
+    let server = Server::start(script, Reply::Status(503)).await;
+    // The configured delay is 5 s: a reconnect within 2 s can only come from `retry:`, and
+    // not before 300 ms (jitter only adds to the delay).
+    let src = etl::source::sse::<Json>(server.url()).reconnect_delay(Duration::from_secs(5)).batch_size(1).max_records(2);
+    let (result, records, _) = run(src).await;
+    result.unwrap();
+    assert_eq!(values(&records), [json!({"n": 1}), json!({"n": 2})]);
+    let seen = server.seen();
+    let gap = seen[1].at - seen[0].at;
+    assert!(gap >= Duration::from_millis(300) && gap < Duration::from_secs(2), "reconnected after {gap:?}");
+    assert_eq!(seen[1].header("last-event-id"), Some("1"));
+}
+
+/// A server doing everything at once; every good event must land in the sink exactly once,
+/// every bad one in the dead letters with its bytes, and nothing else anywhere.
+#[tokio::test]
+async fn a_messy_stream_end_to_end_every_good_event_exactly_once() {
+    let mut huge = b"id: 5\ndata: {\"n\": 5, \"pad\": \"".to_vec();
+    huge.resize(huge.len() + 5000, b'p');
+    huge.extend_from_slice(b"\"}\n\n");
+    let heartbeat = || send("event: heartbeat\ndata: {\"beat\": true}\n\n");
+    let script = vec![
+        Reply::Stream(vec![
+            Step::Send(b"\xEF\xBB\xBF: hello\r\n\r\n".to_vec()),
+            send("id: 1\r\ndata: {\"n\": 1}\r\n\r\n"),
+            heartbeat(),
+            send("id: 2\r\ndata: {\"n\":\r\ndata:  2}\r\n\r\n"),
+            send("id: 3\ndata: {\"n\": 3, oops\n\n"),
+            heartbeat(),
+            Step::Send(b"id: 4\ndata: {\"n\": 4, \"s\": \"\xFF\xFE\"}\n\n".to_vec()),
+            Step::Send(huge),
+            send("id: 6\rdata: {\"n\": 6}\r\r"),
+            send("retry: 200\n\n"),
+            heartbeat(),
+            // Cut in the middle of an event: no blank line, then the connection closes.
+            send("id: 7\ndata: {\"n\": 7}\n"),
+        ]),
+        Reply::StreamThenHold(vec![heartbeat(), send("id: 7\ndata: {\"n\": 7}\n\n"), heartbeat(), send("id: 8\ndata: {\"n\": 8}\n\n")]),
+    ];
+    let server = Server::start(script, Reply::Status(503)).await;
+    let src = etl::source::sse::<Json>(server.url())
+        .event_filter("message")
+        .reconnect_delay(Duration::from_secs(5))
+        .max_event_bytes(1000)
+        .batch_size(3)
+        .batch_timeout(Duration::from_millis(20))
+        .max_records(8);
+    let (result, records, dlq) = run(src).await;
+    let report = result.unwrap();
+    assert_eq!(values(&records), [1, 2, 6, 7, 8].map(|n| json!({"n": n})));
+    let entries = dlq.list().await.unwrap();
+    let got: Vec<(Position, Vec<u8>)> = entries.iter().map(|e| (e.position.clone(), e.payload.to_vec())).collect();
+    let mut truncated = b"{\"n\": 5, \"pad\": \"".to_vec();
+    truncated.resize(1000, b'p');
+    assert_eq!(
+        got,
+        [
+            (Position::Id("3".into()), b"{\"n\": 3, oops".to_vec()),
+            (Position::Id("4".into()), b"{\"n\": 4, \"s\": \"\xFF\xFE\"}".to_vec()),
+            (Position::Id("5".into()), truncated),
+        ]
+    );
+    assert!(entries.iter().all(|e| e.kind == FailureKind::Decode));
+    assert_eq!((report.records_in, report.records_out, report.dead_lettered), (8, 5, 3));
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2, "one reconnect, after the cut");
+    assert_eq!(seen[1].header("last-event-id"), Some("6"));
+    let gap = seen[1].at - seen[0].at;
+    assert!(
+        gap >= Duration::from_millis(200) && gap < Duration::from_secs(2),
+        "the bare retry: 200 sets the delay; reconnected after {gap:?}"
+    );
+}
+
+fn numbered_log(ids: std::ops::RangeInclusive<u32>) -> Vec<(String, String)> {
+    ids.map(|n| {
+        let data = if n == 3 { "{broken".to_owned() } else { format!("{{\"n\":{n}}}") };
+        (n.to_string(), format!("id: {n}\ndata: {data}\n\n"))
+    })
+    .collect()
+}
+
+#[tokio::test]
+async fn last_event_id_file_resumes_after_a_restart_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stream.last-id");
+    let log = numbered_log(1..=10);
+
+    // Run 1: the server has no Last-Event-ID, sends everything; the run stops after 4 events
+    // (event 3 is dead-lettered: its batch is done too).
+    let server = Server::start(vec![], Reply::Replay(log.clone())).await;
+    let src = source(&server).last_event_id_file(&file).batch_size(2).max_records(4);
+    let (result, first, dlq) = run(src).await;
+    result.unwrap();
+    assert_eq!(values(&first), [1, 2, 4].map(|n| json!({"n": n})));
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(server.seen()[0].header("last-event-id"), None);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "4");
+
+    // Run 2: a new process with the same file (it wins over `last_event_id`).
+    let server = Server::start(vec![], Reply::Replay(log)).await;
+    let src = source(&server).last_event_id_file(&file).last_event_id("1").batch_size(2).max_records(6);
+    let (result, second, dlq) = run(src).await;
+    result.unwrap();
+    assert!(dlq.is_empty());
+    assert_eq!(server.seen()[0].header("last-event-id"), Some("4"));
+    assert_eq!(values(&second), (5..=10).map(|n| json!({"n": n})).collect::<Vec<_>>());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "10");
+    // Across both runs: every good event once, none twice.
+    let mut all: Vec<i64> = first.iter().chain(&second).map(|r| serde_json::to_value(r).unwrap()["n"].as_i64().unwrap()).collect();
+    all.sort_unstable();
+    assert_eq!(all, [1, 2, 4, 5, 6, 7, 8, 9, 10]);
+}
+
+/// A sink that is down.
+struct DownSink;
+
+impl etl::Sink<Json> for DownSink {
+    fn describe(&self) -> String {
+        "down".into()
+    }
+
+    async fn write(&mut self, _records: &[Json]) -> Result<etl::sink::Written, etl::ConnectorError> {
+        Err(etl::ConnectorError::permanent("down", "the sink is down"))
+    }
+}
+
+#[tokio::test]
+async fn a_sink_failure_does_not_advance_the_stored_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("last-id");
+    std::fs::write(&file, "2\n").unwrap();
+    let server = Server::start(vec![], Reply::Replay(numbered_log(1..=6))).await;
+    let src = source(&server).last_event_id_file(&file).batch_size(2);
+    let pipeline = Pipeline::from(src).to(DownSink).retry(etl::pipeline::RetryPolicy::never()).handle_signals(false);
+    let result = tokio::time::timeout(Duration::from_secs(10), pipeline.run()).await.expect("ends");
+    assert!(result.is_err());
+    assert_eq!(server.seen()[0].header("last-event-id"), Some("2"), "a trailing line end in the file is ignored");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "2\n", "nothing was delivered: the file is untouched");
+}
+
+#[tokio::test]
+async fn last_event_id_file_in_a_missing_directory_fails_at_start_up() {
+    let server = Server::start(vec![], Reply::Status(503)).await;
+    let (result, _, _) = run(source(&server).last_event_id_file("/nonexistent-etl-dir/last-id")).await;
+    let error = result.unwrap_err().to_string();
+    assert!(error.contains("last_event_id_file") && error.contains("does not exist"), "{error}");
+    assert!(server.seen().is_empty());
 }

@@ -1,11 +1,13 @@
 //! `sse`: a Server-Sent Events source (`text/event-stream` over HTTP), with reconnection.
 //!
 //! The source sends `GET url` with `Accept: text/event-stream` and the configured headers, and
-//! parses the body with `eventsource-stream` (a leading UTF-8 BOM is stripped first; CRLF, CR
-//! and LF line ends, comments and multi-line `data:` follow the SSE spec). Each dispatched event
-//! of the wanted type ([`SseSource::event_filter`]) becomes one record; comments, events of other
-//! types and events without data produce nothing. An event cut off by a dropped connection (no
-//! blank line after it) is discarded; the server sends it again after the reconnect.
+//! parses the body with its own incremental parser, [`frame::Parser`], which follows the
+//! WHATWG event stream interpretation (a leading UTF-8 BOM, CRLF / CR / LF line ends, comments,
+//! multi-line `data:`, `id:` and `retry:` in events with or without data). Each dispatched
+//! event of the wanted type ([`SseSource::event_filter`]) becomes one record; comments, events
+//! of other types and events without data produce nothing. An event cut off by a dropped
+//! connection (no blank line after it) is discarded; the server sends it again after the
+//! reconnect.
 //!
 //! ```no_run
 //! use etl::prelude::*;
@@ -33,9 +35,17 @@
 //! With [`DataFormat::Json`] (the default) the data is JSON decoded into `T`. With
 //! [`DataFormat::Text`] the data is not parsed: the record is decoded from the object
 //! `{"data": "<the data text>"}`, so `T` is [`Json`](crate::Json) or a struct with a `data:
-//! String` field. Data that does not decode becomes a
-//! [`FailureKind::Decode`](crate::batch::FailureKind::Decode) failure holding the data text: the
-//! pipeline dead-letters it and the stream goes on.
+//! String` field. These events become a
+//! [`FailureKind::Decode`](crate::batch::FailureKind::Decode) failure that the pipeline
+//! dead-letters while the stream goes on:
+//!
+//! * data that does not decode into `T`: the dead letter holds the data bytes;
+//! * data that is not valid UTF-8: the dead letter holds the **exact** bytes sent (the parser
+//!   works on bytes and never replaces them);
+//! * data over [`SseSource::max_event_bytes`] (default 1 MiB): the parser keeps only the first
+//!   `max_event_bytes` bytes and counts the rest as it arrives, so memory stays bounded; the
+//!   dead letter holds that truncated prefix and the error gives the full size. (An `event:` or
+//!   `id:` value over the limit also dead-letters its event; its value is not applied.)
 //!
 //! # Reconnection
 //!
@@ -43,8 +53,8 @@
 //! followed by a reconnect after a delay, sending `Last-Event-ID` = the id of the last event
 //! read (the last one handed to the batcher, or skipped by the filter). Delays grow
 //! exponentially (×2, capped at 60 s or the base if larger) with jitter from the base delay:
-//! [`SseSource::reconnect_delay`], or the server's `retry:` value once it sent one (note:
-//! `eventsource-stream` only reports `retry:` when it comes in an event that has data).
+//! [`SseSource::reconnect_delay`], or the server's `retry:` value once it sent one (a bare
+//! `retry:` in an event without data counts too).
 //! [`SseSource::max_reconnects`] counts **consecutive** failures: the count resets when a
 //! connection delivers an event or stays up 60 s, and reconnecting after such a healthy
 //! connection ends is not counted as a failure. Past it, or on any other status (4xx), the
@@ -54,9 +64,20 @@
 //! Silence is normal: the HTTP client has a connect timeout (10 s) but no read timeout. An
 //! optional [`SseSource::idle_timeout`] reconnects after a silence that long (comments count as
 //! traffic, so servers' `:keep-alive` lines keep the connection).
+//!
+//! # Resuming after a restart
+//!
+//! With [`SseSource::last_event_id_file`], the id of the last event of each batch is written to
+//! a file once that batch is delivered (its acknowledgement resolved as delivered, or rejected:
+//! dead-lettered), and only when every earlier batch is too. On the next start the file's
+//! content is the first `Last-Event-ID`, so the server resumes after the last delivered event.
 
+pub mod frame;
+#[cfg(test)]
+mod frame_tests;
 mod parser;
 mod reconnect;
+mod resume;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -66,7 +87,15 @@ use crate::batch::{BatchConfig, BatchOptions};
 use crate::config::Secret;
 use crate::record::Record;
 use std::marker::PhantomData;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// The default of [`SseSource::max_event_bytes`]: 1 MiB.
+///
+/// ```
+/// assert_eq!(etl::source::sse::DEFAULT_MAX_EVENT_BYTES, 1 << 20);
+/// ```
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// How the `data` of an event becomes a record. See the [module docs](self#decoding).
 ///
@@ -96,6 +125,8 @@ pub struct SseSource<T> {
     max_reconnects: u32,
     idle_timeout: Option<Duration>,
     last_event_id: Option<String>,
+    last_event_id_file: Option<PathBuf>,
+    max_event_bytes: usize,
     batching: BatchConfig,
     _record: PhantomData<fn() -> T>,
 }
@@ -124,6 +155,8 @@ pub fn sse<T>(url: impl Into<String>) -> SseSource<T> {
         max_reconnects: 10,
         idle_timeout: None,
         last_event_id: None,
+        last_event_id_file: None,
+        max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
         batching: BatchConfig::default(),
         _record: PhantomData,
     }
@@ -217,6 +250,40 @@ impl<T> SseSource<T> {
     /// ```
     pub fn last_event_id(mut self, id: impl Into<String>) -> Self {
         self.last_event_id = Some(id.into());
+        self
+    }
+
+    /// Keep the id of the last delivered event in this file, and resume from it. Default: none.
+    ///
+    /// At start-up, if the file exists, its content is the first `Last-Event-ID` (it takes
+    /// precedence over [`last_event_id`](SseSource::last_event_id) unless it is empty); a file
+    /// that exists but cannot be read, or a missing directory, fails the start-up. After each
+    /// batch is delivered or dead-lettered (and every batch before it too), the id of its last
+    /// event is written to the file atomically: a temporary file beside it, fsync, rename,
+    /// fsync of the directory. The write is a few bytes done synchronously where the
+    /// acknowledgement resolves (in the pipeline's task), once per batch and only when the id
+    /// changed: size batches so that one fsync per batch is cheap. A failed write is logged and
+    /// the run goes on: a restart then resumes from an older id and repeats events (at least
+    /// once), it never skips any.
+    ///
+    /// ```
+    /// let src = etl::source::sse::<etl::Json>("http://localhost/e").last_event_id_file("/var/lib/etl/trades.last-id");
+    /// ```
+    pub fn last_event_id_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.last_event_id_file = Some(path.into());
+        self
+    }
+
+    /// The largest event data accepted, in bytes. Default [`DEFAULT_MAX_EVENT_BYTES`] (1 MiB).
+    /// A larger event is dead-lettered with its first `max_event_bytes` bytes and an error
+    /// giving its size, and the stream goes on; the parser never buffers more than this (plus a
+    /// few bytes) for one line or one event's data. See the [module docs](self#decoding).
+    ///
+    /// ```
+    /// let src = etl::source::sse::<etl::Json>("http://localhost/e").max_event_bytes(64 * 1024);
+    /// ```
+    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = bytes;
         self
     }
 }

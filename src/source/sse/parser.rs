@@ -1,16 +1,16 @@
-//! Pure helpers of the SSE source: the leading-BOM filter, HTTP status classification and the
-//! decoding of one event into an [`Incoming`] item.
+//! Pure helpers of the SSE source: the leading-BOM filter (used by the [`frame`](super::frame)
+//! parser), HTTP status classification and the decoding of one event into an [`Incoming`] item.
 
+use super::frame::Event;
 use super::DataFormat;
 use crate::batch::{Failure, FailureKind, Incoming};
 use crate::record::{Extra, Meta, Position, Record};
 use bytes::Bytes;
-use eventsource_stream::Event;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Removes a UTF-8 byte order mark from the start of a byte stream, fed chunk by chunk (the
-/// BOM may be split across chunks). `eventsource-stream` 0.2.3 panics on a leading BOM.
+/// BOM may be split across chunks).
 #[derive(Debug, Default)]
 pub(crate) struct BomStripper {
     /// Bytes held back because they may be the start of a BOM.
@@ -39,7 +39,9 @@ impl BomStripper {
         Bytes::copy_from_slice(&held[start..])
     }
 
-    /// The stream ended: what was held back (a prefix of a BOM is not a BOM).
+    /// The stream ended: what was held back (a prefix of a BOM is not a BOM). The parser
+    /// drops it instead (an unfinished line); the tests use it to check the stripping.
+    #[cfg(test)]
     pub(crate) fn finish(&mut self) -> Bytes {
         self.done = true;
         Bytes::from(std::mem::take(&mut self.held))
@@ -71,34 +73,46 @@ pub(crate) fn classify(status: u16) -> StatusClass {
 
 /// True when `event` passes `filter` (no filter: every event).
 pub(crate) fn wanted(event: &Event, filter: Option<&str>) -> bool {
-    filter.is_none_or(|f| event.event == f)
+    filter.is_none_or(|f| event.event_type == f)
 }
 
 /// Decode one event into an item for the batcher: the record with its metadata (position = the
-/// event id, raw = the data, extra.event_type = the event type), or a decode failure carrying
-/// the data text.
-pub(crate) fn decode<T: Record>(event: Event, format: DataFormat) -> Incoming<T, ()> {
+/// event id, raw = the data bytes, extra.event_type = the event type), or a
+/// [`FailureKind::Decode`] failure carrying the exact data bytes: data over `max_event_bytes`
+/// (then only its first `max_event_bytes` bytes), data that is not UTF-8, data that does not
+/// decode into `T`.
+pub(crate) fn decode<T: Record, K>(event: Event, format: DataFormat, max_event_bytes: usize, token: K) -> Incoming<T, K> {
     let position = if event.id.is_empty() { Position::None } else { Position::Id(event.id) };
-    let extra = Extra { event_type: Some(event.event), ..Extra::default() };
-    let size = event.data.len();
-    let decoded = match format {
-        DataFormat::Json => serde_json::from_str::<T>(&event.data),
-        DataFormat::Text => {
-            let mut object = serde_json::Map::with_capacity(1);
-            object.insert("data".to_owned(), serde_json::Value::String(event.data.clone()));
-            serde_json::from_value::<T>(serde_json::Value::Object(object))
-        }
-    };
-    let raw = Bytes::from(event.data);
+    let extra = Extra { event_type: Some(event.event_type), ..Extra::default() };
+    let raw = event.data;
+    let size = raw.len();
     let meta = Meta::at(position).with_raw(raw.clone()).with_extra(extra);
-    match decoded {
-        Ok(record) => Incoming::record(record, meta, size, ()),
-        Err(e) => {
-            let error = match &meta.position {
-                Position::Id(id) => format!("SSE event id {id}: {e}"),
-                _ => format!("SSE event: {e}"),
-            };
-            Incoming::failed(Failure::new(raw, FailureKind::Decode, error, meta), ())
+    let what = match &meta.position {
+        Position::Id(id) => format!("SSE event id {id}"),
+        _ => "SSE event".to_owned(),
+    };
+    let decoded = match (event.too_large, std::str::from_utf8(&raw)) {
+        (Some(t), _) => Err(match t.field {
+            "data" => format!(
+                "{what}: its data is {} bytes, over max_event_bytes ({max_event_bytes}); the dead letter keeps the first {} bytes",
+                t.bytes,
+                raw.len()
+            ),
+            field => format!("{what}: its `{field}` field is {} bytes, over max_event_bytes ({max_event_bytes})", t.bytes),
+        }),
+        (None, Err(e)) => Err(format!("{what}: the data is not valid UTF-8 ({e}); the dead letter keeps the exact bytes")),
+        (None, Ok(text)) => match format {
+            DataFormat::Json => serde_json::from_str::<T>(text),
+            DataFormat::Text => {
+                let mut object = serde_json::Map::with_capacity(1);
+                object.insert("data".to_owned(), serde_json::Value::String(text.to_owned()));
+                serde_json::from_value::<T>(serde_json::Value::Object(object))
+            }
         }
+        .map_err(|e| format!("{what}: {e}")),
+    };
+    match decoded {
+        Ok(record) => Incoming::record(record, meta, size, token),
+        Err(error) => Incoming::failed(Failure::new(raw, FailureKind::Decode, error, meta), token),
     }
 }

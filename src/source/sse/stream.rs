@@ -1,7 +1,9 @@
 //! The connection loop of the SSE source: connect, read events, reconnect.
 
-use super::parser::{classify, decode, wanted, BomStripper, StatusClass};
+use super::frame::{Frame, Parser};
+use super::parser::{classify, decode, wanted, StatusClass};
 use super::reconnect::{Next, Reconnect, ReconnectPolicy};
+use super::resume::IdFile;
 use super::{DataFormat, SseSource};
 use crate::ack::Ack;
 use crate::batch::{batched, Incoming};
@@ -10,13 +12,12 @@ use crate::error::{ConnectorError, Error};
 use crate::record::Record;
 use crate::source::{BatchStream, SourceContext};
 use bytes::Bytes;
-use eventsource_stream::EventStream;
 use futures::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CACHE_CONTROL};
 use std::marker::PhantomData;
 use std::ops::ControlFlow;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -44,41 +45,33 @@ impl std::fmt::Display for BodyError {
     }
 }
 
+/// One item for the batcher; its token is the last event id when the id is persisted.
+type Item<T> = Incoming<T, Option<Arc<str>>>;
+
 type Body = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send>>;
 
-/// The body of a response as a byte stream, without a leading BOM, ending with an error after
-/// `idle` without a byte.
+/// The body of a response as a byte stream, ending with an error after `idle` without a byte.
 fn body(response: reqwest::Response, idle: Option<Duration>) -> Body {
-    Box::pin(futures::stream::unfold(Some((response, BomStripper::default())), move |state| async move {
-        let (mut response, mut bom) = state?;
-        loop {
-            let chunk = match idle {
-                Some(d) => match tokio::time::timeout(d, response.chunk()).await {
-                    Ok(chunk) => chunk,
-                    Err(_) => return Some((Err(BodyError::Idle(d)), None)),
-                },
-                None => response.chunk().await,
-            };
-            match chunk {
-                Ok(Some(bytes)) => {
-                    let out = bom.push(bytes);
-                    if !out.is_empty() {
-                        return Some((Ok(out), Some((response, bom))));
-                    }
-                }
-                Ok(None) => {
-                    let rest = bom.finish();
-                    return if rest.is_empty() { None } else { Some((Ok(rest), None)) };
-                }
-                Err(e) => return Some((Err(BodyError::Http(e)), None)),
-            }
+    Box::pin(futures::stream::unfold(Some(response), move |state| async move {
+        let mut response = state?;
+        let chunk = match idle {
+            Some(d) => match tokio::time::timeout(d, response.chunk()).await {
+                Ok(chunk) => chunk,
+                Err(_) => return Some((Err(BodyError::Idle(d)), None)),
+            },
+            None => response.chunk().await,
+        };
+        match chunk {
+            Ok(Some(bytes)) => Some((Ok(bytes), Some(response))),
+            Ok(None) => None,
+            Err(e) => Some((Err(BodyError::Http(e)), None)),
         }
     }))
 }
 
-/// An open connection: its event parser, when it opened, whether it delivered an event.
+/// An open connection: its body, when it opened, whether it delivered an event.
 struct Open {
-    events: EventStream<Body>,
+    body: Body,
     since: Instant,
     delivered: bool,
 }
@@ -104,7 +97,8 @@ async fn attempt(r: Request<'_>) -> Result<Attempt, ConnectorError> {
     let component = || format!("sse source {}", r.label);
     let mut request = r.client.get(r.url).headers(r.headers.clone()).header(ACCEPT, "text/event-stream").header(CACHE_CONTROL, "no-cache");
     if !r.last_id.is_empty() {
-        match HeaderValue::from_str(r.last_id) {
+        // Bytes, not `from_str`: an id may be any UTF-8 text (browsers send it UTF-8 encoded).
+        match HeaderValue::from_bytes(r.last_id.as_bytes()) {
             Ok(id) => request = request.header("Last-Event-ID", id),
             Err(_) => tracing::warn!(url = %r.label, "last event id is not a valid header value; connecting without Last-Event-ID"),
         }
@@ -136,8 +130,13 @@ struct Connection<T> {
     reconnect: Reconnect,
     reconnect_enabled: bool,
     idle_timeout: Option<Duration>,
-    /// The last event id read (empty: none), sent as `Last-Event-ID`.
-    last_id: String,
+    max_event_bytes: usize,
+    /// The event parser; it keeps the last event id (sent as `Last-Event-ID`) across
+    /// connections.
+    parser: Parser,
+    /// The last event id as a shared string, the token of each item when the id is persisted
+    /// (`None`: it is not).
+    id_token: Option<Arc<str>>,
     open: Option<Open>,
     shutdown: CancellationToken,
     done: bool,
@@ -153,14 +152,13 @@ impl<T: Record> Connection<T> {
     /// shutdown).
     async fn connect(&mut self) -> crate::Result<bool> {
         loop {
-            let request =
-                Request { client: &self.client, url: &self.url, label: &self.label, headers: &self.headers, last_id: &self.last_id };
+            let last_id = self.parser.last_event_id();
+            let request = Request { client: &self.client, url: &self.url, label: &self.label, headers: &self.headers, last_id };
             let error = match attempt(request).await {
                 Ok(Attempt::Connected(response)) => {
-                    tracing::debug!(url = %self.label, last_event_id = %self.last_id, "sse connected");
-                    let mut events = EventStream::new(body(response, self.idle_timeout));
-                    events.set_last_event_id(self.last_id.clone());
-                    self.open = Some(Open { events, since: Instant::now(), delivered: false });
+                    tracing::debug!(url = %self.label, last_event_id = %self.parser.last_event_id(), "sse connected");
+                    self.parser.restart();
+                    self.open = Some(Open { body: body(response, self.idle_timeout), since: Instant::now(), delivered: false });
                     return Ok(true);
                 }
                 Ok(Attempt::Stop) => {
@@ -204,7 +202,7 @@ impl<T: Record> Connection<T> {
     }
 
     /// The next item for the batcher; `None` when the stream is over.
-    async fn next_item(&mut self) -> Option<crate::Result<Incoming<T, ()>>> {
+    async fn next_item(&mut self) -> Option<crate::Result<Item<T>>> {
         loop {
             if self.done {
                 return None;
@@ -216,26 +214,40 @@ impl<T: Record> Connection<T> {
                     ControlFlow::Break(last) => return last,
                 }
             };
-            let next = open.events.next().await;
-            let (since, delivered) = (open.since, open.delivered);
-            let (ended, clean) = match next {
-                Some(Ok(event)) => {
-                    if let Some(retry) = event.retry {
-                        self.reconnect.server_retry(retry);
-                    }
+            match self.parser.next_frame() {
+                Some(Frame::Retry(delay)) => {
+                    tracing::debug!(url = %self.label, ?delay, "server set the reconnect delay (retry:)");
+                    self.reconnect.server_retry(delay);
+                    continue;
+                }
+                Some(Frame::Event(event)) => {
                     self.reconnect.succeeded();
                     open.delivered = true;
-                    self.last_id.clone_from(&event.id);
                     if !wanted(&event, self.filter.as_deref()) {
                         continue;
                     }
-                    return Some(Ok(decode(event, self.format)));
+                    let token = self.id_token.as_mut().map(|token| {
+                        if **token != *event.id {
+                            *token = Arc::from(event.id.as_str());
+                        }
+                        Arc::clone(token)
+                    });
+                    return Some(Ok(decode(event, self.format, self.max_event_bytes, token)));
+                }
+                None => {}
+            }
+            let (since, delivered) = (open.since, open.delivered);
+            let (ended, clean) = match open.body.next().await {
+                Some(Ok(chunk)) => {
+                    self.parser.push(chunk);
+                    continue;
                 }
                 Some(Err(e)) => (e.to_string(), false),
                 None => ("the server closed the stream".to_owned(), true),
             };
             // The connection is gone; an event cut off with it was never dispatched.
             self.open = None;
+            self.parser.restart();
             if !self.reconnect_enabled && clean {
                 tracing::info!(url = %self.label, "sse stream ended (reconnect is off)");
                 self.done = true;
@@ -251,7 +263,7 @@ impl<T: Record> Connection<T> {
 
     /// After connecting or pausing: `Ok(true)` goes on; `Ok(false)` ends the stream quietly;
     /// an error ends it with that error as its last item.
-    fn go_on(&mut self, outcome: crate::Result<bool>) -> ControlFlow<Option<crate::Result<Incoming<T, ()>>>> {
+    fn go_on(&mut self, outcome: crate::Result<bool>) -> ControlFlow<Option<crate::Result<Item<T>>>> {
         match outcome {
             Ok(true) => ControlFlow::Continue(()),
             Ok(false) => {
@@ -284,6 +296,33 @@ pub(super) async fn open<T: Record>(source: SseSource<T>, ctx: SourceContext) ->
         value.set_sensitive(true);
         headers.append(header, value);
     }
+    let mut last_id = source.last_event_id.unwrap_or_default();
+    let id_file = match &source.last_event_id_file {
+        Some(path) => {
+            let component = || format!("sse source {}", source.url);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if !dir.is_dir() {
+                    return Err(ConfigError::Invalid {
+                        option: "last_event_id_file",
+                        message: format!("the directory of `{}` does not exist", path.display()),
+                    }
+                    .into());
+                }
+            }
+            let stored = IdFile::read(path).map_err(|e| {
+                Error::Source(ConnectorError::permanent(
+                    component(),
+                    format!("cannot read the last event id file `{}`: {e}", path.display()),
+                ))
+            })?;
+            if let Some(id) = stored.as_deref().filter(|id| !id.is_empty()) {
+                tracing::info!(url = %source.url, path = %path.display(), last_event_id = id, "resuming after the stored last event id");
+                id.clone_into(&mut last_id);
+            }
+            Some(Arc::new(Mutex::new(IdFile::new(path.clone(), stored.as_deref()))))
+        }
+        None => None,
+    };
     let client = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .build()
@@ -306,7 +345,9 @@ pub(super) async fn open<T: Record>(source: SseSource<T>, ctx: SourceContext) ->
         reconnect: Reconnect::new(policy),
         reconnect_enabled: source.reconnect,
         idle_timeout: source.idle_timeout,
-        last_id: source.last_event_id.unwrap_or_default(),
+        max_event_bytes: source.max_event_bytes,
+        id_token: id_file.as_ref().map(|_| Arc::from(last_id.as_str())),
+        parser: Parser::new(source.max_event_bytes).with_last_event_id(last_id),
         open: None,
         shutdown: ctx.shutdown.clone(),
         done: false,
@@ -322,5 +363,16 @@ pub(super) async fn open<T: Record>(source: SseSource<T>, ctx: SourceContext) ->
         Some((item, connection))
     });
     let origin: Arc<str> = Arc::from(format!("sse {}", source.url));
-    Ok(batched(input, source.batching, ctx.shutdown, origin, |_| Ack::none()))
+    let mut seq = 0u64;
+    let make_ack = move |tokens: Vec<Option<Arc<str>>>| {
+        let (Some(file), Some(Some(id))) = (&id_file, tokens.last()) else { return Ack::none() };
+        let (file, id, batch) = (Arc::clone(file), Arc::clone(id), seq);
+        seq += 1;
+        Ack::new(move |status| {
+            // A poisoned lock only means a previous write panicked; the state is still usable.
+            let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            file.resolved(batch, id, status);
+        })
+    };
+    Ok(batched(input, source.batching, ctx.shutdown, origin, make_ack))
 }

@@ -1,15 +1,17 @@
 //! Unit tests of the SSE source's pure parts.
 
+use super::frame::{Event, TooLarge};
 use super::parser::{classify, decode, wanted, BomStripper, StatusClass};
 use super::reconnect::{Next, Reconnect, ReconnectPolicy};
+use super::resume::{write_atomically, IdFile, Watermark};
 use super::DataFormat;
-use crate::batch::FailureKind;
+use crate::ack::Status;
+use crate::batch::{FailureKind, Incoming};
 use crate::record::Position;
 use crate::Json;
 use bytes::Bytes;
-use eventsource_stream::{Event, EventStream};
-use futures::StreamExt;
 use proptest::prelude::*;
+use std::sync::Arc;
 use std::time::Duration;
 
 fn ms(n: u64) -> Duration {
@@ -82,12 +84,37 @@ fn statuses_are_classified() {
 }
 
 fn event(kind: &str, id: &str, data: &str) -> Event {
-    Event { event: kind.into(), id: id.into(), data: data.into(), retry: None }
+    raw_event(kind, id, data.as_bytes())
+}
+
+fn raw_event(kind: &str, id: &str, data: &[u8]) -> Event {
+    // Events come from the parser; build one through it.
+    let mut text = format!("event: {kind}\n");
+    if !id.is_empty() {
+        text.push_str(&format!("id: {id}\n"));
+    }
+    let mut bytes = text.into_bytes();
+    for line in data.split(|b| *b == b'\n') {
+        bytes.extend_from_slice(b"data: ");
+        bytes.extend_from_slice(line);
+        bytes.push(b'\n');
+    }
+    bytes.push(b'\n');
+    let mut parser = super::frame::Parser::new(1 << 20);
+    parser.push(Bytes::from(bytes));
+    match parser.next_frame() {
+        Some(super::frame::Frame::Event(e)) => e,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn decode_json(event: Event) -> Incoming<Json, ()> {
+    decode::<Json, ()>(event, DataFormat::Json, 1 << 20, ())
 }
 
 #[test]
 fn json_events_decode_with_metadata_beside_the_record() {
-    let inc = decode::<Json>(event("trade", "42", r#"{"p":1,"s":"😀 \"q\""}"#), DataFormat::Json);
+    let inc = decode_json(event("trade", "42", r#"{"p":1,"s":"😀 \"q\""}"#));
     let (record, meta) = inc.item.unwrap();
     assert_eq!(serde_json::to_string(&record).unwrap(), r#"{"p":1,"s":"😀 \"q\""}"#);
     assert_eq!(meta.position, Position::Id("42".into()));
@@ -97,19 +124,19 @@ fn json_events_decode_with_metadata_beside_the_record() {
 
 #[test]
 fn malformed_data_is_a_decode_failure_with_the_raw_text() {
-    let inc = decode::<Json>(event("message", "7", "{not json"), DataFormat::Json);
+    let inc = decode_json(event("message", "7", "{not json"));
     let failure = inc.item.unwrap_err();
     assert_eq!(&failure.payload[..], b"{not json");
     assert_eq!(failure.kind, FailureKind::Decode);
     assert!(failure.error.contains("id 7"), "{}", failure.error);
     assert_eq!(inc.size, 9);
     // A JSON value that is not an object is the wrong type for `Json`.
-    assert!(decode::<Json>(event("message", "", "[1,2]"), DataFormat::Json).item.is_err());
+    assert!(decode_json(event("message", "", "[1,2]")).item.is_err());
 }
 
 #[test]
 fn text_events_wrap_the_data() {
-    let inc = decode::<Json>(event("message", "", "line 1\nline \"2\""), DataFormat::Text);
+    let inc = decode::<Json, ()>(event("message", "", "line 1\nline \"2\""), DataFormat::Text, 1 << 20, ());
     let (record, meta) = inc.item.unwrap();
     assert_eq!(serde_json::to_value(&record).unwrap(), serde_json::json!({"data": "line 1\nline \"2\""}));
     assert_eq!(meta.position, Position::None);
@@ -122,27 +149,60 @@ fn filter_matches_the_event_type() {
     assert!(!wanted(&event("heartbeat", "", "x"), Some("message")));
 }
 
-/// The parser we build on, fed `chunks`: the events it dispatches (checks our assumptions
-/// about eventsource-stream 0.2.3).
-async fn parse(chunks: &[&str]) -> Vec<Event> {
-    let chunks: Vec<Result<Bytes, std::convert::Infallible>> = chunks.iter().map(|c| Ok(Bytes::copy_from_slice(c.as_bytes()))).collect();
-    EventStream::new(futures::stream::iter(chunks)).filter_map(|e| async move { e.ok() }).collect().await
+#[test]
+fn invalid_utf8_data_is_a_decode_failure_with_the_exact_bytes() {
+    let bytes: &[u8] = b"{\"a\": \"\xFF\xFE\"}";
+    for format in [DataFormat::Json, DataFormat::Text] {
+        let inc = decode::<Json, ()>(raw_event("message", "9", bytes), format, 1 << 20, ());
+        let failure = inc.item.unwrap_err();
+        assert_eq!(&failure.payload[..], bytes);
+        assert_eq!(failure.kind, FailureKind::Decode);
+        assert!(failure.error.contains("id 9") && failure.error.contains("UTF-8"), "{}", failure.error);
+        assert_eq!(failure.meta.raw.as_deref(), Some(bytes));
+    }
 }
 
-#[tokio::test]
-async fn eventsource_stream_handles_crlf_comments_multiline_and_cut_events() {
-    let events =
-        parse(&[": hello\r\n", "id: 1\r\nevent: trade\r\ndata: a\r\n", "data: b\r\n\r\n", "data: c\n\nid: 2\ndata: cut-off"]).await;
-    assert_eq!(events.len(), 2, "{events:?}");
-    assert_eq!((events[0].id.as_str(), events[0].event.as_str(), events[0].data.as_str()), ("1", "trade", "a\nb"));
-    // The id persists to later events (the spec's last event id buffer); the type defaults.
-    assert_eq!((events[1].id.as_str(), events[1].event.as_str(), events[1].data.as_str()), ("1", "message", "c"));
+#[test]
+fn an_event_over_the_limit_is_a_decode_failure_with_the_truncated_data() {
+    let mut parser = super::frame::Parser::new(8);
+    parser.push(Bytes::from_static(b"id: 3\ndata: {\"a\": \"0123456789\"}\n\n"));
+    let Some(super::frame::Frame::Event(e)) = parser.next_frame() else { panic!() };
+    assert_eq!(e.too_large, Some(TooLarge { field: "data", bytes: 19 }));
+    let failure = decode::<Json, ()>(e, DataFormat::Json, 8, ()).item.unwrap_err();
+    assert_eq!(&failure.payload[..], b"{\"a\": \"0");
+    assert_eq!(failure.kind, FailureKind::Decode);
+    assert!(failure.error.contains("19 bytes") && failure.error.contains("max_event_bytes (8)"), "{}", failure.error);
 }
 
-#[tokio::test]
-async fn eventsource_stream_reports_retry_with_an_event() {
-    let events = parse(&["retry: 50\ndata: x\n\n"]).await;
-    assert_eq!(events[0].retry, Some(ms(50)));
+#[test]
+fn watermark_advances_only_over_contiguous_done_batches() {
+    let id = |s: &str| Arc::<str>::from(s);
+    let mut w = Watermark::default();
+    assert_eq!(w.resolved(1, id("b"), Status::Delivered), None, "batch 0 is still open");
+    assert_eq!(w.resolved(0, id("a"), Status::Delivered).as_deref(), Some("b"));
+    assert_eq!(w.resolved(2, id("c"), Status::Rejected).as_deref(), Some("c"), "dead-lettered is done");
+    assert_eq!(w.resolved(4, id("e"), Status::Delivered), None);
+    assert_eq!(w.resolved(3, id("d"), Status::Errored), None, "a failed batch stops the watermark");
+    assert_eq!(w.resolved(5, id("f"), Status::Delivered), None);
+}
+
+#[test]
+fn id_file_is_written_atomically_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("last-id");
+    assert_eq!(IdFile::read(&path).unwrap(), None);
+    let mut file = IdFile::new(path.clone(), None);
+    file.resolved(0, Arc::from("7"), Status::Delivered);
+    assert_eq!(IdFile::read(&path).unwrap().as_deref(), Some("7"));
+    file.resolved(1, Arc::from("8"), Status::Errored);
+    file.resolved(2, Arc::from("9"), Status::Delivered);
+    assert_eq!(IdFile::read(&path).unwrap().as_deref(), Some("7"));
+    assert!(!dir.path().join("last-id.tmp").exists());
+    // A hand-edited file with a line end.
+    write_atomically(&path, b"42\r\n").unwrap();
+    assert_eq!(IdFile::read(&path).unwrap().as_deref(), Some("42"));
+    // A path that is a directory cannot be read: an error, not "no id".
+    assert!(IdFile::read(dir.path()).is_err());
 }
 
 /// `next` with its delay rounded to whole milliseconds (backon computes in `f32`).
