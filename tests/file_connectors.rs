@@ -412,3 +412,21 @@ async fn pipeline_from_file_to_file() {
     assert_eq!(back.len(), 2500);
     assert!(back.iter().enumerate().all(|(i, o)| o.id == i as i64 && o.amount == Some(i as i64) && o.note.is_none()));
 }
+
+/// A pipeline from file to file can run on another task: its future is `Send` (a sink's
+/// reused CSV buffer once made it `!Sync`, and the whole run `!Send`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_pipeline_can_be_spawned() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"id\":1}\n{\"id\":2}\n").unwrap();
+    let lake = dir.path().join("lake");
+    let run = etl::Pipeline::from(etl::source::file::<Json>(input.to_string_lossy()))
+        .to(etl::sink::file(lake.to_string_lossy()).format(Format::Csv))
+        .handle_signals(false)
+        .run();
+    let report = tokio::spawn(run).await.unwrap().unwrap();
+    assert_eq!(report.records_out, 2);
+    let files: Vec<_> = std::fs::read_dir(&lake).unwrap().collect();
+    assert_eq!(files.len(), 1);
+}

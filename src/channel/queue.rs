@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 /// * [`push`](Self::push) waits while the queue holds `capacity` messages (ready or leased):
 ///   producers slow down to the consumers' pace instead of growing memory.
 /// * After [`close`](Self::close), pushes fail and a consumer's [`claim`](Self::claim) returns
-///   `None` once every message has been acked.
+///   `None` once no message is ready (messages still leased are their holders' to resolve).
 ///
 /// Claims, acks and nacks are O(1). Messages live in memory only: a process restart loses
 /// what was not consumed (use SQS or JetStream where that matters).
@@ -228,8 +228,8 @@ impl WorkQueue {
         claim
     }
 
-    /// Wait for a message and claim it. Returns `None` when the queue is closed and every
-    /// message has been acked, or when `cancel` is cancelled.
+    /// Wait for a message and claim it. Returns `None` when the queue is closed and no message
+    /// is ready, or when `cancel` is cancelled.
     pub async fn claim(&self, cancel: &CancellationToken) -> Option<Claim> {
         loop {
             let wake = self.shared.changed.notified();
@@ -241,7 +241,11 @@ impl WorkQueue {
                 if let Some(claim) = state.claim(self.shared.claim_timeout) {
                     return Some(claim);
                 }
-                if state.closed && state.leased.is_empty() {
+                // Closed and nothing ready: the end, even with leases outstanding. Their
+                // holders resolve them (a consumer holding a partial batch is waiting for this
+                // very `None` to flush it); a nacked one is back in the queue for whoever
+                // claims next.
+                if state.closed {
                     return None;
                 }
                 state.expiries.front().map(|(deadline, _, _)| *deadline)
@@ -423,19 +427,21 @@ mod tests {
 
     #[tokio::test]
     async fn close_drains_then_ends_consumers() {
-        let q = queue_of(10, Duration::from_secs(60), &["a"]).await;
+        let q = queue_of(10, Duration::from_secs(60), &["a", "b"]).await;
         q.close();
         assert_eq!(q.push(Bytes::from_static(b"late")).await, Err(Closed));
         let never = CancellationToken::new();
         let a = q.claim(&never).await.expect("still drains");
-        let waiter = {
-            let q = q.clone();
-            tokio::spawn(async move { q.claim(&CancellationToken::new()).await })
-        };
-        q.nack(&a).expect("own lease");
-        let again = waiter.await.expect("no panic").expect("the nacked message");
-        q.ack(&again).expect("own lease");
+        let b = q.claim(&never).await.expect("still drains");
+        // Nothing ready, `b` leased: the end for this consumer (which may be holding `b` in a
+        // partial batch until its source ends).
         assert_eq!(q.claim(&never).await, None);
+        q.nack(&a).expect("own lease");
+        let again = q.claim(&never).await.expect("the nacked message is ready again");
+        q.ack(&again).expect("own lease");
+        q.ack(&b).expect("own lease");
+        assert_eq!(q.claim(&never).await, None);
+        assert!(q.is_empty());
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@
 
 use crate::format::Format;
 use crate::record::{Record, Schema};
-use std::cell::RefCell;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// A batch encoded as bytes, with the records that could not be encoded.
 ///
@@ -43,18 +43,28 @@ pub struct Encoded {
 /// A CSV writer into a `Vec` that writes no header of its own (the header row comes from
 /// [`Record::csv_header`]) and accepts rows of any length (dynamic records).
 fn csv_writer(buffer: Vec<u8>) -> csv::Writer<Output> {
-    csv::WriterBuilder::new().has_headers(false).flexible(true).from_writer(Output(RefCell::new(buffer)))
+    csv::WriterBuilder::new().has_headers(false).flexible(true).from_writer(Output(Mutex::new(buffer)))
 }
 
 /// Where the CSV writer puts its bytes: a `Vec` that can be swapped in and out between batches
 /// through the writer's `get_ref` (`csv::Writer` has no `get_mut`), so that one writer (and its
-/// 8 KiB buffer) serves every batch.
+/// 8 KiB buffer) serves every batch. A `Mutex` rather than a `RefCell` so that sinks holding
+/// it stay `Sync` (a pipeline's future must be `Send` to be spawned); `write` reaches the Vec
+/// through `get_mut`, without locking.
 #[derive(Debug, Default)]
-struct Output(RefCell<Vec<u8>>);
+struct Output(Mutex<Vec<u8>>);
+
+impl Output {
+    /// The Vec, for swapping and measuring. Nothing can panic while it is held (only a length
+    /// is read or the Vec taken), so a poisoned lock still holds a consistent Vec.
+    fn vec(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 impl std::io::Write for Output {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.get_mut().extend_from_slice(buf);
+        self.0.get_mut().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -161,7 +171,7 @@ impl Encoded {
     fn encode_csv_rows<T: Record>(&mut self, records: &[T], columns: &[String], header: bool, careful: bool) -> bool {
         let mut writer = self.csv.take().unwrap_or_else(|| csv_writer(Vec::new()));
         // The writer holds no buffered bytes between batches (see below): swap our Vec in.
-        writer.get_ref().0.replace(std::mem::take(&mut self.bytes));
+        *writer.get_ref().vec() = std::mem::take(&mut self.bytes);
         if header && !columns.is_empty() {
             if let Err(e) = writer.write_record(columns) {
                 // Cannot happen with a Vec; if it did, no row of the batch could be trusted.
@@ -175,7 +185,7 @@ impl Encoded {
             // exactly where this record starts (flushing into a Vec cannot fail).
             let start = if careful {
                 let _ = writer.flush();
-                writer.get_ref().0.borrow().len()
+                writer.get_ref().vec().len()
             } else {
                 0
             };
@@ -199,7 +209,7 @@ impl Encoded {
             self.bytes = Self::into_vec(writer);
             return true;
         }
-        self.bytes = writer.get_ref().0.take();
+        self.bytes = std::mem::take(&mut *writer.get_ref().vec());
         self.csv = Some(writer);
         true
     }
@@ -207,7 +217,7 @@ impl Encoded {
     /// The writer's Vec with everything flushed into it (flushing into a Vec cannot fail).
     fn into_vec(writer: csv::Writer<Output>) -> Vec<u8> {
         match writer.into_inner() {
-            Ok(output) => output.0.into_inner(),
+            Ok(output) => output.0.into_inner().unwrap_or_else(PoisonError::into_inner),
             Err(e) => {
                 tracing::error!(error = %e.error(), "flushing a csv writer into a Vec failed");
                 Vec::new()
