@@ -152,7 +152,7 @@ macro_rules! __with_s3 {
 #[diagnostic::on_unimplemented(
     message = "a `#[stage]` function must return `Result<Out, E>`, not `{Self}`",
     label = "not a `Result`",
-    note = "a stage's error decides whether the record is retried: return `etl::stage::Error` (`Error::permanent(..)` is not retried) or any error type"
+    note = "a stage answers `Ok(record)` or `Err(error)`: an error is retried, then the record dead-lettered; `etl::stage::Error::permanent(..)` is not retried"
 )]
 pub trait StageResult {
     /// The output record.

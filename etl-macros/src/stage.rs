@@ -316,12 +316,15 @@ fn generate(func: syn::ItemFn, options: &Options) -> TokenStream {
     let call_ty = quote_spanned!(ret_span=>
         ::etl::stage::Call<impl ::core::future::Future<Output = #ret> + ::core::marker::Send, #name>
     );
-    let make_call = quote_spanned!(ret_span=> ::etl::__private::stage_call::<#name, _>(#name(#arg)));
+    // The checks of `stage_call` (a `Result`, a `Display` error) report on the return type.
+    let fut = syn::Ident::new("__etl_future", ret_span);
+    let make_call = quote_spanned!(ret_span=> ::etl::__private::stage_call::<#name, _>(#fut));
     quote! {
         #(#outer_attrs)*
         #vis fn #name(#arg: #arg_ty) -> #call_ty {
             #(#inner_attrs)*
             #sig #block
+            let #fut = #name(#arg);
             #make_call
         }
 
@@ -365,7 +368,8 @@ mod tests {
             pub fn enrich(__etl_record: Order) -> ::etl::stage::Call<impl ::core::future::Future<Output = Result<Order, etl::Error> > + ::core::marker::Send, enrich> {
                 #[tracing::instrument]
                 async fn enrich(mut o: Order) -> Result<Order, etl::Error> { o.id += 1; Ok(o) }
-                ::etl::__private::stage_call::<enrich, _>(enrich(__etl_record))
+                let __etl_future = enrich(__etl_record);
+                ::etl::__private::stage_call::<enrich, _>(__etl_future)
             }
             #[doc(hidden)]
             #[allow(non_camel_case_types, dead_code)]
