@@ -63,6 +63,12 @@ pub fn derive_record(input: TokenStream) -> TokenStream {
 ///   a source names the record type (for `file`, the type decoded; default `Json`).
 /// * Operators: `map(f) [as U]`, `filter(f)`, `filter_map(f)`, `flat_map(f)`, `inspect(f)`,
 ///   and the schema steps `rename(a -> b)`, `select(a, b)`, `drop(a)`, `into(Type)`.
+/// * Stages: `map(enrich)` with a [`#[stage]`](macro@stage) async function runs it on each
+///   record with its retries and timeout, dead-lettering the records that still fail;
+///   `map(f, concurrency = 8)` runs a stage or any async function (one attempt per record
+///   without `#[stage]`) on up to 8 records at once, output in input order; so does
+///   `map(|r| async move { .. })`, one record at a time. `map` tells a function from a stage by
+///   its type: a closure written in place is always a plain function.
 /// * Schema steps on typed records (`as Order`, a `#[derive(Record)]` struct, also from another
 ///   module or crate once imported) are checked at compile time, each producing a record type
 ///   generated in the pipeline (fields moved, never cloned or re-serialised), so the closures
