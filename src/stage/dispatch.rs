@@ -48,10 +48,21 @@ pub trait MapStep<T, M> {
 }
 
 /// [`MapStep`]'s marker for a plain function: the step is a [`Map`].
+///
+/// ```
+/// fn f(n: i64) -> i64 { n }
+/// let _op: etl::operator::Map<fn(i64) -> i64> = etl::stage::MapStep::<i64, etl::stage::SyncFn>::into_operator(f as fn(i64) -> i64);
+/// ```
 #[derive(Debug)]
 pub enum SyncFn {}
 
 /// [`MapStep`]'s marker for a `#[stage]` function: the step is a [`Stage`].
+///
+/// ```
+/// #[etl::stage]
+/// async fn f(n: i64) -> Result<i64, String> { Ok(n) }
+/// let _op = etl::stage::MapStep::<i64, etl::stage::StageFn>::into_operator(f);
+/// ```
 #[derive(Debug)]
 pub enum StageFn {}
 

@@ -106,6 +106,11 @@ pub struct StageOptions {
 
 impl StageOptions {
     /// The defaults: 3 retries, backoff 100 ms doubling up to 30 s, no timeout.
+    ///
+    /// ```
+    /// let d = etl::stage::StageOptions::DEFAULT;
+    /// assert_eq!((d.retries, d.factor, d.timeout), (3, 2.0, None));
+    /// ```
     pub const DEFAULT: StageOptions = StageOptions {
         name: "stage",
         retries: 3,
@@ -247,6 +252,13 @@ pub struct Call<Fut, C> {
 
 impl<Fut, C> Call<Fut, C> {
     /// A call of the stage configured by `C`, running `fut`.
+    ///
+    /// ```
+    /// # use etl::stage::{Call, StageConfig, StageOptions};
+    /// struct Geo;
+    /// impl StageConfig for Geo { const OPTIONS: StageOptions = StageOptions::new("geo"); }
+    /// let call: Call<_, Geo> = Call::new(async { Ok::<(f64, f64), String>((48.85, 2.35)) });
+    /// ```
     pub fn new(fut: Fut) -> Call<Fut, C> {
         Call { fut, _config: PhantomData, _not_a_record: PhantomPinned }
     }
@@ -324,17 +336,30 @@ pub struct Error {
 
 impl Error {
     /// A failure that a retry may fix (a timeout, a 503, a lost connection).
+    ///
+    /// ```
+    /// assert!(!etl::stage::Error::retryable("503 Service Unavailable").is_permanent());
+    /// ```
     pub fn retryable(error: impl Into<BoxError>) -> Error {
         Error { retry: Retry::Retryable, error: error.into() }
     }
 
     /// A failure that no retry can fix (invalid input, 404, 400): the record is dead-lettered
     /// after this attempt.
+    ///
+    /// ```
+    /// let e = etl::stage::Error::permanent(format!("customer {} not found", 42));
+    /// assert_eq!(e.to_string(), "customer 42 not found");
+    /// ```
     pub fn permanent(error: impl Into<BoxError>) -> Error {
         Error { retry: Retry::Permanent, error: error.into() }
     }
 
     /// Whether a retry can help.
+    ///
+    /// ```
+    /// assert_eq!(etl::stage::Error::retryable("reset").retry(), etl::Retry::Retryable);
+    /// ```
     pub fn retry(&self) -> Retry {
         self.retry
     }
