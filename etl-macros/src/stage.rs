@@ -90,7 +90,11 @@ fn parse_args(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options {
     let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
         Ok(m) => m,
         Err(e) => {
-            errors.push(err(e.span(), "expected `name = value` arguments", format!("`#[stage]` takes {}, e.g. `#[stage(retries = 3, backoff = 500ms)]`", names())));
+            errors.push(err(
+                e.span(),
+                "expected `name = value` arguments",
+                format!("`#[stage]` takes {}, e.g. `#[stage(retries = 3, backoff = 500ms)]`", names()),
+            ));
             return options;
         }
     };
@@ -162,7 +166,11 @@ fn example(name: &str) -> &'static str {
 }
 
 fn wrong(name: &str, value: &Expr, what: &str) -> syn::Error {
-    err(first_span(value), format!("`{name}` takes {what}, not `{}`", value.to_token_stream()), format!("write `{name} = {}`", example(name)))
+    err(
+        first_span(value),
+        format!("`{name}` takes {what}, not `{}`", value.to_token_stream()),
+        format!("write `{name} = {}`", example(name)),
+    )
 }
 
 /// `retries = 3`, or a constant's path (`retries = RETRIES`).
@@ -185,7 +193,11 @@ fn number(name: &str, value: &Expr) -> syn::Result<TokenStream> {
         _ => return Err(wrong(name, value, "a number")),
     };
     if !(1.0..=1000.0).contains(&x) {
-        return Err(err(first_span(value), format!("`{name}` must be between 1.0 and 1000.0"), "the delay is multiplied by it after each retry: `factor = 2.0` doubles it"));
+        return Err(err(
+            first_span(value),
+            format!("`{name}` must be between 1.0 and 1000.0"),
+            "the delay is multiplied by it after each retry: `factor = 2.0` doubles it",
+        ));
     }
     Ok(Literal::f32_unsuffixed(x as f32).into_token_stream())
 }
@@ -386,15 +398,33 @@ mod tests {
 
     #[test]
     fn defaults_factor_and_constants() {
-        let out = norm(expand(quote!(), quote!(async fn f(x: i64) -> Result<i64, String> { Ok(x) })));
+        let out = norm(expand(
+            quote!(),
+            quote!(
+                async fn f(x: i64) -> Result<i64, String> {
+                    Ok(x)
+                }
+            ),
+        ));
         assert!(out.contains("StageOptions::new(\"f\");"), "{out}");
-        let out = norm(expand(quote!(retries = RETRIES, factor = 3, max_backoff = 1m), quote!(async fn f(x: i64) -> R { Ok(x) })));
+        let out = norm(expand(
+            quote!(retries = RETRIES, factor = 3, max_backoff = 1m),
+            quote!(
+                async fn f(x: i64) -> R {
+                    Ok(x)
+                }
+            ),
+        ));
         assert!(out.contains(".retries(RETRIES).factor(3.0).max_backoff(::core::time::Duration::from_nanos(60000000000))"), "{out}");
     }
 
     #[test]
     fn argument_errors() {
-        let item = quote!(async fn f(x: i64) -> Result<i64, String> { Ok(x) });
+        let item = quote!(
+            async fn f(x: i64) -> Result<i64, String> {
+                Ok(x)
+            }
+        );
         let e = errors(quote!(retry = 3), item.clone());
         assert!(e[0].contains("unknown argument `retry` for `#[stage]`") && e[0].contains("did you mean `retries`?"), "{e:?}");
         let e = errors(quote!(retries = "x"), item.clone());
@@ -417,24 +447,84 @@ mod tests {
 
     #[test]
     fn function_errors() {
-        let e = errors(quote!(), quote!(fn f(x: i64) -> Result<i64, String> { Ok(x) }));
+        let e = errors(
+            quote!(),
+            quote!(
+                fn f(x: i64) -> Result<i64, String> {
+                    Ok(x)
+                }
+            ),
+        );
         assert!(e[0].contains("`#[stage]` needs an `async fn`: `f` is not async"), "{e:?}");
-        let e = errors(quote!(), quote!(struct S;));
+        let e = errors(
+            quote!(),
+            quote!(
+                struct S;
+            ),
+        );
         assert!(e[0].contains("`#[stage]` goes on an `async fn`"), "{e:?}");
-        let e = errors(quote!(), quote!(async fn f<T>(x: T) -> Result<T, String> { Ok(x) }));
+        let e = errors(
+            quote!(),
+            quote!(
+                async fn f<T>(x: T) -> Result<T, String> {
+                    Ok(x)
+                }
+            ),
+        );
         assert!(e[0].contains("a stage cannot be generic"), "{e:?}");
-        let e = errors(quote!(), quote!(async fn f(x: i64, y: i64) -> Result<i64, String> { Ok(x) }));
+        let e = errors(
+            quote!(),
+            quote!(
+                async fn f(x: i64, y: i64) -> Result<i64, String> {
+                    Ok(x)
+                }
+            ),
+        );
         assert!(e[0].contains("a stage takes one argument, the record: `f` takes 2"), "{e:?}");
-        let e = errors(quote!(), quote!(async fn f() -> Result<i64, String> { Ok(1) }));
+        let e = errors(
+            quote!(),
+            quote!(
+                async fn f() -> Result<i64, String> {
+                    Ok(1)
+                }
+            ),
+        );
         assert!(e[0].contains("takes 0"), "{e:?}");
-        let e = errors(quote!(), quote!(async fn f(&self) -> Result<i64, String> { Ok(1) }));
+        let e = errors(
+            quote!(),
+            quote!(
+                async fn f(&self) -> Result<i64, String> {
+                    Ok(1)
+                }
+            ),
+        );
         assert!(e[0].contains("a stage is a free function"), "{e:?}");
-        let e = errors(quote!(), quote!(async fn f(x: &Order) -> Result<i64, String> { Ok(1) }));
+        let e = errors(
+            quote!(),
+            quote!(
+                async fn f(x: &Order) -> Result<i64, String> {
+                    Ok(1)
+                }
+            ),
+        );
         assert!(e[0].contains("a stage takes its record by value") && e[0].contains("write `x: Order`"), "{e:?}");
-        let e = errors(quote!(), quote!(async fn f(x: i64) { }));
+        let e = errors(
+            quote!(),
+            quote!(
+                async fn f(x: i64) {}
+            ),
+        );
         assert!(e[0].contains("a stage returns `Result<Out, E>`: `f` returns nothing"), "{e:?}");
         // All at once, and the function is still there (no follow-up "cannot find" errors).
-        let out = expand(quote!(retry = 1), quote!(fn f(x: i64) -> Result<i64, String> { Ok(x) })).to_string();
+        let out = expand(
+            quote!(retry = 1),
+            quote!(
+                fn f(x: i64) -> Result<i64, String> {
+                    Ok(x)
+                }
+            ),
+        )
+        .to_string();
         assert_eq!(out.matches("compile_error").count(), 2, "{out}");
         assert!(out.contains("fn f (x : i64)"), "{out}");
     }

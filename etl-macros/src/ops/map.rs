@@ -88,8 +88,10 @@ mod tests {
 
     fn gen_for(f: proc_macro2::TokenStream, concurrency: Option<u32>, as_type: Option<syn::Type>) -> String {
         let positional = [Value::Expr(syn::parse2(f).expect("an expression"))];
-        let named: Vec<(String, Value)> =
-            concurrency.map(|n| ("concurrency".to_owned(), Value::Int(syn::LitInt::new(&n.to_string(), proc_macro2::Span::call_site())))).into_iter().collect();
+        let named: Vec<(String, Value)> = concurrency
+            .map(|n| ("concurrency".to_owned(), Value::Int(syn::LitInt::new(&n.to_string(), proc_macro2::Span::call_site()))))
+            .into_iter()
+            .collect();
         let args = Args { positional: &positional, named: &named, as_type: as_type.as_ref(), span: proc_macro2::Span::call_site() };
         gen(&args).to_string().replace(' ', "")
     }
