@@ -42,10 +42,11 @@ pub mod pipeline;
 pub mod record;
 pub mod sink;
 pub mod source;
+pub mod stage;
 
 pub use config::ConfigError;
 pub use error::{BoxError, ConnectorError, Error, Result, Retry};
-pub use etl_macros::pipeline;
+pub use etl_macros::{pipeline, stage};
 pub use operator::Operator;
 pub use pipeline::{Pipeline, RunReport};
 pub use record::{Json, Record};
@@ -61,6 +62,6 @@ pub mod prelude {
     pub use crate::record::{Json, Record};
     pub use crate::sink::Sink;
     pub use crate::source::Source;
-    pub use etl_macros::pipeline;
+    pub use etl_macros::{pipeline, stage};
     pub use serde::{Deserialize, Serialize};
 }

@@ -145,3 +145,59 @@ macro_rules! __with_s3 {
         ::core::compile_error!("the `s3` step needs etl's `s3` cargo feature: add `features = [\"s3\"]` to the `etl` dependency in Cargo.toml")
     };
 }
+
+// ---- `#[stage]` ----
+
+/// What a `#[stage]` function's body must return: a `Result`.
+#[diagnostic::on_unimplemented(
+    message = "a `#[stage]` function must return `Result<Out, E>`, not `{Self}`",
+    label = "not a `Result`",
+    note = "a stage answers `Ok(record)` or `Err(error)`: an error is retried, then the record dead-lettered; `etl::stage::Error::permanent(..)` is not retried"
+)]
+pub trait StageResult {
+    /// The output record.
+    type Ok;
+    /// The error.
+    type Err;
+}
+
+impl<U, E> StageResult for Result<U, E> {
+    type Ok = U;
+    type Err = E;
+}
+
+/// The body of a `#[stage]` function, as the `Call` of the stage configured by `C`; checks
+/// what the body returns where the user wrote the return type.
+pub fn stage_call<C: crate::stage::StageConfig, Fut>(fut: Fut) -> crate::stage::Call<Fut, C>
+where
+    Fut: std::future::Future + Send,
+    Fut::Output: StageResult,
+    <Fut::Output as StageResult>::Ok: Send + 'static,
+    <Fut::Output as StageResult>::Err: std::fmt::Display + Send + 'static,
+{
+    crate::stage::Call::new(fut)
+}
+
+/// `map(f) as U` with `f` not a closure: passes batches of `U` through, so that the step before
+/// must produce `U` (zero cost: no record is touched).
+pub struct Expect<U>(std::marker::PhantomData<fn() -> U>);
+
+impl<U> Expect<U> {
+    /// The check.
+    pub fn new() -> Expect<U> {
+        Expect(std::marker::PhantomData)
+    }
+}
+
+impl<U> Default for Expect<U> {
+    fn default() -> Self {
+        Expect::new()
+    }
+}
+
+impl<U: Send + 'static> crate::operator::Operator<U> for Expect<U> {
+    type Out = U;
+    async fn apply(&mut self, batch: crate::batch::Batch<U>) -> crate::batch::Batch<U> {
+        batch
+    }
+}

@@ -451,3 +451,45 @@ async fn json_into_a_record_dead_letters_what_does_not_fit() -> etl::Result<()> 
     assert_eq!(report.dead_lettered, 1);
     Ok(())
 }
+
+/// `map` with a path: a plain function maps, a `#[stage]` runs with its retries; `as U` checks.
+mod map_by_path {
+    use super::*;
+
+    fn cents(o: Order) -> i64 {
+        o.amount_cents
+    }
+
+    #[stage(retries = 1, backoff = 1ms)]
+    pub async fn label(n: i64) -> Result<String, etl::stage::Error> {
+        if n < 0 {
+            return Err(etl::stage::Error::permanent("negative"));
+        }
+        Ok(format!("{n}c"))
+    }
+
+    #[tokio::test]
+    async fn functions_and_stages_by_path() -> etl::Result<()> {
+        let out = etl::sink::collect::<String>();
+        let dead = MemoryDeadLetters::new();
+        let mut items = orders();
+        items[0].amount_cents = -1;
+        let report = pipeline! {
+            iter(items) as Order
+            | rename(amount_cents -> amount)
+            | rename(amount -> amount_cents)
+            | into(Order)
+            | map(cents) as i64
+            | filter(|n| *n != 0)
+            | map(label) as String
+            | collect(out)
+        }
+        .dead_letters(dead.clone())
+        .handle_signals(false)
+        .run()
+        .await?;
+        assert_eq!(out.records(), ["200c", "400c", "600c", "800c", "1000c"]);
+        assert_eq!((report.records_in, report.records_out, report.dead_lettered), (10, 5, 1));
+        Ok(())
+    }
+}

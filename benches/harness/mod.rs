@@ -1,6 +1,7 @@
 //! Throughput and memory: JSONL file → typed decode → select → CSV files of 100 rows, through
-//! etl's builder API, beside a hand-written loop doing the same job with the same crates
-//! (serde_json, csv, std::fs) in the same run.
+//! etl's builder API and through `pipeline!` (whose typed `select` generates the output record
+//! type), beside a hand-written loop doing the same job with the same crates (serde_json, csv,
+//! std::fs) in the same run.
 //!
 //! `cargo bench --bench throughput` (glibc malloc) and `cargo bench --bench throughput_mimalloc`
 //! print a table each; both sides of a table run under the same allocator. Environment:
@@ -8,7 +9,7 @@
 //! * `ETL_BENCH_SYNC_RECORDS` — records for the fsync-per-file run (default `100000`, 0 skips);
 //! * `ETL_BENCH_ROUNDS` — rounds per size, best taken (default 3);
 //! * `ETL_BENCH_ROWS` — rows per CSV file, i.e. the batch size (default 100);
-//! * `ETL_BENCH_ONLY` — `etl` or `baseline`: run one side only (for profiling);
+//! * `ETL_BENCH_ONLY` — `etl`, `macro` or `baseline`: run one side only (for profiling);
 //! * `ETL_BENCH_DIR` — where input and output files go (default: the system temp dir; point it
 //!   at a tmpfs such as `/dev/shm` to measure CPU cost without the file system's noise).
 //!
@@ -166,6 +167,27 @@ fn run_etl(rt: &tokio::runtime::Runtime, input: &Path, out_dir: &Path, sync: boo
     rt.block_on(with_etl(input, out_dir, sync))
 }
 
+#[inline(never)]
+fn run_macro(rt: &tokio::runtime::Runtime, input: &Path, out_dir: &Path, sync: bool) -> etl::Result<u64> {
+    rt.block_on(with_macro(input, out_dir, sync))
+}
+
+/// The same job as [`with_etl`], written with `pipeline!`: `select` generates the output type.
+async fn with_macro(input: &Path, out_dir: &Path, sync: bool) -> etl::Result<u64> {
+    let input = input.display().to_string();
+    let out_dir = out_dir.display().to_string();
+    let report = pipeline! {
+        file(path = input, batch_size = rows_per_file()) as Order
+        | select(id, customer, amount_cents)
+        | file(dir = out_dir, format = "csv", sync = sync)
+    }
+    .handle_signals(false)
+    .dead_letters(etl::dead_letter::MemoryDeadLetters::new())
+    .run()
+    .await?;
+    Ok(report.records_out)
+}
+
 async fn with_etl(input: &Path, out_dir: &Path, sync: bool) -> etl::Result<u64> {
     let report = Pipeline::from(etl::source::file::<Order>(input.display().to_string()).batch_size(rows_per_file()))
         .map(select)
@@ -253,14 +275,16 @@ pub fn main(allocator: &str) {
     for (n, sync) in plan {
         let input = tmp.path().join(format!("orders-{n}.jsonl"));
         let bytes = write_input(&input, n).expect("write input");
-        let mut best: [Option<Row>; 2] = [None, None];
+        let mut best: [Option<Row>; 3] = [None, None, None];
         let mut outputs = Vec::new();
         for round in 0..rounds {
             let base_dir = fresh_dir(tmp.path(), &format!("baseline-{round}"));
             let etl_dir = fresh_dir(tmp.path(), &format!("etl-{round}"));
-            // Alternate which side goes first, so that neither always pays for what the other
-            // left behind (page cache, directory growth).
-            let sides = if round % 2 == 0 { ["baseline", "etl"] } else { ["etl", "baseline"] };
+            let macro_dir = fresh_dir(tmp.path(), &format!("macro-{round}"));
+            // Rotate which side goes first, so that none always pays for what another left
+            // behind (page cache, directory growth).
+            let mut sides = ["baseline", "etl", "macro"];
+            sides.rotate_left((round % 3) as usize);
             for side in sides {
                 if only.is_some_and(|o| o != side) {
                     continue;
@@ -268,17 +292,20 @@ pub fn main(allocator: &str) {
                 if side == "baseline" {
                     let row = measure("hand-written loop", || baseline(&input, &base_dir, sync).expect("baseline run"));
                     keep_best(&mut best[0], row);
-                } else {
+                } else if side == "etl" {
                     let row = measure("etl builder API", || run_etl(&rt, &input, &etl_dir, sync).expect("etl run"));
                     keep_best(&mut best[1], row);
+                } else {
+                    let row = measure("etl pipeline! macro", || run_macro(&rt, &input, &macro_dir, sync).expect("macro run"));
+                    keep_best(&mut best[2], row);
                 }
             }
-            for (dir, side) in [(&base_dir, "baseline"), (&etl_dir, "etl")] {
+            for (dir, side) in [(&base_dir, "baseline"), (&etl_dir, "etl"), (&macro_dir, "macro")] {
                 if only.is_none_or(|o| o == side) {
                     assert_eq!(count_rows(dir), n, "{side} wrote every row");
                 }
             }
-            outputs.extend([base_dir, etl_dir]);
+            outputs.extend([base_dir, etl_dir, macro_dir]);
         }
         // Removed only after every round: deleting many files just before a run slows down
         // ext4's inode allocation for that run.

@@ -1,13 +1,15 @@
-//! Procedural macros of [`etl`](https://docs.rs/etl): `pipeline!` and `#[derive(Record)]`;
-//! `#[stage]` later.
+//! Procedural macros of [`etl`](https://docs.rs/etl): `pipeline!`, `#[stage]` and
+//! `#[derive(Record)]`.
 //!
 //! This crate only wires the compiler's entry points; the work is done over `proc_macro2` in
-//! plain modules (see `record.rs`, `pipeline/` and `ops/`) so it can be unit-tested without the compiler. Use the macros
-//! through `etl` (`use etl::prelude::*;`), whose paths the generated code refers to.
+//! plain modules (see `record.rs`, `stage.rs`, `pipeline/` and `ops/`) so it can be unit-tested
+//! without the compiler. Use the macros through `etl` (`use etl::prelude::*;`), whose paths the
+//! generated code refers to.
 
 mod ops;
 mod pipeline;
 mod record;
+mod stage;
 
 use proc_macro::TokenStream;
 
@@ -61,6 +63,12 @@ pub fn derive_record(input: TokenStream) -> TokenStream {
 ///   a source names the record type (for `file`, the type decoded; default `Json`).
 /// * Operators: `map(f) [as U]`, `filter(f)`, `filter_map(f)`, `flat_map(f)`, `inspect(f)`,
 ///   and the schema steps `rename(a -> b)`, `select(a, b)`, `drop(a)`, `into(Type)`.
+/// * Stages: `map(enrich)` with a [`#[stage]`](macro@stage) async function runs it on each
+///   record with its retries and timeout, dead-lettering the records that still fail;
+///   `map(f, concurrency = 8)` runs a stage or any async function (one attempt per record
+///   without `#[stage]`) on up to 8 records at once, output in input order; so does
+///   `map(|r| async move { .. })`, one record at a time. `map` tells a function from a stage by
+///   its type: a closure written in place is always a plain function.
 /// * Schema steps on typed records (`as Order`, a `#[derive(Record)]` struct, also from another
 ///   module or crate once imported) are checked at compile time, each producing a record type
 ///   generated in the pipeline (fields moved, never cloned or re-serialised), so the closures
@@ -134,6 +142,81 @@ pub fn derive_record(input: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn pipeline(input: TokenStream) -> TokenStream {
     pipeline::expand(input.into()).into()
+}
+
+/// Turns an `async fn(In) -> Result<Out, E>` into a stage: in `pipeline!`, `map(name)` runs it
+/// on each record with retries (exponential backoff with jitter) and a per-attempt timeout,
+/// and dead-letters a record whose attempts all fail or whose error is permanent.
+///
+/// Arguments, all optional:
+///
+/// | argument | value | default | meaning |
+/// |---|---|---|---|
+/// | `retries` | an integer (or a constant) | `3` | retries after the first attempt |
+/// | `backoff` | a duration: `500ms`, `2s`, `1.5s`, `1m`; a bare number means seconds (`2.0`) | `100ms` | delay before the first retry |
+/// | `factor` | a number ≥ 1 | `2.0` | growth of the delay per retry |
+/// | `max_backoff` | a duration | `30s` | longest delay |
+/// | `timeout` | a duration | none | longest time one attempt may take (a timeout is retryable) |
+///
+/// Between attempts the record waits `backoff × factor^n`, at most `max_backoff`, plus a random
+/// jitter. Every error is retryable unless it says otherwise: return
+/// `etl::stage::Error::permanent(e)` (with `etl::stage::Error` as the error type, `?` converts
+/// any other error to a retryable one), or an `etl::Error` / `etl::ConnectorError` that is
+/// permanent (see `etl::stage::classify`). The record type must be `Clone` (each attempt that
+/// may be retried gets a copy).
+///
+/// The function stays callable as itself: `enrich(order).await` runs the body once, as written,
+/// and gives its `Result`. (It returns an `etl::stage::Call`, which is `IntoFuture`;
+/// `.into_inner()` gives the plain future, e.g. for `tokio::spawn`.) The attribute also
+/// declares a hidden empty struct of the function's name in the type namespace, which carries
+/// the options: so a stage is a free function (not in an `impl` block), not generic, and no
+/// other type or module of the same name may sit beside it.
+///
+/// In `pipeline!`: `map(enrich)` runs one record at a time; `map(enrich, concurrency = 8)` runs
+/// up to 8 records of a batch at once, output in input order. A plain `async fn` without the
+/// attribute also runs with `concurrency` (one attempt per record); in `map` without it, it is
+/// a compile error saying so.
+///
+/// ```
+/// use etl::prelude::*;
+///
+/// #[derive(Debug, Clone, Record, Serialize, Deserialize)]
+/// struct Order { id: i64, amount_cents: i64 }
+///
+/// #[stage(retries = 2, backoff = 10ms, timeout = 1s)]
+/// async fn enrich(mut o: Order) -> Result<Order, etl::stage::Error> {
+///     if o.amount_cents < 0 {
+///         return Err(etl::stage::Error::permanent(format!("order {}: negative amount", o.id)));
+///     }
+///     o.amount_cents *= 100;
+///     Ok(o)
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// assert_eq!(enrich(Order { id: 1, amount_cents: 2 }).await?.amount_cents, 200);
+///
+/// let out = etl::sink::collect();
+/// let dead = etl::dead_letter::MemoryDeadLetters::new();
+/// let report = pipeline! {
+///     iter(vec![Order { id: 1, amount_cents: 2 }, Order { id: 2, amount_cents: -1 }]) as Order
+///     | map(enrich) as Order
+///     | collect(out)
+/// }
+/// .dead_letters(dead.clone())
+/// .handle_signals(false)
+/// .run()
+/// .await?;
+/// assert_eq!((report.records_out, report.dead_lettered), (1, 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+///
+/// Mistakes are compile errors on the offending token: the attribute on a function that is not
+/// `async`, an unknown argument (with a "did you mean"), a value of the wrong kind or a bad
+/// duration unit, a function with no or several arguments, a reference argument, no return
+/// type; and in `pipeline!`, a stage whose argument is not the record type of the step before.
+#[proc_macro_attribute]
+pub fn stage(args: TokenStream, item: TokenStream) -> TokenStream {
+    stage::expand(args.into(), item.into()).into()
 }
 
 /// The second stage of `pipeline!`, called back by the schema macros of `#[derive(Record)]`

@@ -13,6 +13,7 @@ use crate::dead_letter::DeadLetters;
 use crate::operator::{Chain, Filter, FilterMap, FlatMap, Identity, Inspect, Map, Operator, TryMap};
 use crate::sink::Sink;
 use crate::source::Source;
+use crate::stage::{MapStep, Stage, StageOutput};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,6 +113,66 @@ where
         F: FnMut(O::Out) -> Result<U, E> + Send,
     {
         self.then(TryMap(f))
+    }
+
+    /// Append a `map` step whose function is a plain function or a `#[stage]`, told apart by
+    /// its type ([`MapStep`]): a function `FnMut(T) -> U` maps each record (as [`map`](Self::map)
+    /// does); a `#[stage]` async function runs on one record at a time with the stage's retries
+    /// and timeout (a [`Stage`]). `pipeline!`'s `map(f)` calls this when `f` is not a closure
+    /// written in place (a closure's argument type is inferred only by [`map`](Self::map)).
+    ///
+    /// ```
+    /// use etl::prelude::*;
+    ///
+    /// #[stage(retries = 2, backoff = 10ms)]
+    /// async fn label(n: i64) -> Result<String, String> { Ok(format!("#{n}")) }
+    /// fn double(n: i64) -> i64 { n * 2 }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let out = etl::sink::collect();
+    /// Pipeline::from(etl::source::iter(vec![1i64, 2]))
+    ///     .map_step(double)
+    ///     .map_step(label)
+    ///     .to(out.sink())
+    ///     .handle_signals(false)
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.records(), ["#2", "#4"]);
+    /// # Ok::<(), etl::Error>(()) }).unwrap();
+    /// ```
+    pub fn map_step<M, F>(self, f: F) -> Pipeline<S, Chain<O, F::Op>>
+    where
+        F: MapStep<O::Out, M>,
+    {
+        self.then(f.into_operator())
+    }
+
+    /// Append an async step: `f` returns a future of a `Result` (an `async fn`, a `#[stage]`, a
+    /// closure `|r| async move { .. }`), run on up to `concurrency` records of a batch at once
+    /// (at least 1), output in input order. A `#[stage]` retries as its attribute says; any other
+    /// async function gets one attempt. A record that fails for good is dead-lettered.
+    ///
+    /// ```
+    /// use etl::prelude::*;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let out = etl::sink::collect();
+    /// Pipeline::from(etl::source::iter(vec![1i64, 2, 3]))
+    ///     .map_async(|n: i64| async move { Ok::<_, String>(n * 10) }, 8)
+    ///     .to(out.sink())
+    ///     .handle_signals(false)
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.records(), [10, 20, 30]);
+    /// # Ok::<(), etl::Error>(()) }).unwrap();
+    /// ```
+    pub fn map_async<U, F, R>(self, f: F, concurrency: usize) -> Pipeline<S, Chain<O, Stage<F>>>
+    where
+        O::Out: Clone + Serialize + 'static,
+        F: Fn(O::Out) -> R + Send + Sync,
+        R: StageOutput<Ok = U>,
+    {
+        self.then(Stage::new(f).concurrency(concurrency))
     }
 
     /// End the pipeline at `sink`; then [`Run::run`] it.

@@ -18,6 +18,13 @@ pub const OP: Op = Op {
         },
         ArgSpec { name: "format", kind: Kind::Format, required: false, default: Some("\"jsonl\""), doc: "`\"jsonl\"` or `\"csv\"`." },
         ArgSpec { name: "prefix", kind: Kind::Str, required: false, default: Some("\"part\""), doc: "The file name prefix." },
+        ArgSpec {
+            name: "sync",
+            kind: Kind::Bool,
+            required: false,
+            default: Some("true"),
+            doc: "fsync each file (and the directory) before acknowledging; `false` leaves it to the OS (faster, not durable across a crash).",
+        },
     ],
     shared: &[],
     accepts_as: false,
@@ -34,6 +41,9 @@ fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
     }
     if let Some(prefix) = a.get("prefix") {
         sink = quote!(#sink.prefix(#prefix));
+    }
+    if let Some(sync) = a.get("sync") {
+        sink = quote!(#sink.sync(#sync));
     }
     sink
 }

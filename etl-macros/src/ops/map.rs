@@ -1,25 +1,113 @@
-//! `map(f) [as U]`: transform each record.
+//! `map(f) [as U]`, `map(f, concurrency = N)`: transform each record, with a function, a
+//! closure, a `#[stage]` or an async function.
+//!
+//! The generated call depends on how `f` is written:
+//! * a closure written in place, `|o| ..`: `.map(f)`, the synchronous hot path (its argument type
+//!   is inferred from the record type, which only a direct `FnMut(T) -> U` bound does);
+//! * a closure whose body is `async { .. }` (or an `async` closure): `.map_async(f, 1)`;
+//! * anything else (a function's path, a variable): `.map_step(f)`, where the type of `f` picks
+//!   the step (`etl::stage::MapStep`): a plain function maps, a `#[stage]` runs with its
+//!   retries; with `as U`, a pass-through check that the output is `U` follows;
+//! * with `concurrency = N`: `.map_async(f, N)`, for a `#[stage]` or any function returning a
+//!   future of a `Result`.
 
-use super::{Args, Category, Kind, Op, Positional};
+use super::{ArgSpec, Args, Category, Kind, Op, Positional, Value};
 use quote::quote_spanned;
 
 /// The `map` operator.
 pub const OP: Op = Op {
     name: "map",
     category: Category::Operator,
-    positional: Some(Positional { name: "f", kind: Kind::Expr, doc: "`FnMut(T) -> U`; `as U` declares the output type." }),
-    args: &[],
+    positional: Some(Positional {
+        name: "f",
+        kind: Kind::Expr,
+        doc: "A closure or function `FnMut(T) -> U`, or a `#[stage]` async function of `T`; `as U` declares the output type.",
+    }),
+    args: &[ArgSpec {
+        name: "concurrency",
+        kind: Kind::Count,
+        required: false,
+        default: Some("1"),
+        doc: "Run an async `f` (a `#[stage]`, an `async fn` or closure returning a future of a `Result`) on up to this many records of a batch at once; output stays in input order.",
+    }],
     shared: &[],
     accepts_as: true,
-    doc: "Transforms each record into a new one.",
-    example: "... | map(|o| Paid { id: o.id, amount_cents: o.amount_cents }) as Paid | ...",
+    doc: "Transforms each record into a new one. A `#[stage]` function retries each record as its attribute says (backoff with jitter, per-attempt timeout) and dead-letters the records that still fail; an `async fn` without `#[stage]` needs `concurrency` (one attempt per record).",
+    example: "... | map(|o| Paid { id: o.id, amount_cents: o.amount_cents }) as Paid | map(enrich, concurrency = 8) | ...",
     gen,
 };
 
+/// How `f` is written.
+enum Shape {
+    /// `|o| ..`, synchronous.
+    Closure,
+    /// `|o| async move { .. }` or `async |o| ..`.
+    AsyncClosure,
+    /// Anything else: its type decides.
+    Value,
+}
+
+fn shape(f: Option<&Value>) -> Shape {
+    let mut expr = match f {
+        Some(Value::Expr(e)) => e,
+        _ => return Shape::Value,
+    };
+    loop {
+        match expr {
+            syn::Expr::Paren(p) => expr = &p.expr,
+            syn::Expr::Group(g) => expr = &g.expr,
+            syn::Expr::Closure(c) if c.asyncness.is_some() || matches!(&*c.body, syn::Expr::Async(_)) => return Shape::AsyncClosure,
+            syn::Expr::Closure(_) => return Shape::Closure,
+            _ => return Shape::Value,
+        }
+    }
+}
+
 fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
     let f = a.first();
-    match a.as_type {
-        Some(ty) => quote_spanned!(a.span=> .map::<#ty, _>(#f)),
-        None => quote_spanned!(a.span=> .map(#f)),
+    let concurrency = a.get("concurrency");
+    let out = a.as_type.map(|ty| quote_spanned!(a.span=> #ty)).unwrap_or_else(|| quote_spanned!(a.span=> _));
+    match (shape(a.positional.first()), concurrency) {
+        (_, Some(n)) => quote_spanned!(a.span=> .map_async::<#out, _, _>(#f, #n)),
+        (Shape::AsyncClosure, None) => quote_spanned!(a.span=> .map_async::<#out, _, _>(#f, 1)),
+        (Shape::Closure, None) => match a.as_type {
+            Some(ty) => quote_spanned!(a.span=> .map::<#ty, _>(#f)),
+            None => quote_spanned!(a.span=> .map(#f)),
+        },
+        (Shape::Value, None) => match a.as_type {
+            Some(ty) => quote_spanned!(a.span=> .map_step(#f).then(::etl::__private::Expect::<#ty>::new())),
+            None => quote_spanned!(a.span=> .map_step(#f)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn gen_for(f: proc_macro2::TokenStream, concurrency: Option<u32>, as_type: Option<syn::Type>) -> String {
+        let positional = [Value::Expr(syn::parse2(f).expect("an expression"))];
+        let named: Vec<(String, Value)> = concurrency
+            .map(|n| ("concurrency".to_owned(), Value::Int(syn::LitInt::new(&n.to_string(), proc_macro2::Span::call_site()))))
+            .into_iter()
+            .collect();
+        let args = Args { positional: &positional, named: &named, as_type: as_type.as_ref(), span: proc_macro2::Span::call_site() };
+        gen(&args).to_string().replace(' ', "")
+    }
+
+    #[test]
+    fn the_call_depends_on_how_f_is_written() {
+        assert_eq!(gen_for(quote!(|o| o.id), None, None), ".map(|o|o.id)");
+        assert_eq!(gen_for(quote!(|o| o.id), None, Some(syn::parse_quote!(i64))), ".map::<i64,_>(|o|o.id)");
+        assert_eq!(gen_for(quote!(enrich), None, None), ".map_step(enrich)");
+        assert_eq!(
+            gen_for(quote!(stages::enrich), None, Some(syn::parse_quote!(Order))),
+            ".map_step(stages::enrich).then(::etl::__private::Expect::<Order>::new())"
+        );
+        assert_eq!(gen_for(quote!(enrich), Some(8), None), ".map_async::<_,_,_>(enrich,8)");
+        assert_eq!(gen_for(quote!(|o| async move { Ok::<_, E>(o) }), None, None), ".map_async::<_,_,_>(|o|asyncmove{Ok::<_,E>(o)},1)");
+        assert_eq!(gen_for(quote!(async |o| Ok::<_, E>(o)), None, None), ".map_async::<_,_,_>(async|o|Ok::<_,E>(o),1)");
+        assert_eq!(gen_for(quote!((|o| o)), None, None), ".map((|o|o))");
     }
 }

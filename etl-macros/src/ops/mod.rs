@@ -48,6 +48,10 @@ pub enum Kind {
     Str,
     /// An integer: a literal or a Rust expression.
     Int,
+    /// A positive integer: a literal other than 0, or a Rust expression.
+    Count,
+    /// A boolean: `true`, `false` or a Rust expression.
+    Bool,
     /// A duration: `2s`, `500ms`, `1.5s`, `1m`, `1h`; a bare number means seconds.
     Duration,
     /// A format string literal: `"jsonl"` or `"csv"`.
@@ -69,6 +73,8 @@ impl Kind {
             Kind::Expr => "an expression",
             Kind::Str => "a string",
             Kind::Int => "an integer",
+            Kind::Count => "a positive integer",
+            Kind::Bool => "a boolean",
             Kind::Duration => "a duration (`2s`, `500ms`, `1.5s`, `1m`, `1h`)",
             Kind::Format => "a format (`\"jsonl\"` or `\"csv\"`)",
             Kind::DataFormat => "a data format (`\"json\"` or `\"text\"`)",
@@ -84,6 +90,8 @@ impl Kind {
             Kind::Expr => "|r| ...",
             Kind::Str => "\"lake\"",
             Kind::Int => "500",
+            Kind::Count => "8",
+            Kind::Bool => "true",
             Kind::Duration => "2s",
             Kind::Format => "\"jsonl\"",
             Kind::DataFormat => "\"json\"",
@@ -136,6 +144,8 @@ pub enum Value {
     Str(syn::LitStr),
     /// An integer literal.
     Int(syn::LitInt),
+    /// A boolean literal.
+    Bool(syn::LitBool),
     /// A duration, as a `::core::time::Duration` constant expression.
     Duration(TokenStream),
     /// A format, as a `::etl::format::Format` path.
@@ -166,6 +176,7 @@ impl quote::ToTokens for Value {
             Value::Expr(e) => e.to_tokens(out),
             Value::Str(s) => s.to_tokens(out),
             Value::Int(i) => i.to_tokens(out),
+            Value::Bool(b) => b.to_tokens(out),
             Value::Duration(t) | Value::Format(t) => t.to_tokens(out),
             Value::Fields(f) => {
                 let f = f.iter().map(|f| &f.path);

@@ -264,6 +264,20 @@ fn convert(kind: Kind, what: &str, tokens: &TokenStream) -> syn::Result<Value> {
             Ok(syn::Expr::Lit(_)) | Err(_) => Err(wrong_kind(tokens, what, kind)),
             Ok(expr) => Ok(Value::Expr(expr)),
         },
+        Kind::Bool => match syn::parse2::<syn::Expr>(tokens.clone()) {
+            Ok(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. })) => Ok(Value::Bool(b)),
+            Ok(syn::Expr::Lit(_)) | Err(_) => Err(wrong_kind(tokens, what, kind)),
+            Ok(expr) => Ok(Value::Expr(expr)),
+        },
+        Kind::Count => match convert(Kind::Int, what, tokens) {
+            Ok(Value::Int(int)) if int.base10_digits().trim_start_matches('0').is_empty() => Err(err(
+                int.span(),
+                format!("`{what}` must be at least 1"),
+                format!("`{what} = 1` is the smallest; e.g. `{what} = {}`", kind.example()),
+            )),
+            Err(_) => Err(wrong_kind(tokens, what, kind)),
+            other => other,
+        },
         Kind::Int => {
             let int: syn::LitInt = match syn::parse2::<syn::Expr>(tokens.clone()) {
                 Ok(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(int), .. })) => int,

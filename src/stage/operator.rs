@@ -1,0 +1,191 @@
+//! The stage operator: each record through its attempts, up to `concurrency` records at once.
+
+use super::{classify, StageOptions, StageOutput};
+use crate::batch::{Batch, BatchParts, Failure, FailureKind};
+use crate::error::Retry;
+use crate::operator::Operator;
+use crate::record::Meta;
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::Serialize;
+use std::time::Duration;
+
+/// An async function as a pipeline step: each record through the function with retries and a
+/// per-attempt timeout, up to `concurrency` records at once, output in input order. A record
+/// whose attempts all fail, or that fails permanently, is dead-lettered
+/// ([`FailureKind::Transform`], raw bytes kept, `attempts` set); the rest of the batch goes on.
+///
+/// The options are those of the `#[stage]` (for a function under the attribute), else
+/// [`StageOptions::ONCE`], unless [`Stage::options`] sets them.
+///
+/// ```
+/// use etl::prelude::*;
+/// use etl::stage::{Stage, StageOptions};
+///
+/// async fn lookup(id: i64) -> Result<String, String> {
+///     if id > 0 { Ok(format!("#{id}")) } else { Err(format!("no such id {id}")) }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let out = etl::sink::collect();
+/// let dead = etl::dead_letter::MemoryDeadLetters::new();
+/// let report = Pipeline::from(etl::source::iter(vec![1i64, -2, 3]))
+///     .then(Stage::new(lookup).concurrency(4).options(StageOptions::new("lookup").retries(0)))
+///     .to(out.sink())
+///     .dead_letters(dead.clone())
+///     .handle_signals(false)
+///     .run()
+///     .await?;
+/// assert_eq!(out.records(), ["#1", "#3"]);
+/// assert_eq!(dead.list().await?[0].error, "stage `lookup` failed: no such id -2");
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+/// # use etl::dead_letter::DeadLetters;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Stage<F> {
+    f: F,
+    concurrency: usize,
+    options: Option<StageOptions>,
+}
+
+impl<F> Stage<F> {
+    /// `f` as a step, one record at a time.
+    ///
+    /// ```
+    /// let _ = etl::stage::Stage::new(|n: i64| async move { Ok::<i64, String>(n) });
+    /// ```
+    pub fn new(f: F) -> Stage<F> {
+        Stage { f, concurrency: 1, options: None }
+    }
+
+    /// Run up to `n` records of a batch at once (at least 1). Default 1.
+    ///
+    /// ```
+    /// let _ = etl::stage::Stage::new(|n: i64| async move { Ok::<i64, String>(n) }).concurrency(8);
+    /// ```
+    pub fn concurrency(mut self, n: usize) -> Stage<F> {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Retry, back off and time out as `options` say (replacing a `#[stage]`'s own).
+    ///
+    /// ```
+    /// use etl::stage::{Stage, StageOptions};
+    /// let _ = Stage::new(|n: i64| async move { Ok::<i64, String>(n) }).options(StageOptions::new("n").retries(5));
+    /// ```
+    pub fn options(mut self, options: StageOptions) -> Stage<F> {
+        self.options = Some(options);
+        self
+    }
+}
+
+impl<T, F, R> Operator<T> for Stage<F>
+where
+    T: Clone + Serialize + Send + 'static,
+    F: Fn(T) -> R + Send + Sync,
+    R: StageOutput,
+{
+    type Out = R::Ok;
+
+    async fn apply(&mut self, batch: Batch<T>) -> Batch<R::Ok> {
+        let options = self.options.or(R::OPTIONS).unwrap_or(StageOptions::ONCE);
+        let BatchParts { records, meta, mut failures, ack, origin } = batch.into_parts();
+        let mut out = Vec::with_capacity(records.len());
+        let mut out_meta = Vec::with_capacity(records.len());
+        let f = &self.f;
+        let options = &options;
+        let mut done = futures::stream::iter(records.into_iter().zip(meta))
+            .map(|(record, meta)| attempts(f, record, meta, options))
+            .buffered(self.concurrency.max(1));
+        while let Some(result) = done.next().await {
+            match result {
+                Ok((record, meta)) => {
+                    out.push(record);
+                    out_meta.push(meta);
+                }
+                Err(failure) => failures.push(failure),
+            }
+        }
+        drop(done);
+        Batch::new(out, out_meta, failures, ack, origin)
+    }
+}
+
+/// Why one attempt failed.
+enum Failed<E> {
+    Error(E),
+    TimedOut(Duration),
+}
+
+/// One attempt, within the timeout.
+async fn attempt<T, F, R>(f: &F, record: T, timeout: Option<Duration>) -> Result<R::Ok, Failed<R::Err>>
+where
+    F: Fn(T) -> R,
+    R: StageOutput,
+{
+    let call = f(record).into_attempt();
+    match timeout {
+        None => call.await.map_err(Failed::Error),
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(result) => result.map_err(Failed::Error),
+            Err(_) => Err(Failed::TimedOut(limit)),
+        },
+    }
+}
+
+/// Every attempt of one record: the record transformed with its metadata, or its failure.
+async fn attempts<T, F, R>(f: &F, mut record: T, mut meta: Meta, options: &StageOptions) -> Result<(R::Ok, Meta), Failure>
+where
+    T: Clone + Serialize,
+    F: Fn(T) -> R,
+    R: StageOutput,
+{
+    let name = options.name;
+    let mut delays = options.policy().delays();
+    let mut tries: u32 = 0;
+    loop {
+        tries += 1;
+        let last = tries > options.retries;
+        // The last attempt takes the record itself; the dead-letter entry then needs its
+        // bytes from before the call (the source's raw bytes, or the record as JSON).
+        let (result, kept, fallback) = if last {
+            let fallback = if meta.raw.is_none() { serde_json::to_vec(&record).ok().map(Bytes::from) } else { None };
+            (attempt(f, record, options.timeout).await, None, fallback)
+        } else {
+            (attempt(f, record.clone(), options.timeout).await, Some(record), None)
+        };
+        let failed = match result {
+            Ok(out) => return Ok((out, meta)),
+            Err(failed) => failed,
+        };
+        let (message, retry) = match &failed {
+            Failed::Error(e) => (e.to_string(), classify(e)),
+            Failed::TimedOut(limit) => (format!("timed out after {limit:?}"), Retry::Retryable),
+        };
+        let delay = if retry == Retry::Retryable { delays.next() } else { None };
+        match (kept, delay) {
+            (Some(record_back), Some(delay)) if !last => {
+                tracing::warn!(stage = name, attempt = tries, ?delay, error = %message, "stage failed, retrying");
+                tokio::time::sleep(delay).await;
+                record = record_back;
+            }
+            (kept, _) => {
+                let error = match (retry, tries) {
+                    (Retry::Permanent, _) => format!("stage `{name}` failed: {message}"),
+                    (Retry::Retryable, 1) => format!("stage `{name}` failed: {message}"),
+                    (Retry::Retryable, n) => format!("stage `{name}` failed after {n} attempts: {message}"),
+                };
+                tracing::warn!(stage = name, attempts = tries, error = %message, permanent = retry == Retry::Permanent, "stage gave up on a record; dead-lettering it");
+                let payload = match (meta.raw.take(), kept, fallback) {
+                    (Some(raw), _, _) => raw,
+                    (None, Some(record), _) => serde_json::to_vec(&record).map(Bytes::from).unwrap_or_default(),
+                    (None, None, fallback) => fallback.unwrap_or_default(),
+                };
+                let mut failure = Failure::new(payload, FailureKind::Transform, error, meta);
+                failure.attempts = tries;
+                return Err(failure);
+            }
+        }
+    }
+}

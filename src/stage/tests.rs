@@ -1,0 +1,113 @@
+//! Unit tests of the stage operator: attempts, classification, timeouts, concurrency, order.
+
+use super::*;
+use crate::batch::{Batch, FailureKind};
+use crate::operator::Operator;
+use crate::record::Meta;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+#[test]
+fn classification() {
+    assert_eq!(classify(&Error::permanent("x")), Retry::Permanent);
+    assert_eq!(classify(&Error::retryable("x")), Retry::Retryable);
+    let config = crate::Error::from(crate::ConfigError::UnsetVariable { name: "X".into() });
+    assert_eq!(classify(&config), Retry::Permanent);
+    assert_eq!(classify(&crate::Error::Sink(ConnectorError::retryable("s", "down"))), Retry::Retryable);
+    assert_eq!(classify(&crate::Error::Sink(ConnectorError::permanent("s", "bad"))), Retry::Permanent);
+    let boxed: BoxError = Box::new(ConnectorError::permanent("geo", "404"));
+    assert_eq!(classify(&boxed), Retry::Permanent);
+    // A permanent stage error keeps its class through `?` into a boxed error, and back.
+    let boxed: BoxError = Error::permanent("bad id").into();
+    assert_eq!(boxed.to_string(), "bad id");
+    assert_eq!(classify(&boxed), Retry::Permanent);
+    assert_eq!(Error::from(std::io::Error::other(Permanent("x".into()))).retry(), Retry::Retryable);
+    assert!(Error::from(ConnectorError::permanent("c", "x")).is_permanent());
+    assert_eq!(classify(&"text"), Retry::Retryable);
+    assert_eq!(format!("{:?}", Error::permanent("x")), "Error { retry: Permanent, error: \"x\" }");
+}
+
+fn meta_with_raw(i: usize) -> Meta {
+    Meta::default().with_raw(bytes::Bytes::from(format!("raw-{i}")))
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_then_succeeds_or_dead_letters_with_attempts() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&calls);
+    // Fails twice per record, then succeeds.
+    let f = move |n: i64| {
+        let k = seen.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if k % 3 < 2 {
+                Err(Error::retryable("flaky"))
+            } else {
+                Ok(n * 10)
+            }
+        }
+    };
+    let mut op = Stage::new(f).options(StageOptions::new("flaky").retries(2));
+    let batch = Batch::new(vec![1, 2], vec![meta_with_raw(0), meta_with_raw(1)], Vec::new(), crate::ack::Ack::none(), "t".into());
+    let out = op.apply(batch).await;
+    assert_eq!(out.records(), &[10, 20]);
+    assert!(out.failures().is_empty());
+    assert_eq!(calls.load(Ordering::SeqCst), 6);
+
+    // One retry only: each record fails twice and is dead-lettered, raw bytes kept.
+    let mut op = Stage::new(|_: i64| async { Err::<i64, _>(Error::retryable("down")) }).options(StageOptions::new("down").retries(1));
+    let batch = Batch::new(vec![1, 2], vec![meta_with_raw(0), Meta::default()], Vec::new(), crate::ack::Ack::none(), "t".into());
+    let out = op.apply(batch).await;
+    assert!(out.is_empty());
+    let f = out.failures();
+    assert_eq!((f[0].attempts, f[0].kind, &f[0].payload[..]), (2, FailureKind::Transform, &b"raw-0"[..]));
+    assert_eq!(f[0].error, "stage `down` failed after 2 attempts: down");
+    assert_eq!(&f[1].payload[..], b"2", "no raw bytes: the record as JSON");
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_errors_are_not_retried_and_timeouts_are() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&calls);
+    let mut op = Stage::new(move |n: i64| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async move { Err::<i64, _>(Error::permanent(format!("bad {n}"))) }
+    })
+    .options(StageOptions::new("p").retries(5));
+    let out = op.apply(Batch::from_records(vec![7])).await;
+    assert_eq!((calls.load(Ordering::SeqCst), out.failures()[0].attempts), (1, 1));
+    assert_eq!(out.failures()[0].error, "stage `p` failed: bad 7");
+    assert_eq!(&out.failures()[0].payload[..], b"7");
+
+    let mut op = Stage::new(|n: i64| async move {
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        Ok::<i64, String>(n)
+    })
+    .options(StageOptions::new("slow").retries(2).timeout(std::time::Duration::from_millis(50)));
+    let out = op.apply(Batch::from_records(vec![1])).await;
+    assert_eq!(out.failures()[0].attempts, 3);
+    assert_eq!(out.failures()[0].error, "stage `slow` failed after 3 attempts: timed out after 50ms");
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_overlaps_and_keeps_order() {
+    let in_flight = Arc::new(AtomicU32::new(0));
+    let peak = Arc::new(AtomicU32::new(0));
+    let (i, p) = (Arc::clone(&in_flight), Arc::clone(&peak));
+    let f = move |n: u64| {
+        let (i, p) = (Arc::clone(&i), Arc::clone(&p));
+        async move {
+            let now = i.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(now, Ordering::SeqCst);
+            // Later records finish first: the output must still be in input order.
+            tokio::time::sleep(std::time::Duration::from_millis(100 - n)).await;
+            i.fetch_sub(1, Ordering::SeqCst);
+            Ok::<u64, String>(n)
+        }
+    };
+    let mut op = Stage::new(f).concurrency(8);
+    let start = tokio::time::Instant::now();
+    let out = op.apply(Batch::from_records((0..16).collect())).await;
+    assert_eq!(out.records(), (0..16).collect::<Vec<_>>().as_slice());
+    assert_eq!(peak.load(Ordering::SeqCst), 8);
+    assert!(start.elapsed() < std::time::Duration::from_millis(250), "{:?}", start.elapsed());
+}
