@@ -25,6 +25,20 @@ pub const OP: Op = Op {
         ArgSpec { name: "max_reconnects", kind: Kind::Int, required: false, default: Some("10"), doc: "Consecutive failed connections before the run fails." },
         ArgSpec { name: "idle_timeout", kind: Kind::Duration, required: false, default: Some("none (silence is normal)"), doc: "Reconnect after this long without a byte." },
         ArgSpec { name: "last_event_id", kind: Kind::Str, required: false, default: Some("none"), doc: "Resume after this event id." },
+        ArgSpec {
+            name: "last_event_id_file",
+            kind: Kind::Str,
+            required: false,
+            default: Some("none"),
+            doc: "Keep the id of the last delivered event in this file (atomic rename) and resume after it on the next start.",
+        },
+        ArgSpec {
+            name: "max_event_bytes",
+            kind: Kind::Int,
+            required: false,
+            default: Some("1 MiB"),
+            doc: "An event larger than this is dead-lettered (truncated) and the stream goes on.",
+        },
     ],
     shared: BATCH_ARGS,
     accepts_as: true,
@@ -53,6 +67,8 @@ fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
         ("reconnect_delay", quote!(reconnect_delay)),
         ("max_reconnects", quote!(max_reconnects)),
         ("last_event_id", quote!(last_event_id)),
+        ("last_event_id_file", quote!(last_event_id_file)),
+        ("max_event_bytes", quote!(max_event_bytes)),
     ] {
         if let Some(v) = a.get(name) {
             src = quote!(#src.#method(#v));
