@@ -90,6 +90,8 @@ struct Figures {
     rows: u64,
 }
 
+// The child is reaped by `wait4` below (which also gives its rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn spawn_side(side: &str, input: &Path, out: &Path) -> Figures {
     let child = Command::new(std::env::current_exe().expect("own path"))
         .env("ETL_WIKI_SIDE", side)
