@@ -223,12 +223,16 @@ async fn through_work_queue(url: &str, config: &Config) -> Result<Summary, BoxEr
     let process = async {
         let events = queue.source::<Change>().name("changes").batch_size(BATCH).batch_timeout(LINGER);
         let report = to_lake(events, config, false).await;
-        // Nothing consumes the queue any more: stop the producer rather than let it wait.
+        // Nothing consumes the queue any more: stop the producer, and close the queue so that
+        // a push waiting for room fails at once instead of holding the producer up.
         stop_ingest.cancel();
+        queue.close();
         report
     };
     let (ingest, process) = tokio::join!(ingest, process);
-    Ok(Summary { ingest: Some(ingest?), process: process? })
+    // The consumer's error first: it explains a producer stopped by the closed queue.
+    let process = process?;
+    Ok(Summary { ingest: Some(ingest?), process })
 }
 
 #[cfg(feature = "sqs")]
@@ -254,7 +258,8 @@ async fn through_sqs(url: &str, endpoint: Option<&str>, queue_url: &str, config:
         report
     };
     let (ingest, process) = tokio::join!(ingest, process);
-    Ok(Summary { ingest: Some(ingest?), process: process? })
+    let process = process?;
+    Ok(Summary { ingest: Some(ingest?), process })
 }
 
 #[cfg(not(feature = "sqs"))]
