@@ -80,9 +80,7 @@ impl<T: DeserializeOwned + Send + 'static> Source for QueueSource<T> {
     async fn open(self, ctx: SourceContext) -> crate::Result<BatchStream<T>> {
         let origin: Arc<str> = Arc::from(self.describe());
         let QueueSource { queue, max_deliver, batching, .. } = self;
-        let shutdown = ctx.shutdown.clone();
-        let claims = futures::stream::unfold(queue.clone(), move |queue| {
-            let shutdown = shutdown.clone();
+        let claims = futures::stream::unfold((queue.clone(), ctx.shutdown.clone()), move |(queue, shutdown)| {
             async move {
                 let claim = queue.claim(&shutdown).await?;
                 let lease = claim.lease();
@@ -99,7 +97,7 @@ impl<T: DeserializeOwned + Send + 'static> Source for QueueSource<T> {
                         Err(e) => Incoming::failed(Failure::new(claim.payload, FailureKind::Decode, e.to_string(), meta), lease),
                     }
                 };
-                Some((Ok(incoming), queue))
+                Some((Ok(incoming), (queue, shutdown)))
             }
         });
         let make_ack = move |leases: Vec<LeaseId>| {
