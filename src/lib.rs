@@ -31,6 +31,7 @@ pub mod __private;
 pub mod ack;
 #[cfg(any(feature = "sqs", feature = "s3"))]
 mod aws;
+mod blocking;
 pub mod batch;
 pub mod channel;
 pub mod config;

@@ -21,6 +21,7 @@
 //! in-progress files it finds there as left over by a crash.
 
 use super::{Encoded, Sink, Written};
+use crate::blocking::Offload;
 use crate::config::interpolate;
 use crate::error::ConnectorError;
 use crate::format::Format;
@@ -68,6 +69,8 @@ pub struct FileSink {
     encoded: Encoded,
     /// The file being appended to (Size rolling).
     current: Option<InProgress>,
+    /// Where the file I/O runs.
+    offload: Offload,
 }
 
 impl std::fmt::Debug for FileSink {
@@ -135,6 +138,7 @@ pub fn file(dir: impl Into<String>) -> FileSink {
         seq: 0,
         encoded: Encoded::default(),
         current: None,
+        offload: Offload::default(),
     }
 }
 
@@ -184,6 +188,12 @@ impl FileSink {
         format!("file sink {}", path.display())
     }
 
+    /// Run file I/O (fsync: milliseconds on a disk) inline or off the async threads, whichever
+    /// costs less (see [`Offload`]).
+    async fn blocking<R: Send + 'static>(&mut self, dir: &Path, f: impl FnOnce() -> R + Send + 'static) -> Result<R, ConnectorError> {
+        self.offload.run(f).await.map_err(|e| ConnectorError::retryable(Self::component(dir), e))
+    }
+
     /// Resolve, create and check the directory, and recover what a crash left; idempotent.
     async fn ensure_open(&mut self) -> Result<PathBuf, ConnectorError> {
         if let Some(dir) = &self.resolved {
@@ -194,7 +204,7 @@ impl FileSink {
         let probe = format!(".{}-{}-probe{TMP}", self.prefix, self.run);
         let sync = self.sync;
         let checked = dir.clone();
-        run_blocking(&dir, move || -> Result<(), ConnectorError> {
+        self.blocking(&dir, move || -> Result<(), ConnectorError> {
             let permanent = |path: &Path, e: std::io::Error| ConnectorError::permanent(Self::component(path), e);
             std::fs::create_dir_all(&checked).map_err(|e| permanent(&checked, e))?;
             let probe = checked.join(probe);
@@ -225,7 +235,7 @@ impl FileSink {
         let bytes = std::mem::take(&mut self.encoded.bytes);
         let sync = self.sync;
         let task_dir = dir.clone();
-        let (bytes, result) = run_write(sync, &dir, move || {
+        let (bytes, result) = self.blocking(&dir, move || {
             let result = write_whole(&task_dir, &name, &bytes, sync);
             (bytes, result)
         })
@@ -264,7 +274,7 @@ impl FileSink {
             }
             let name = self.next_name();
             let hidden = InProgress::hidden(&dir, &name, 0);
-            let file = run_blocking(&dir, move || {
+            let file = self.blocking(&dir, move || {
                 OpenOptions::new().write(true).create(true).truncate(true).open(&hidden).map_err(|e| (hidden, e))
             })
             .await?
@@ -281,7 +291,7 @@ impl FileSink {
         let bytes = std::mem::take(&mut self.encoded.bytes);
         let sync = self.sync;
         let task_dir = dir.clone();
-        let (current, bytes, result) = run_write(sync, &dir, move || {
+        let (current, bytes, result) = self.blocking(&dir, move || {
             let result = append(&task_dir, &mut current, &bytes, sync);
             (current, bytes, result)
         })
@@ -305,7 +315,7 @@ impl FileSink {
         let Some(current) = self.current.take() else { return Ok(()) };
         let sync = self.sync;
         let task_dir = dir.to_path_buf();
-        let (current, result) = run_blocking(dir, move || {
+        let (current, result) = self.blocking(dir, move || {
             let result = finalise_blocking(&task_dir, &current, sync);
             (current, result)
         })
@@ -322,23 +332,6 @@ impl FileSink {
             let (path, e) = e.into_parts();
             ConnectorError::retryable(Self::component(&path), e)
         })
-    }
-}
-
-/// Run file I/O that may block for long (fsync: milliseconds) off the async threads.
-async fn run_blocking<R: Send + 'static>(dir: &Path, f: impl FnOnce() -> R + Send + 'static) -> Result<R, ConnectorError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ConnectorError::retryable(FileSink::component(dir), e))
-}
-
-/// Run a batch's file I/O: off the async threads when it fsyncs; inline when it does not,
-/// since creating, writing and renaming a file in the page cache takes tens of microseconds,
-/// less than handing it to another thread and waking up again (measured: the hand-off cost
-/// 1 µs per record with 100-row files, more than half of the whole pipeline's time).
-async fn run_write<R: Send + 'static>(sync: bool, dir: &Path, f: impl FnOnce() -> R + Send + 'static) -> Result<R, ConnectorError> {
-    if sync {
-        run_blocking(dir, f).await
-    } else {
-        Ok(f())
     }
 }
 

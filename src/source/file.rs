@@ -10,6 +10,10 @@
 //! [`FailureKind::Decode`](crate::batch::FailureKind::Decode) failure holding exactly its bytes,
 //! and reading goes on.
 //!
+//! Both formats are read and decoded on a blocking thread, which hands decoded chunks over a
+//! small bounded channel: memory stays bounded whatever the file size, and decoding (most of a
+//! file pipeline's work) overlaps with the operators and the sink.
+//!
 //! # CSV
 //!
 //! The first row is the header. Typed records are deserialised with the `csv` crate's serde
@@ -19,8 +23,7 @@
 //! the header not counted (a quoted cell may span lines, so it can differ from the physical line,
 //! which error messages also give). Good rows keep no raw bytes. A row that fails to decode (a
 //! bad cell, the wrong number of cells, invalid UTF-8) becomes a failure whose payload is the row
-//! re-encoded as CSV, without its line terminator. Reading runs on a blocking thread that hands
-//! decoded chunks over a small bounded channel, so memory stays bounded whatever the file size.
+//! re-encoded as CSV, without its line terminator.
 
 use super::{BatchStream, Source, SourceContext};
 use crate::ack::Ack;
@@ -109,8 +112,14 @@ impl<T: Record> Source for FileSource<T> {
         tracing::debug!(path = %path, ?format, "file source opened");
         let origin: Arc<str> = Arc::from(format!("file {path}"));
         let input = match format {
-            Format::Jsonl => jsonl_stream::<T>(file.into_std().await, path).boxed(),
-            Format::Csv => csv_stream::<T>(file.into_std().await, path, ctx.shutdown.clone()).boxed(),
+            Format::Jsonl => {
+                let (file, shutdown) = (file.into_std().await, ctx.shutdown.clone());
+                decoded_on_a_thread(path, move |path, send| read_jsonl::<T, _>(file, path, &shutdown, send)).boxed()
+            }
+            Format::Csv => {
+                let (file, shutdown) = (file.into_std().await, ctx.shutdown.clone());
+                decoded_on_a_thread(path, move |path, send| read_csv::<T, _>(file, path, &shutdown, send)).boxed()
+            }
         };
         Ok(batched(input, self.batching, ctx.shutdown, origin, |_| Ack::none()))
     }
@@ -203,103 +212,63 @@ impl<T: Record> LineDecoder<T> {
     }
 }
 
-/// The decoded lines of a JSONL file, one per poll, straight out of the read buffer (no
-/// intermediate collection: a record is decoded where the batcher takes it).
+/// Read `input` as JSONL, in chunks of [`CHUNK`] bytes, handing each chunk's decoded lines to
+/// `send`; stops at the end of the input, when `send` returns false (the stream was dropped),
+/// or when `shutdown` is cancelled.
 ///
-/// Reads run on the blocking pool with `std::fs`, straight into our buffer: `tokio::fs::File`
-/// reads into a buffer of its own and copies from it (measured: 137 instructions per record).
-struct JsonlLines<T> {
-    /// The file, or the read in flight (which holds the file and the buffer meanwhile).
-    file: Reader,
-    decoder: LineDecoder<T>,
-    /// Complete lines read but not decoded yet.
-    lines: Bytes,
-    path: String,
-    done: bool,
+/// It reads with `std::io` straight into the decoder's buffer (`tokio::fs::File` reads into a
+/// buffer of its own and copies from it: measured 137 instructions per record).
+fn read_jsonl<T: Record, R: std::io::Read>(mut input: R, path: &str, shutdown: &CancellationToken, mut send: impl FnMut(Vec<Item<T>>) -> bool) {
+    let mut decoder = LineDecoder::<T>::new();
+    loop {
+        if shutdown.is_cancelled() {
+            tracing::debug!(path, "shutdown: stop reading");
+            return;
+        }
+        let (mut lines, end) = match read_chunk(&mut input, &mut decoder.pending) {
+            Ok(0) => (decoder.take_rest(), true),
+            Ok(_) => (decoder.take_complete(), false),
+            Err(error) => {
+                tracing::error!(path, %error, "cannot read the file");
+                send(vec![Err(Error::Source(ConnectorError::retryable(component(path), error)))]);
+                return;
+            }
+        };
+        let decoded: Vec<Item<T>> = std::iter::from_fn(|| decoder.next_line(&mut lines)).collect();
+        let delivered = decoded.is_empty() || send(decoded);
+        if end || !delivered {
+            return;
+        }
+    }
 }
 
-type ReadResult = (std::fs::File, BytesMut, std::io::Result<usize>);
-
-enum Reader {
-    Idle(std::fs::File),
-    Reading(tokio::task::JoinHandle<ReadResult>),
-    Closed,
-}
-
-fn jsonl_stream<T: Record>(file: std::fs::File, path: String) -> JsonlLines<T> {
-    JsonlLines { file: Reader::Idle(file), decoder: LineDecoder::new(), lines: Bytes::new(), path, done: false }
-}
-
-/// Append up to `CHUNK` bytes of `file` to `buf`.
-fn read_chunk(mut file: std::fs::File, mut buf: BytesMut) -> ReadResult {
-    use std::io::Read;
+/// Append up to [`CHUNK`] bytes of `input` to `buf`.
+fn read_chunk(input: &mut impl std::io::Read, buf: &mut BytesMut) -> std::io::Result<usize> {
     let start = buf.len();
     buf.resize(start + CHUNK, 0);
     let result = loop {
-        match file.read(&mut buf[start..]) {
+        match input.read(&mut buf[start..]) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             other => break other,
         }
     };
     buf.truncate(start + *result.as_ref().unwrap_or(&0));
-    (file, buf, result)
+    result
 }
 
-impl<T: Record> futures::Stream for JsonlLines<T> {
-    type Item = Item<T>;
-
-    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Item<T>>> {
-        use std::future::Future;
-        use std::task::Poll;
-        let this = self.get_mut();
-        loop {
-            if let Some(item) = this.decoder.next_line(&mut this.lines) {
-                return Poll::Ready(Some(item));
-            }
-            if this.done {
-                return Poll::Ready(None);
-            }
-            if let Reader::Idle(_) = this.file {
-                let Reader::Idle(file) = std::mem::replace(&mut this.file, Reader::Closed) else { continue };
-                let buf = std::mem::take(&mut this.decoder.pending);
-                this.file = Reader::Reading(tokio::task::spawn_blocking(move || read_chunk(file, buf)));
-            }
-            let Reader::Reading(read) = &mut this.file else {
-                this.done = true;
-                continue;
-            };
-            let outcome = std::task::ready!(std::pin::Pin::new(read).poll(cx));
-            this.file = Reader::Closed;
-            let error = match outcome {
-                Ok((file, buf, Ok(n))) => {
-                    this.file = Reader::Idle(file);
-                    this.decoder.pending = buf;
-                    if n == 0 {
-                        this.done = true;
-                        this.lines = this.decoder.take_rest();
-                    } else {
-                        this.lines = this.decoder.take_complete();
-                    }
-                    continue;
-                }
-                Ok((_, _, Err(e))) => e,
-                Err(join) => std::io::Error::other(join),
-            };
-            this.done = true;
-            tracing::error!(path = %this.path, error = %error, "cannot read the file");
-            return Poll::Ready(Some(Err(Error::Source(ConnectorError::retryable(component(&this.path), error)))));
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// CSV
-
-/// The decoded rows of a CSV file, read on a blocking thread.
-fn csv_stream<T: Record>(file: std::fs::File, path: String, shutdown: CancellationToken) -> impl futures::Stream<Item = Item<T>> + Send {
+/// The items `read` decodes on a blocking thread, as a stream: `read` hands them over in
+/// chunks through a small bounded channel (so memory stays bounded whatever the file size)
+/// until it returns or the stream is dropped.
+///
+/// Decoding is most of a file pipeline's work; on a thread of its own it overlaps with the
+/// operators and the sink, and the hand-over costs one wake-up per chunk rather than per record.
+fn decoded_on_a_thread<T: Record>(
+    path: String,
+    read: impl FnOnce(&str, &mut dyn FnMut(Vec<Item<T>>) -> bool) + Send + 'static,
+) -> impl futures::Stream<Item = Item<T>> + Send {
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Item<T>>>(2);
     let name = path.clone();
-    let reader = tokio::task::spawn_blocking(move || read_csv(file, &path, &shutdown, |chunk| tx.blocking_send(chunk).is_ok()));
+    let reader = tokio::task::spawn_blocking(move || read(&path, &mut |chunk| tx.blocking_send(chunk).is_ok()));
     futures::stream::unfold((rx, Some(reader), name), |(mut rx, reader, name)| async move {
         if let Some(chunk) = rx.recv().await {
             return Some((futures::stream::iter(chunk), (rx, reader, name)));
@@ -316,6 +285,9 @@ fn csv_stream<T: Record>(file: std::fs::File, path: String, shutdown: Cancellati
     })
     .flatten()
 }
+
+// ---------------------------------------------------------------------------------------------
+// CSV
 
 /// Read `input` as CSV, handing decoded rows to `send` in chunks; stops when `send` returns
 /// false (the stream was dropped) or `shutdown` is cancelled.
@@ -530,6 +502,76 @@ mod tests {
             proptest::prop_assert_eq!(&whole, &expected);
             proptest::prop_assert_eq!(summary(&decode_all(input.as_bytes(), split)), expected);
         }
+    }
+
+    /// Hands out `pieces` one read at a time (after an `Interrupted`), then fails with `error`.
+    struct Pieces {
+        pieces: std::collections::VecDeque<&'static [u8]>,
+        interrupted: bool,
+        error: Option<std::io::ErrorKind>,
+    }
+
+    impl std::io::Read for Pieces {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.interrupted = !self.interrupted;
+            if self.interrupted {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            match self.pieces.pop_front() {
+                Some(piece) => {
+                    buf[..piece.len()].copy_from_slice(piece);
+                    Ok(piece.len())
+                }
+                None => self.error.map_or(Ok(0), |kind| Err(kind.into())),
+            }
+        }
+    }
+
+    fn read_pieces(pieces: &[&'static [u8]], error: Option<std::io::ErrorKind>) -> Vec<Vec<Item<Json>>> {
+        let input = Pieces { pieces: pieces.iter().copied().collect(), interrupted: false, error };
+        let mut chunks = Vec::new();
+        read_jsonl::<Json, _>(input, "t.jsonl", &CancellationToken::new(), |chunk| {
+            chunks.push(chunk);
+            true
+        });
+        chunks
+    }
+
+    #[test]
+    fn jsonl_reads_retry_interrupted_and_hand_over_each_read_lines() {
+        let chunks = read_pieces(&[b"{\"a\":1}\n{\"a\"", b":2}\n", b"\n", b"{\"a\":3}"], None);
+        let lines: Vec<Vec<u64>> =
+            chunks.iter().map(|c| c.iter().map(|i| line_of(&i.as_ref().unwrap().item.as_ref().unwrap().1)).collect()).collect();
+        // The blank line's read hands over nothing; the last line comes at the end of the input.
+        assert_eq!(lines, vec![vec![1], vec![2], vec![4]]);
+    }
+
+    #[test]
+    fn jsonl_read_error_comes_after_the_lines_before_it() {
+        let chunks = read_pieces(&[b"{\"a\":1}\n{\"a\":"], Some(std::io::ErrorKind::BrokenPipe));
+        assert_eq!(chunks.len(), 2);
+        assert!(chunks[0][0].is_ok());
+        let Err(Error::Source(e)) = &chunks[1][0] else { panic!("not a source error: {:?}", chunks[1]) };
+        assert!(e.to_string().contains("t.jsonl"), "{e}");
+    }
+
+    #[test]
+    fn jsonl_stops_when_the_stream_is_dropped_or_on_shutdown() {
+        let input = Pieces { pieces: [&b"{}\n"[..], b"{}\n", b"{}\n"].into_iter().collect(), interrupted: false, error: None };
+        let mut sends = 0;
+        read_jsonl::<Json, _>(input, "t.jsonl", &CancellationToken::new(), |_| {
+            sends += 1;
+            false
+        });
+        assert_eq!(sends, 1, "a refused chunk ends the reading");
+        let token = CancellationToken::new();
+        token.cancel();
+        let mut got = Vec::new();
+        read_jsonl::<Json, _>(&b"{}\n"[..], "t.jsonl", &token, |chunk| {
+            got.extend(chunk);
+            true
+        });
+        assert!(got.is_empty());
     }
 
     #[test]
