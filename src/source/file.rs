@@ -220,6 +220,10 @@ impl<T: Record> LineDecoder<T> {
 /// buffer of its own and copies from it: measured 137 instructions per record).
 fn read_jsonl<T: Record, R: std::io::Read>(mut input: R, path: &str, shutdown: &CancellationToken, mut send: impl FnMut(Vec<Item<T>>) -> bool) {
     let mut decoder = LineDecoder::<T>::new();
+    // Lines in the last chunk: the next chunk's vector is allocated once at about that size
+    // rather than grown by doubling (measured: the copies and large allocations cost 160
+    // instructions per 130-byte record).
+    let mut expected = 0;
     loop {
         if shutdown.is_cancelled() {
             tracing::debug!(path, "shutdown: stop reading");
@@ -234,7 +238,9 @@ fn read_jsonl<T: Record, R: std::io::Read>(mut input: R, path: &str, shutdown: &
                 return;
             }
         };
-        let decoded: Vec<Item<T>> = std::iter::from_fn(|| decoder.next_line(&mut lines)).collect();
+        let mut decoded: Vec<Item<T>> = Vec::with_capacity(expected + expected / 8);
+        decoded.extend(std::iter::from_fn(|| decoder.next_line(&mut lines)));
+        expected = decoded.len();
         let delivered = decoded.is_empty() || send(decoded);
         if end || !delivered {
             return;
