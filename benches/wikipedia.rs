@@ -8,7 +8,7 @@
 //! CPU time and peak memory are the kernel's figures for that side alone. Environment:
 //! * `ETL_BENCH_EVENTS` — events to generate (default 200 000), with
 //!   `../shared/data/gen_recentchange.py` (python3);
-//! * `ETL_BENCH_ROUNDS` — rounds, best taken (default 3; the side going first alternates);
+//! * `ETL_BENCH_ROUNDS` — rounds, best taken (default 5; the side going first alternates);
 //! * `ETL_BENCH_DIR` — where input and output go (default: the system temp dir; `/dev/shm`
 //!   measures the CPU path without the file system's noise).
 
@@ -33,7 +33,7 @@ fn main() {
         return child(&side);
     }
     let events: u64 = env_or("ETL_BENCH_EVENTS", 200_000);
-    let rounds: usize = env_or("ETL_BENCH_ROUNDS", 3);
+    let rounds: usize = env_or("ETL_BENCH_ROUNDS", 5);
     let base = std::env::var_os("ETL_BENCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
     let dir = base.join(format!("etl-bench-wikipedia-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create the bench directory");

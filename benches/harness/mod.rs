@@ -121,6 +121,9 @@ fn baseline(input: &Path, out_dir: &Path, sync: bool) -> std::io::Result<u64> {
     let mut seq = 0u64;
     let mut n = 0u64;
     let mut buf = Vec::with_capacity(64 * 1024);
+    // With fsync, the directory is fsynced after each rename, as etl's file sink does: a batch
+    // is durable (under its final name) before the next one is read.
+    let dir = std::fs::File::open(out_dir)?;
     let mut flush = |rows: &mut Vec<Selected>, seq: &mut u64| -> std::io::Result<()> {
         buf.clear();
         let mut w = csv::Writer::from_writer(&mut buf);
@@ -137,6 +140,9 @@ fn baseline(input: &Path, out_dir: &Path, sync: bool) -> std::io::Result<u64> {
             f.sync_all()?;
         }
         std::fs::rename(&tmp, &name)?;
+        if sync {
+            dir.sync_all()?;
+        }
         *seq += 1;
         rows.clear();
         Ok(())
@@ -155,9 +161,6 @@ fn baseline(input: &Path, out_dir: &Path, sync: bool) -> std::io::Result<u64> {
     }
     if !rows.is_empty() {
         flush(&mut rows, &mut seq)?;
-    }
-    if sync {
-        std::fs::File::open(out_dir)?.sync_all()?;
     }
     Ok(n)
 }
