@@ -48,7 +48,11 @@ fn main() {
         .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", script.display()));
     assert!(status.success(), "{} failed", script.display());
     let bytes = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
-    println!("wikipedia --from-file: {events} events ({:.0} MiB) in {}, {rounds} rounds, best of each", bytes as f64 / 1048576.0, dir.display());
+    println!(
+        "wikipedia --from-file: {events} events ({:.0} MiB) in {}, {rounds} rounds, best of each",
+        bytes as f64 / 1048576.0,
+        dir.display()
+    );
 
     let mut best: [Option<Figures>; 2] = [None, None];
     for round in 0..rounds {

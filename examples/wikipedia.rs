@@ -131,15 +131,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            sse_url: None,
-            lake: PathBuf::from("lake"),
-            sqs: None,
-            s3: None,
-            from_file: None,
-            max_records: None,
-            handle_signals: true,
-        }
+        Config { sse_url: None, lake: PathBuf::from("lake"), sqs: None, s3: None, from_file: None, max_records: None, handle_signals: true }
     }
 }
 
@@ -279,7 +271,12 @@ async fn to_lake<S: Source<Item = Change>>(events: S, config: &Config, handle_si
 }
 
 #[cfg(feature = "s3")]
-async fn to_s3<S: Source<Item = Change>>(events: S, endpoint: Option<&str>, bucket: &str, handle_signals: bool) -> Result<RunReport, BoxError> {
+async fn to_s3<S: Source<Item = Change>>(
+    events: S,
+    endpoint: Option<&str>,
+    bucket: &str,
+    handle_signals: bool,
+) -> Result<RunReport, BoxError> {
     let mut lake = etl::sink::s3(bucket).format(Format::Csv).key("recentchange/{date}/batch-{run}-{seq}.csv");
     if let Some(endpoint) = endpoint {
         lake = lake.endpoint_url(endpoint);
@@ -373,7 +370,9 @@ pub mod sample_stream {
             return write.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
         }
         let mut body = Vec::with_capacity(64 << 10);
-        body.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n");
+        body.extend_from_slice(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
+        );
         // Reconnect quickly after the end of the sample (to hear the 204).
         body.extend_from_slice(b":ok\nretry: 100\n");
         for (id, data) in events.iter().enumerate().skip(start) {

@@ -22,13 +22,13 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use std::time::Duration;
 
-#[cfg(feature = "sqs")]
-use aws_sdk_sqs::{
+#[cfg(all(feature = "s3", not(feature = "sqs")))]
+use aws_sdk_s3::{
     config::http::HttpResponse,
     error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
 };
-#[cfg(all(feature = "s3", not(feature = "sqs")))]
-use aws_sdk_s3::{
+#[cfg(feature = "sqs")]
+use aws_sdk_sqs::{
     config::http::HttpResponse,
     error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
 };
@@ -64,10 +64,7 @@ pub(crate) async fn load(options: &AwsOptions) -> Result<Loaded, ConfigError> {
     let endpoint = options.endpoint_url.as_deref().map(interpolate).transpose()?.filter(|e| !e.is_empty());
     if let Some(url) = &endpoint {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ConfigError::Invalid {
-                option: "endpoint_url",
-                message: format!("`{url}` is not an http:// or https:// URL"),
-            });
+            return Err(ConfigError::Invalid { option: "endpoint_url", message: format!("`{url}` is not an http:// or https:// URL") });
         }
     }
     // rustls with ring: the TLS stack reqwest already brings, rather than the SDK's default

@@ -31,8 +31,8 @@ pub mod __private;
 pub mod ack;
 #[cfg(any(feature = "sqs", feature = "s3"))]
 mod aws;
-mod blocking;
 pub mod batch;
+mod blocking;
 pub mod channel;
 pub mod config;
 pub mod dead_letter;

@@ -122,7 +122,9 @@ macro_rules! __with_sqs {
 #[macro_export]
 macro_rules! __with_sqs {
     ($($step:tt)*) => {
-        ::core::compile_error!("the `sqs` step needs etl's `sqs` cargo feature: add `features = [\"sqs\"]` to the `etl` dependency in Cargo.toml")
+        ::core::compile_error!(
+            "the `sqs` step needs etl's `sqs` cargo feature: add `features = [\"sqs\"]` to the `etl` dependency in Cargo.toml"
+        )
     };
 }
 
@@ -142,7 +144,9 @@ macro_rules! __with_s3 {
 #[macro_export]
 macro_rules! __with_s3 {
     ($($step:tt)*) => {
-        ::core::compile_error!("the `s3` step needs etl's `s3` cargo feature: add `features = [\"s3\"]` to the `etl` dependency in Cargo.toml")
+        ::core::compile_error!(
+            "the `s3` step needs etl's `s3` cargo feature: add `features = [\"s3\"]` to the `etl` dependency in Cargo.toml"
+        )
     };
 }
 

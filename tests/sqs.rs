@@ -228,7 +228,8 @@ async fn a_failed_run_makes_its_messages_visible_again_and_nothing_is_lost() {
 
     let seen = Arc::new(Mutex::new(Vec::new()));
     let written = Arc::new(Mutex::new(BTreeSet::new()));
-    let failing = FailOnce { client: client.clone(), url: url.clone(), failed: false, seen_in_flight: seen.clone(), written: written.clone() };
+    let failing =
+        FailOnce { client: client.clone(), url: url.clone(), failed: false, seen_in_flight: seen.clone(), written: written.clone() };
     let e = Pipeline::from(source::<Order>(&url).batch_size(20).batch_timeout(Duration::from_secs(3)))
         .to(failing)
         .handle_signals(false)
@@ -242,7 +243,8 @@ async fn a_failed_run_makes_its_messages_visible_again_and_nothing_is_lost() {
     // Visible again at once (not after the 60 s visibility timeout).
     wait_for_depth(&client, &url, (20, 0), Duration::from_secs(5)).await;
 
-    let working = FailOnce { client: client.clone(), url: url.clone(), failed: true, seen_in_flight: seen.clone(), written: written.clone() };
+    let working =
+        FailOnce { client: client.clone(), url: url.clone(), failed: true, seen_in_flight: seen.clone(), written: written.clone() };
     let report = Pipeline::from(source::<Order>(&url).batch_size(20).batch_timeout(Duration::from_secs(3)).max_records(20))
         .to(working)
         .handle_signals(false)
@@ -431,7 +433,8 @@ async fn interpolated_queue_url_and_bad_options_fail_at_start_up() {
     let out = etl::sink::collect::<Json>();
     let e = Pipeline::from(source::<Json>("${ETL_TEST_SURELY_UNSET_QUEUE}")).to(out.sink()).handle_signals(false).run().await.unwrap_err();
     assert!(e.to_string().contains("ETL_TEST_SURELY_UNSET_QUEUE"), "{e}");
-    let e = Pipeline::from(source::<Json>("http://x/q").wait_time_seconds(21)).to(out.sink()).handle_signals(false).run().await.unwrap_err();
+    let e =
+        Pipeline::from(source::<Json>("http://x/q").wait_time_seconds(21)).to(out.sink()).handle_signals(false).run().await.unwrap_err();
     assert!(e.to_string().contains("wait_time_seconds"), "{e}");
 }
 

@@ -48,7 +48,11 @@ async fn sigterm_mid_batch_flushes_the_partial_batch_and_loses_nothing() {
     // Wait until the first two batches of 100 are in the lake: the third (50 events) is then
     // held by its 30 s linger, mid-batch.
     let mut waited = Duration::ZERO;
-    while std::fs::read_dir(&lake).map(|d| d.filter(|e| e.as_ref().is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.'))).count()).unwrap_or(0) < 2 {
+    while std::fs::read_dir(&lake)
+        .map(|d| d.filter(|e| e.as_ref().is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.'))).count())
+        .unwrap_or(0)
+        < 2
+    {
         assert!(waited < Duration::from_secs(20), "the first batches never reached the lake");
         tokio::time::sleep(Duration::from_millis(50)).await;
         waited += Duration::from_millis(50);

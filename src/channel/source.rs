@@ -45,7 +45,13 @@ impl WorkQueue {
     /// assert_eq!(source.describe(), "queue changes");
     /// ```
     pub fn source<T>(&self) -> QueueSource<T> {
-        QueueSource { queue: self.clone(), name: "work-queue".into(), batching: BatchConfig::default(), max_deliver: 5, record: PhantomData }
+        QueueSource {
+            queue: self.clone(),
+            name: "work-queue".into(),
+            batching: BatchConfig::default(),
+            max_deliver: 5,
+            record: PhantomData,
+        }
     }
 }
 
@@ -80,25 +86,23 @@ impl<T: DeserializeOwned + Send + 'static> Source for QueueSource<T> {
     async fn open(self, ctx: SourceContext) -> crate::Result<BatchStream<T>> {
         let origin: Arc<str> = Arc::from(self.describe());
         let QueueSource { queue, max_deliver, batching, .. } = self;
-        let claims = futures::stream::unfold((queue.clone(), ctx.shutdown.clone()), move |(queue, shutdown)| {
-            async move {
-                let claim = queue.claim(&shutdown).await?;
-                let lease = claim.lease();
-                let mut meta = Meta::at(Position::Sequence(claim.id)).with_raw(claim.payload.clone());
-                if claim.deliveries > 1 {
-                    meta = meta.with_extra(Extra { delivery_count: Some(claim.deliveries), ..Extra::default() });
-                }
-                let incoming = if claim.deliveries > max_deliver {
-                    let error = format!("delivered {} times without success (max_deliver = {max_deliver})", claim.deliveries - 1);
-                    Incoming::failed(Failure::new(claim.payload, FailureKind::MaxDeliveries, error, meta), lease)
-                } else {
-                    match serde_json::from_slice::<T>(&claim.payload) {
-                        Ok(record) => Incoming::record(record, meta, claim.payload.len(), lease),
-                        Err(e) => Incoming::failed(Failure::new(claim.payload, FailureKind::Decode, e.to_string(), meta), lease),
-                    }
-                };
-                Some((Ok(incoming), (queue, shutdown)))
+        let claims = futures::stream::unfold((queue.clone(), ctx.shutdown.clone()), move |(queue, shutdown)| async move {
+            let claim = queue.claim(&shutdown).await?;
+            let lease = claim.lease();
+            let mut meta = Meta::at(Position::Sequence(claim.id)).with_raw(claim.payload.clone());
+            if claim.deliveries > 1 {
+                meta = meta.with_extra(Extra { delivery_count: Some(claim.deliveries), ..Extra::default() });
             }
+            let incoming = if claim.deliveries > max_deliver {
+                let error = format!("delivered {} times without success (max_deliver = {max_deliver})", claim.deliveries - 1);
+                Incoming::failed(Failure::new(claim.payload, FailureKind::MaxDeliveries, error, meta), lease)
+            } else {
+                match serde_json::from_slice::<T>(&claim.payload) {
+                    Ok(record) => Incoming::record(record, meta, claim.payload.len(), lease),
+                    Err(e) => Incoming::failed(Failure::new(claim.payload, FailureKind::Decode, e.to_string(), meta), lease),
+                }
+            };
+            Some((Ok(incoming), (queue, shutdown)))
         });
         let make_ack = move |leases: Vec<LeaseId>| {
             let queue = queue.clone();

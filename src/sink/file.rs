@@ -235,11 +235,12 @@ impl FileSink {
         let bytes = std::mem::take(&mut self.encoded.bytes);
         let sync = self.sync;
         let task_dir = dir.clone();
-        let (bytes, result) = self.blocking(&dir, move || {
-            let result = write_whole(&task_dir, &name, &bytes, sync);
-            (bytes, result)
-        })
-        .await?;
+        let (bytes, result) = self
+            .blocking(&dir, move || {
+                let result = write_whole(&task_dir, &name, &bytes, sync);
+                (bytes, result)
+            })
+            .await?;
         self.encoded.bytes = bytes;
         let (path, e) = match result {
             Ok(()) => {
@@ -274,11 +275,10 @@ impl FileSink {
             }
             let name = self.next_name();
             let hidden = InProgress::hidden(&dir, &name, 0);
-            let file = self.blocking(&dir, move || {
-                OpenOptions::new().write(true).create(true).truncate(true).open(&hidden).map_err(|e| (hidden, e))
-            })
-            .await?
-            .map_err(|(path, e)| ConnectorError::retryable(Self::component(&path), e))?;
+            let file = self
+                .blocking(&dir, move || OpenOptions::new().write(true).create(true).truncate(true).open(&hidden).map_err(|e| (hidden, e)))
+                .await?
+                .map_err(|(path, e)| ConnectorError::retryable(Self::component(&path), e))?;
             self.current = Some(InProgress { file, name, committed: 0, named: 0, dirty: false, columns });
         }
         let rejected = std::mem::take(&mut self.encoded.rejected);
@@ -291,11 +291,12 @@ impl FileSink {
         let bytes = std::mem::take(&mut self.encoded.bytes);
         let sync = self.sync;
         let task_dir = dir.clone();
-        let (current, bytes, result) = self.blocking(&dir, move || {
-            let result = append(&task_dir, &mut current, &bytes, sync);
-            (current, bytes, result)
-        })
-        .await?;
+        let (current, bytes, result) = self
+            .blocking(&dir, move || {
+                let result = append(&task_dir, &mut current, &bytes, sync);
+                (current, bytes, result)
+            })
+            .await?;
         self.encoded.bytes = bytes;
         let full = current.committed >= max;
         self.current = Some(current);
@@ -315,11 +316,12 @@ impl FileSink {
         let Some(current) = self.current.take() else { return Ok(()) };
         let sync = self.sync;
         let task_dir = dir.to_path_buf();
-        let (current, result) = self.blocking(dir, move || {
-            let result = finalise_blocking(&task_dir, &current, sync);
-            (current, result)
-        })
-        .await?;
+        let (current, result) = self
+            .blocking(dir, move || {
+                let result = finalise_blocking(&task_dir, &current, sync);
+                (current, result)
+            })
+            .await?;
         match result {
             // Renamed: the file is done, even if the directory fsync failed after the rename
             // (then a crash may bring the in-progress name back; `open` finalises it).

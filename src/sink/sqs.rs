@@ -155,10 +155,8 @@ impl SqsSink {
                 .send()
                 .await
                 .map_err(|e| aws::connector_error(component.clone(), "GetQueueAttributes (does the queue exist?)", &e))?;
-            let from_queue = attributes
-                .attributes()
-                .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize))
-                .and_then(|v| v.parse::<usize>().ok());
+            let from_queue =
+                attributes.attributes().and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize)).and_then(|v| v.parse::<usize>().ok());
             let max_message_bytes = self.max_message_bytes.or(from_queue).unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
             tracing::debug!(queue = %self.queue_url, max_message_bytes, "sqs sink opened");
             self.open = Some(Open { client, url, max_message_bytes });
@@ -224,7 +222,12 @@ pub(crate) fn triage(pending: &[String], successful: &[&str], failed: &[EntryFai
 }
 
 /// Send `bodies` (record index, JSON body) to the queue; returns the rejected records.
-async fn send_all(open: &Open, component: &str, policy: &RetryPolicy, bodies: Vec<(usize, String)>) -> Result<Vec<(usize, String)>, ConnectorError> {
+async fn send_all(
+    open: &Open,
+    component: &str,
+    policy: &RetryPolicy,
+    bodies: Vec<(usize, String)>,
+) -> Result<Vec<(usize, String)>, ConnectorError> {
     let sizes: Vec<usize> = bodies.iter().map(|(_, b)| b.len()).collect();
     let mut work: VecDeque<Vec<(usize, String)>> = VecDeque::new();
     let mut bodies = bodies.into_iter();

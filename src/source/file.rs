@@ -218,7 +218,12 @@ impl<T: Record> LineDecoder<T> {
 ///
 /// It reads with `std::io` straight into the decoder's buffer (`tokio::fs::File` reads into a
 /// buffer of its own and copies from it: measured 137 instructions per record).
-fn read_jsonl<T: Record, R: std::io::Read>(mut input: R, path: &str, shutdown: &CancellationToken, mut send: impl FnMut(Vec<Item<T>>) -> bool) {
+fn read_jsonl<T: Record, R: std::io::Read>(
+    mut input: R,
+    path: &str,
+    shutdown: &CancellationToken,
+    mut send: impl FnMut(Vec<Item<T>>) -> bool,
+) {
     let mut decoder = LineDecoder::<T>::new();
     // Lines in the last chunk: the next chunk's vector is allocated once at about that size
     // rather than grown by doubling (measured: the copies and large allocations cost 160

@@ -129,9 +129,14 @@ impl FaultProxy {
 
     /// Faults not injected yet.
     pub fn pending(&self) -> usize {
-        self.faults.lock().unwrap().iter().map(|f| match f {
-            Fault::FailFirstEntry { times, .. } | Fault::Status { times, .. } => *times,
-        }).sum()
+        self.faults
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|f| match f {
+                Fault::FailFirstEntry { times, .. } | Fault::Status { times, .. } => *times,
+            })
+            .sum()
     }
 }
 
@@ -240,10 +245,8 @@ async fn serve(
     if let Some((status, code)) = status_fault {
         injected.fetch_add(1, Ordering::Relaxed);
         let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>injected</Message></Error>");
-        let response = Message {
-            head: vec![format!("HTTP/1.1 {status} Injected"), "content-type: application/xml".into()],
-            body: body.into_bytes(),
-        };
+        let response =
+            Message { head: vec![format!("HTTP/1.1 {status} Injected"), "content-type: application/xml".into()], body: body.into_bytes() };
         let _ = client.write_all(&response.to_bytes()).await;
         return;
     }

@@ -30,7 +30,8 @@ fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
     let ty = a.record_type();
     let url = a.get("queue_url").map(|u| quote!(#u)).unwrap_or_else(|| quote!(""));
     let mut src = quote_spanned!(a.span=> ::etl::source::sqs::<#ty>(#url));
-    for name in ["endpoint_url", "region", "wait_time_seconds", "visibility_timeout", "max_receives", "max_messages_per_poll", "heartbeat"] {
+    for name in ["endpoint_url", "region", "wait_time_seconds", "visibility_timeout", "max_receives", "max_messages_per_poll", "heartbeat"]
+    {
         if let Some(v) = a.get(name) {
             let method = syn::Ident::new(name, a.span);
             src = quote!(#src.#method(#v));

@@ -102,7 +102,11 @@ fn step(input: ParseStream<'_>) -> syn::Result<Step> {
     let head = match path.get_ident() {
         // A bare name that is not a built-in step and has no arguments: a variable holding the
         // user's source, operator or sink (`| lake` where `let lake = etl::sink::file(..)`).
-        Some(ident) if path.leading_colon.is_none() && !input.peek(syn::token::Paren) && crate::ops::lookup(&ident.unraw().to_string()).next().is_none() => {
+        Some(ident)
+            if path.leading_colon.is_none()
+                && !input.peek(syn::token::Paren)
+                && crate::ops::lookup(&ident.unraw().to_string()).next().is_none() =>
+        {
             Head::Path { path, call: None }
         }
         Some(ident) if path.leading_colon.is_none() => {

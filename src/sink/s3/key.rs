@@ -61,7 +61,9 @@ impl KeyTemplate {
                 '{' => {
                     let rest = &template[at + 1..];
                     let Some(end) = rest.find('}') else {
-                        return Err(invalid(format!("unterminated `{{` at byte {at} of key template `{template}` (write `{{{{` for a literal brace)")));
+                        return Err(invalid(format!(
+                            "unterminated `{{` at byte {at} of key template `{template}` (write `{{{{` for a literal brace)"
+                        )));
                     };
                     let name = &rest[..end];
                     let part = match name {
@@ -84,7 +86,11 @@ impl KeyTemplate {
                         chars.next();
                     }
                 }
-                '}' => return Err(invalid(format!("unmatched `}}` at byte {at} of key template `{template}` (write `}}}}` for a literal brace)"))),
+                '}' => {
+                    return Err(invalid(format!(
+                        "unmatched `}}` at byte {at} of key template `{template}` (write `}}}}` for a literal brace)"
+                    )))
+                }
                 c => literal.push(c),
             }
         }
@@ -158,7 +164,13 @@ mod tests {
 
     fn values(position: &Position) -> KeyValues<'_> {
         // 2024-02-29 13:45:00 UTC
-        KeyValues { seq: 7, run: "1709214300000-42", first_position: position, now: UNIX_EPOCH + Duration::from_secs(1_709_214_300), ext: "csv" }
+        KeyValues {
+            seq: 7,
+            run: "1709214300000-42",
+            first_position: position,
+            now: UNIX_EPOCH + Duration::from_secs(1_709_214_300),
+            ext: "csv",
+        }
     }
 
     #[test]

@@ -186,12 +186,9 @@ impl S3Sink {
         let loaded = aws::load(&self.aws).await.map_err(permanent)?;
         let config = aws_sdk_s3::config::Builder::from(&loaded.config).force_path_style(loaded.custom_endpoint).build();
         let client = aws_sdk_s3::Client::from_conf(config);
-        client
-            .head_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .map_err(|e| aws::connector_error(component.clone(), "HeadBucket (does the bucket exist, and may these credentials use it?)", &e))?;
+        client.head_bucket().bucket(&bucket).send().await.map_err(|e| {
+            aws::connector_error(component.clone(), "HeadBucket (does the bucket exist, and may these credentials use it?)", &e)
+        })?;
         tracing::debug!(bucket = %bucket, "s3 sink opened");
         self.open = Some(Open { client, bucket, template });
         Ok(())
@@ -206,7 +203,8 @@ impl S3Sink {
                 return key.clone();
             }
         }
-        let values = KeyValues { seq: self.seq, run: &self.run, first_position: &first, now: SystemTime::now(), ext: self.format.extension() };
+        let values =
+            KeyValues { seq: self.seq, run: &self.run, first_position: &first, now: SystemTime::now(), ext: self.format.extension() };
         let key = template.render(&values);
         self.frozen = Some((key.clone(), count, first));
         key

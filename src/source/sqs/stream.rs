@@ -149,8 +149,7 @@ impl Shared {
                     .map_err(|e| ConnectorError::permanent(self.component(), e))?;
                 request = request.entries(entry);
             }
-            let out =
-                request.send().await.map_err(|e| aws::connector_error(self.component(), "ChangeMessageVisibilityBatch", &e))?;
+            let out = request.send().await.map_err(|e| aws::connector_error(self.component(), "ChangeMessageVisibilityBatch", &e))?;
             Ok((out.successful().iter().map(|s| s.id().to_owned()).collect(), failures(out.failed())))
         })
         .await
@@ -180,7 +179,10 @@ impl Shared {
                             break;
                         }
                         pending = again.into_iter().map(|p| pending[p]).collect();
-                        failed.into_iter().find(|f| !f.sender_fault).map_or_else(|| "entries missing from the response".into(), |f| f.reason)
+                        failed
+                            .into_iter()
+                            .find(|f| !f.sender_fault)
+                            .map_or_else(|| "entries missing from the response".into(), |f| f.reason)
                     }
                     Err(e) if !e.is_retryable() => {
                         settled.unsettled.extend(pending.into_iter().cloned());
@@ -350,8 +352,7 @@ impl Drop for Reader {
         if self.buffer.is_empty() {
             return;
         }
-        let receipts: Vec<Receipt> =
-            self.buffer.drain(..).map(|m| Receipt { message_id: m.message_id, handle: m.handle }).collect();
+        let receipts: Vec<Receipt> = self.buffer.drain(..).map(|m| Receipt { message_id: m.message_id, handle: m.handle }).collect();
         self.shared.in_flight().remove(receipts.iter().map(|r| r.handle.as_str()));
         let shared = Arc::clone(&self.shared);
         let task = self.shared.tracker.track_future(async move { shared.release(receipts).await });
