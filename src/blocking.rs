@@ -14,10 +14,10 @@
 use std::time::{Duration, Instant};
 
 /// Operations estimated to take less than this run inline on the async thread.
-pub(crate) const INLINE_BELOW: Duration = Duration::from_micros(100);
+const INLINE_BELOW: Duration = Duration::from_micros(100);
 
-/// Where a stream of similar blocking operations (one sink's writes, one file's reads) runs,
-/// from how long they took so far.
+/// Where a stream of similar blocking operations (one sink's writes) runs, from how long they
+/// took so far.
 ///
 /// It starts on the blocking pool, since nothing is known yet, and each operation moves the
 /// estimate an eighth of the way to how long it took: on a disk whose fsync takes milliseconds
@@ -43,7 +43,7 @@ impl Default for Offload {
 
 impl Offload {
     /// Whether the next operation would run inline.
-    pub(crate) fn inline(&self) -> bool {
+    fn inline(&self) -> bool {
         self.estimate < INLINE_BELOW
     }
 
@@ -62,9 +62,8 @@ impl Offload {
         Ok(result)
     }
 
-    /// Account for an operation that took `took` (for callers that run it themselves, such
-    /// as a stream's `poll_next`, with [`timed`]).
-    pub(crate) fn learn(&mut self, took: Duration) {
+    /// Account for an operation that took `took`.
+    fn learn(&mut self, took: Duration) {
         // A moving average with weight 1/8, as TCP smooths round-trip times (RFC 6298): one
         // outlier moves it by an eighth of its excess, a lasting change takes over in a few
         // dozen operations.
@@ -73,7 +72,7 @@ impl Offload {
 }
 
 /// Run `f` and measure how long it took.
-pub(crate) fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
+fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
     let started = Instant::now();
     let result = f();
     (result, started.elapsed())
