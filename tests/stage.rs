@@ -69,6 +69,7 @@ async fn a_stage_failing_twice_then_succeeding_delivers_the_record() -> etl::Res
     .await?;
     assert_eq!(out.records().iter().map(|o: &Order| o.amount_cents).collect::<Vec<_>>(), [101, 201, 301, 401, 501]);
     assert_eq!((report.records_in, report.records_out, report.dead_lettered), (5, 5, 0));
+    assert_eq!(report.retries, 10, "two retries per record");
     assert!(dead.is_empty());
     for id in 1..=5 {
         assert_eq!(FLAKY.of(id), 3, "order {id}: two failures, then success");
@@ -110,6 +111,7 @@ async fn exhausted_retries_dead_letter_the_record_with_its_raw_bytes() -> etl::R
     .await?;
     assert_eq!(out.records(), [Order { id: 2, amount_cents: 200 }]);
     assert_eq!((report.records_in, report.records_out, report.dead_lettered), (3, 1, 2));
+    assert_eq!(report.retries, 4, "two retries for each odd id");
     let entries = dead.list().await.expect("list dead letters");
     assert_eq!(entries.len(), 2);
     for (entry, raw) in entries.iter().zip([lines[0], lines[2]]) {

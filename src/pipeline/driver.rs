@@ -7,7 +7,7 @@
 //! permits bounds the batches read and not yet acknowledged: the reader takes a permit before
 //! it reads a batch, and the permit is returned once that batch's acknowledgement is resolved.
 
-use super::report::Counters;
+use super::report::{counting_retries, Counters};
 use super::RunOptions;
 use crate::ack::Status;
 use crate::batch::{Batch, BatchParts, Failure, FailureKind};
@@ -72,7 +72,7 @@ where
             let batch = next?;
             Counters::add(&counters.batches_in, 1);
             Counters::add(&counters.records_in, (batch.len() + batch.failures().len()) as u64);
-            let batch = ops.apply(batch).await;
+            let batch = counting_retries(&counters, ops.apply(batch)).await;
             if tx.send((batch, permit)).await.is_err() {
                 break; // the writer failed; its error is the run's
             }

@@ -4,6 +4,7 @@
 
 mod driver;
 mod report;
+pub(crate) use report::count_retry;
 mod retry;
 
 pub use report::RunReport;

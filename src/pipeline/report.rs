@@ -1,6 +1,7 @@
 //! The run report and the live counters behind it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a pipeline run did.
@@ -20,7 +21,8 @@ pub struct RunReport {
     pub dead_lettered: u64,
     /// Batches delivered and acknowledged.
     pub batches: u64,
-    /// Write attempts that failed and were retried.
+    /// Attempts that failed and were retried: sink and dead-letter writes, and the records'
+    /// attempts in stages (`map(stage)`).
     pub retries: u64,
     /// Wall-clock time of the run.
     pub elapsed: Duration,
@@ -72,7 +74,24 @@ pub(crate) struct Counters {
     pub(crate) dead_lettered: AtomicU64,
     pub(crate) batches_in: AtomicU64,
     pub(crate) batches: AtomicU64,
-    pub(crate) retries: AtomicU64,
+    /// Shared with the operators, which count their retries through [`count_retry`].
+    pub(crate) retries: Arc<AtomicU64>,
+}
+
+tokio::task_local! {
+    /// The retry counter of the run whose operators are being applied.
+    static RETRIES: Arc<AtomicU64>;
+}
+
+/// Apply operators (`apply`) so that the retries they count reach `counters`.
+pub(crate) async fn counting_retries<F: std::future::Future>(counters: &Counters, apply: F) -> F::Output {
+    RETRIES.scope(Arc::clone(&counters.retries), apply).await
+}
+
+/// Count one retry in the report of the run applying this operator (nothing outside a run,
+/// as when a test applies an operator by hand).
+pub(crate) fn count_retry() {
+    let _ = RETRIES.try_with(|retries| retries.fetch_add(1, Ordering::Relaxed));
 }
 
 impl Counters {
