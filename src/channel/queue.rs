@@ -60,7 +60,8 @@ struct State {
     leased: HashMap<u64, Lease>,
     /// Lease expiries in claim order. `claim_timeout` is the same for every lease, so the
     /// deadlines are sorted: expired leases are found at the front in O(1). Entries whose
-    /// lease was resolved (or re-claimed with another token) are skipped when reached.
+    /// lease was resolved (or re-claimed with another token) are dropped by
+    /// [`State::forget_resolved`], so the list stays about as long as `leased`.
     expiries: VecDeque<(Instant, u64, u64)>,
     next_id: u64,
     next_token: u64,
@@ -344,7 +345,10 @@ impl State {
         let token = self.next_token;
         self.next_token += 1;
         let claim = Claim { id: message.id, token, payload: message.payload.clone(), deliveries: message.deliveries };
-        self.expiries.push_back((Instant::now() + claim_timeout, message.id, token));
+        // A timeout too long to add to the clock (`Duration::MAX`: never) has no expiry.
+        if let Some(deadline) = Instant::now().checked_add(claim_timeout) {
+            self.expiries.push_back((deadline, message.id, token));
+        }
         self.leased.insert(message.id, Lease { message, token });
         Some(claim)
     }
@@ -354,7 +358,24 @@ impl State {
             Some(held) if held.token == lease.token => {}
             _ => return Err(LeaseError::Stale { id: lease.id }),
         }
-        self.leased.remove(&lease.id).map(|held| held.message).ok_or(LeaseError::Stale { id: lease.id })
+        let message = self.leased.remove(&lease.id).map(|held| held.message).ok_or(LeaseError::Stale { id: lease.id })?;
+        self.forget_resolved();
+        Ok(message)
+    }
+
+    /// Drop the expiries of leases resolved since: those at the front (leases are mostly
+    /// resolved in claim order), and all of them once they outnumber the live leases twice
+    /// over (one long-held lease at the front), so that memory follows the messages in flight,
+    /// not the messages claimed within the last `claim_timeout`.
+    fn forget_resolved(&mut self) {
+        let live = |leased: &HashMap<u64, Lease>, &(_, id, token): &(Instant, u64, u64)| leased.get(&id).is_some_and(|l| l.token == token);
+        while self.expiries.front().is_some_and(|entry| !live(&self.leased, entry)) {
+            self.expiries.pop_front();
+        }
+        if self.expiries.len() > 2 * self.leased.len() + 64 {
+            let leased = &self.leased;
+            self.expiries.retain(|entry| live(leased, entry));
+        }
     }
 }
 
@@ -368,6 +389,32 @@ mod tests {
             queue.push(Bytes::from_static(m.as_bytes())).await.expect("open queue");
         }
         queue
+    }
+
+    #[tokio::test]
+    async fn resolved_leases_leave_no_expiry_behind() {
+        let queue = WorkQueue::with_limits(10, Duration::from_secs(300));
+        // One lease held all along sits at the front; 1 000 others are claimed and acked.
+        queue.push(Bytes::from_static(b"held")).await.expect("open queue");
+        let held = queue.try_claim().expect("held");
+        for _ in 0..1000 {
+            queue.push(Bytes::from_static(b"m")).await.expect("open queue");
+            let claim = queue.try_claim().expect("m");
+            queue.ack(&claim).expect("own lease");
+        }
+        let expiries = queue.lock().expiries.len();
+        assert!(expiries <= 2 + 64, "{expiries} expiries kept for 1 lease in flight");
+        queue.ack(&held).expect("own lease");
+        assert_eq!(queue.lock().expiries.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_claim_timeout_of_duration_max_never_expires() {
+        let queue = queue_of(1, Duration::MAX, &["a"]).await;
+        let claim = queue.try_claim().expect("a");
+        assert!(queue.try_claim().is_none());
+        queue.ack(&claim).expect("own lease");
+        assert!(queue.is_empty());
     }
 
     #[tokio::test]
