@@ -23,7 +23,8 @@
 //! entries that had been accepted are then sent a second time (at-least-once delivery;
 //! consumers that cannot tolerate duplicates deduplicate on content).
 //!
-//! FIFO queues (`.fifo`) are not supported yet: the sink sets no `MessageGroupId`.
+//! FIFO queues (`.fifo`) are not supported yet: the sink sets no `MessageGroupId`, and refuses
+//! such a queue URL when it opens.
 //!
 //! ```no_run
 //! use etl::prelude::*;
@@ -146,6 +147,10 @@ impl SqsSink {
         if self.open.is_none() {
             let component = self.component();
             let url = interpolate(&self.queue_url).map_err(|e| ConnectorError::permanent(component.clone(), e))?;
+            if url.ends_with(".fifo") {
+                // Without a `MessageGroupId` the queue would refuse every entry.
+                return Err(ConnectorError::permanent(component, "FIFO queues (`.fifo`) are not supported yet by the sqs sink"));
+            }
             let loaded = aws::load(&self.aws).await.map_err(|e| ConnectorError::permanent(component.clone(), e))?;
             let client = aws_sdk_sqs::Client::new(&loaded.config);
             let attributes = client
@@ -235,8 +240,10 @@ async fn send_all(
         work.push_back(bodies.by_ref().take(range.len()).collect());
     }
     let mut rejected = Vec::new();
-    let mut delays = policy.delays();
     while let Some(mut pending) = work.pop_front() {
+        // A retry budget per request: a few throttled requests must not fail a large write
+        // (whose accepted entries the pipeline would then send again).
+        let mut delays = policy.delays();
         loop {
             let ids: Vec<String> = pending.iter().map(|(i, _)| i.to_string()).collect();
             let mut request = open.client.send_message_batch().queue_url(&open.url);
@@ -304,7 +311,6 @@ async fn send_all(
             }
         }
     }
-    rejected.sort_by_key(|(i, _)| *i);
     Ok(rejected)
 }
 
@@ -345,6 +351,14 @@ impl<T: Serialize + Sync> Sink<T> for SqsSink {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[tokio::test]
+    async fn a_fifo_queue_is_refused_at_open() {
+        let mut sink = sqs("http://127.0.0.1:9/123456789012/orders.fifo");
+        let e = Sink::<serde_json::Value>::open(&mut sink).await.expect_err("refused");
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("FIFO"), "{e}");
+    }
 
     #[test]
     fn chunks_respect_entries_and_bytes() {

@@ -235,7 +235,9 @@ impl<T: Record + Sync> Sink<T> for S3Sink {
             return Err(ConnectorError::permanent(self.component(), "not open (bug)"));
         };
         let key = self.key_for(&open.template, records.len(), meta);
-        let body = ByteStream::from(std::mem::take(&mut self.encoded.bytes));
+        // One exact copy; the encoding buffer stays for the next batch instead of growing
+        // again from empty.
+        let body = ByteStream::from(bytes::Bytes::copy_from_slice(&self.encoded.bytes));
         let content_type = match self.format {
             Format::Csv => "text/csv; charset=utf-8",
             Format::Jsonl => "application/x-ndjson",

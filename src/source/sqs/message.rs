@@ -52,7 +52,7 @@ pub(crate) fn decode<T: Record>(message: Received, queue: &str, max_receives: Op
     let extra = Extra {
         event_type: Some(queue.to_owned()),
         delivery_count: message.receive_count,
-        timestamp: message.sent_millis.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+        timestamp: message.sent_millis.and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms))),
         ..Extra::default()
     };
     let receipt = Receipt { message_id: message.message_id.clone(), handle: message.handle };

@@ -37,8 +37,9 @@ struct Shared {
     /// The visibility timeout in effect.
     visibility: Duration,
     in_flight: Mutex<InFlight>,
-    /// Held by the heartbeat while it extends visibilities, and by a release (visibility 0)
-    /// before it starts: an extension cannot land after the release and hide the message again.
+    /// Held by the heartbeat while it extends visibilities, and taken by a release (visibility
+    /// 0) before it starts: an extension cannot land after the release and hide the message
+    /// again.
     visibility_lock: tokio::sync::Mutex<()>,
     /// Every acknowledgement call, and a token per emitted batch until its call is done.
     tracker: TaskTracker,
@@ -122,7 +123,10 @@ impl Shared {
 
     /// Make messages visible again at once (their batch errored, or they were never batched).
     async fn release(&self, receipts: Vec<Receipt>) {
-        let _guard = self.visibility_lock.lock().await;
+        // A barrier, not held through the call and its retries (which would stop the heartbeat
+        // of every other message meanwhile): once an extension in progress has finished, the
+        // next ones skip these messages, which left `in_flight` before the release.
+        drop(self.visibility_lock.lock().await);
         let settled = self.change_visibility(&receipts, 0, true).await;
         if !settled.refused.is_empty() || !settled.unsettled.is_empty() {
             // Harmless: the message comes back when its visibility timeout expires.
@@ -387,7 +391,8 @@ pub(super) async fn open<T: Record>(source: SqsSource<T>, ctx: SourceContext) ->
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
         .and_then(|v| v.parse::<u64>().ok())
-        .map(Duration::from_secs);
+        // SQS's maximum, 12 hours: a larger answer must not overflow the heartbeat's clock.
+        .map(|seconds| Duration::from_secs(seconds.min(43_200)));
     let visibility = source.visibility_timeout.map(|v| Duration::from_secs(visibility_seconds(v) as u64));
     let in_effect = visibility.or(queue_visibility).unwrap_or(DEFAULT_VISIBILITY);
     let queue = queue_name(&url).to_owned();
