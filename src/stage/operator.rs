@@ -5,7 +5,6 @@ use crate::batch::{Batch, BatchParts, Failure, FailureKind};
 use crate::error::Retry;
 use crate::operator::Operator;
 use crate::record::Meta;
-use bytes::Bytes;
 use futures::StreamExt;
 use serde::Serialize;
 use std::time::Duration;
@@ -135,7 +134,7 @@ where
 }
 
 /// Every attempt of one record: the record transformed with its metadata, or its failure.
-async fn attempts<T, F, R>(f: &F, mut record: T, mut meta: Meta, options: &StageOptions) -> Result<(R::Ok, Meta), Failure>
+async fn attempts<T, F, R>(f: &F, mut record: T, meta: Meta, options: &StageOptions) -> Result<(R::Ok, Meta), Failure>
 where
     T: Clone + Serialize,
     F: Fn(T) -> R,
@@ -147,13 +146,13 @@ where
     loop {
         tries += 1;
         let last = tries > options.retries;
-        // The last attempt takes the record itself; the dead-letter entry then needs its
-        // bytes from before the call (the source's raw bytes, or the record as JSON).
-        let (result, kept, fallback) = if last {
-            let fallback = if meta.raw.is_none() { serde_json::to_vec(&record).ok().map(Bytes::from) } else { None };
-            (attempt(f, record, options.timeout).await, None, fallback)
+        // A record that may be retried is cloned for the attempt. So is one whose dead-letter
+        // entry would need it (no raw bytes from the source); otherwise the last attempt takes
+        // the record itself.
+        let (result, kept) = if !last || meta.raw.is_none() {
+            (attempt(f, record.clone(), options.timeout).await, Some(record))
         } else {
-            (attempt(f, record.clone(), options.timeout).await, Some(record), None)
+            (attempt(f, record, options.timeout).await, None)
         };
         let failed = match result {
             Ok(out) => return Ok((out, meta)),
@@ -173,17 +172,12 @@ where
             }
             (kept, _) => {
                 let error = match (retry, tries) {
-                    (Retry::Permanent, _) => format!("stage `{name}` failed: {message}"),
-                    (Retry::Retryable, 1) => format!("stage `{name}` failed: {message}"),
-                    (Retry::Retryable, n) => format!("stage `{name}` failed after {n} attempts: {message}"),
+                    (Retry::Retryable, n) if n > 1 => format!("stage `{name}` failed after {n} attempts: {message}"),
+                    _ => format!("stage `{name}` failed: {message}"),
                 };
                 tracing::warn!(stage = name, attempts = tries, error = %message, permanent = retry == Retry::Permanent, "stage gave up on a record; dead-lettering it");
-                let payload = match (meta.raw.take(), kept, fallback) {
-                    (Some(raw), _, _) => raw,
-                    (None, Some(record), _) => serde_json::to_vec(&record).map(Bytes::from).unwrap_or_default(),
-                    (None, None, fallback) => fallback.unwrap_or_default(),
-                };
-                let mut failure = Failure::new(payload, FailureKind::Transform, error, meta);
+                // The source's raw bytes, else the record as JSON (`kept` is `Some` then).
+                let mut failure = Failure::of_record(&kept, meta, FailureKind::Transform, error);
                 failure.attempts = tries;
                 return Err(failure);
             }
