@@ -485,6 +485,15 @@ fn rename(w: &mut Walker<'_>, shape: &Shape, pairs: &[(FieldRef, FieldRef)]) -> 
             ok = false;
             continue;
         }
+        if matches!(to.path.as_str(), "self" | "Self" | "super" | "crate" | "_") {
+            w.error(err(
+                to.span,
+                format!("`{}` cannot name a field of a Rust struct", to.path),
+                format!("choose another name; to write the column as `{}`, `map` into a record of your own whose field has `#[serde(rename = \"{}\")]`", to.path, to.path),
+            ));
+            ok = false;
+            continue;
+        }
         let current = Shape { fields: fields.clone(), ..shape.clone() };
         let Some(at) = current.position(&from.path) else {
             w.error(missing(shape, &from.path, from.span, "rename", &done));
