@@ -218,8 +218,14 @@ impl FileSink {
         Ok(dir)
     }
 
+    /// The name of the next file: `{prefix}-{run}-{seq:06}.{ext}`.
+    fn file_name(&self) -> String {
+        format!("{}-{}-{:06}.{}", self.prefix, self.run, self.seq, self.format.extension())
+    }
+
+    /// The next file's name, taken.
     fn next_name(&mut self) -> String {
-        let name = format!("{}-{}-{:06}.{}", self.prefix, self.run, self.seq, self.format.extension());
+        let name = self.file_name();
         self.seq += 1;
         name
     }
@@ -231,7 +237,7 @@ impl FileSink {
             return Ok(Written { rejected });
         }
         // The name is taken only once the file is in place: a retry reuses it (no duplicate).
-        let name = format!("{}-{}-{:06}.{}", self.prefix, self.run, self.seq, self.format.extension());
+        let name = self.file_name();
         let bytes = std::mem::take(&mut self.encoded.bytes);
         let sync = self.sync;
         let task_dir = dir.clone();

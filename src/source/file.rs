@@ -11,8 +11,9 @@
 //! and reading goes on.
 //!
 //! Both formats are read and decoded on a blocking thread, which hands decoded chunks over a
-//! small bounded channel: memory stays bounded whatever the file size, and decoding (most of a
-//! file pipeline's work) overlaps with the operators and the sink.
+//! small bounded channel: memory is bounded by a few chunks and the longest line (or CSV
+//! record), whatever the file size, and decoding (most of a file pipeline's work) overlaps with
+//! the operators and the sink.
 //!
 //! # CSV
 //!
@@ -111,15 +112,10 @@ impl<T: Record> Source for FileSource<T> {
         let file = tokio::fs::File::open(&path).await.map_err(|e| Error::Source(ConnectorError::permanent(component(&path), e)))?;
         tracing::debug!(path = %path, ?format, "file source opened");
         let origin: Arc<str> = Arc::from(format!("file {path}"));
+        let (file, shutdown) = (file.into_std().await, ctx.shutdown.clone());
         let input = match format {
-            Format::Jsonl => {
-                let (file, shutdown) = (file.into_std().await, ctx.shutdown.clone());
-                decoded_on_a_thread(path, move |path, send| read_jsonl::<T, _>(file, path, &shutdown, send)).boxed()
-            }
-            Format::Csv => {
-                let (file, shutdown) = (file.into_std().await, ctx.shutdown.clone());
-                decoded_on_a_thread(path, move |path, send| read_csv::<T, _>(file, path, &shutdown, send)).boxed()
-            }
+            Format::Jsonl => decoded_on_a_thread(path, move |path, send| read_jsonl::<T, _>(file, path, &shutdown, send)).boxed(),
+            Format::Csv => decoded_on_a_thread(path, move |path, send| read_csv::<T, _>(file, path, &shutdown, send)).boxed(),
         };
         Ok(batched(input, self.batching, ctx.shutdown, origin, |_| Ack::none()))
     }
