@@ -176,8 +176,19 @@ where
     .await
 }
 
+const NO_SQS: &str = "this build has no SQS support: run with `--features sqs,s3`";
+const NO_S3: &str = "this build has no S3 support: run with `--features sqs,s3`";
+
 /// Run the pipelines `config` asks for.
 pub async fn run(config: Config) -> Result<Summary, BoxError> {
+    // Before anything starts: an SSE stream read into a pipeline that then cannot write would
+    // lose the events it had taken.
+    if config.sqs.is_some() && !cfg!(feature = "sqs") {
+        return Err(NO_SQS.into());
+    }
+    if config.s3.is_some() && !cfg!(feature = "s3") {
+        return Err(NO_S3.into());
+    }
     if let Some(path) = &config.from_file {
         let events = etl::source::file::<Change>(path.to_string_lossy()).batch_size(BATCH).batch_timeout(LINGER);
         let events = match config.max_records {
@@ -256,7 +267,7 @@ async fn through_sqs(url: &str, endpoint: Option<&str>, queue_url: &str, config:
 
 #[cfg(not(feature = "sqs"))]
 async fn through_sqs(_: &str, _: Option<&str>, _: &str, _: &Config) -> Result<Summary, BoxError> {
-    Err("this build has no SQS support: run with `--features sqs,s3`".into())
+    Err(NO_SQS.into())
 }
 
 /// The second pipeline into the local lake or into S3.
@@ -286,7 +297,7 @@ async fn to_s3<S: Source<Item = Change>>(
 
 #[cfg(not(feature = "s3"))]
 async fn to_s3<S: Source<Item = Change>>(_: S, _: Option<&str>, _: &str, _: bool) -> Result<RunReport, BoxError> {
-    Err("this build has no S3 support: run with `--features sqs,s3`".into())
+    Err(NO_S3.into())
 }
 
 /// A local SSE endpoint serving a fixed list of events, as Wikimedia's would: `event:
