@@ -87,20 +87,22 @@ pub(crate) fn decode<T: Record, K>(event: Event, format: DataFormat, max_event_b
     let raw = event.data;
     let size = raw.len();
     let meta = Meta::at(position).with_raw(raw.clone()).with_extra(extra);
-    let what = match &meta.position {
+    // Only error messages name the event: not formatted for the events that decode.
+    let what = || match &meta.position {
         Position::Id(id) => format!("SSE event id {id}"),
         _ => "SSE event".to_owned(),
     };
     let decoded = match (event.too_large, std::str::from_utf8(&raw)) {
         (Some(t), _) => Err(match t.field {
             "data" => format!(
-                "{what}: its data is {} bytes, over max_event_bytes ({max_event_bytes}); the dead letter keeps the first {} bytes",
+                "{}: its data is {} bytes, over max_event_bytes ({max_event_bytes}); the dead letter keeps the first {} bytes",
+                what(),
                 t.bytes,
                 raw.len()
             ),
-            field => format!("{what}: its `{field}` field is {} bytes, over max_event_bytes ({max_event_bytes})", t.bytes),
+            field => format!("{}: its `{field}` field is {} bytes, over max_event_bytes ({max_event_bytes})", what(), t.bytes),
         }),
-        (None, Err(e)) => Err(format!("{what}: the data is not valid UTF-8 ({e}); the dead letter keeps the exact bytes")),
+        (None, Err(e)) => Err(format!("{}: the data is not valid UTF-8 ({e}); the dead letter keeps the exact bytes", what())),
         (None, Ok(text)) => match format {
             DataFormat::Json => serde_json::from_str::<T>(text),
             DataFormat::Text => {
@@ -109,7 +111,7 @@ pub(crate) fn decode<T: Record, K>(event: Event, format: DataFormat, max_event_b
                 serde_json::from_value::<T>(serde_json::Value::Object(object))
             }
         }
-        .map_err(|e| format!("{what}: {e}")),
+        .map_err(|e| format!("{}: {e}", what())),
     };
     match decoded {
         Ok(record) => Incoming::record(record, meta, size, token),
