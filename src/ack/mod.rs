@@ -1,8 +1,11 @@
 //! Acknowledgement handles: how a source learns the fate of a batch it emitted.
 //!
-//! A status is a lattice, `Delivered < Errored < Rejected`, joined with `max`. One [`Ack`] can be
+//! A status is a lattice, `Delivered < Rejected < Errored`, joined with `max`. One [`Ack`] can be
 //! split into shares (when a batch is split or fanned out); the source's callback runs exactly
-//! once, when the last share is gone, with the join of every share's status. A share dropped
+//! once, when the last share is gone, with the join of every share's status. Errored wins: when
+//! one share failed (to be redelivered) and another had records dead-lettered, the source hears
+//! `Errored` and redelivers the whole batch, so the failed share's records are never committed
+//! past (the dead-lettered ones may be dead-lettered again; none is lost). A share dropped
 //! without a status counts as [`Status::Errored`]: forgetting to acknowledge redelivers, it never
 //! commits.
 
@@ -13,18 +16,21 @@ use std::sync::{Arc, Mutex};
 ///
 /// ```
 /// use etl::ack::Status;
+/// assert_eq!(Status::Delivered.join(Status::Rejected), Status::Rejected);
+/// assert_eq!(Status::Rejected.join(Status::Errored), Status::Errored); // errored wins
 /// assert_eq!(Status::Delivered.join(Status::Errored), Status::Errored);
-/// assert_eq!(Status::Rejected.join(Status::Errored), Status::Rejected);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum Status {
     /// Every record was durably written by its sink (or filtered out).
     Delivered = 0,
+    /// Some records were dead-lettered (poison) and the rest written: the batch is done and the
+    /// source must not redeliver it.
+    Rejected = 1,
     /// Something failed and a retry can help: the source redelivers (nack, seek back, ...).
-    Errored = 1,
-    /// Poison: the records were dead-lettered and are done; the source must not redeliver.
-    Rejected = 2,
+    /// Wins over every other status.
+    Errored = 2,
 }
 
 impl Status {
@@ -47,8 +53,8 @@ impl Status {
     fn from_u8(v: u8) -> Status {
         match v {
             0 => Status::Delivered,
-            1 => Status::Errored,
-            _ => Status::Rejected,
+            1 => Status::Rejected,
+            _ => Status::Errored,
         }
     }
 }
