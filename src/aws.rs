@@ -11,7 +11,7 @@
 //! Retries: the SDK's own "standard" retry is kept, with its default of 3 attempts, because the
 //! source's calls (receive, delete, change visibility) have no pipeline retry around them and the
 //! SDK's retry knows each service's throttling codes. Sinks are also retried by the pipeline's
-//! [`RetryPolicy`](crate::pipeline::RetryPolicy); a failing write can thus be attempted up to
+//! [`RetryPolicy`](crate::retry::RetryPolicy); a failing write can thus be attempted up to
 //! 3 × (1 + `max_retries`) times, each SDK attempt with a short backoff.
 
 use crate::config::{interpolate, ConfigError};

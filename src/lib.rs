@@ -41,6 +41,7 @@ pub mod format;
 pub mod operator;
 pub mod pipeline;
 pub mod record;
+pub mod retry;
 pub mod sink;
 pub mod source;
 pub mod stage;

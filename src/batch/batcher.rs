@@ -7,10 +7,10 @@
 //! right timer semantics but no byte limit, no per-message acknowledgement tokens, no
 //! `max_records` / `max_batches`, and no flush on cancellation.
 
+use super::BatchStream;
 use super::{Batch, BatchConfig, Failure};
 use crate::ack::Ack;
 use crate::record::Meta;
-use crate::source::BatchStream;
 use futures::Stream;
 use std::future::Future;
 use std::pin::Pin;

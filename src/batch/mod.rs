@@ -10,8 +10,19 @@ pub use config::{BatchConfig, BatchOptions};
 use crate::ack::Ack;
 use crate::record::Meta;
 use bytes::Bytes;
+use futures::Stream;
 use serde::Serialize;
+use std::pin::Pin;
 use std::sync::Arc;
+
+/// The stream of batches an opened source yields. An `Err` item is fatal for the run (sources
+/// retry and reconnect on their own before giving up).
+///
+/// ```
+/// use etl::batch::{Batch, BatchStream};
+/// let stream: BatchStream<i64> = Box::pin(futures::stream::iter([Ok(Batch::from_records(vec![1, 2]))]));
+/// ```
+pub type BatchStream<T> = Pin<Box<dyn Stream<Item = crate::Result<Batch<T>>> + Send>>;
 
 /// Why a record failed; stored with its dead-letter entry.
 ///

@@ -4,11 +4,9 @@
 
 mod driver;
 mod report;
-pub(crate) use report::count_retry;
-mod retry;
 
+pub use crate::retry::RetryPolicy;
 pub use report::RunReport;
-pub use retry::RetryPolicy;
 
 use crate::dead_letter::DeadLetters;
 use crate::operator::{Chain, Filter, FilterMap, FlatMap, Identity, Inspect, Map, Operator, TryMap};

@@ -74,24 +74,14 @@ pub(crate) struct Counters {
     pub(crate) dead_lettered: AtomicU64,
     pub(crate) batches_in: AtomicU64,
     pub(crate) batches: AtomicU64,
-    /// Shared with the operators, which count their retries through [`count_retry`].
+    /// Shared with the operators, which count their retries through
+    /// [`count_retry`](crate::retry::count_retry).
     pub(crate) retries: Arc<AtomicU64>,
-}
-
-tokio::task_local! {
-    /// The retry counter of the run whose operators are being applied.
-    static RETRIES: Arc<AtomicU64>;
 }
 
 /// Apply operators (`apply`) so that the retries they count reach `counters`.
 pub(crate) async fn counting_retries<F: std::future::Future>(counters: &Counters, apply: F) -> F::Output {
-    RETRIES.scope(Arc::clone(&counters.retries), apply).await
-}
-
-/// Count one retry in the report of the run applying this operator (nothing outside a run,
-/// as when a test applies an operator by hand).
-pub(crate) fn count_retry() {
-    let _ = RETRIES.try_with(|retries| retries.fetch_add(1, Ordering::Relaxed));
+    crate::retry::counting_retries(&counters.retries, apply).await
 }
 
 impl Counters {

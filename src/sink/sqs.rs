@@ -38,7 +38,7 @@ use super::{Sink, Written};
 use crate::aws::{self, AwsOptions};
 use crate::config::interpolate;
 use crate::error::{ConnectorError, Retry};
-use crate::pipeline::RetryPolicy;
+use crate::retry::RetryPolicy;
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use serde::Serialize;
 use std::collections::VecDeque;

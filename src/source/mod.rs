@@ -15,15 +15,9 @@ pub use sqs::{sqs, SqsSource};
 #[cfg(feature = "sse")]
 pub use sse::{sse, DataFormat, SseSource};
 
-use crate::batch::Batch;
-use futures::Stream;
+pub use crate::batch::BatchStream;
 use std::future::Future;
-use std::pin::Pin;
 use tokio_util::sync::CancellationToken;
-
-/// The stream of batches an opened source yields. An `Err` item is fatal for the run (sources
-/// retry and reconnect on their own before giving up).
-pub type BatchStream<T> = Pin<Box<dyn Stream<Item = crate::Result<Batch<T>>> + Send>>;
 
 /// What a source receives when the pipeline opens it.
 ///

@@ -67,7 +67,7 @@ pub use dispatch::{MapStep, StageFn, StageOutput, SyncFn};
 pub use operator::Stage;
 
 use crate::error::{BoxError, ConnectorError, Retry};
-use crate::pipeline::RetryPolicy;
+use crate::retry::RetryPolicy;
 use std::any::Any;
 use std::future::{Future, IntoFuture};
 use std::marker::{PhantomData, PhantomPinned};

@@ -166,7 +166,7 @@ where
         match (kept, delay) {
             (Some(record_back), Some(delay)) if !last => {
                 tracing::warn!(stage = name, attempt = tries, ?delay, error = %message, "stage failed, retrying");
-                crate::pipeline::count_retry();
+                crate::retry::count_retry();
                 tokio::time::sleep(delay).await;
                 record = record_back;
             }

@@ -8,8 +8,8 @@ use crate::aws;
 use crate::batch::{batched, Incoming};
 use crate::config::{interpolate, ConfigError};
 use crate::error::{ConnectorError, Error};
-use crate::pipeline::RetryPolicy;
 use crate::record::Record;
+use crate::retry::RetryPolicy;
 use crate::sink::sqs::{triage, EntryFailure, MAX_BATCH_ENTRIES};
 use crate::source::{BatchStream, SourceContext};
 use aws_sdk_sqs::types::{

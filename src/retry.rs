@@ -1,15 +1,39 @@
-//! The retry policy of sink and dead-letter writes: exponential backoff with jitter.
+//! Retrying: the policy of sink, dead-letter and broker calls (exponential backoff with
+//! jitter), the state of one operation being retried, and the counter of retries that a run
+//! reports.
+//!
+//! A leaf: it depends on nothing of the crate but the error types, so every connector, the
+//! stages and the driver can use it without importing each other.
 
 use crate::error::ConnectorError;
 use backon::{BackoffBuilder, ExponentialBuilder};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+tokio::task_local! {
+    /// The retry counter of the run whose operators are being applied.
+    static RETRIES: Arc<AtomicU64>;
+}
+
+/// Run `work` (a run applying its operators) so that the retries counted inside it with
+/// [`count_retry`] reach `counter`.
+pub(crate) async fn counting_retries<F: std::future::Future>(counter: &Arc<AtomicU64>, work: F) -> F::Output {
+    RETRIES.scope(Arc::clone(counter), work).await
+}
+
+/// Count one retry in the report of the run applying this operator (nothing outside a run,
+/// as when a test applies an operator by hand).
+pub(crate) fn count_retry() {
+    let _ = RETRIES.try_with(|retries| retries.fetch_add(1, Ordering::Relaxed));
+}
 
 /// How failed writes are retried: exponential backoff (`initial_delay × factor^n`, capped at
 /// `max_delay`) with full jitter, at most `max_retries` times. Permanent errors are not retried.
 ///
 /// ```
 /// use std::time::Duration;
-/// let p = etl::pipeline::RetryPolicy::default().max_retries(3).initial_delay(Duration::from_millis(10));
+/// let p = etl::retry::RetryPolicy::default().max_retries(3).initial_delay(Duration::from_millis(10));
 /// assert_eq!(p.delays().count(), 3);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
