@@ -156,7 +156,7 @@ async fn csv_round_trip_of_awkward_strings_typed() {
     let lake = dir.path().join("lake");
     let orders = awkward_orders();
     let mut sink = etl::sink::file(lake.to_str().unwrap()).format(Format::Csv).prefix("orders");
-    Sink::<Order>::open(&mut sink).await.unwrap();
+    Sink::<Order>::open(&mut sink, etl::sink::SinkContext::default()).await.unwrap();
     let written = sink.write(&orders).await.unwrap();
     assert!(written.rejected.is_empty());
     Sink::<Order>::close(&mut sink).await.unwrap();
@@ -236,7 +236,7 @@ async fn integer_ids_stay_integers_next_to_nulls() {
 async fn per_batch_files_appear_only_under_final_names() {
     let dir = tempfile::tempdir().unwrap();
     let mut sink = etl::sink::file(dir.path().to_str().unwrap()).format(Format::Csv).prefix("orders");
-    Sink::<Order>::open(&mut sink).await.unwrap();
+    Sink::<Order>::open(&mut sink, etl::sink::SinkContext::default()).await.unwrap();
     let orders = awkward_orders();
     let batches = [&orders[..1], &orders[1..3], &orders[3..]];
     for batch in batches {
@@ -255,7 +255,7 @@ async fn per_batch_files_appear_only_under_final_names() {
     }
     // A second sink on the same directory never reuses a name.
     let mut again = etl::sink::file(dir.path().to_str().unwrap()).format(Format::Csv).prefix("orders");
-    Sink::<Order>::open(&mut again).await.unwrap();
+    Sink::<Order>::open(&mut again, etl::sink::SinkContext::default()).await.unwrap();
     again.write(&orders[..1]).await.unwrap();
     assert_eq!(names(dir.path()).len(), 4);
 }
@@ -265,7 +265,7 @@ async fn size_rolling_respects_the_limit_with_one_header_per_file() {
     let dir = tempfile::tempdir().unwrap();
     let max = 300u64;
     let mut sink = etl::sink::file(dir.path().to_str().unwrap()).format(Format::Csv).prefix("roll").rolling(Rolling::Size(max));
-    Sink::<Order>::open(&mut sink).await.unwrap();
+    Sink::<Order>::open(&mut sink, etl::sink::SinkContext::default()).await.unwrap();
     let mut all = Vec::new();
     for i in 0..40i64 {
         let batch: Vec<Order> =
@@ -306,7 +306,7 @@ async fn size_rolling_recovers_after_a_crash() {
         let dir = tempfile::tempdir().unwrap();
         let orders = awkward_orders();
         let mut sink = etl::sink::file(dir.path().to_str().unwrap()).format(format).prefix("crash").rolling(Rolling::Size(1 << 20));
-        Sink::<Order>::open(&mut sink).await.unwrap();
+        Sink::<Order>::open(&mut sink, etl::sink::SinkContext::default()).await.unwrap();
         sink.write(&orders[..2]).await.unwrap();
         sink.write(&orders[2..]).await.unwrap();
         drop(sink); // crash: no close
@@ -325,7 +325,7 @@ async fn size_rolling_recovers_after_a_crash() {
         std::fs::write(dir.path().join(".other-0-1-000000.csv.10.inprogress"), b"untouched").unwrap();
 
         let mut next = etl::sink::file(dir.path().to_str().unwrap()).format(format).prefix("crash").rolling(Rolling::Size(1 << 20));
-        Sink::<Order>::open(&mut next).await.unwrap();
+        Sink::<Order>::open(&mut next, etl::sink::SinkContext::default()).await.unwrap();
         assert_eq!(names(dir.path()).iter().filter(|n| n.starts_with(".crash")).count(), 0, "{:?}", names(dir.path()));
         assert!(dir.path().join(".other-0-1-000000.csv.10.inprogress").exists());
         let files = data_files(dir.path());

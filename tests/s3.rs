@@ -99,7 +99,7 @@ async fn a_retried_put_keeps_its_key() {
     let client = s3_client().await;
     let bucket = create_bucket(&client, "retry").await;
     let mut sink = sink(&bucket).key("{run}/{hour}/{first_position}-{seq}.{ext}");
-    Sink::<Json>::open(&mut sink).await.unwrap();
+    Sink::<Json>::open(&mut sink, etl::sink::SinkContext::default()).await.unwrap();
     // The bucket disappears after the check: the first put fails.
     client.delete_bucket().bucket(&bucket).send().await.unwrap();
     let records: Vec<Json> = vec![serde_json::from_value(json!({"id": 1})).unwrap()];

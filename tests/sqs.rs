@@ -162,7 +162,7 @@ async fn an_entry_the_queue_refuses_is_rejected_and_the_rest_of_its_request_sent
     let client = sqs_client().await;
     let url = create_queue(&client, "refused", &[]).await;
     let mut sink = sink(&url);
-    Sink::<Json>::open(&mut sink).await.unwrap();
+    Sink::<Json>::open(&mut sink, etl::sink::SinkContext::default()).await.unwrap();
     // The queue shrinks its limit after the sink read it: only the queue can refuse now.
     client
         .set_queue_attributes()
@@ -184,7 +184,7 @@ async fn an_entry_the_queue_refuses_is_rejected_and_the_rest_of_its_request_sent
 async fn open_fails_on_a_missing_queue() {
     let url = format!("{}/123456789012/{}", moto_url(), moto::unique("missing"));
     let mut sink = sink(&url);
-    let e = Sink::<Json>::open(&mut sink).await.unwrap_err();
+    let e = Sink::<Json>::open(&mut sink, etl::sink::SinkContext::default()).await.unwrap_err();
     assert!(!e.is_retryable(), "{e}");
     assert!(e.to_string().contains("GetQueueAttributes"), "{e}");
     let out = etl::sink::collect::<Json>();

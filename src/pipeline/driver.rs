@@ -1,27 +1,35 @@
 //! The pipeline driver: pulls batches, runs the operators, writes to the sink with retries,
-//! dead-letters failed records and resolves every acknowledgement, in order.
+//! dead-letters failed records, commits the sink and resolves every acknowledgement, in order.
+//!
+//! Writes and commits are two phases (see [`Sink`]): the writer keeps at most
+//! `max_in_flight` batches written and uncommitted, commits when that limit or
+//! `commit_interval` is reached, when no batch is ready (an idle source) and at the end, and
+//! resolves the acknowledgements of the committed batches in the order they were read. A sink
+//! whose commit costs a round trip pays it once per group of batches instead of once per batch.
 //!
 //! Reading and writing are two futures of the same task joined by a channel: the source reads
 //! the next batch while the sink writes, no operator or sink needs to be `'static`, and
 //! acknowledgements resolve in the order batches were read. A semaphore of `max_in_flight`
-//! permits bounds the batches read and not yet acknowledged: the reader takes a permit before
-//! it reads a batch, and the permit is returned once that batch's acknowledgement is resolved.
+//! permits bounds the batches read and not yet acknowledged (committed): the reader takes a
+//! permit before it reads a batch, and the permit is returned once that batch's
+//! acknowledgement is resolved.
 
 use super::report::{counting_retries, Counters};
 use super::RunOptions;
-use crate::ack::Status;
+use crate::ack::{Ack, Status};
 use crate::batch::{Batch, BatchParts, Failure, FailureKind};
 use crate::dead_letter::{DeadLetter, DeadLetters, FileDeadLetters};
 use crate::error::{ConnectorError, Error};
 use crate::operator::Operator;
 use crate::pipeline::RunReport;
 use crate::record::Meta;
-use crate::sink::{Sink, Written};
+use crate::sink::{Sink, SinkContext, Written};
 use crate::source::{Source, SourceContext};
 use futures::StreamExt;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
@@ -53,7 +61,7 @@ where
     };
 
     // The sink is checked before anything is consumed.
-    sink.open().await.map_err(Error::Sink)?;
+    sink.open(SinkContext::new(options.name.clone(), shutdown.clone())).await.map_err(Error::Sink)?;
     // Cancelled on shutdown, and by the writer when it fails, so the reader stops too.
     let stop = shutdown.child_token();
     let stream = source.open(SourceContext::new(stop.clone())).await?;
@@ -84,18 +92,53 @@ where
     let writer = async {
         let mut rx = rx;
         let mut progress = Progress::new(options.progress_interval);
-        let mut writer = Writer { sink: &mut sink, dead_letters: &*dead_letters, options: &options, counters: &counters };
-        while let Some((batch, permit)) = rx.recv().await {
-            let delivered = writer.deliver(batch).await;
-            drop(permit); // the batch's acknowledgement is resolved either way
-            if let Err(e) = delivered {
-                stop.cancel();
-                in_flight.close();
-                return Err(e);
+        let mut writer = Writer {
+            sink: &mut sink,
+            dead_letters: &*dead_letters,
+            options: &options,
+            counters: &counters,
+            uncommitted: Vec::new(),
+            since: None,
+            failed: None,
+        };
+        let result = loop {
+            // A batch ready now is written at once; otherwise what is written is committed
+            // before waiting (an idle source), or when `commit_interval` has passed.
+            let mut next = rx.try_recv();
+            if matches!(next, Err(TryRecvError::Empty)) && !writer.uncommitted.is_empty() {
+                // Let the reader (same task) run before deciding that the source is idle.
+                tokio::task::yield_now().await;
+                next = rx.try_recv();
+            }
+            let next = match next {
+                Ok(next) => Some(next),
+                Err(TryRecvError::Disconnected) => None,
+                Err(TryRecvError::Empty) => {
+                    if let Err(e) = writer.commit().await {
+                        break Err(e);
+                    }
+                    rx.recv().await
+                }
+            };
+            let Some((batch, permit)) = next else { break writer.commit().await };
+            if let Err(e) = writer.write(batch, permit).await {
+                writer.write_failed().await;
+                break Err(e);
+            }
+            if writer.commit_due() {
+                if let Err(e) = writer.commit().await {
+                    break Err(e);
+                }
             }
             progress.tick(&counters, started);
+        };
+        if result.is_err() {
+            // Every batch written and not committed is redelivered.
+            writer.fail_uncommitted();
+            stop.cancel();
+            in_flight.close();
         }
-        Ok(())
+        result
     };
 
     let work = futures::future::join(reader, writer);
@@ -120,61 +163,163 @@ where
     Ok(report)
 }
 
-/// The writing half: sink, dead letters and acknowledgements.
-struct Writer<'a, K> {
+/// A batch written to the sink and not yet committed: what a failed commit writes again, and
+/// what its acknowledgement will say once the commit succeeds.
+struct Uncommitted<T> {
+    /// The records the sink accepted (those it rejected are already dead-lettered).
+    records: Vec<T>,
+    meta: Vec<Meta>,
+    /// Delivered, or rejected when some of its records were dead-lettered.
+    status: Status,
+    ack: Ack,
+    /// Returned once the acknowledgement is resolved: the reader may read one more batch.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// The writing half: sink, dead letters, commits and acknowledgements.
+struct Writer<'a, K, T> {
     sink: &'a mut K,
     dead_letters: &'a dyn DeadLetters,
     options: &'a RunOptions,
     counters: &'a Counters,
+    /// Written and not committed, in the order they were read.
+    uncommitted: Vec<Uncommitted<T>>,
+    /// When the oldest uncommitted batch was written.
+    since: Option<Instant>,
+    /// The batch whose write failed, resolved once the batches before it are.
+    failed: Option<(Ack, OwnedSemaphorePermit)>,
 }
 
-impl<K> Writer<'_, K> {
-    /// Write one batch and resolve its acknowledgement: delivered when every record is
-    /// written, rejected when some were dead-lettered (they are done, not to be redelivered),
-    /// errored (redeliver) when the sink or the dead-letter queue failed.
-    async fn deliver<T: Serialize>(&mut self, batch: Batch<T>) -> crate::Result<()>
-    where
-        K: Sink<T>,
-    {
-        let BatchParts { records, meta, mut failures, ack, origin } = batch.into_parts();
-        if !records.is_empty() {
-            let written = match self.write_with_retries(&records, &meta).await {
-                Ok(written) => written,
-                Err(e) => {
-                    ack.resolve(Status::Errored);
-                    return Err(Error::Sink(e));
-                }
-            };
-            let rejected = written.rejected.len() as u64;
-            for (index, reason) in written.rejected {
-                let (Some(record), Some(m)) = (records.get(index), meta.get(index)) else {
-                    warn!(index, "sink rejected a record index outside the batch; ignored");
-                    continue;
-                };
-                failures.push(Failure::of_record(record, m.clone(), FailureKind::Sink, reason));
+impl<K, T: Serialize> Writer<'_, K, T>
+where
+    K: Sink<T>,
+{
+    /// Write one batch (with retries) and dead-letter its failed records; it then waits for
+    /// the next commit. On error the batch is errored (redelivered).
+    async fn write(&mut self, batch: Batch<T>, permit: OwnedSemaphorePermit) -> crate::Result<()> {
+        let BatchParts { records, meta, failures, ack, origin } = batch.into_parts();
+        match self.write_and_triage(records, meta, failures, &origin).await {
+            Ok((records, meta, status)) => {
+                self.since.get_or_insert_with(Instant::now);
+                self.uncommitted.push(Uncommitted { records, meta, status, ack, _permit: permit });
+                Ok(())
             }
-            Counters::add(&self.counters.records_out, records.len() as u64 - rejected);
+            Err(e) => {
+                self.failed = Some((ack, permit));
+                Err(e)
+            }
+        }
+    }
+
+    /// The batch in hand could not be written: commit the batches written before it (they are
+    /// good; if that commit fails too they are redelivered), then error the failed batch, in
+    /// that order.
+    async fn write_failed(&mut self) {
+        let failed = self.failed.take();
+        if let Err(e) = self.commit().await {
+            warn!(error = %e, "commit of the batches written before a failed write failed too; they are redelivered");
+        }
+        self.fail_uncommitted();
+        if let Some((ack, _permit)) = failed {
+            ack.resolve(Status::Errored);
+        }
+    }
+
+    /// Write `records` and dead-letter what failed on the way or was refused by the sink.
+    /// Returns the records the sink accepted, and the batch's status once committed.
+    async fn write_and_triage(
+        &mut self,
+        records: Vec<T>,
+        meta: Vec<Meta>,
+        mut failures: Vec<Failure>,
+        origin: &Arc<str>,
+    ) -> crate::Result<(Vec<T>, Vec<Meta>, Status)> {
+        let (mut records, mut meta) = (records, meta);
+        if !records.is_empty() {
+            let written = self.write_with_retries(&records, &meta).await.map_err(Error::Sink)?;
+            if !written.rejected.is_empty() {
+                let refused = refused_indices(&written, records.len(), &self.sink.describe()).map_err(Error::Sink)?;
+                for (index, reason) in written.rejected {
+                    failures.push(Failure::of_record(&records[index], meta[index].clone(), FailureKind::Sink, reason));
+                }
+                (records, meta) = keep_accepted(records, meta, &refused);
+            }
         }
         let status = if failures.is_empty() { Status::Delivered } else { Status::Rejected };
         if !failures.is_empty() {
             let n = failures.len() as u64;
-            let entries: Vec<DeadLetter> = failures.into_iter().map(|f| DeadLetter::from_failure(f, &origin)).collect();
-            if let Err(e) = self.dead_letter_with_retries(entries).await {
-                ack.resolve(Status::Errored);
-                return Err(Error::DeadLetters(e));
-            }
+            let entries: Vec<DeadLetter> = failures.into_iter().map(|f| DeadLetter::from_failure(f, origin)).collect();
+            self.dead_letter_with_retries(entries).await.map_err(Error::DeadLetters)?;
             warn!(count = n, queue = %self.dead_letters.describe(), "records dead-lettered");
             Counters::add(&self.counters.dead_lettered, n);
         }
-        ack.resolve(status);
-        Counters::add(&self.counters.batches, 1);
+        Ok((records, meta, status))
+    }
+
+    /// Whether the uncommitted batches must be committed before reading on: `max_in_flight`
+    /// of them (the reader is blocked), or `commit_interval` since the oldest was written.
+    fn commit_due(&self) -> bool {
+        self.uncommitted.len() >= self.options.max_in_flight
+            || self.since.is_some_and(|since| since.elapsed() >= self.options.commit_interval)
+    }
+
+    /// Commit what was written and resolve the acknowledgements, in order. A failed commit
+    /// writes the uncommitted batches again and commits again, within the retry policy.
+    async fn commit(&mut self) -> crate::Result<()> {
+        if self.uncommitted.is_empty() {
+            return Ok(());
+        }
+        let mut retrying = self.options.retry.start();
+        loop {
+            let error = match self.sink.commit().await {
+                Ok(()) => break,
+                Err(e) => e,
+            };
+            if !retrying.pause(&error, "sink commit").await {
+                return Err(Error::Sink(error));
+            }
+            Counters::add(&self.counters.retries, 1);
+            self.rewrite().await?;
+        }
+        self.since = None;
+        for batch in self.uncommitted.drain(..) {
+            Counters::add(&self.counters.records_out, batch.records.len() as u64);
+            Counters::add(&self.counters.batches, 1);
+            batch.ack.resolve(batch.status);
+        }
         Ok(())
     }
 
-    async fn write_with_retries<T>(&mut self, records: &[T], meta: &[Meta]) -> Result<Written, ConnectorError>
-    where
-        K: Sink<T>,
-    {
+    /// After a failed commit: write every uncommitted batch again.
+    async fn rewrite(&mut self) -> crate::Result<()> {
+        let pending = std::mem::take(&mut self.uncommitted);
+        let mut pending = pending.into_iter();
+        while let Some(batch) = pending.next() {
+            let Uncommitted { records, meta, status, ack, _permit } = batch;
+            match self.write_and_triage(records, meta, Vec::new(), &Arc::from("rewrite")).await {
+                Ok((records, meta, again)) => {
+                    self.uncommitted.push(Uncommitted { records, meta, status: status.join(again), ack, _permit });
+                }
+                Err(e) => {
+                    // This batch and the rest stay uncommitted, in order: the caller errors them.
+                    self.uncommitted.push(Uncommitted { records: Vec::new(), meta: Vec::new(), status: Status::Errored, ack, _permit });
+                    self.uncommitted.extend(pending);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The run stops with an error: every batch written and not committed is redelivered.
+    fn fail_uncommitted(&mut self) {
+        for batch in self.uncommitted.drain(..) {
+            batch.ack.resolve(Status::Errored);
+        }
+        self.since = None;
+    }
+
+    async fn write_with_retries(&mut self, records: &[T], meta: &[Meta]) -> Result<Written, ConnectorError> {
         let mut retrying = self.options.retry.start();
         loop {
             match self.sink.write_batch(records, meta).await {
@@ -195,6 +340,36 @@ impl<K> Writer<'_, K> {
             }
         }
     }
+}
+
+/// The indices a sink refused, checked: an index outside the batch, or one given twice, is an
+/// error of the sink (it would leave a record neither written nor dead-lettered, or
+/// dead-letter one twice).
+fn refused_indices(written: &Written, len: usize, sink: &str) -> Result<Vec<bool>, ConnectorError> {
+    let mut refused = vec![false; len];
+    for (index, _) in &written.rejected {
+        match refused.get_mut(*index) {
+            Some(seen) if !*seen => *seen = true,
+            Some(_) => {
+                return Err(ConnectorError::permanent(
+                    sink.to_owned(),
+                    format!("the sink rejected record {index} of the batch twice (a bug of the sink)"),
+                ))
+            }
+            None => {
+                return Err(ConnectorError::permanent(
+                    sink.to_owned(),
+                    format!("the sink rejected record {index} of a batch of {len} (an index outside the batch: a bug of the sink)"),
+                ))
+            }
+        }
+    }
+    Ok(refused)
+}
+
+/// The records (and their metadata) that were not refused.
+fn keep_accepted<T>(records: Vec<T>, meta: Vec<Meta>, refused: &[bool]) -> (Vec<T>, Vec<Meta>) {
+    records.into_iter().zip(meta).zip(refused).filter(|(_, refused)| !**refused).map(|(pair, _)| pair).unzip()
 }
 
 /// A progress line every `interval` on long runs.

@@ -180,6 +180,20 @@ where
     }
 }
 
+/// The default of [`Run::max_in_flight`].
+///
+/// ```
+/// assert_eq!(etl::pipeline::DEFAULT_MAX_IN_FLIGHT, 2);
+/// ```
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 2;
+
+/// The default of [`Run::commit_interval`].
+///
+/// ```
+/// assert_eq!(etl::pipeline::DEFAULT_COMMIT_INTERVAL, std::time::Duration::from_secs(1));
+/// ```
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How a run behaves; set through [`Run`]'s builder methods.
 #[derive(Clone)]
 pub(crate) struct RunOptions {
@@ -187,6 +201,7 @@ pub(crate) struct RunOptions {
     pub(crate) dead_letters: Option<Arc<dyn DeadLetters>>,
     pub(crate) retry: RetryPolicy,
     pub(crate) max_in_flight: usize,
+    pub(crate) commit_interval: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) cancel: CancellationToken,
     pub(crate) handle_signals: bool,
@@ -199,7 +214,8 @@ impl Default for RunOptions {
             name: "pipeline".into(),
             dead_letters: None,
             retry: RetryPolicy::default(),
-            max_in_flight: 2,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
             shutdown_timeout: Duration::from_secs(30),
             cancel: CancellationToken::new(),
             handle_signals: true,
@@ -264,10 +280,32 @@ where
     }
 
     /// Batches read and not yet acknowledged, at most (at least 1). Memory is bounded by
-    /// `batch_size × max_in_flight`. Default 2: the source reads the next batch while the sink
-    /// writes the current one; 1 reads only once the previous batch is acknowledged.
+    /// `batch_size × max_in_flight`. It is also the most batches written to the sink and not
+    /// yet committed (see [`Sink`]): a sink whose commit costs a round trip (a Kafka producer's
+    /// confirmations, a PostgreSQL transaction) pays it once per `max_in_flight` batches when
+    /// the source keeps up. Default [`DEFAULT_MAX_IN_FLIGHT`] (2): the source reads the next
+    /// batch while the sink writes the current one; 1 reads only once the previous batch is
+    /// acknowledged.
+    ///
+    /// ```
+    /// # let run = etl::Pipeline::from(etl::source::iter(vec![1i64])).to(etl::sink::blackhole());
+    /// let run = run.max_in_flight(8);
+    /// ```
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.options.max_in_flight = n.max(1);
+        self
+    }
+
+    /// The longest time a written batch waits for its commit while the source keeps batches
+    /// coming (an idle source, a full `max_in_flight` and the end of the run commit at once).
+    /// Default [`DEFAULT_COMMIT_INTERVAL`] (1 s).
+    ///
+    /// ```
+    /// # let run = etl::Pipeline::from(etl::source::iter(vec![1i64])).to(etl::sink::blackhole());
+    /// let run = run.commit_interval(std::time::Duration::from_millis(200));
+    /// ```
+    pub fn commit_interval(mut self, d: Duration) -> Self {
+        self.options.commit_interval = d;
         self
     }
 

@@ -511,7 +511,7 @@ impl<T: Record + Sync> Sink<T> for FileSink {
         }
     }
 
-    async fn open(&mut self) -> Result<(), ConnectorError> {
+    async fn open(&mut self, _ctx: super::SinkContext) -> Result<(), ConnectorError> {
         self.ensure_open().await.map(|_| ())
     }
 
@@ -565,7 +565,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("lake");
         let mut sink = file(dir.to_str().unwrap()).prefix("p");
-        Sink::<Json>::open(&mut sink).await.unwrap();
+        Sink::<Json>::open(&mut sink, crate::sink::SinkContext::default()).await.unwrap();
         sink.write(&[rec(json!({"a": 1}))]).await.unwrap();
         sink.write(&[rec(json!({"a": 2})), rec(json!({"a": 3}))]).await.unwrap();
         Sink::<Json>::write(&mut sink, &[]).await.unwrap();
@@ -580,7 +580,7 @@ mod tests {
     async fn per_batch_retry_after_failure_leaves_one_file() {
         let tmp = tempfile::tempdir().unwrap();
         let mut sink = file(tmp.path().to_str().unwrap()).prefix("p");
-        Sink::<Json>::open(&mut sink).await.unwrap();
+        Sink::<Json>::open(&mut sink, crate::sink::SinkContext::default()).await.unwrap();
         // Block the temporary name so that the write fails.
         let blocker = tmp.path().join(format!(".p-{}-000000.jsonl.tmp", sink.run));
         std::fs::create_dir(&blocker).unwrap();
@@ -637,11 +637,11 @@ mod tests {
     async fn interpolates_the_directory() {
         let tmp = tempfile::tempdir().unwrap();
         let mut sink = file(format!("{}/${{ETL_FILE_SINK_TEST_UNSET:-sub}}", tmp.path().display()));
-        Sink::<Json>::open(&mut sink).await.unwrap();
+        Sink::<Json>::open(&mut sink, crate::sink::SinkContext::default()).await.unwrap();
         assert!(tmp.path().join("sub").is_dir());
         assert_eq!(Sink::<Json>::describe(&sink), format!("file {}/sub", tmp.path().display()));
         let mut bad = file("${ETL_FILE_SINK_TEST_UNSET}");
-        let e = Sink::<Json>::open(&mut bad).await.unwrap_err();
+        let e = Sink::<Json>::open(&mut bad, crate::sink::SinkContext::default()).await.unwrap_err();
         assert!(!e.is_retryable());
     }
 
@@ -651,7 +651,7 @@ mod tests {
         let not_a_dir = tmp.path().join("file");
         std::fs::write(&not_a_dir, b"x").unwrap();
         let mut sink = file(not_a_dir.join("sub").to_str().unwrap());
-        let e = Sink::<Json>::open(&mut sink).await.unwrap_err();
+        let e = Sink::<Json>::open(&mut sink, crate::sink::SinkContext::default()).await.unwrap_err();
         assert!(!e.is_retryable());
         assert!(e.to_string().contains("sub"), "{e}");
     }

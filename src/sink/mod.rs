@@ -1,4 +1,5 @@
-//! Sinks: where records go. A sink returns only once the batch is durably written.
+//! Sinks: where records go. A sink writes batches (possibly buffered) and commits them
+//! (durably); the pipeline acknowledges a batch to its source only after its commit. See [`Sink`].
 
 mod blackhole;
 mod collect;
@@ -23,6 +24,43 @@ pub use stdout::{stdout, Stdout};
 use crate::error::ConnectorError;
 use crate::record::Meta;
 use std::future::Future;
+use tokio_util::sync::CancellationToken;
+
+/// What a sink receives when the pipeline opens it.
+///
+/// ```
+/// let ctx = etl::sink::SinkContext::new("orders", tokio_util::sync::CancellationToken::new());
+/// assert_eq!(ctx.pipeline, "orders");
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SinkContext {
+    /// The pipeline's name (`Run::name`), for logs, transactional ids and file names.
+    pub pipeline: String,
+    /// Cancelled when the pipeline is asked to stop. The driver still writes and commits the
+    /// batches in hand after it fires; a sink may use it to cut a long wait short (a broker
+    /// that does not answer) and return a retryable error.
+    pub shutdown: CancellationToken,
+}
+
+impl Default for SinkContext {
+    /// The context of a pipeline named `pipeline` (the default name) that is never cancelled:
+    /// for a sink opened by hand, outside a run.
+    ///
+    /// ```
+    /// assert_eq!(etl::sink::SinkContext::default().pipeline, "pipeline");
+    /// ```
+    fn default() -> Self {
+        SinkContext::new("pipeline", CancellationToken::new())
+    }
+}
+
+impl SinkContext {
+    /// A context for the pipeline `pipeline` with the given shutdown token.
+    pub fn new(pipeline: impl Into<String>, shutdown: CancellationToken) -> Self {
+        SinkContext { pipeline: pipeline.into(), shutdown }
+    }
+}
 
 /// What a sink reports about a batch it wrote: the records it refused permanently (they are
 /// dead-lettered; everything else was written).
@@ -34,6 +72,8 @@ use std::future::Future;
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Written {
     /// `(index in the batch, reason)` of each record the sink could not write and never will.
+    /// An index outside the batch is an error of the sink: the run stops with it and the batch
+    /// is redelivered.
     pub rejected: Vec<(usize, String)>,
 }
 
@@ -44,22 +84,40 @@ impl Written {
     }
 }
 
-/// A destination for records.
+/// A destination for records, written in two phases.
 ///
-/// `write` must return only once the records are durable (committed, fsynced, confirmed by the
-/// broker): the pipeline acknowledges the source right after. A retryable error makes the
-/// pipeline retry the same records with backoff; a permanent one stops the run with nothing
-/// acknowledged. Implementing one:
+/// * [`write`](Sink::write) (or [`write_batch`](Sink::write_batch)) hands a batch to the sink.
+///   It **may buffer**: produce without awaiting the broker's confirmation, COPY inside an open
+///   transaction, write a file without syncing it.
+/// * [`commit`](Sink::commit) makes everything written since the last commit durable (await
+///   the confirmations, commit the transaction, fsync the files). The pipeline acknowledges a
+///   batch to its source only after the commit that follows its write has returned `Ok`.
+///
+/// The driver keeps at most `max_in_flight` batches written and uncommitted, and commits when
+/// that limit is reached, when `commit_interval` has passed since the first uncommitted write,
+/// when the source has no batch ready, and at the end of the run. A sink whose `write` is
+/// already durable keeps the default `commit`, which does nothing.
+///
+/// Errors: a retryable error of `write` makes the pipeline write the same records again with
+/// backoff; a permanent one stops the run with nothing acknowledged. A failed `commit` must
+/// leave nothing of the uncommitted batches visible as committed (roll back, abort, delete the
+/// unsynced files); the pipeline then writes every uncommitted batch again and commits again
+/// (retryable error, within the retry policy), or stops the run and leaves them all for
+/// redelivery. Implementing one:
 ///
 /// ```
 /// use etl::prelude::*;
 /// use etl::sink::Written;
-/// struct Count(usize);
+/// struct Count { buffered: usize, durable: usize }
 /// impl Sink<i64> for Count {
 ///     fn describe(&self) -> String { "count".into() }
 ///     async fn write(&mut self, records: &[i64]) -> Result<Written, etl::ConnectorError> {
-///         self.0 += records.len();
+///         self.buffered += records.len(); // not durable yet
 ///         Ok(Written::all())
+///     }
+///     async fn commit(&mut self) -> Result<(), etl::ConnectorError> {
+///         self.durable += std::mem::take(&mut self.buffered);
+///         Ok(())
 ///     }
 /// }
 /// ```
@@ -73,18 +131,19 @@ pub trait Sink<T>: Send {
 
     /// Connect and check the destination (table exists, directory writable) before the source
     /// is opened. Default: nothing to check.
-    fn open(&mut self) -> impl Future<Output = Result<(), ConnectorError>> + Send {
+    fn open(&mut self, ctx: SinkContext) -> impl Future<Output = Result<(), ConnectorError>> + Send {
+        let _ = ctx;
         async { Ok(()) }
     }
 
-    /// Durably write `records`.
+    /// Write `records` (durably, or into a buffer that [`commit`](Sink::commit) makes durable).
     fn write(&mut self, records: &[T]) -> impl Future<Output = Result<Written, ConnectorError>> + Send;
 
-    /// Durably write `records`, with the metadata of each (`meta[i]` belongs to `records[i]`).
+    /// Write `records`, with the metadata of each (`meta[i]` belongs to `records[i]`).
     /// The pipeline calls this one; the default ignores the metadata and calls
     /// [`write`](Sink::write). Sinks that name their output after the batch's position (an
-    /// object key with the first offset) override it. A retry of the same batch passes the
-    /// same records and metadata again.
+    /// object key with the first offset) or store source positions with the rows override it.
+    /// A retry of the same batch passes the same records and metadata again.
     ///
     /// ```
     /// use etl::prelude::*;
@@ -107,7 +166,14 @@ pub trait Sink<T>: Send {
         self.write(records)
     }
 
-    /// Flush and release resources at the end of the run. Default: nothing to do.
+    /// Make everything written since the last commit durable. On error, nothing written since
+    /// the last commit may count as committed (see the trait docs). Default: nothing to do
+    /// (`write` is durable).
+    fn commit(&mut self) -> impl Future<Output = Result<(), ConnectorError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Release resources at the end of the run, after the last commit. Default: nothing to do.
     fn close(&mut self) -> impl Future<Output = Result<(), ConnectorError>> + Send {
         async { Ok(()) }
     }

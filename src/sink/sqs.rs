@@ -319,7 +319,7 @@ impl<T: Serialize + Sync> Sink<T> for SqsSink {
         self.component()
     }
 
-    async fn open(&mut self) -> Result<(), ConnectorError> {
+    async fn open(&mut self, _ctx: super::SinkContext) -> Result<(), ConnectorError> {
         self.ensure_open().await.map(|_| ())
     }
 
@@ -355,7 +355,7 @@ mod tests {
     #[tokio::test]
     async fn a_fifo_queue_is_refused_at_open() {
         let mut sink = sqs("http://127.0.0.1:9/123456789012/orders.fifo");
-        let e = Sink::<serde_json::Value>::open(&mut sink).await.expect_err("refused");
+        let e = Sink::<serde_json::Value>::open(&mut sink, crate::sink::SinkContext::default()).await.expect_err("refused");
         assert!(!e.is_retryable());
         assert!(e.to_string().contains("FIFO"), "{e}");
     }

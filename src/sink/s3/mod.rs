@@ -216,7 +216,7 @@ impl<T: Record + Sync> Sink<T> for S3Sink {
         self.component()
     }
 
-    async fn open(&mut self) -> Result<(), ConnectorError> {
+    async fn open(&mut self, _ctx: crate::sink::SinkContext) -> Result<(), ConnectorError> {
         self.ensure_open().await
     }
 
