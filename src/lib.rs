@@ -36,6 +36,7 @@ mod blocking;
 pub mod channel;
 pub mod config;
 pub mod dead_letter;
+mod durable;
 mod error;
 pub mod format;
 pub mod operator;

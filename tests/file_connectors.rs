@@ -12,6 +12,13 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
+/// Write a batch and commit it, as the pipeline does when the source is idle.
+async fn write_committed<T: Record + Sync>(sink: &mut etl::sink::FileSink, records: &[T]) -> etl::sink::Written {
+    let written = Sink::<T>::write(sink, records).await.unwrap();
+    Sink::<T>::commit(sink).await.unwrap();
+    written
+}
+
 /// A typed record, with `Record` implemented by hand (the derive does not exist yet).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Order {
@@ -157,7 +164,7 @@ async fn csv_round_trip_of_awkward_strings_typed() {
     let orders = awkward_orders();
     let mut sink = etl::sink::file(lake.to_str().unwrap()).format(Format::Csv).prefix("orders");
     Sink::<Order>::open(&mut sink, etl::sink::SinkContext::default()).await.unwrap();
-    let written = sink.write(&orders).await.unwrap();
+    let written = write_committed(&mut sink, &orders).await;
     assert!(written.rejected.is_empty());
     Sink::<Order>::close(&mut sink).await.unwrap();
 
@@ -170,7 +177,7 @@ async fn csv_round_trip_of_awkward_strings_typed() {
 
     // The same through JSONL.
     let mut sink = etl::sink::file(lake.to_str().unwrap()).prefix("jsonl");
-    sink.write(&orders).await.unwrap();
+    write_committed(&mut sink, &orders).await;
     let file = data_files(&lake).into_iter().find(|p| p.extension().unwrap() == "jsonl").unwrap();
     assert_eq!(read_records(etl::source::file::<Order>(file.to_str().unwrap())).await, orders);
 }
@@ -183,7 +190,7 @@ async fn csv_round_trip_of_awkward_strings_dynamic() {
         .map(|o| rec(json!({"id": o.id.to_string(), "name": o.name, "note": o.note.unwrap_or_default()})))
         .collect();
     let mut sink = etl::sink::file(dir.path().to_str().unwrap()).format(Format::Csv);
-    sink.write(&records).await.unwrap();
+    write_committed(&mut sink, &records).await;
     let files = data_files(dir.path());
     let back = read_records(etl::source::file::<Json>(files[0].to_str().unwrap())).await;
     assert_eq!(back, records);
@@ -211,15 +218,15 @@ async fn integer_ids_stay_integers_next_to_nulls() {
         rec(json!({"id": 9_007_199_254_740_993u64, "v": 1})),
     ];
     let mut jsonl = etl::sink::file(dir.path().to_str().unwrap()).prefix("j");
-    jsonl.write(&records).await.unwrap();
+    write_committed(&mut jsonl, &records).await;
     let mut csv = etl::sink::file(dir.path().to_str().unwrap()).prefix("c").format(Format::Csv);
-    csv.write(&records).await.unwrap();
+    write_committed(&mut csv, &records).await;
     let typed = [
         Order { id: 1_000_000_000, name: "a".into(), note: None, amount: None },
         Order { id: 2, name: "b".into(), note: None, amount: Some(3_000_000_000) },
     ];
     let mut typed_sink = etl::sink::file(dir.path().to_str().unwrap()).prefix("t").format(Format::Csv);
-    typed_sink.write(&typed).await.unwrap();
+    write_committed(&mut typed_sink, &typed).await;
 
     let files = data_files(dir.path());
     let text = |prefix: &str| {
@@ -240,7 +247,7 @@ async fn per_batch_files_appear_only_under_final_names() {
     let orders = awkward_orders();
     let batches = [&orders[..1], &orders[1..3], &orders[3..]];
     for batch in batches {
-        sink.write(batch).await.unwrap();
+        write_committed(&mut sink, batch).await;
     }
     Sink::<Order>::close(&mut sink).await.unwrap();
     let all = names(dir.path());
@@ -256,7 +263,7 @@ async fn per_batch_files_appear_only_under_final_names() {
     // A second sink on the same directory never reuses a name.
     let mut again = etl::sink::file(dir.path().to_str().unwrap()).format(Format::Csv).prefix("orders");
     Sink::<Order>::open(&mut again, etl::sink::SinkContext::default()).await.unwrap();
-    again.write(&orders[..1]).await.unwrap();
+    write_committed(&mut again, &orders[..1]).await;
     assert_eq!(names(dir.path()).len(), 4);
 }
 
@@ -270,14 +277,14 @@ async fn size_rolling_respects_the_limit_with_one_header_per_file() {
     for i in 0..40i64 {
         let batch: Vec<Order> =
             (0..(i % 3 + 1)).map(|j| Order { id: i * 10 + j, name: format!("name {i},{j}"), note: None, amount: Some(j) }).collect();
-        sink.write(&batch).await.unwrap();
+        write_committed(&mut sink, &batch).await;
         all.extend(batch);
     }
     // One batch larger than the limit on its own.
     let big: Vec<Order> = (0..20).map(|j| Order { id: 1000 + j, name: "big".repeat(10), note: Some("n".into()), amount: None }).collect();
-    sink.write(&big).await.unwrap();
+    write_committed(&mut sink, &big).await;
     all.extend(big);
-    sink.write(&all[..1]).await.unwrap();
+    write_committed(&mut sink, &all[..1]).await;
     all.push(all[0].clone());
     Sink::<Order>::close(&mut sink).await.unwrap();
 
@@ -307,8 +314,8 @@ async fn size_rolling_recovers_after_a_crash() {
         let orders = awkward_orders();
         let mut sink = etl::sink::file(dir.path().to_str().unwrap()).format(format).prefix("crash").rolling(Rolling::Size(1 << 20));
         Sink::<Order>::open(&mut sink, etl::sink::SinkContext::default()).await.unwrap();
-        sink.write(&orders[..2]).await.unwrap();
-        sink.write(&orders[2..]).await.unwrap();
+        write_committed(&mut sink, &orders[..2]).await;
+        write_committed(&mut sink, &orders[2..]).await;
         drop(sink); // crash: no close
 
         let hidden: Vec<String> = names(dir.path()).into_iter().filter(|n| n.ends_with(".inprogress")).collect();
@@ -332,7 +339,7 @@ async fn size_rolling_recovers_after_a_crash() {
         assert_eq!(files.len(), 1);
         assert_eq!(read_records(etl::source::file::<Order>(files[0].to_str().unwrap())).await, orders, "{format:?}");
         // The new sink carries on in a file of its own.
-        next.write(&orders[..1]).await.unwrap();
+        write_committed(&mut next, &orders[..1]).await;
         Sink::<Order>::close(&mut next).await.unwrap();
         assert_eq!(data_files(dir.path()).len(), 2);
     }

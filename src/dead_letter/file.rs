@@ -3,6 +3,7 @@
 use super::replay::republish;
 use super::{DeadLetter, DeadLetters, Republish};
 use crate::batch::FailureKind;
+use crate::durable::{parent_dir, write_atomically};
 use crate::error::ConnectorError;
 use crate::record::Position;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -341,9 +342,8 @@ fn append(path: &Path, mut buf: Vec<u8>) -> io::Result<()> {
     let created = match std::fs::metadata(path) {
         Ok(_) => false,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(dir) = parent(path) {
-                std::fs::create_dir_all(dir).map_err(context("creating directory", dir))?;
-            }
+            let dir = parent_dir(path);
+            std::fs::create_dir_all(dir).map_err(context("creating directory", dir))?;
             true
         }
         Err(e) => return Err(context("opening", path)(e)),
@@ -438,38 +438,12 @@ fn remove_where(path: &Path, mut drop_it: impl FnMut(&DeadLetter) -> bool) -> Re
 /// Replace the file's content with `bytes` atomically: `<path>.tmp`, synced, renamed over it,
 /// then the directory synced.
 fn rewrite(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let result = (|| {
-        let mut file = File::create(&tmp).map_err(context("creating", &tmp))?;
-        file.write_all(bytes).and_then(|()| file.sync_all()).map_err(context("writing", &tmp))?;
-        std::fs::rename(&tmp, path).map_err(context("renaming over", path))
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    sync_dir(path).map_err(context("syncing the directory of", path))
+    write_atomically(path, bytes).map_err(context("rewriting", path))
 }
 
-/// The directory holding `path`, if it names one (`None` for a bare file name).
-fn parent(path: &Path) -> Option<&Path> {
-    path.parent().filter(|p| !p.as_os_str().is_empty())
-}
-
-/// Make the directory entry of `path` durable (created or renamed file).
+/// Make the directory entry of `path` durable (a created file).
 fn sync_dir(path: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(parent(path).unwrap_or(Path::new(".")))?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        // Directories cannot be opened for syncing here; the rename itself is atomic.
-        let _ = path;
-        Ok(())
-    }
+    crate::durable::sync_dir(parent_dir(path))
 }
 
 #[cfg(test)]

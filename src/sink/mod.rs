@@ -3,17 +3,16 @@
 
 mod blackhole;
 mod collect;
-mod encode;
-mod file;
+pub mod file;
 #[cfg(feature = "s3")]
 pub mod s3;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 mod stdout;
 
+pub use crate::format::Encoded;
 pub use blackhole::{blackhole, Blackhole};
 pub use collect::{collect, Collect, Collected};
-pub use encode::Encoded;
 pub use file::{file, FileSink, Rolling};
 #[cfg(feature = "s3")]
 pub use s3::{s3, S3Sink};

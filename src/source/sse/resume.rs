@@ -7,8 +7,8 @@
 //! id atomically (temporary file, fsync, rename, fsync of the directory).
 
 use crate::ack::Status;
+use crate::durable::write_atomically;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -90,26 +90,4 @@ impl IdFile {
             Err(e) => tracing::warn!(error = %e, path = %self.path.display(), "could not store the last event id"),
         }
     }
-}
-
-/// Replace `path` with `bytes`: write a temporary file beside it, fsync it, rename it over
-/// `path`, fsync the directory.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    #[cfg(unix)]
-    {
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }

@@ -3,10 +3,11 @@
 use super::frame::{Event, TooLarge};
 use super::parser::{classify, decode, wanted, BomStripper, StatusClass};
 use super::reconnect::{Next, Reconnect, ReconnectPolicy};
-use super::resume::{write_atomically, IdFile, Watermark};
+use super::resume::{IdFile, Watermark};
 use super::DataFormat;
 use crate::ack::Status;
 use crate::batch::{FailureKind, Incoming};
+use crate::durable::write_atomically;
 use crate::record::Position;
 use crate::Json;
 use bytes::Bytes;

@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 ///
 /// ```
 /// use etl::format::Format;
-/// use etl::sink::Encoded;
+/// use etl::format::Encoded;
 /// let records: Vec<etl::Json> = vec![serde_json::from_str(r#"{"id":1,"name":"a,b"}"#).unwrap()];
 /// let csv = Encoded::new(&records, Format::Csv, true);
 /// assert_eq!(csv.bytes, b"id,name\n1,\"a,b\"\n");

@@ -1,5 +1,9 @@
 //! Serialisation formats of the file-like connectors.
 
+mod encode;
+
+pub use encode::Encoded;
+
 use crate::config::ConfigError;
 use std::path::Path;
 
