@@ -8,6 +8,20 @@
 //! past (the dead-lettered ones may be dead-lettered again; none is lost). A share dropped
 //! without a status counts as [`Status::Errored`]: forgetting to acknowledge redelivers, it never
 //! commits.
+//!
+//! Beside the handle, the trackers every broker source needs, pure structs that the connectors
+//! wire to the network: the ordered [`Watermark`] (Kafka partitions, SSE ids, file-watcher
+//! files), the unordered in-flight table [`Leases`] (SQS, RabbitMQ, NATS: per-message tokens
+//! with lease deadlines) and [`Outstanding`] with [`settle_at_end`] (a stream's end waits for
+//! the acknowledgements it owes).
+
+mod leases;
+mod outstanding;
+mod watermark;
+
+pub use leases::Leases;
+pub use outstanding::{settle_at_end, Outstanding, OutstandingToken};
+pub use watermark::Watermark;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};

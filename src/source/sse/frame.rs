@@ -48,7 +48,7 @@
 //! assert_eq!(parser.last_event_id(), "7");
 //! ```
 
-use super::parser::BomStripper;
+use super::decode::BomStripper;
 use bytes::{Bytes, BytesMut};
 use std::time::Duration;
 

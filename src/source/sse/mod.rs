@@ -72,10 +72,10 @@
 //! dead-lettered), and only when every earlier batch is too. On the next start the file's
 //! content is the first `Last-Event-ID`, so the server resumes after the last delivered event.
 
+mod decode;
 pub mod frame;
 #[cfg(test)]
 mod frame_tests;
-mod parser;
 mod reconnect;
 mod resume;
 mod stream;

@@ -1,93 +1,133 @@
 //! Persisting the last delivered event id across restarts (`last_event_id_file`).
 //!
-//! Each batch gets a sequence number and carries the id of its last event. When its
-//! acknowledgement resolves, [`Watermark`] (pure) advances over the batches resolved so far
-//! **contiguously from the first** as done (delivered, or rejected = dead-lettered), so an id
-//! is never recorded while an earlier batch is unresolved or failed; [`IdFile`] writes the new
-//! id atomically (temporary file, fsync, rename, fsync of the directory).
+//! Each batch carries the id of its last event. Batches resolve out of order; the shared
+//! ordered [`Watermark`] decides which id is the last *delivered* one: it advances over the
+//! batches resolved **contiguously from the first** as done (delivered, or rejected =
+//! dead-lettered), so an id is never recorded while an earlier batch is unresolved or failed.
+//! The acknowledgement callback only updates the watermark and publishes the id it reached; a
+//! task of its own writes the file ([`write_atomically`]: temporary file, fsync, rename, fsync
+//! of the directory) on the blocking pool, coalescing ids that arrive faster than a write, so
+//! neither the pipeline's task nor the callback waits for an fsync. The task is owed to the
+//! source's [`Outstanding`]: the stream's end waits until the last id is on disk.
 
-use crate::ack::Status;
+use crate::ack::{Ack, Outstanding, Watermark};
 use crate::durable::write_atomically;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::watch;
 
-/// The contiguous watermark of resolved batches.
-#[derive(Debug, Default)]
-pub(crate) struct Watermark {
-    /// The sequence number of the first batch not yet resolved as done.
-    next: u64,
-    /// Batches resolved as done after an unresolved one: their last event ids.
-    ahead: BTreeMap<u64, Arc<str>>,
-    /// A batch failed (errored): the watermark never moves again in this run.
-    stuck: bool,
-}
-
-impl Watermark {
-    /// Batch `seq` (whose last event had id `id`) resolved with `status`: the id the watermark
-    /// reached if it moved, else `None`.
-    pub(crate) fn resolved(&mut self, seq: u64, id: Arc<str>, status: Status) -> Option<Arc<str>> {
-        if self.stuck || seq < self.next {
-            return None;
+/// The id stored at `path`: `Ok(None)` when the file does not exist; a trailing line end
+/// (from a hand edit) is not part of the id (ids cannot contain CR or LF).
+pub(crate) fn read(path: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()))
         }
-        if !status.is_done() {
-            self.stuck = true;
-            self.ahead.clear();
-            return None;
-        }
-        self.ahead.insert(seq, id);
-        let mut reached = None;
-        while let Some(id) = self.ahead.remove(&self.next) {
-            reached = Some(id);
-            self.next += 1;
-        }
-        reached
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
-/// The file holding the last delivered event id, and the watermark that decides when to write.
+/// The watermark of a stream's batches and the channel to the task that writes the file.
 #[derive(Debug)]
-pub(crate) struct IdFile {
-    path: PathBuf,
-    watermark: Watermark,
-    /// What the file holds (skip writes that change nothing).
-    written: Option<Arc<str>>,
+pub(crate) struct Resume {
+    watermark: Mutex<Watermark<Arc<str>>>,
+    latest: watch::Sender<Option<Arc<str>>>,
+    outstanding: Outstanding,
 }
 
-impl IdFile {
-    pub(crate) fn new(path: PathBuf, current: Option<&str>) -> IdFile {
-        IdFile { path, watermark: Watermark::default(), written: current.map(Arc::from) }
+impl Resume {
+    /// Start the writer of `path` (which holds `stored`), owed to `outstanding`.
+    pub(crate) fn start(path: PathBuf, stored: Option<String>, outstanding: &Outstanding) -> Arc<Resume> {
+        let (latest, updates) = watch::channel(None);
+        outstanding.spawn(write_updates(path, stored.map(Arc::from), updates));
+        Arc::new(Resume { watermark: Mutex::new(Watermark::new()), latest, outstanding: outstanding.clone() })
     }
 
-    /// The id stored at `path`: `Ok(None)` when the file does not exist; a trailing line end
-    /// (from a hand edit) is not part of the id (ids cannot contain CR or LF).
-    pub(crate) fn read(path: &Path) -> std::io::Result<Option<String>> {
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()))
+    /// The acknowledgement of the next batch, whose last event had id `id`.
+    pub(crate) fn ack(self: &Arc<Self>, id: Arc<str>) -> Ack {
+        let seq = self.watermark.lock().unwrap_or_else(PoisonError::into_inner).issue();
+        let (resume, owed) = (Arc::clone(self), self.outstanding.token());
+        Ack::new(move |status| {
+            // The watermark holds no invariant a panic could break half-way.
+            let reached = resume.watermark.lock().unwrap_or_else(PoisonError::into_inner).resolve(seq, id, status);
+            match reached {
+                Some(id) => {
+                    resume.latest.send_replace(Some(id));
+                }
+                None if !status.is_done() => tracing::debug!(seq, "batch not delivered: the stored last event id stays"),
+                None => {}
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+            drop(owed);
+        })
+    }
+}
+
+/// Write each id the watermark reaches, the newest first when several arrived during a write.
+/// A failed write is logged, not fatal: after a restart the source resumes from an older id
+/// and the events after it are delivered again (at least once, never lost). Ends when every
+/// sender is gone (the stream and every batch's acknowledgement), after the last write.
+async fn write_updates(path: PathBuf, mut written: Option<Arc<str>>, mut updates: watch::Receiver<Option<Arc<str>>>) {
+    while updates.changed().await.is_ok() {
+        let Some(id) = updates.borrow_and_update().clone() else { continue };
+        if written.as_deref() == Some(&*id) {
+            continue;
+        }
+        let (file, bytes) = (path.clone(), Arc::clone(&id));
+        match tokio::task::spawn_blocking(move || write_atomically(&file, bytes.as_bytes())).await {
+            Ok(Ok(())) => written = Some(id),
+            Ok(Err(e)) => tracing::warn!(error = %e, path = %path.display(), "could not store the last event id"),
+            Err(e) => tracing::warn!(error = %e, path = %path.display(), "the write of the last event id did not finish"),
         }
     }
+}
 
-    /// Batch `seq` resolved: write the id the watermark reached, if it changed. A failed write
-    /// is logged, not fatal: after a restart the source resumes from the older id and the
-    /// events after it are delivered again (at least once, never lost).
-    pub(crate) fn resolved(&mut self, seq: u64, id: Arc<str>, status: Status) {
-        let Some(id) = self.watermark.resolved(seq, id, status) else {
-            if !status.is_done() {
-                tracing::debug!(path = %self.path.display(), seq, "batch not delivered: the stored last event id stays");
-            }
-            return;
-        };
-        if self.written.as_deref() == Some(&*id) {
-            return;
-        }
-        match write_atomically(&self.path, id.as_bytes()) {
-            Ok(()) => self.written = Some(id),
-            Err(e) => tracing::warn!(error = %e, path = %self.path.display(), "could not store the last event id"),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ack::Status;
+
+    #[tokio::test]
+    async fn the_file_holds_the_last_id_of_the_contiguous_delivered_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("last-id");
+        assert_eq!(read(&path).unwrap(), None);
+        let owed = Outstanding::new();
+        let resume = Resume::start(path.clone(), None, &owed);
+        let acks: Vec<Ack> = ["7", "8", "9", "10"].into_iter().map(|id| resume.ack(Arc::from(id))).collect();
+        let mut acks = acks.into_iter();
+        let (a, b, c, d) = (acks.next().unwrap(), acks.next().unwrap(), acks.next().unwrap(), acks.next().unwrap());
+        b.resolve(Status::Delivered);
+        a.resolve(Status::Delivered);
+        c.resolve(Status::Errored);
+        d.resolve(Status::Delivered);
+        drop(resume);
+        owed.settled().await;
+        assert_eq!(read(&path).unwrap().as_deref(), Some("8"), "9 failed: 10 is not recorded");
+        assert!(!dir.path().join("last-id.tmp").exists());
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_id_is_not_written_again_and_a_failed_write_is_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: every write fails.
+        let path = dir.path().join("blocked");
+        std::fs::create_dir_all(path.join("inner")).unwrap();
+        let owed = Outstanding::new();
+        let resume = Resume::start(path.clone(), Some("5".into()), &owed);
+        resume.ack(Arc::from("6")).resolve(Status::Delivered);
+        drop(resume);
+        owed.settled().await;
+        assert!(path.is_dir(), "the failed write left the path as it was");
+    }
+
+    #[test]
+    fn a_stored_id_is_read_without_its_line_end_and_a_directory_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("last-id");
+        write_atomically(&path, b"42\r\n").unwrap();
+        assert_eq!(read(&path).unwrap().as_deref(), Some("42"));
+        assert!(read(dir.path()).is_err());
     }
 }

@@ -1,11 +1,11 @@
 //! The connection loop of the SSE source: connect, read events, reconnect.
 
+use super::decode::{classify, decode, wanted, StatusClass};
 use super::frame::{Frame, Parser};
-use super::parser::{classify, decode, wanted, StatusClass};
 use super::reconnect::{Next, Reconnect, ReconnectPolicy};
-use super::resume::IdFile;
+use super::resume::{self, Resume};
 use super::{DataFormat, SseSource};
-use crate::ack::Ack;
+use crate::ack::{settle_at_end, Ack, Outstanding};
 use crate::batch::{batched, Incoming};
 use crate::config::{interpolate, ConfigError, Secret};
 use crate::error::{ConnectorError, Error};
@@ -17,7 +17,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CACHE_CONTROL}
 use std::marker::PhantomData;
 use std::ops::ControlFlow;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -297,7 +297,10 @@ pub(super) async fn open<T: Record>(source: SseSource<T>, ctx: SourceContext) ->
         headers.append(header, value);
     }
     let mut last_id = source.last_event_id.unwrap_or_default();
-    let id_file = match &source.last_event_id_file {
+    // What the stream's end waits for: the acknowledgements of its batches and the writes of
+    // the last event id file.
+    let outstanding = Outstanding::new();
+    let resume = match &source.last_event_id_file {
         Some(path) => {
             let component = || format!("sse source {}", source.url);
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -309,7 +312,7 @@ pub(super) async fn open<T: Record>(source: SseSource<T>, ctx: SourceContext) ->
                     .into());
                 }
             }
-            let stored = IdFile::read(path).map_err(|e| {
+            let stored = resume::read(path).map_err(|e| {
                 Error::Source(ConnectorError::permanent(
                     component(),
                     format!("cannot read the last event id file `{}`: {e}", path.display()),
@@ -319,7 +322,7 @@ pub(super) async fn open<T: Record>(source: SseSource<T>, ctx: SourceContext) ->
                 tracing::info!(url = %source.url, path = %path.display(), last_event_id = id, "resuming after the stored last event id");
                 id.clone_into(&mut last_id);
             }
-            Some(Arc::new(Mutex::new(IdFile::new(path.clone(), stored.as_deref()))))
+            Some(Resume::start(path.clone(), stored, &outstanding))
         }
         None => None,
     };
@@ -346,7 +349,7 @@ pub(super) async fn open<T: Record>(source: SseSource<T>, ctx: SourceContext) ->
         reconnect_enabled: source.reconnect,
         idle_timeout: source.idle_timeout,
         max_event_bytes: source.max_event_bytes,
-        id_token: id_file.as_ref().map(|_| Arc::from(last_id.as_str())),
+        id_token: resume.as_ref().map(|_| Arc::from(last_id.as_str())),
         parser: Parser::new(source.max_event_bytes).with_last_event_id(last_id),
         open: None,
         shutdown: ctx.shutdown.clone(),
@@ -363,16 +366,10 @@ pub(super) async fn open<T: Record>(source: SseSource<T>, ctx: SourceContext) ->
         Some((item, connection))
     });
     let origin: Arc<str> = Arc::from(format!("sse {}", source.url));
-    let mut seq = 0u64;
-    let make_ack = move |tokens: Vec<Option<Arc<str>>>| {
-        let (Some(file), Some(Some(id))) = (&id_file, tokens.last()) else { return Ack::none() };
-        let (file, id, batch) = (Arc::clone(file), Arc::clone(id), seq);
-        seq += 1;
-        Ack::new(move |status| {
-            // A poisoned lock only means a previous write panicked; the state is still usable.
-            let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            file.resolved(batch, id, status);
-        })
+    let make_ack = move |tokens: Vec<Option<Arc<str>>>| match (&resume, tokens.last()) {
+        (Some(resume), Some(Some(id))) => resume.ack(Arc::clone(id)),
+        _ => Ack::none(),
     };
-    Ok(batched(input, source.batching, ctx.shutdown, origin, make_ack))
+    let batches = batched(input, source.batching, ctx.shutdown, origin, make_ack);
+    Ok(Box::pin(settle_at_end(batches, outstanding, ())))
 }

@@ -1,18 +1,14 @@
 //! Unit tests of the SSE source's pure parts.
 
+use super::decode::{classify, decode, wanted, BomStripper, StatusClass};
 use super::frame::{Event, TooLarge};
-use super::parser::{classify, decode, wanted, BomStripper, StatusClass};
 use super::reconnect::{Next, Reconnect, ReconnectPolicy};
-use super::resume::{IdFile, Watermark};
 use super::DataFormat;
-use crate::ack::Status;
 use crate::batch::{FailureKind, Incoming};
-use crate::durable::write_atomically;
 use crate::record::Position;
 use crate::Json;
 use bytes::Bytes;
 use proptest::prelude::*;
-use std::sync::Arc;
 use std::time::Duration;
 
 fn ms(n: u64) -> Duration {
@@ -173,37 +169,6 @@ fn an_event_over_the_limit_is_a_decode_failure_with_the_truncated_data() {
     assert_eq!(&failure.payload[..], b"{\"a\": \"0");
     assert_eq!(failure.kind, FailureKind::Decode);
     assert!(failure.error.contains("19 bytes") && failure.error.contains("max_event_bytes (8)"), "{}", failure.error);
-}
-
-#[test]
-fn watermark_advances_only_over_contiguous_done_batches() {
-    let id = |s: &str| Arc::<str>::from(s);
-    let mut w = Watermark::default();
-    assert_eq!(w.resolved(1, id("b"), Status::Delivered), None, "batch 0 is still open");
-    assert_eq!(w.resolved(0, id("a"), Status::Delivered).as_deref(), Some("b"));
-    assert_eq!(w.resolved(2, id("c"), Status::Rejected).as_deref(), Some("c"), "dead-lettered is done");
-    assert_eq!(w.resolved(4, id("e"), Status::Delivered), None);
-    assert_eq!(w.resolved(3, id("d"), Status::Errored), None, "a failed batch stops the watermark");
-    assert_eq!(w.resolved(5, id("f"), Status::Delivered), None);
-}
-
-#[test]
-fn id_file_is_written_atomically_and_read_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("last-id");
-    assert_eq!(IdFile::read(&path).unwrap(), None);
-    let mut file = IdFile::new(path.clone(), None);
-    file.resolved(0, Arc::from("7"), Status::Delivered);
-    assert_eq!(IdFile::read(&path).unwrap().as_deref(), Some("7"));
-    file.resolved(1, Arc::from("8"), Status::Errored);
-    file.resolved(2, Arc::from("9"), Status::Delivered);
-    assert_eq!(IdFile::read(&path).unwrap().as_deref(), Some("7"));
-    assert!(!dir.path().join("last-id.tmp").exists());
-    // A hand-edited file with a line end.
-    write_atomically(&path, b"42\r\n").unwrap();
-    assert_eq!(IdFile::read(&path).unwrap().as_deref(), Some("42"));
-    // A path that is a directory cannot be read: an error, not "no id".
-    assert!(IdFile::read(dir.path()).is_err());
 }
 
 /// `next` with its delay rounded to whole milliseconds (backon computes in `f32`).
