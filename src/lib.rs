@@ -42,6 +42,7 @@ pub mod format;
 pub mod operator;
 pub mod pipeline;
 pub mod record;
+pub mod resources;
 pub mod retry;
 pub mod sink;
 pub mod source;

@@ -6,7 +6,7 @@
 //! stages and the driver can use it without importing each other.
 
 use crate::error::ConnectorError;
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +94,10 @@ impl RetryPolicy {
 
     /// The delays before each retry, in order.
     pub fn delays(&self) -> impl Iterator<Item = Duration> {
+        self.backoff()
+    }
+
+    fn backoff(&self) -> ExponentialBackoff {
         let builder = ExponentialBuilder::new()
             .with_min_delay(self.initial_delay)
             .with_max_delay(self.max_delay)
@@ -104,18 +108,18 @@ impl RetryPolicy {
     }
 
     /// Start retrying one operation.
-    pub(crate) fn start(&self) -> Retrying<impl Iterator<Item = Duration>> {
-        Retrying { delays: self.delays(), attempts: 1 }
+    pub(crate) fn start(&self) -> Retrying {
+        Retrying { delays: self.backoff(), attempts: 1 }
     }
 }
 
 /// The state of one operation being retried.
-pub(crate) struct Retrying<I> {
-    delays: I,
+pub(crate) struct Retrying {
+    delays: ExponentialBackoff,
     pub(crate) attempts: u32,
 }
 
-impl<I: Iterator<Item = Duration>> Retrying<I> {
+impl Retrying {
     /// After a failure: wait and return true when the operation should be tried again; return
     /// false when the error is permanent or the retries are exhausted.
     pub(crate) async fn pause(&mut self, error: &ConnectorError, what: &str) -> bool {

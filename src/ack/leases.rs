@@ -81,7 +81,21 @@ impl<K: Eq + Hash + Clone> Leases<K> {
     /// Of `tokens` (renewed on the broker at `now`), those still tracked, marked as renewed;
     /// the others were resolved while the renewal was in flight and stay gone.
     pub fn renewed(&mut self, tokens: Vec<K>, now: Instant) -> Vec<K> {
-        let next = now + self.renew_after;
+        self.due_at(tokens, now + self.renew_after)
+    }
+
+    /// Of `tokens`, those still tracked, made due at `at` (a renewal that failed is due again
+    /// at once).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let start = tokio::time::Instant::now();
+    /// let mut leases = etl::ack::Leases::new(Duration::from_secs(10));
+    /// leases.insert("m", start);
+    /// assert_eq!(leases.due_at(vec!["m", "gone"], start), vec!["m"]);
+    /// assert_eq!(leases.due(start), vec!["m"]);
+    /// ```
+    pub fn due_at(&mut self, tokens: Vec<K>, next: Instant) -> Vec<K> {
         tokens
             .into_iter()
             .filter(|k| match self.due.get_mut(k) {

@@ -23,6 +23,7 @@ use crate::error::{ConnectorError, Error};
 use crate::operator::Operator;
 use crate::pipeline::RunReport;
 use crate::record::Meta;
+use crate::resources::Resources;
 use crate::sink::{Sink, SinkContext, Written};
 use crate::source::{Source, SourceContext};
 use futures::StreamExt;
@@ -61,10 +62,11 @@ where
     };
 
     // The sink is checked before anything is consumed.
-    sink.open(SinkContext::new(options.name.clone(), shutdown.clone())).await.map_err(Error::Sink)?;
+    let resources = Resources::default();
+    sink.open(SinkContext::new(options.name.clone(), shutdown.clone()).with_resources(resources.clone())).await.map_err(Error::Sink)?;
     // Cancelled on shutdown, and by the writer when it fails, so the reader stops too.
     let stop = shutdown.child_token();
-    let stream = source.open(SourceContext::new(stop.clone())).await?;
+    let stream = source.open(SourceContext::new(stop.clone()).with_resources(resources)).await?;
     info!("started");
 
     let counters = Counters::default();

@@ -22,6 +22,7 @@ pub use stdout::{stdout, Stdout};
 
 use crate::error::ConnectorError;
 use crate::record::Meta;
+use crate::resources::Resources;
 use std::future::Future;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +41,8 @@ pub struct SinkContext {
     /// batches in hand after it fires; a sink may use it to cut a long wait short (a broker
     /// that does not answer) and return a retryable error.
     pub shutdown: CancellationToken,
+    /// What the run's connectors share (the source's context holds the same).
+    pub resources: Resources,
 }
 
 impl Default for SinkContext {
@@ -57,7 +60,18 @@ impl Default for SinkContext {
 impl SinkContext {
     /// A context for the pipeline `pipeline` with the given shutdown token.
     pub fn new(pipeline: impl Into<String>, shutdown: CancellationToken) -> Self {
-        SinkContext { pipeline: pipeline.into(), shutdown }
+        SinkContext { pipeline: pipeline.into(), shutdown, resources: Resources::default() }
+    }
+
+    /// Share `resources` with the other connectors of the run.
+    ///
+    /// ```
+    /// let resources = etl::resources::Resources::default();
+    /// let ctx = etl::sink::SinkContext::default().with_resources(resources.clone());
+    /// ```
+    pub fn with_resources(mut self, resources: Resources) -> Self {
+        self.resources = resources;
+        self
     }
 }
 

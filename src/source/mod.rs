@@ -16,6 +16,7 @@ pub use sqs::{sqs, SqsSource};
 pub use sse::{sse, DataFormat, SseSource};
 
 pub use crate::batch::BatchStream;
+use crate::resources::Resources;
 use std::future::Future;
 use tokio_util::sync::CancellationToken;
 
@@ -30,12 +31,25 @@ use tokio_util::sync::CancellationToken;
 pub struct SourceContext {
     /// Cancelled when the pipeline stops: stop reading, flush the partial batch, end the stream.
     pub shutdown: CancellationToken,
+    /// What the run's connectors share (the sink's context holds the same).
+    pub resources: Resources,
 }
 
 impl SourceContext {
-    /// A context with the given shutdown token.
+    /// A context with the given shutdown token and resources of its own.
     pub fn new(shutdown: CancellationToken) -> Self {
-        SourceContext { shutdown }
+        SourceContext { shutdown, resources: Resources::default() }
+    }
+
+    /// Share `resources` with the other connectors of the run.
+    ///
+    /// ```
+    /// let resources = etl::resources::Resources::default();
+    /// let ctx = etl::source::SourceContext::new(tokio_util::sync::CancellationToken::new()).with_resources(resources.clone());
+    /// ```
+    pub fn with_resources(mut self, resources: Resources) -> Self {
+        self.resources = resources;
+        self
     }
 }
 

@@ -42,7 +42,7 @@
 //! # Ok(()) }
 //! ```
 
-mod key;
+mod encode;
 
 use super::{Encoded, Sink, Written};
 use crate::aws::{self, AwsOptions};
@@ -51,7 +51,7 @@ use crate::error::ConnectorError;
 use crate::format::Format;
 use crate::record::{Meta, Position, Record};
 use aws_sdk_s3::primitives::ByteStream;
-use key::{KeyTemplate, KeyValues};
+use encode::{KeyTemplate, KeyValues};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -175,7 +175,7 @@ impl S3Sink {
         format!("s3 sink s3://{}", self.bucket)
     }
 
-    async fn ensure_open(&mut self) -> Result<(), ConnectorError> {
+    async fn ensure_open(&mut self, resources: &crate::resources::Resources) -> Result<(), ConnectorError> {
         if self.open.is_some() {
             return Ok(());
         }
@@ -183,7 +183,7 @@ impl S3Sink {
         let permanent = |e: crate::ConfigError| ConnectorError::permanent(component.clone(), e);
         let template = KeyTemplate::parse(&self.key).map_err(permanent)?;
         let bucket = interpolate(&self.bucket).map_err(permanent)?;
-        let loaded = aws::load(&self.aws).await.map_err(permanent)?;
+        let loaded = aws::load(&self.aws, resources).await.map_err(permanent)?;
         let config = aws_sdk_s3::config::Builder::from(&loaded.config).force_path_style(loaded.custom_endpoint).build();
         let client = aws_sdk_s3::Client::from_conf(config);
         client.head_bucket().bucket(&bucket).send().await.map_err(|e| {
@@ -216,8 +216,8 @@ impl<T: Record + Sync> Sink<T> for S3Sink {
         self.component()
     }
 
-    async fn open(&mut self, _ctx: crate::sink::SinkContext) -> Result<(), ConnectorError> {
-        self.ensure_open().await
+    async fn open(&mut self, ctx: crate::sink::SinkContext) -> Result<(), ConnectorError> {
+        self.ensure_open(&ctx.resources).await
     }
 
     async fn write(&mut self, records: &[T]) -> Result<Written, ConnectorError> {
@@ -225,7 +225,8 @@ impl<T: Record + Sync> Sink<T> for S3Sink {
     }
 
     async fn write_batch(&mut self, records: &[T], meta: &[Meta]) -> Result<Written, ConnectorError> {
-        self.ensure_open().await?;
+        // Opened by the pipeline; a sink used on its own opens with resources of its own.
+        self.ensure_open(&crate::resources::Resources::default()).await?;
         self.encoded.encode(records, self.format, true);
         let rejected = std::mem::take(&mut self.encoded.rejected);
         if self.encoded.count == 0 {

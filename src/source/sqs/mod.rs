@@ -68,7 +68,7 @@
 //! visible again at once; messages the queue handed out in a poll that was cut off come back
 //! after their visibility timeout.
 
-mod message;
+mod decode;
 mod stream;
 
 use super::{BatchStream, Source, SourceContext};

@@ -1,6 +1,8 @@
 //! What the AWS connectors (`sqs`, `s3`) share: the client configuration (region, a custom
-//! endpoint, credentials from the standard chain, the HTTPS client) and the mapping of SDK
-//! errors to [`ConnectorError`]s with the right [`Retry`] class.
+//! endpoint, credentials from the standard chain, the HTTPS client), loaded once per pipeline
+//! run for each distinct set of options ([`Resources`]) so that a source and a sink resolve
+//! credentials once and share one connection pool; and the mapping of SDK errors to [`ConnectorError`]s with the
+//! right [`Retry`] class. What the SQS source and sink share lives in [`sqs`].
 //!
 //! Credentials and region come from the SDK's standard chain (`AWS_ACCESS_KEY_ID` /
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE` and `~/.aws/config`, web identity, container and
@@ -14,8 +16,12 @@
 //! [`RetryPolicy`](crate::retry::RetryPolicy); a failing write can thus be attempted up to
 //! 3 × (1 + `max_retries`) times, each SDK attempt with a short backoff.
 
+#[cfg(feature = "sqs")]
+pub(crate) mod sqs;
+
 use crate::config::{interpolate, ConfigError};
 use crate::error::{ConnectorError, Retry};
+use crate::resources::Resources;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -50,6 +56,7 @@ pub(crate) struct AwsOptions {
 }
 
 /// The loaded configuration, and whether requests go to a custom endpoint.
+#[derive(Clone)]
 pub(crate) struct Loaded {
     pub config: SdkConfig,
     /// A custom endpoint is in use (an option or `AWS_ENDPOINT_URL`): S3 uses path-style
@@ -58,10 +65,18 @@ pub(crate) struct Loaded {
     pub custom_endpoint: bool,
 }
 
-/// Resolve the options and load the SDK configuration from the standard chain.
-pub(crate) async fn load(options: &AwsOptions) -> Result<Loaded, ConfigError> {
+/// Resolve the options and load the SDK configuration from the standard chain, once per run
+/// (`resources`) for each resolved `(region, endpoint)`: the connectors of a run with the same
+/// options share the credentials provider (and its cache) and the HTTPS client's connection
+/// pool.
+pub(crate) async fn load(options: &AwsOptions, resources: &Resources) -> Result<Loaded, ConfigError> {
     let region = options.region.as_deref().map(interpolate).transpose()?.filter(|r| !r.is_empty());
     let endpoint = options.endpoint_url.as_deref().map(interpolate).transpose()?.filter(|e| !e.is_empty());
+    let key = format!("aws region={region:?} endpoint={endpoint:?}");
+    resources.get_or_try_init(&key, || load_uncached(region, endpoint)).await
+}
+
+async fn load_uncached(region: Option<String>, endpoint: Option<String>) -> Result<Loaded, ConfigError> {
     if let Some(url) = &endpoint {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(ConfigError::Invalid { option: "endpoint_url", message: format!("`{url}` is not an http:// or https:// URL") });
@@ -188,10 +203,10 @@ mod tests {
     #[tokio::test]
     async fn a_custom_endpoint_needs_no_region_and_a_bad_one_is_refused() {
         let options = AwsOptions { region: None, endpoint_url: Some("ftp://x".into()) };
-        let Err(e) = load(&options).await else { panic!("ftp:// accepted") };
+        let Err(e) = load(&options, &Resources::default()).await else { panic!("ftp:// accepted") };
         assert!(e.to_string().contains("endpoint_url"), "{e}");
         let options = AwsOptions { region: Some("eu-west-3".into()), endpoint_url: Some("http://127.0.0.1:1".into()) };
-        let loaded = load(&options).await.unwrap();
+        let loaded = load(&options, &Resources::default()).await.unwrap();
         assert!(loaded.custom_endpoint);
         assert_eq!(loaded.config.region().map(|r| r.as_ref()), Some("eu-west-3"));
     }

@@ -1,12 +1,11 @@
-//! Pure helpers of the SQS source: a received message decoded into an [`Incoming`] item, and the
-//! table of messages in flight that the heartbeat reads. No I/O.
+//! Pure helpers of the SQS source: a received message decoded into an [`Incoming`] item, the
+//! seconds of a visibility timeout, a queue's name. No I/O. (The table of messages in flight
+//! that the heartbeat reads is the shared [`Leases`](crate::ack::Leases).)
 
 use crate::batch::{Failure, FailureKind, Incoming};
 use crate::record::{Extra, Meta, Position, Record};
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
-use tokio::time::Instant;
 
 /// What the source needs to acknowledge one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,53 +75,6 @@ pub(crate) fn decode<T: Record>(message: Received, queue: &str, max_receives: Op
     }
 }
 
-/// Messages received and not yet resolved, by receipt handle, with the instant at which the
-/// heartbeat must extend each one's visibility.
-#[derive(Debug, Default)]
-pub(crate) struct InFlight {
-    due: HashMap<String, Instant>,
-}
-
-impl InFlight {
-    /// Track a message received (or extended) at `now`, due again after `half` (half its
-    /// visibility timeout).
-    pub(crate) fn insert(&mut self, handle: String, now: Instant, half: Duration) {
-        self.due.insert(handle, now + half);
-    }
-
-    /// Stop tracking messages (resolved, or released).
-    pub(crate) fn remove<'a>(&mut self, handles: impl IntoIterator<Item = &'a str>) {
-        for handle in handles {
-            self.due.remove(handle);
-        }
-    }
-
-    /// The messages whose visibility must be extended now.
-    pub(crate) fn due(&self, now: Instant) -> Vec<String> {
-        self.due.iter().filter(|(_, at)| **at <= now).map(|(h, _)| h.clone()).collect()
-    }
-
-    /// Of `handles`, those still tracked; they are marked as extended at `now`.
-    pub(crate) fn extending(&mut self, handles: Vec<String>, now: Instant, half: Duration) -> Vec<String> {
-        handles
-            .into_iter()
-            .filter(|h| match self.due.get_mut(h) {
-                Some(at) => {
-                    *at = now + half;
-                    true
-                }
-                None => false,
-            })
-            .collect()
-    }
-
-    /// How many messages are tracked.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.due.len()
-    }
-}
-
 /// The seconds to send for a visibility timeout (rounded up; SQS's limit is 12 hours).
 pub(crate) fn visibility_seconds(timeout: Duration) -> i32 {
     let secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
@@ -183,23 +135,6 @@ mod tests {
         assert_eq!(&failure.payload[..], br#"{"id":1}"#);
         // At the limit it is still decoded.
         assert!(decode::<Json>(message(r#"{"id":1}"#, Some(3)), "orders", Some(3)).item.is_ok());
-    }
-
-    #[test]
-    fn in_flight_messages_fall_due_at_half_their_visibility() {
-        let start = Instant::now();
-        let half = Duration::from_secs(1);
-        let mut table = InFlight::default();
-        table.insert("a".into(), start, half);
-        table.insert("b".into(), start + Duration::from_millis(500), half);
-        assert!(table.due(start).is_empty());
-        assert_eq!(table.due(start + half), vec!["a".to_string()]);
-        // "a" is resolved while the heartbeat is about to extend both.
-        let due = vec!["a".to_string(), "b".to_string()];
-        table.remove(["a"]);
-        assert_eq!(table.extending(due, start + half * 2, half), vec!["b".to_string()]);
-        assert!(table.due(start + half * 2).is_empty());
-        assert_eq!(table.len(), 1);
     }
 
     #[test]
