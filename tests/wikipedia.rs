@@ -1,11 +1,30 @@
 //! The `wikipedia` example end to end: on its embedded defaults, from a file, and through SQS
-//! and S3 (moto). Each counts rows: every good event in the lake exactly once.
+//! and S3 (moto). Each compares the lake's rows with rows computed from the sample's raw JSON
+//! (`example_wikipedia`): every good event in the lake exactly once, each cell as sent.
 
 mod example_wikipedia;
 use example_wikipedia as wikipedia;
 
+use serde_json::Value;
 use wikipedia::example::{run, Config};
-use wikipedia::{expected_rows, lake_rows, sample};
+use wikipedia::{expected_rows, is_canary, lake_rows, row, sample};
+
+/// The sample holds what the rules above are about: nulls and absent fields, text with
+/// commas, quotes and newlines, canaries. (Otherwise a lake could match by luck.)
+#[test]
+fn the_sample_exercises_the_rules() {
+    let events: Vec<Value> = sample().iter().map(|e| serde_json::from_slice(e).unwrap()).collect();
+    let rows: Vec<Vec<String>> = events.iter().map(row).collect();
+    let canaries = events.iter().filter(|e| is_canary(e)).count();
+    let null_ids = events.iter().filter(|e| e.get("id") == Some(&Value::Null)).count();
+    let no_length = events.iter().filter(|e| e.get("length").is_none()).count();
+    let awkward = rows.iter().flatten().filter(|c| c.contains(',') || c.contains('"') || c.contains('\n')).count();
+    let bots = rows.iter().filter(|r| r[5] == "true").count();
+    assert!(
+        canaries > 0 && null_ids > 0 && no_length > 0 && awkward > 100 && bots > 0,
+        "{canaries} {null_ids} {no_length} {awkward} {bots}"
+    );
+}
 
 #[tokio::test]
 async fn embedded_defaults_put_every_non_canary_event_in_the_lake_once() {
