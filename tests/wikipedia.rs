@@ -66,6 +66,36 @@ async fn from_file_feeds_the_second_pipeline_and_max_records_stops_it() {
     assert!(got == expected_rows(&events[..1234]));
 }
 
+/// The benchmark's generator of RecentChange-like events.
+#[path = "../benches/harness/recentchange.rs"]
+mod recentchange;
+
+#[tokio::test]
+async fn generated_events_reach_the_lake_cell_for_cell() {
+    let mut text = Vec::new();
+    recentchange::write_events(&mut text, 5000, 11).unwrap();
+    let mut again = Vec::new();
+    recentchange::write_events(&mut again, 5000, 11).unwrap();
+    assert!(text == again, "the generator is deterministic");
+    let events: Vec<bytes::Bytes> = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(bytes::Bytes::copy_from_slice).collect();
+    assert_eq!(events.len(), 5000);
+    let decoded: Vec<Value> = events.iter().map(|e| serde_json::from_slice(e).unwrap()).collect();
+    let canaries = decoded.iter().filter(|e| is_canary(e)).count();
+    assert!((5..60).contains(&canaries), "about 1 event in 200 is a canary: {canaries}");
+    assert!(decoded.iter().any(|e| e["id"].is_null()) && decoded.iter().any(|e| e.get("length").is_none()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("generated.jsonl");
+    std::fs::write(&input, &text).unwrap();
+    let lake = dir.path().join("lake");
+    let summary = run(Config { lake: lake.clone(), from_file: Some(input), handle_signals: false, ..Config::default() }).await.unwrap();
+    let want = expected_rows(&events);
+    assert_eq!(summary.process.records_out, want.len() as u64);
+    let (got, files) = lake_rows(&lake);
+    assert_eq!(files, 50);
+    assert!(got == want, "the lake's rows differ from the generated events'");
+}
+
 #[cfg(all(feature = "sqs", feature = "s3"))]
 mod moto;
 
