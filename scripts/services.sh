@@ -18,18 +18,24 @@ wait_for_port() {
   done
 }
 
-# moto (a mock of AWS's APIs) for the sqs and s3 tests. Installs it with pip when missing,
-# starts `moto_server` on 127.0.0.1:${MOTO_PORT:-5000} when nothing answers there, and exports
-# MOTO_URL plus static test credentials and a region (the last three only when unset).
+# The moto release the tests were written against (its long polling, its error codes and its
+# answers to batch calls are what the sqs and s3 tests check): installed when missing or when
+# another version is installed.
+MOTO_VERSION=5.2.1
+
+# moto (a mock of AWS's APIs) for the sqs and s3 tests. Installs moto $MOTO_VERSION with pip
+# when missing, starts `moto_server` on 127.0.0.1:${MOTO_PORT:-5000} when nothing answers
+# there, and exports MOTO_URL plus static test credentials and a region (the last three only
+# when unset).
 ensure_moto() {
   local port=${MOTO_PORT:-5000}
   local logfile="${TMPDIR:-/tmp}/etl-moto-$port.log"
   if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    if ! python3 -c 'import moto.server, flask, flask_cors' >/dev/null 2>&1; then
-      log "installing moto (pip install 'moto[s3,sqs,server]')"
-      python3 -m pip install --quiet --disable-pip-version-check 'moto[s3,sqs,server]' \
-        || python3 -m pip install --quiet --disable-pip-version-check --user 'moto[s3,sqs,server]' \
-        || { log "could not install moto"; return 1; }
+    if ! python3 -c "import moto.server, flask, flask_cors; assert moto.__version__ == '$MOTO_VERSION'" >/dev/null 2>&1; then
+      log "installing moto $MOTO_VERSION (pip install 'moto[s3,sqs,server]==$MOTO_VERSION')"
+      python3 -m pip install --quiet --disable-pip-version-check "moto[s3,sqs,server]==$MOTO_VERSION" \
+        || python3 -m pip install --quiet --disable-pip-version-check --user "moto[s3,sqs,server]==$MOTO_VERSION" \
+        || { log "could not install moto $MOTO_VERSION"; return 1; }
     fi
     log "starting moto on 127.0.0.1:$port (log: $logfile)"
     # `python3 -m moto.server` is `moto_server` without depending on where pip put scripts.

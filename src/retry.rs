@@ -157,13 +157,29 @@ mod tests {
             }
         }
 
+        /// With jitter, each delay is its un-jittered value plus a random part of it (backon
+        /// adds up to one more delay): never below it, never twice it or more; and over a
+        /// sample, the delays are spread across that range, not stuck on the un-jittered value.
         #[test]
-        fn jitter_stays_bounded(max_retries in 1usize..8) {
-            let p = RetryPolicy::default().max_retries(max_retries);
-            for d in p.delays() {
-                // backon's jitter adds up to one more delay: never above twice the cap.
-                prop_assert!(d <= p.max_delay * 2);
+        fn jitter_is_applied_and_bounded(max_retries in 1usize..8, initial_ms in 1u64..500, factor in 1.0f32..4.0) {
+            let plain = RetryPolicy { max_retries, initial_delay: Duration::from_millis(initial_ms), factor, max_delay: Duration::from_secs(5), jitter: false };
+            let jittered = RetryPolicy { jitter: true, ..plain.clone() };
+            let base: Vec<Duration> = plain.delays().collect();
+            let mut ratios = Vec::new();
+            for _ in 0..50 {
+                let delays: Vec<Duration> = jittered.delays().collect();
+                prop_assert_eq!(delays.len(), max_retries);
+                for (d, b) in delays.iter().zip(&base) {
+                    prop_assert!(d >= b && *d < *b * 2, "{:?} from {:?}", d, b);
+                    ratios.push(d.as_secs_f64() / b.as_secs_f64());
+                }
             }
+            // 50 × max_retries draws of 1 + U[0, 1): the mean is 1.5 (the bounds are over
+            // ten standard errors away), and they are not all the same.
+            let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+            prop_assert!((1.3..1.7).contains(&mean), "mean jitter ratio {}", mean);
+            let distinct: std::collections::BTreeSet<u64> = ratios.iter().map(|r| (r * 1000.0) as u64).collect();
+            prop_assert!(distinct.len() > ratios.len() / 4, "{} distinct delays out of {}", distinct.len(), ratios.len());
         }
     }
 

@@ -78,8 +78,7 @@ async fn permanent_sink_errors_are_not_retried() {
 #[tokio::test]
 async fn records_the_sink_rejects_are_dead_lettered_and_the_batch_is_done() {
     let timeline = Timeline::default();
-    let mut sink = ScriptedSink::new([], &timeline);
-    sink.reject = |r| r % 3 == 0;
+    let sink = ScriptedSink::new([], &timeline).rejecting(|r| r % 3 == 0);
     let dlq = MemoryDeadLetters::new();
     let source = AckedBatches { batches: batches(2, 3), timeline: timeline.clone() };
     let report = Pipeline::from(source).to(sink).handle_signals(false).dead_letters(dlq.clone()).run().await.unwrap();
@@ -143,8 +142,7 @@ impl DeadLetters for DownQueue {
 #[tokio::test]
 async fn a_dead_letter_queue_that_is_down_leaves_the_batch_for_redelivery() {
     let timeline = Timeline::default();
-    let mut sink = ScriptedSink::new([], &timeline);
-    sink.reject = |r| r == 1;
+    let sink = ScriptedSink::new([], &timeline).rejecting(|r| r == 1);
     let source = AckedBatches { batches: vec![vec![0, 1, 2]], timeline: timeline.clone() };
     let err =
         Pipeline::from(source).to(sink).retry(quick_retries(1)).handle_signals(false).dead_letters(DownQueue).run().await.unwrap_err();
@@ -153,6 +151,60 @@ async fn a_dead_letter_queue_that_is_down_leaves_the_batch_for_redelivery() {
 }
 
 #[tokio::test]
+async fn a_dead_letter_write_that_fails_is_retried_and_the_batch_acknowledged_only_after_it() {
+    let timeline = Timeline::default();
+    let sink = ScriptedSink::new([], &timeline).rejecting(|r| r % 3 == 1);
+    let queue = FlakyQueue::new(2, &timeline);
+    let (attempts, stored) = (queue.attempts.clone(), queue.stored.clone());
+    let source = AckedBatches { batches: batches(2, 3), timeline: timeline.clone() };
+    let report = Pipeline::from(source).to(sink).retry(quick_retries(3)).handle_signals(false).dead_letters(queue).run().await.unwrap();
+
+    // Batch 0: the queue refuses twice, takes the third attempt; batch 1: the first.
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 4);
+    assert_eq!(
+        timeline.events(),
+        vec![
+            Event::Written(vec![0, 2]),
+            Event::DeadLetterFailed(vec!["1".into()]),
+            Event::DeadLetterFailed(vec!["1".into()]),
+            Event::DeadLettered(vec!["1".into()]),
+            Event::Acked(0, Status::Rejected),
+            Event::Written(vec![3, 5]),
+            Event::DeadLettered(vec!["4".into()]),
+            Event::Acked(1, Status::Rejected),
+        ],
+        "each batch acknowledged once, only after its dead letters were stored"
+    );
+    assert_eq!(payloads(&stored.list().await.unwrap()), ["1", "4"], "each rejected record stored once");
+    assert_eq!((report.retries, report.dead_lettered, report.records_out), (2, 2, 4));
+}
+
+#[tokio::test]
+async fn a_dead_letter_queue_failing_past_the_retries_is_attempted_that_often_then_the_run_fails() {
+    let timeline = Timeline::default();
+    let sink = ScriptedSink::new([], &timeline).rejecting(|r| r == 1);
+    let queue = FlakyQueue::new(usize::MAX, &timeline);
+    let (attempts, stored) = (queue.attempts.clone(), queue.stored.clone());
+    let source = AckedBatches { batches: batches(2, 3), timeline: timeline.clone() };
+    let err = Pipeline::from(source)
+        .to(sink)
+        .retry(quick_retries(3))
+        .max_in_flight(1)
+        .handle_signals(false)
+        .dead_letters(queue)
+        .run()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DeadLetters(ref e) if e.is_retryable()), "{err}");
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 4, "one attempt and three retries");
+    assert!(stored.is_empty());
+    assert_eq!(timeline.written(), vec![0, 2], "batch 0 written once, batch 1 never");
+    assert_eq!(timeline.acks(), vec![(0, Status::Errored), (1, Status::Errored)], "both left for redelivery, neither done");
+}
+
+// Paused time: no real I/O here, and a sleep lets every task run as far as it can before the
+// clock moves, so "not written yet" is checked after the pipeline has taken all it can.
+#[tokio::test(start_paused = true)]
 async fn shutdown_mid_batch_flushes_the_partial_batch_and_acks_it() {
     let timeline = Timeline::default();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -166,8 +218,10 @@ async fn shutdown_mid_batch_flushes_the_partial_batch_and_acks_it() {
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(timeline.written().is_empty(), "the batch is neither full nor timed out yet");
+    let cancelled = tokio::time::Instant::now();
     token.cancel();
-    let report = tokio::time::timeout(Duration::from_secs(5), run).await.expect("shutdown finished").unwrap().unwrap();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(cancelled.elapsed(), Duration::ZERO, "no timer was waited for (the linger is an hour)");
     assert_eq!(timeline.written(), (0..10).collect::<Vec<_>>());
     assert_eq!(timeline.acks(), vec![(0, Status::Delivered)]);
     assert_eq!((report.records_in, report.records_out), (10, 10));
@@ -281,6 +335,7 @@ async fn a_source_error_still_delivers_what_was_read_then_fails_the_run() {
 mod ordered_resolution {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::BTreeSet;
 
     fn answer() -> impl Strategy<Value = Answer> {
         prop_oneof![6 => Just(Answer::Ok), 3 => Just(Answer::Retryable), 1 => Just(Answer::Permanent)]
@@ -289,40 +344,73 @@ mod ordered_resolution {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
-        /// Whatever the sink does, every batch's acknowledgement reaches the source exactly
-        /// once, in batch order; a batch is delivered only if its records were written, and
-        /// nothing after a failed batch is delivered.
+        /// Whatever the sink does (succeed, fail for a while, fail for good, reject some
+        /// records), every batch's acknowledgement reaches the source exactly once, in batch
+        /// order. The batches that are done (delivered or rejected) come first, with nothing
+        /// done after an errored one; a done batch had its kept records written and its
+        /// rejected ones dead-lettered, each exactly once, and is rejected exactly when it had
+        /// a rejected record; an errored batch has nothing written nor dead-lettered.
         #[test]
-        fn every_ack_once_in_order(n in 1usize..12, script in prop::collection::vec(answer(), 0..30), in_flight in 1usize..4) {
+        fn every_ack_once_in_order(
+            n in 1usize..12,
+            script in prop::collection::vec(answer(), 0..30),
+            in_flight in 1usize..4,
+            rejected in prop::collection::btree_set(0i64..36, 0..10),
+        ) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
             rt.block_on(async {
                 let timeline = Timeline::default();
+                let dlq = MemoryDeadLetters::new();
                 let source = AckedBatches { batches: batches(n, 3), timeline: timeline.clone() };
+                let refused = rejected.clone();
                 let result = Pipeline::from(source)
-                    .to(ScriptedSink::new(script, &timeline))
+                    .to(ScriptedSink::new(script, &timeline).rejecting(move |r| refused.contains(&r)))
                     .retry(quick_retries(2))
                     .max_in_flight(in_flight)
                     .handle_signals(false)
+                    .dead_letters(dlq.clone())
                     .run()
                     .await;
                 let acks = timeline.acks();
                 let ids: Vec<usize> = acks.iter().map(|(i, _)| *i).collect();
-                let mut sorted = ids.clone();
-                sorted.sort_unstable();
-                sorted.dedup();
-                prop_assert_eq!(&ids, &sorted, "in order, each once");
-                prop_assert_eq!(ids.len(), n, "every batch resolved");
-                let delivered: Vec<i64> = acks.iter().filter(|(_, s)| *s == Status::Delivered).flat_map(|(i, _)| batches(n, 3)[*i].clone()).collect();
-                prop_assert_eq!(&delivered, &timeline.written(), "delivered = written");
-                if let Some(first_bad) = acks.iter().position(|(_, s)| *s != Status::Delivered) {
-                    prop_assert!(acks[first_bad..].iter().all(|(_, s)| *s == Status::Errored));
-                    prop_assert!(result.is_err());
-                } else {
-                    prop_assert!(result.is_ok());
+                prop_assert_eq!(&ids, &(0..n).collect::<Vec<_>>(), "every batch resolved, once each, in order");
+
+                let done: Vec<usize> = acks.iter().filter(|(_, s)| *s != Status::Errored).map(|(i, _)| *i).collect();
+                prop_assert_eq!(&done, &(0..done.len()).collect::<Vec<_>>(), "nothing done after an errored batch");
+                prop_assert_eq!(result.is_ok(), done.len() == n, "the run fails exactly when a batch errored: {:?}", result);
+
+                let (mut kept, mut refused): (Vec<i64>, Vec<String>) = (Vec::new(), Vec::new());
+                for &(i, status) in &acks[..done.len()] {
+                    let batch = &batches(n, 3)[i];
+                    let has_rejects = batch.iter().any(|r| rejected.contains(r));
+                    let want = if has_rejects { Status::Rejected } else { Status::Delivered };
+                    prop_assert_eq!(status, want, "batch {}", i);
+                    kept.extend(batch.iter().filter(|r| !rejected.contains(r)));
+                    refused.extend(batch.iter().filter(|r| rejected.contains(r)).map(|r| r.to_string()));
+                }
+                prop_assert_eq!(&timeline.written(), &kept, "the done batches' kept records written, once each, and nothing else");
+                prop_assert_eq!(&payloads(&dlq.list().await.unwrap()), &refused, "the done batches' rejected records dead-lettered, once each");
+                if let Ok(report) = &result {
+                    prop_assert_eq!((report.records_out, report.dead_lettered), (kept.len() as u64, refused.len() as u64));
                 }
                 Ok(())
             })?;
         }
+    }
+
+    /// The strategy does produce the cases the property is about.
+    #[test]
+    fn the_cases_cover_rejected_and_errored_batches() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strategy = (prop::collection::vec(answer(), 0..30), prop::collection::btree_set(0i64..36, 0..10));
+        let (mut permanent, mut rejects) = (0, 0);
+        for _ in 0..64 {
+            let (script, rejected): (Vec<Answer>, BTreeSet<i64>) = strategy.new_tree(&mut runner).unwrap().current();
+            permanent += usize::from(script.contains(&Answer::Permanent));
+            rejects += usize::from(!rejected.is_empty());
+        }
+        assert!(permanent > 10 && rejects > 40, "{permanent} scripts with a permanent failure, {rejects} with rejections");
     }
 }
 

@@ -160,11 +160,14 @@ async fn a_missing_bucket_or_a_bad_template_fails_at_start_up() {
     assert!(out.contains("unknown placeholder `{batch}`"), "{out}");
 }
 
-/// `pipeline!` with the `sqs` source, the `sqs` sink and the `s3` sink. Step arguments are
-/// literals, so the names come from variables resolved at start-up.
+/// `pipeline!` with the `sqs` source, the `sqs` sink and the `s3` sink. The queues and the
+/// bucket are Rust expressions; the endpoint is `${MOTO_URL}`, resolved at start-up from the
+/// environment the test runs in (nothing here sets a variable: the tests of this binary share
+/// one environment and run in parallel), and the bucket carries a `${..:-}` with an empty
+/// default: a start-up that did not resolve them could not reach moto nor the bucket.
 #[tokio::test]
 async fn pipeline_macro_moves_messages_from_sqs_to_sqs_to_s3() {
-    let moto = moto_url();
+    moto_url(); // fails, saying how to start moto, when it does not answer
     let sqs = sqs_client().await;
     let s3 = s3_client().await;
     let input = create_queue(&sqs, "macro-in", &[]).await;
@@ -173,17 +176,12 @@ async fn pipeline_macro_moves_messages_from_sqs_to_sqs_to_s3() {
     let bodies: Vec<String> =
         (0..10).map(|id| serde_json::to_string(&Order { id, customer: format!("c{id}"), amount_cents: Some(id * 100) }).unwrap()).collect();
     send_raw(&sqs, &input, &bodies.iter().map(String::as_str).collect::<Vec<_>>()).await;
-    // Read by `${...}` at start-up. Only this test sets them; std serialises its own reads and
-    // writes of the environment (the SDK reads it through std).
-    std::env::set_var("ETL_TEST_MACRO_IN", &input);
-    std::env::set_var("ETL_TEST_MACRO_OUT", &output);
-    std::env::set_var("ETL_TEST_MACRO_BUCKET", &bucket);
-    assert!(std::env::var("MOTO_URL").is_ok_and(|m| m == moto));
+    let bucket_option = format!("{bucket}${{ETL_TEST_SURELY_UNSET_BUCKET_SUFFIX:-}}");
 
     let report = etl::pipeline! {
-        sqs(queue_url = "${ETL_TEST_MACRO_IN}", endpoint_url = "${MOTO_URL}", wait_time_seconds = 1,
+        sqs(queue_url = input.clone(), endpoint_url = "${MOTO_URL}", wait_time_seconds = 1,
             visibility_timeout = 30s, max_receives = 3, batch_size = 10, batch_timeout = 2s, max_records = 10) as Order
-        | sqs(queue_url = "${ETL_TEST_MACRO_OUT}", endpoint_url = "${MOTO_URL}")
+        | sqs(queue_url = output.clone(), endpoint_url = "${MOTO_URL}")
     }
     .handle_signals(false)
     .dead_letters(MemoryDeadLetters::new())
@@ -195,9 +193,9 @@ async fn pipeline_macro_moves_messages_from_sqs_to_sqs_to_s3() {
     assert_eq!(queue_depth(&sqs, &output).await, (10, 0));
 
     let report = etl::pipeline! {
-        sqs(queue_url = "${ETL_TEST_MACRO_OUT}", endpoint_url = "${MOTO_URL}", wait_time_seconds = 1,
+        sqs(queue_url = output.clone(), endpoint_url = "${MOTO_URL}", wait_time_seconds = 1,
             batch_size = 10, batch_timeout = 2s, max_records = 10) as Order
-        | s3(bucket = "${ETL_TEST_MACRO_BUCKET}", endpoint_url = "${MOTO_URL}", format = "csv",
+        | s3(bucket = bucket_option, endpoint_url = "${MOTO_URL}", format = "csv",
              key = "orders/{date}/batch-{first_position}-{seq}.{ext}")
     }
     .handle_signals(false)

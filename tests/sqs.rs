@@ -1,8 +1,10 @@
 //! The SQS source and sink against moto on loopback (`MOTO_URL`; `scripts/test.sh` starts it).
 //! Every check of delivery reads the queue's own counters, not the library's intentions.
 
+mod common;
 mod moto;
 
+use common::{wait_until, wait_until_async, PATIENCE};
 use etl::batch::{BatchOptions, FailureKind};
 use etl::dead_letter::{DeadLetters, MemoryDeadLetters};
 use etl::record::{Meta, Position};
@@ -13,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, etl::Record)]
@@ -32,22 +34,18 @@ fn sink(url: &str) -> etl::sink::SqsSink {
 
 /// Wait until the queue shows (visible, in flight) = `want`, or fail after `limit`.
 async fn wait_for_depth(client: &aws_sdk_sqs::Client, url: &str, want: (u64, u64), limit: Duration) {
-    let start = Instant::now();
-    loop {
-        let depth = queue_depth(client, url).await;
-        if depth == want {
-            return;
-        }
-        assert!(start.elapsed() < limit, "queue depth {depth:?}, expected {want:?} within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("queue depth {want:?}");
+    wait_until_async(limit, &what, || async { queue_depth(client, url).await == want }).await
 }
 
-/// A sink that records what it wrote, with each record's metadata, after an optional pause.
+/// A sink that records what it wrote, with each record's metadata; with a gate, each write
+/// waits until the gate is opened (cancelled).
 #[derive(Clone, Default)]
 struct Recording {
     written: Arc<Mutex<Vec<(Json, Meta)>>>,
-    pause: Duration,
+    gate: Option<CancellationToken>,
+    /// Writes begun.
+    entered: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Sink<Json> for Recording {
@@ -58,7 +56,10 @@ impl Sink<Json> for Recording {
         self.write_batch(records, &vec![Meta::default(); records.len()]).await
     }
     async fn write_batch(&mut self, records: &[Json], meta: &[Meta]) -> Result<Written, ConnectorError> {
-        tokio::time::sleep(self.pause).await;
+        self.entered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(gate) = &self.gate {
+            gate.cancelled().await;
+        }
         self.written.lock().unwrap().extend(records.iter().cloned().zip(meta.iter().cloned()));
         Ok(Written::all())
     }
@@ -86,7 +87,8 @@ async fn round_trip_counts_every_record_and_empties_the_queue() {
     assert_eq!(queue_depth(&client, &url).await, (250, 0));
 
     let out = etl::sink::collect::<Order>();
-    let report = Pipeline::from(source::<Order>(&url).batch_size(100).batch_timeout(Duration::from_secs(2)).max_records(250))
+    // A linger no poll of a queue holding 250 messages comes near: batches close on their size.
+    let report = Pipeline::from(source::<Order>(&url).batch_size(100).batch_timeout(Duration::from_secs(60)).max_records(250))
         .to(out.sink())
         .handle_signals(false)
         .dead_letters(MemoryDeadLetters::new())
@@ -96,9 +98,8 @@ async fn round_trip_counts_every_record_and_empties_the_queue() {
     let mut got = out.records();
     got.sort_by_key(|o| o.id);
     assert_eq!(got, orders);
-    // Batches fill across polls of at most 10 messages (3 batches of 100, 100, 50 unless the
-    // machine is so slow that a 2 s batch_timeout fires first).
-    assert!(report.batches <= 12, "{report}");
+    // Batches fill across polls of at most 10 messages: 100, 100, and the last 50.
+    assert_eq!(report.batches, 3, "{report}");
     // Deleted before `run` returned: the stream's end waits for the deletes.
     assert_eq!(queue_depth(&client, &url).await, (0, 0));
 }
@@ -107,17 +108,21 @@ async fn round_trip_counts_every_record_and_empties_the_queue() {
 async fn drain_after_consumes_what_a_concurrent_producer_sent_then_stops() {
     let client = sqs_client().await;
     let url = create_queue(&client, "drain", &[]).await;
+    // The consumer goes through a proxy that shows each receive and its answer.
+    let proxy = FaultProxy::start(vec![]).await;
     let producer_done = CancellationToken::new();
     let out = etl::sink::collect::<Order>();
-    let consumer = Pipeline::from(source::<Order>(&url).wait_time_seconds(20).batch_size(50).drain_after(producer_done.clone()))
-        .to(out.sink())
-        .handle_signals(false)
-        .dead_letters(MemoryDeadLetters::new())
-        .run();
+    let consumer = Pipeline::from(
+        etl::source::sqs::<Order>(&url).endpoint_url(&proxy.url).wait_time_seconds(1).batch_size(50).drain_after(producer_done.clone()),
+    )
+    .to(out.sink())
+    .handle_signals(false)
+    .dead_letters(MemoryDeadLetters::new())
+    .run();
     let producer = async {
-        // The queue is empty for a while first: an empty poll before the producer is done
-        // must not stop the consumer.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // The producer starts only once the consumer's poll of the empty queue came back
+        // empty: an empty poll before the producer is done must not stop the consumer.
+        wait_until(PATIENCE, "an empty receive", || proxy.receives().contains(&Some(0))).await;
         let orders = (0..120).map(|id| Order { id, customer: "d".into() });
         let report = Pipeline::from(etl::source::iter(orders).batch_size(40))
             .to(sink(&url))
@@ -128,15 +133,18 @@ async fn drain_after_consumes_what_a_concurrent_producer_sent_then_stops() {
         producer_done.cancel();
         report
     };
-    let started = Instant::now();
-    let (consumed, produced) = tokio::join!(consumer, producer);
+    let (consumed, produced) =
+        tokio::time::timeout(PATIENCE, async { tokio::join!(consumer, producer) }).await.expect("the consumer stops once drained");
     assert_eq!(produced.unwrap().records_out, 120);
     assert_eq!(consumed.unwrap().records_out, 120);
     let ids: BTreeSet<i64> = out.records().iter().map(|o| o.id).collect();
     assert_eq!(ids.len(), 120);
     assert_eq!(queue_depth(&client, &url).await, (0, 0));
-    // Once drained it stopped after at most the long poll in progress (20 s) and a short one.
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    let receives = proxy.receives();
+    let first_full = receives.iter().position(|r| r.is_some_and(|n| n > 0)).expect("receives with messages");
+    assert!(receives[..first_full].contains(&Some(0)), "an empty receive came before the first message: {receives:?}");
+    // It stopped on an empty receive after the producer was done (nothing is left in a poll).
+    assert_eq!(receives.last(), Some(&Some(0)), "{receives:?}");
 }
 
 #[tokio::test]
@@ -230,7 +238,7 @@ async fn a_failed_run_makes_its_messages_visible_again_and_nothing_is_lost() {
     let written = Arc::new(Mutex::new(BTreeSet::new()));
     let failing =
         FailOnce { client: client.clone(), url: url.clone(), failed: false, seen_in_flight: seen.clone(), written: written.clone() };
-    let e = Pipeline::from(source::<Order>(&url).batch_size(20).batch_timeout(Duration::from_secs(3)))
+    let e = Pipeline::from(source::<Order>(&url).batch_size(20).batch_timeout(Duration::from_secs(60)))
         .to(failing)
         .handle_signals(false)
         .dead_letters(MemoryDeadLetters::new())
@@ -240,12 +248,12 @@ async fn a_failed_run_makes_its_messages_visible_again_and_nothing_is_lost() {
     assert!(e.to_string().contains("table is gone"), "{e}");
     // During the write the messages were in flight, not deleted.
     assert_eq!(seen.lock().unwrap()[0], (0, 20));
-    // Visible again at once (not after the 60 s visibility timeout).
-    wait_for_depth(&client, &url, (20, 0), Duration::from_secs(5)).await;
+    // Visible again at once: well before the 60 s visibility timeout.
+    wait_for_depth(&client, &url, (20, 0), Duration::from_secs(40)).await;
 
     let working =
         FailOnce { client: client.clone(), url: url.clone(), failed: true, seen_in_flight: seen.clone(), written: written.clone() };
-    let report = Pipeline::from(source::<Order>(&url).batch_size(20).batch_timeout(Duration::from_secs(3)).max_records(20))
+    let report = Pipeline::from(source::<Order>(&url).batch_size(20).batch_timeout(Duration::from_secs(60)).max_records(20))
         .to(working)
         .handle_signals(false)
         .dead_letters(MemoryDeadLetters::new())
@@ -286,7 +294,7 @@ async fn a_retried_write_deletes_only_after_it_succeeds() {
     }
     let written = Arc::new(Mutex::new(Vec::new()));
     let flaky = Flaky { client: client.clone(), url: url.clone(), attempts: vec![], written: written.clone() };
-    let report = Pipeline::from(source::<Order>(&url).batch_size(10).max_records(10))
+    let report = Pipeline::from(source::<Order>(&url).batch_size(10).batch_timeout(Duration::from_secs(60)).max_records(10))
         .to(flaky)
         .retry(etl::pipeline::RetryPolicy::default().initial_delay(Duration::from_millis(10)))
         .handle_signals(false)
@@ -362,28 +370,41 @@ async fn a_malformed_body_is_dead_lettered_with_its_bytes_then_deleted() {
 
 #[tokio::test]
 async fn the_heartbeat_keeps_a_slow_batch_invisible() {
+    const VISIBILITY: Duration = Duration::from_secs(4);
     let client = sqs_client().await;
     let url = create_queue(&client, "heartbeat", &[]).await;
     send_raw(&client, &url, &[r#"{"id":1}"#]).await;
-    let sink = Recording { pause: Duration::from_secs(5), ..Recording::default() };
+    // The source goes through a proxy that shows its visibility extensions.
+    let proxy = FaultProxy::start(vec![]).await;
+    let gate = CancellationToken::new();
+    let sink = Recording { gate: Some(gate.clone()), ..Recording::default() };
     let run = tokio::spawn(
-        Pipeline::from(source::<Json>(&url).visibility_timeout(Duration::from_secs(2)).batch_size(1).max_records(1))
-            .to(sink.clone())
-            .handle_signals(false)
-            .dead_letters(MemoryDeadLetters::new())
-            .run(),
+        Pipeline::from(
+            etl::source::sqs::<Json>(&url)
+                .endpoint_url(&proxy.url)
+                .wait_time_seconds(1)
+                .visibility_timeout(VISIBILITY)
+                .batch_size(1)
+                .max_records(1),
+        )
+        .to(sink.clone())
+        .handle_signals(false)
+        .dead_letters(MemoryDeadLetters::new())
+        .run(),
     );
-    // Once the source holds the message, a second consumer polls the queue while the sink
-    // works (5 s, visibility 2 s).
-    let start = Instant::now();
-    wait_for_depth(&client, &url, (0, 1), Duration::from_secs(5)).await;
+    // The sink holds the message while a second consumer polls the queue, until the heartbeat
+    // has extended its visibility three times (each once half of the timeout has passed since
+    // the last): the message has then been in flight for 1.5 visibility timeouts.
+    wait_until(PATIENCE, "the sink to hold the message", || sink.entered.load(std::sync::atomic::Ordering::SeqCst) == 1).await;
+    let deadline = std::time::Instant::now() + PATIENCE;
     let mut stolen = 0;
-    while !run.is_finished() && start.elapsed() < Duration::from_secs(15) {
+    while proxy.answered("ChangeMessageVisibilityBatch") < 3 {
+        assert!(std::time::Instant::now() < deadline, "three visibility extensions within {PATIENCE:?}: {:?}", proxy.exchanges());
         let out = client.receive_message().queue_url(&url).wait_time_seconds(1).send().await.unwrap();
         stolen += out.messages().len();
     }
-    run.await.unwrap().unwrap();
-    assert!(start.elapsed() >= Duration::from_secs(5));
+    gate.cancel();
+    tokio::time::timeout(PATIENCE, run).await.expect("the run ends once the sink has written").unwrap().unwrap();
     assert_eq!(stolen, 0, "the message became visible while in flight");
     let written = sink.written.lock().unwrap().clone();
     assert_eq!(written.len(), 1);
@@ -397,12 +418,14 @@ async fn shutdown_interrupts_a_long_poll() {
     let client = sqs_client().await;
     let url = create_queue(&client, "shutdown", &[]).await;
     send_raw(&client, &url, &[r#"{"id":1}"#, r#"{"id":2}"#]).await;
+    // The source goes through a proxy that shows each receive and whether moto answered it.
+    let proxy = FaultProxy::start(vec![]).await;
     let token = CancellationToken::new();
     let sink = Recording::default();
     let run = tokio::spawn(
         Pipeline::from(
             etl::source::sqs::<Json>(&url)
-                .endpoint_url(moto_url())
+                .endpoint_url(&proxy.url)
                 .wait_time_seconds(20)
                 .batch_size(100)
                 .batch_timeout(Duration::from_secs(60)),
@@ -413,13 +436,20 @@ async fn shutdown_interrupts_a_long_poll() {
         .dead_letters(MemoryDeadLetters::new())
         .run(),
     );
-    // Both messages are in hand (in flight), the source is in a 20 s long poll.
-    wait_for_depth(&client, &url, (0, 2), Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let cancelled = Instant::now();
+    // Both messages in hand (a partial batch), and the source in a long poll of a queue with
+    // nothing visible, which moto holds for 20 s.
+    wait_until(PATIENCE, "both messages received and a long poll in progress", || {
+        let receives = proxy.receives();
+        receives.iter().flatten().sum::<usize>() == 2 && receives.last() == Some(&None)
+    })
+    .await;
+    let polls = proxy.receives().len();
     token.cancel();
-    let report = run.await.unwrap().unwrap();
-    assert!(cancelled.elapsed() < Duration::from_secs(2), "shutdown took {:?}", cancelled.elapsed());
+    let report = tokio::time::timeout(PATIENCE, run).await.expect("the run ends").unwrap().unwrap();
+    // Returned while the poll in progress had no answer yet: it was cut off, not waited out.
+    let receives = proxy.receives();
+    assert_eq!(receives[polls - 1], None, "the run waited for the long poll to end: {receives:?}");
+    assert_eq!(receives.len(), polls, "no poll after the cancellation");
     // The partial batch was flushed, written and deleted before `run` returned.
     assert_eq!(report.records_out, 2);
     let mut ids = sink.ids();

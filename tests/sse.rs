@@ -1,6 +1,14 @@
 //! The SSE source against a real HTTP/1.1 server on loopback: a scripted fixture that answers
 //! each connection with the next reply of its script.
+//!
+//! Timing: tests wait on what they need ([`wait_until`]), with deadlines only a hang reaches.
+//! Where a test tells two delays apart (a `retry:` field against the configured reconnect
+//! delay), the configured one is a minute, so that "sooner" has a wide margin on a loaded
+//! machine.
 
+mod common;
+
+use common::{wait_until, PATIENCE};
 use etl::batch::{BatchOptions, FailureKind};
 use etl::dead_letter::{DeadLetters, MemoryDeadLetters};
 use etl::record::Position;
@@ -154,12 +162,15 @@ fn source(server: &Server) -> etl::source::SseSource<Json> {
     etl::source::sse::<Json>(server.url()).reconnect_delay(Duration::from_millis(10)).batch_timeout(Duration::from_millis(20))
 }
 
-/// Run `source` into a `collect` sink with a memory dead-letter queue, at most 10 s.
+/// The configured reconnect delay of tests that check a reconnect came sooner.
+const SLOW_RECONNECT: Duration = Duration::from_secs(60);
+
+/// Run `source` into a `collect` sink with a memory dead-letter queue (failing on a hang).
 async fn run(source: etl::source::SseSource<Json>) -> (etl::Result<etl::RunReport>, Vec<Json>, MemoryDeadLetters) {
     let out = etl::sink::collect::<Json>();
     let dlq = MemoryDeadLetters::new();
     let pipeline = Pipeline::from(source).to(out.sink()).dead_letters(dlq.clone()).handle_signals(false);
-    let result = tokio::time::timeout(Duration::from_secs(10), pipeline.run()).await.expect("the run did not end within 10 s");
+    let result = tokio::time::timeout(PATIENCE, pipeline.run()).await.expect("the run did not end");
     (result, out.records(), dlq)
 }
 
@@ -181,8 +192,9 @@ async fn framing_bom_crlf_comments_multiline_and_metadata() {
         send(": 3}\n\n"),
     ])];
     let server = Server::start(script, Reply::Status(503)).await;
-    std::env::set_var("ETL_SSE_TEST_TOKEN", "s3cret");
-    let src = source(&server).header("Authorization", "Bearer ${ETL_SSE_TEST_TOKEN}").last_event_id("0").max_records(3);
+    // Resolved at start-up (the variable is unset: its default). No test sets a variable: the
+    // tests of a binary share one environment and run in parallel.
+    let src = source(&server).header("Authorization", "Bearer ${ETL_SSE_SURELY_UNSET_TOKEN:-s3cret}").last_event_id("0").max_records(3);
     let mut batches = src.open(SourceContext::new(CancellationToken::new())).await.unwrap();
     let mut got = Vec::new();
     while let Some(batch) = batches.next().await {
@@ -266,14 +278,15 @@ async fn retry_field_sets_the_reconnect_delay() {
         Reply::StreamThenHold(vec![send("id: 2\ndata: {\"n\":2}\n\n")]),
     ];
     let server = Server::start(script, Reply::Status(503)).await;
-    // The configured delay is 5 s: a reconnect within a second can only come from `retry:`.
-    let src = etl::source::sse::<Json>(server.url()).reconnect_delay(Duration::from_secs(5)).batch_size(1).max_records(2);
+    // The configured delay is a minute: a reconnect within half of it can only come from
+    // `retry:` (jitter only adds to a delay).
+    let src = etl::source::sse::<Json>(server.url()).reconnect_delay(SLOW_RECONNECT).batch_size(1).max_records(2);
     let (result, records, _) = run(src).await;
     result.unwrap();
     assert_eq!(records.len(), 2);
     let seen = server.seen();
     let gap = seen[1].at - seen[0].at;
-    assert!(gap >= Duration::from_millis(45) && gap < Duration::from_secs(1), "reconnected after {gap:?}");
+    assert!(gap >= Duration::from_millis(45) && gap < SLOW_RECONNECT / 2, "reconnected after {gap:?}");
 }
 
 #[tokio::test]
@@ -290,11 +303,11 @@ async fn a_5xx_is_retried() {
 async fn a_404_ends_the_run_with_an_error_naming_the_status() {
     let server = Server::start(vec![], Reply::Status(404)).await;
     let start = Instant::now();
-    let src = etl::source::sse::<Json>(server.url()).reconnect_delay(Duration::from_secs(3));
+    let src = etl::source::sse::<Json>(server.url()).reconnect_delay(SLOW_RECONNECT);
     let (result, _, _) = run(src).await;
     let error = result.unwrap_err().to_string();
     assert!(error.contains("404"), "{error}");
-    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+    assert!(start.elapsed() < SLOW_RECONNECT / 2, "waited for a reconnect: {:?}", start.elapsed());
     assert_eq!(server.seen().len(), 1);
 }
 
@@ -400,37 +413,41 @@ async fn a_204_stops_without_error() {
 
 #[tokio::test]
 async fn cancellation_while_the_server_is_silent_returns_promptly_and_closes_the_connection() {
-    let server = Server::start(vec![Reply::StreamThenHold(vec![send("data: {\"n\":1}\n\n")])], Reply::Status(503)).await;
+    // Three events in one write, then silence: the first two make a full batch, the third is
+    // read with them and waits in the next batch (its linger is an hour).
+    let events = "data: {\"n\":1}\n\ndata: {\"n\":2}\n\ndata: {\"n\":3}\n\n";
+    let server = Server::start(vec![Reply::StreamThenHold(vec![send(events)])], Reply::Status(503)).await;
     let out = etl::sink::collect::<Json>();
     let token = CancellationToken::new();
-    let pipeline = Pipeline::from(source(&server).batch_timeout(Duration::from_secs(3600)))
+    let pipeline = Pipeline::from(source(&server).batch_size(2).batch_timeout(Duration::from_secs(3600)))
         .to(out.sink())
         .cancel_on(token.clone())
         .handle_signals(false);
     let run = tokio::spawn(pipeline.run());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let start = Instant::now();
+    wait_until(PATIENCE, "the first batch in the sink", || out.len() == 2).await;
     token.cancel();
-    let report = tokio::time::timeout(Duration::from_secs(2), run).await.expect("run did not stop").unwrap().unwrap();
-    assert!(start.elapsed() < Duration::from_secs(1));
-    assert_eq!(report.records_in, 1);
-    assert_eq!(out.len(), 1, "the partial batch is flushed");
+    // Returns at all: without the cancellation it would wait for the silent server forever.
+    let report = tokio::time::timeout(PATIENCE, run).await.expect("run did not stop").unwrap().unwrap();
+    assert_eq!(report.records_in, 3);
+    assert_eq!(values(&out.records()), [json!({"n": 1}), json!({"n": 2}), json!({"n": 3})], "the partial batch is flushed");
     // The server sees the client hang up.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(server.seen()[0].client_closed.is_some(), "connection still open after the run");
+    wait_until(PATIENCE, "the client to close the connection", || server.seen()[0].client_closed.is_some()).await;
 }
 
 #[tokio::test]
 async fn cancellation_during_the_reconnect_delay_returns_promptly() {
     let server = Server::start(vec![], Reply::Status(503)).await;
     let token = CancellationToken::new();
-    let src = etl::source::sse::<Json>(server.url()).reconnect_delay(Duration::from_secs(30));
+    let delay = Duration::from_secs(600);
+    let src = etl::source::sse::<Json>(server.url()).reconnect_delay(delay);
     let pipeline = Pipeline::from(src).to(etl::sink::collect::<Json>().sink()).cancel_on(token.clone()).handle_signals(false);
     let run = tokio::spawn(pipeline.run());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until(PATIENCE, "the first attempt answered 503", || !server.seen().is_empty()).await;
     token.cancel();
-    let report = tokio::time::timeout(Duration::from_secs(2), run).await.expect("run did not stop").unwrap().unwrap();
+    // A tenth of the reconnect delay.
+    let report = tokio::time::timeout(PATIENCE, run).await.expect("run did not stop").unwrap().unwrap();
     assert_eq!(report.records_in, 0);
+    assert_eq!(server.seen().len(), 1, "no reconnect");
 }
 
 #[tokio::test]
@@ -472,19 +489,16 @@ async fn the_sse_step_of_pipeline_macro_filters_decodes_and_dead_letters() {
         send("id: 3\ndata: {\"n\": 3}\n\n"),
     ])];
     let server = Server::start(script, Reply::Status(503)).await;
-    std::env::set_var("ETL_SSE_MACRO_TEST_URL", server.url());
+    let url = server.url();
     let out = etl::sink::collect::<Tick>();
     let dlq = MemoryDeadLetters::new();
     let run = etl::pipeline! {
-        sse(url = "${ETL_SSE_MACRO_TEST_URL}", headers = [("X-Token", "t")], event_filter = "message",
+        sse(url = url, headers = [("X-Token", "t")], event_filter = "message",
             data_format = "json", reconnect_delay = 10ms, max_reconnects = 3, max_records = 3, batch_timeout = 20ms) as Tick
         | filter(|t| t.n > 0)
         | collect(out.clone())
     };
-    let report = tokio::time::timeout(Duration::from_secs(10), run.dead_letters(dlq.clone()).handle_signals(false).run())
-        .await
-        .expect("ends")
-        .unwrap();
+    let report = tokio::time::timeout(PATIENCE, run.dead_letters(dlq.clone()).handle_signals(false).run()).await.expect("ends").unwrap();
     assert_eq!(out.records(), [Tick { n: 1 }, Tick { n: 3 }]);
     assert_eq!((report.records_in, report.dead_lettered), (3, 1));
     assert_eq!(&dlq.list().await.unwrap()[0].payload[..], b"{\"n\": \"two\"}");
@@ -544,15 +558,15 @@ async fn a_bare_retry_without_data_sets_the_next_reconnect_delay() {
         Reply::StreamThenHold(vec![send("id: 2\ndata: {\"n\":2}\n\n")]),
     ];
     let server = Server::start(script, Reply::Status(503)).await;
-    // The configured delay is 5 s: a reconnect within 2 s can only come from `retry:`, and
-    // not before 300 ms (jitter only adds to the delay).
-    let src = etl::source::sse::<Json>(server.url()).reconnect_delay(Duration::from_secs(5)).batch_size(1).max_records(2);
+    // The configured delay is a minute: a reconnect within half of it can only come from
+    // `retry:`, and not before 300 ms (jitter only adds to the delay).
+    let src = etl::source::sse::<Json>(server.url()).reconnect_delay(SLOW_RECONNECT).batch_size(1).max_records(2);
     let (result, records, _) = run(src).await;
     result.unwrap();
     assert_eq!(values(&records), [json!({"n": 1}), json!({"n": 2})]);
     let seen = server.seen();
     let gap = seen[1].at - seen[0].at;
-    assert!(gap >= Duration::from_millis(300) && gap < Duration::from_secs(2), "reconnected after {gap:?}");
+    assert!(gap >= Duration::from_millis(300) && gap < SLOW_RECONNECT / 2, "reconnected after {gap:?}");
     assert_eq!(seen[1].header("last-event-id"), Some("1"));
 }
 
@@ -585,7 +599,7 @@ async fn a_messy_stream_end_to_end_every_good_event_exactly_once() {
     let server = Server::start(script, Reply::Status(503)).await;
     let src = etl::source::sse::<Json>(server.url())
         .event_filter("message")
-        .reconnect_delay(Duration::from_secs(5))
+        .reconnect_delay(SLOW_RECONNECT)
         .max_event_bytes(1000)
         .batch_size(3)
         .batch_timeout(Duration::from_millis(20))
@@ -611,10 +625,7 @@ async fn a_messy_stream_end_to_end_every_good_event_exactly_once() {
     assert_eq!(seen.len(), 2, "one reconnect, after the cut");
     assert_eq!(seen[1].header("last-event-id"), Some("6"));
     let gap = seen[1].at - seen[0].at;
-    assert!(
-        gap >= Duration::from_millis(200) && gap < Duration::from_secs(2),
-        "the bare retry: 200 sets the delay; reconnected after {gap:?}"
-    );
+    assert!(gap >= Duration::from_millis(200) && gap < SLOW_RECONNECT / 2, "the bare retry: 200 sets the delay; reconnected after {gap:?}");
 }
 
 fn numbered_log(ids: std::ops::RangeInclusive<u32>) -> Vec<(String, String)> {
@@ -678,7 +689,7 @@ async fn a_sink_failure_does_not_advance_the_stored_id() {
     let server = Server::start(vec![], Reply::Replay(numbered_log(1..=6))).await;
     let src = source(&server).last_event_id_file(&file).batch_size(2);
     let pipeline = Pipeline::from(src).to(DownSink).retry(etl::pipeline::RetryPolicy::never()).handle_signals(false);
-    let result = tokio::time::timeout(Duration::from_secs(10), pipeline.run()).await.expect("ends");
+    let result = tokio::time::timeout(PATIENCE, pipeline.run()).await.expect("ends");
     assert!(result.is_err());
     assert_eq!(server.seen()[0].header("last-event-id"), Some("2"), "a trailing line end in the file is ignored");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "2\n", "nothing was delivered: the file is untouched");

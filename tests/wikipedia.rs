@@ -1,11 +1,30 @@
 //! The `wikipedia` example end to end: on its embedded defaults, from a file, and through SQS
-//! and S3 (moto). Each counts rows: every good event in the lake exactly once.
+//! and S3 (moto). Each compares the lake's rows with rows computed from the sample's raw JSON
+//! (`example_wikipedia`): every good event in the lake exactly once, each cell as sent.
 
 mod example_wikipedia;
 use example_wikipedia as wikipedia;
 
+use serde_json::Value;
 use wikipedia::example::{run, Config};
-use wikipedia::{expected_rows, lake_rows, sample};
+use wikipedia::{expected_rows, is_canary, lake_rows, row, sample};
+
+/// The sample holds what the rules above are about: nulls and absent fields, text with
+/// commas, quotes and newlines, canaries. (Otherwise a lake could match by luck.)
+#[test]
+fn the_sample_exercises_the_rules() {
+    let events: Vec<Value> = sample().iter().map(|e| serde_json::from_slice(e).unwrap()).collect();
+    let rows: Vec<Vec<String>> = events.iter().map(row).collect();
+    let canaries = events.iter().filter(|e| is_canary(e)).count();
+    let null_ids = events.iter().filter(|e| e.get("id") == Some(&Value::Null)).count();
+    let no_length = events.iter().filter(|e| e.get("length").is_none()).count();
+    let awkward = rows.iter().flatten().filter(|c| c.contains(',') || c.contains('"') || c.contains('\n')).count();
+    let bots = rows.iter().filter(|r| r[5] == "true").count();
+    assert!(
+        canaries > 0 && null_ids > 0 && no_length > 0 && awkward > 100 && bots > 0,
+        "{canaries} {null_ids} {no_length} {awkward} {bots}"
+    );
+}
 
 #[tokio::test]
 async fn embedded_defaults_put_every_non_canary_event_in_the_lake_once() {
@@ -45,6 +64,36 @@ async fn from_file_feeds_the_second_pipeline_and_max_records_stops_it() {
     let (got, files) = lake_rows(&lake);
     assert_eq!(files, 13);
     assert!(got == expected_rows(&events[..1234]));
+}
+
+/// The benchmark's generator of RecentChange-like events.
+#[path = "../benches/harness/recentchange.rs"]
+mod recentchange;
+
+#[tokio::test]
+async fn generated_events_reach_the_lake_cell_for_cell() {
+    let mut text = Vec::new();
+    recentchange::write_events(&mut text, 5000, 11).unwrap();
+    let mut again = Vec::new();
+    recentchange::write_events(&mut again, 5000, 11).unwrap();
+    assert!(text == again, "the generator is deterministic");
+    let events: Vec<bytes::Bytes> = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(bytes::Bytes::copy_from_slice).collect();
+    assert_eq!(events.len(), 5000);
+    let decoded: Vec<Value> = events.iter().map(|e| serde_json::from_slice(e).unwrap()).collect();
+    let canaries = decoded.iter().filter(|e| is_canary(e)).count();
+    assert!((5..60).contains(&canaries), "about 1 event in 200 is a canary: {canaries}");
+    assert!(decoded.iter().any(|e| e["id"].is_null()) && decoded.iter().any(|e| e.get("length").is_none()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("generated.jsonl");
+    std::fs::write(&input, &text).unwrap();
+    let lake = dir.path().join("lake");
+    let summary = run(Config { lake: lake.clone(), from_file: Some(input), handle_signals: false, ..Config::default() }).await.unwrap();
+    let want = expected_rows(&events);
+    assert_eq!(summary.process.records_out, want.len() as u64);
+    let (got, files) = lake_rows(&lake);
+    assert_eq!(files, 50);
+    assert!(got == want, "the lake's rows differ from the generated events'");
 }
 
 #[cfg(all(feature = "sqs", feature = "s3"))]

@@ -2,11 +2,12 @@
 //! partial batch into the lake, and returns its reports (the binary then exits 0). Alone in
 //! its test binary: the signal goes to the whole process.
 
+mod common;
 mod example_wikipedia;
 
+use common::{wait_until, PATIENCE};
 use example_wikipedia::example::{run, Config};
 use example_wikipedia::{expected_rows, lake_rows, sample};
-use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// A live stream: sends `events` at once, then stays open and silent (as a quiet live stream
@@ -45,24 +46,22 @@ async fn sigterm_mid_batch_flushes_the_partial_batch_and_loses_nothing() {
     let config = Config { sse_url: Some(url), lake: lake.clone(), handle_signals: true, ..Config::default() };
     let running = tokio::spawn(run(config));
 
-    // Wait until the first two batches of 100 are in the lake: the third (50 events) is then
+    // Wait until the first two batches of 100 are in the lake: the ingest pipeline read all
+    // 250 events (in one batch, after its 1 s linger), and the third batch (50 events) is now
     // held by its 30 s linger, mid-batch.
-    let mut waited = Duration::ZERO;
-    while std::fs::read_dir(&lake)
-        .map(|d| d.filter(|e| e.as_ref().is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.'))).count())
-        .unwrap_or(0)
-        < 2
-    {
-        assert!(waited < Duration::from_secs(20), "the first batches never reached the lake");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        waited += Duration::from_millis(50);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let files_in_lake = || {
+        std::fs::read_dir(&lake)
+            .map(|d| d.filter(|e| e.as_ref().is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.'))).count())
+            .unwrap_or(0)
+    };
+    wait_until(PATIENCE, "the first two batches in the lake", || files_in_lake() >= 2).await;
+    assert_eq!(files_in_lake(), 2, "the third batch waits for its linger");
     assert!(!running.is_finished(), "a live stream runs until stopped");
     // SAFETY: kill(2) on our own pid with a valid signal number has no memory effects.
     assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGTERM) }, 0);
 
-    let summary = tokio::time::timeout(Duration::from_secs(20), running).await.expect("stops promptly").unwrap().unwrap();
+    // Well before the third batch's 30 s linger would have flushed it.
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(25), running).await.expect("stops on the signal").unwrap().unwrap();
     let ingest = summary.ingest.expect("two pipelines ran");
     assert_eq!((ingest.records_in, ingest.records_out), (250, 250));
     let want = expected_rows(&events);

@@ -201,13 +201,87 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_custom_endpoint_needs_no_region_and_a_bad_one_is_refused() {
+    async fn a_bad_endpoint_is_refused() {
         let options = AwsOptions { region: None, endpoint_url: Some("ftp://x".into()) };
         let Err(e) = load(&options, &Resources::default()).await else { panic!("ftp:// accepted") };
         assert!(e.to_string().contains("endpoint_url"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_explicit_region_wins_over_the_chain() {
         let options = AwsOptions { region: Some("eu-west-3".into()), endpoint_url: Some("http://127.0.0.1:1".into()) };
         let loaded = load(&options, &Resources::default()).await.unwrap();
         assert!(loaded.custom_endpoint);
         assert_eq!(loaded.config.region().map(|r| r.as_ref()), Some("eu-west-3"));
+    }
+
+    /// Set in the child process of [`without_a_region_anywhere`]: the region the child's
+    /// environment holds (`-` for none), and what `load` must make of each case.
+    const CHILD: &str = "ETL_AWS_TEST_CHILD_REGION";
+
+    /// Runs `load` in a child process (this test binary, filtered to this test) whose
+    /// environment holds no AWS region, profile, config file or instance metadata, and no
+    /// endpoint: the only sound way to know the standard chain finds no region, since this
+    /// process's environment is shared with the other tests (and `std::env::set_var` is not
+    /// safe while they run). The child also checks that `AWS_REGION` is honoured when set.
+    #[tokio::test]
+    async fn a_custom_endpoint_needs_no_region_and_no_endpoint_needs_one() {
+        if let Ok(region) = std::env::var(CHILD) {
+            return child_checks(&region).await;
+        }
+        for region in ["-", "ap-south-1"] {
+            let home = std::env::temp_dir().join(format!("etl-aws-test-home-{}", std::process::id()));
+            std::fs::create_dir_all(&home).unwrap();
+            let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+            command.args(["--exact", "aws::tests::a_custom_endpoint_needs_no_region_and_no_endpoint_needs_one", "--nocapture"]);
+            for var in [
+                "AWS_REGION",
+                "AWS_DEFAULT_REGION",
+                "AWS_PROFILE",
+                "AWS_DEFAULT_PROFILE",
+                "AWS_ENDPOINT_URL",
+                "AWS_ENDPOINT_URL_SQS",
+                "AWS_ENDPOINT_URL_S3",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_ROLE_ARN",
+            ] {
+                command.env_remove(var);
+            }
+            command
+                .env("HOME", &home)
+                .env("AWS_CONFIG_FILE", home.join("no-config"))
+                .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env(CHILD, region);
+            if region != "-" {
+                command.env("AWS_REGION", region);
+            }
+            let out = command.output().unwrap();
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(out.status.success(), "child with region {region}: {text}");
+            assert!(text.contains("1 passed"), "the child ran the checks (region {region}): {text}");
+            std::fs::remove_dir_all(&home).ok();
+        }
+    }
+
+    async fn child_checks(region: &str) {
+        let with_endpoint = AwsOptions { region: None, endpoint_url: Some("http://127.0.0.1:1".into()) };
+        let loaded = load(&with_endpoint).await.unwrap();
+        assert!(loaded.custom_endpoint);
+        let without = AwsOptions::default();
+        if region == "-" {
+            // Nothing anywhere: the endpoint's default; and without an endpoint, an error.
+            assert_eq!(loaded.config.region().map(|r| r.as_ref()), Some(ENDPOINT_DEFAULT_REGION));
+            let Err(e) = load(&without).await else { panic!("a configuration without any region was accepted") };
+            assert!(e.to_string().contains("no AWS region configured"), "{e}");
+        } else {
+            // The chain's region is used, with or without an endpoint.
+            assert_eq!(loaded.config.region().map(|r| r.as_ref()), Some(region));
+            let Ok(plain) = load(&without).await else { panic!("AWS_REGION={region} not found") };
+            assert!(!plain.custom_endpoint);
+            assert_eq!(plain.config.region().map(|r| r.as_ref()), Some(region));
+        }
     }
 }

@@ -295,7 +295,17 @@ mod tests {
     use proptest::prelude::*;
     use std::time::Duration;
 
-    fn run_accumulator(sizes: &[usize], config: BatchConfig) -> Vec<(usize, usize)> {
+    /// How a batch of [`run_accumulator`] was closed.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Closed {
+        Full,
+        LastOne,
+        EndOfInput,
+    }
+
+    /// Feed records of `sizes` to an accumulator, emitting as it says; (records, bytes, why)
+    /// per batch.
+    fn run_accumulator(sizes: &[usize], config: BatchConfig) -> Vec<(usize, usize, Closed)> {
         let mut acc = Accumulator::new(config);
         let mut out = vec![];
         let mut bytes = 0;
@@ -304,23 +314,32 @@ mod tests {
                 break;
             }
             bytes += size;
-            match acc.push(Incoming::record(i, Meta::default(), size, ())) {
-                Fill::Open => {}
-                Fill::Full | Fill::LastOne => {
-                    out.push((acc.take(Arc::from("t"), |_| Ack::none()).len(), bytes));
-                    bytes = 0;
-                }
-            }
+            let closed = match acc.push(Incoming::record(i, Meta::default(), size, ())) {
+                Fill::Open => continue,
+                Fill::Full => Closed::Full,
+                Fill::LastOne => Closed::LastOne,
+            };
+            out.push((acc.take(Arc::from("t"), |_| Ack::none()).len(), bytes, closed));
+            bytes = 0;
         }
         if acc.pending() > 0 {
-            out.push((acc.take(Arc::from("t"), |_| Ack::none()).len(), bytes));
+            out.push((acc.take(Arc::from("t"), |_| Ack::none()).len(), bytes, Closed::EndOfInput));
         }
         out
     }
 
+    /// The limits, recomputed here: a batch of these record sizes has reached a limit.
+    fn reached(sizes: &[usize], batch_size: usize, max_bytes: usize) -> bool {
+        sizes.len() >= batch_size || sizes.iter().sum::<usize>() >= max_bytes
+    }
+
     proptest! {
+        /// Every record is in exactly one batch, in order; no batch goes past a limit by more
+        /// than the record that reached it; and every batch is full (it reached `batch_size`
+        /// or `max_bytes`) unless it is the last one: the end of input or `max_records` closed
+        /// it. A batcher that emitted every record alone, or held records past a limit, fails.
         #[test]
-        fn batches_respect_limits_and_lose_nothing(
+        fn batches_are_full_unless_the_input_ended(
             sizes in prop::collection::vec(1usize..200, 0..300),
             batch_size in 1usize..50,
             max_bytes in 1usize..2000,
@@ -329,21 +348,92 @@ mod tests {
             let mut config = BatchConfig::default().batch_size(batch_size).max_bytes(max_bytes);
             config.max_records = max_records;
             let batches = run_accumulator(&sizes, config);
-            let total: usize = batches.iter().map(|(n, _)| n).sum();
             let expected = max_records.map_or(sizes.len(), |m| sizes.len().min(m as usize));
-            prop_assert_eq!(total, expected);
-            for &(n, bytes) in &batches {
-                prop_assert!(n >= 1 && n <= batch_size);
-                // Over max_bytes only by the record that crossed it.
-                prop_assert!(n == 1 || bytes < max_bytes + 200);
+            let mut at = 0;
+            for (i, &(n, bytes, closed)) in batches.iter().enumerate() {
+                let last = i + 1 == batches.len();
+                prop_assert!(n >= 1);
+                let batch = &sizes[at..at + n];
+                prop_assert_eq!(bytes, batch.iter().sum::<usize>());
+                prop_assert!(!reached(&batch[..n - 1], batch_size, max_bytes), "batch {} went past a limit: {:?}", i, batch);
+                match closed {
+                    Closed::Full => prop_assert!(reached(batch, batch_size, max_bytes), "batch {} emitted before a limit: {:?}", i, batch),
+                    Closed::LastOne => prop_assert!(last && Some((at + n) as u64) == max_records),
+                    Closed::EndOfInput => prop_assert!(last && at + n == expected),
+                }
+                at += n;
             }
+            prop_assert_eq!(at, expected, "every record once");
         }
 
         #[test]
         fn max_batches_stops_reading(n in 0usize..100, batch_size in 1usize..10, max_batches in 0u64..6) {
             let config = BatchConfig::default().batch_size(batch_size).max_batches(max_batches);
             let batches = run_accumulator(&vec![1; n], config);
-            prop_assert!(batches.len() as u64 <= max_batches);
+            prop_assert_eq!(batches.len() as u64, max_batches.min(n.div_ceil(batch_size) as u64));
+            let total: usize = batches.iter().map(|&(len, _, _)| len).sum();
+            prop_assert_eq!(total, n.min(max_batches as usize * batch_size));
+            prop_assert!(batches.iter().rev().skip(1).all(|&(len, _, _)| len == batch_size), "only the last batch may be short");
+        }
+
+        /// The timed batcher, on a paused clock: records arrive at random times (multiples of
+        /// 10 ms; the linger ends at 5 ms past one, so no arrival ties with it). Each batch is
+        /// emitted when it becomes full, or exactly `batch_timeout` after its first record
+        /// while no further record arrived, or at the end of input; never later, never early.
+        #[test]
+        fn a_batch_is_closed_by_a_limit_the_linger_or_the_end_of_input(
+            records in prop::collection::vec((0u64..8, 1usize..100), 1..120),
+            batch_size in 1usize..20,
+            max_bytes in 50usize..1000,
+            linger_tens in 1u64..10,
+        ) {
+            let linger = Duration::from_millis(linger_tens * 10 + 5);
+            // Arrival times in ms (each record `gap × 10 ms` after the one before).
+            let arrivals: Vec<u64> = records.iter().scan(0, |t, &(gap, _)| { *t += gap * 10; Some(*t) }).collect();
+            let sizes: Vec<usize> = records.iter().map(|&(_, size)| size).collect();
+            let end = *arrivals.last().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+            let emitted: Vec<(Vec<usize>, u64)> = rt.block_on(async {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
+                let input = futures::stream::poll_fn(move |cx| {
+                    rx.poll_recv(cx).map(|o| o.map(|(i, size)| Ok(Incoming::record(i, Meta::default(), size, ()))))
+                });
+                let config = BatchConfig::default().batch_size(batch_size).max_bytes(max_bytes).batch_timeout(linger);
+                let mut batches = batched(input, config, CancellationToken::new(), Arc::from("t"), |_: Vec<()>| Ack::none());
+                let start = Instant::now();
+                let feed = (arrivals.clone(), sizes.clone());
+                tokio::spawn(async move {
+                    for (i, (at, size)) in feed.0.into_iter().zip(feed.1).enumerate() {
+                        tokio::time::sleep_until(start + Duration::from_millis(at)).await;
+                        tx.send((i, size)).unwrap();
+                    }
+                });
+                let mut emitted = vec![];
+                while let Some(batch) = batches.next().await {
+                    emitted.push((batch.unwrap().records().to_vec(), start.elapsed().as_millis() as u64));
+                }
+                emitted
+            });
+            let linger_ms = linger.as_millis() as u64;
+            let mut next = 0;
+            for (b, (batch, at)) in emitted.iter().enumerate() {
+                prop_assert_eq!(batch, &(next..next + batch.len()).collect::<Vec<_>>(), "every record once, in order");
+                prop_assert!(!batch.is_empty());
+                let (first, last) = (arrivals[batch[0]], arrivals[*batch.last().unwrap()]);
+                let batch_sizes = &sizes[next..next + batch.len()];
+                next += batch.len();
+                prop_assert!(!reached(&batch_sizes[..batch.len() - 1], batch_size, max_bytes), "batch {} went past a limit", b);
+                prop_assert!(*at <= first + linger_ms, "batch {} held past its linger", b);
+                if reached(batch_sizes, batch_size, max_bytes) {
+                    prop_assert_eq!(*at, last, "batch {} emitted when it became full", b);
+                } else if *at == first + linger_ms {
+                    // The linger closed it: the next record came after it.
+                    prop_assert!(arrivals.get(next).is_none_or(|&t| t > *at), "batch {} closed by the linger before a record in time", b);
+                } else {
+                    prop_assert!(next == arrivals.len() && *at == end, "batch {} of {:?} emitted at {} ms: neither full, lingered nor the end", b, batch, at);
+                }
+            }
+            prop_assert_eq!(next, arrivals.len(), "every record once");
         }
     }
 

@@ -148,6 +148,93 @@ mod tests {
         assert!(matches!(interpolate_with("${A B}", env), Err(ConfigError::InvalidName { .. })));
     }
 
+    /// One piece of a generated configuration value.
+    #[derive(Debug, Clone)]
+    enum Piece {
+        /// Text without `$`.
+        Text(String),
+        /// `${NAME}`.
+        Var(String),
+        /// `${NAME:-default}`.
+        VarOr(String, String),
+        /// `$${`: a literal `${`.
+        Escape,
+        /// `$` followed by a character that is neither `{` nor `$`.
+        Dollar(char),
+        /// `${NAME}` with a name that is not letters, digits and `_` (possibly empty).
+        BadName(String),
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        // Mostly the names the generated environment may hold, sometimes any valid name.
+        prop_oneof![3 => prop::sample::select(vec!["A", "B", "EMPTY", "HOST_1", "x"]).prop_map(str::to_owned), 1 => "[A-Za-z0-9_]{1,8}"]
+    }
+
+    fn piece() -> impl Strategy<Value = Piece> {
+        prop_oneof![
+            4 => "[^$]{0,8}".prop_map(Piece::Text),
+            3 => name().prop_map(Piece::Var),
+            // A default may hold anything but `}`: `$`, `:-`, `{`, spaces.
+            3 => (name(), "[^}]{0,8}").prop_map(|(n, d)| Piece::VarOr(n, d)),
+            1 => Just(Piece::Escape),
+            1 => "[^{$]".prop_map(|c| Piece::Dollar(c.chars().next().unwrap())),
+            1 => prop_oneof![Just(String::new()), "[A-Za-z0-9_]{0,3}[ .:/-][A-Za-z0-9_]{0,3}"].prop_map(Piece::BadName),
+        ]
+    }
+
+    /// A generated environment: some of the names, with values that may look like syntax
+    /// (they are never expanded again).
+    fn environment() -> impl Strategy<Value = std::collections::HashMap<String, String>> {
+        let value = prop_oneof![Just(String::new()), "[a-z]{1,4}", Just("${A}".to_owned()), "[^}]{0,6}"];
+        prop::collection::hash_map(prop::sample::select(vec!["A", "B", "EMPTY", "HOST_1", "x"]).prop_map(str::to_owned), value, 0..5)
+    }
+
+    /// The rules, written out: the text `pieces` make, and what resolving it must give.
+    fn model(pieces: &[Piece], env: &std::collections::HashMap<String, String>) -> (String, Result<String, ConfigError>) {
+        let mut text = String::new();
+        let mut out = String::new();
+        let mut error = None;
+        for piece in pieces {
+            let resolved = match piece {
+                Piece::Text(t) => {
+                    text.push_str(t);
+                    Ok(t.clone())
+                }
+                Piece::Var(n) => {
+                    text.push_str(&format!("${{{n}}}"));
+                    // Set (even to the empty string): its value; unset: an error naming it.
+                    env.get(n).cloned().ok_or(ConfigError::UnsetVariable { name: n.clone() })
+                }
+                Piece::VarOr(n, d) => {
+                    text.push_str(&format!("${{{n}:-{d}}}"));
+                    // Set and not empty: its value; otherwise the default, verbatim.
+                    Ok(env.get(n).filter(|v| !v.is_empty()).cloned().unwrap_or_else(|| d.clone()))
+                }
+                Piece::Escape => {
+                    text.push_str("$${");
+                    Ok("${".to_owned())
+                }
+                Piece::Dollar(c) => {
+                    text.push('$');
+                    text.push(*c);
+                    Ok(format!("${c}"))
+                }
+                Piece::BadName(n) => {
+                    text.push_str(&format!("${{{n}}}"));
+                    Err(ConfigError::InvalidName { name: n.clone() })
+                }
+            };
+            match resolved {
+                Ok(r) => out.push_str(&r),
+                // The first error, left to right, is the one reported.
+                Err(e) => {
+                    error.get_or_insert(e);
+                }
+            }
+        }
+        (text, error.map_or(Ok(out), Err))
+    }
+
     proptest! {
         /// Text without `$` passes through unchanged.
         #[test]
@@ -159,6 +246,54 @@ mod tests {
         #[test]
         fn never_panics(s in ".*") {
             let _ = interpolate_with(&s, env);
+        }
+
+        /// Values made of `${VAR}`, `${VAR:-default}`, `$${`, plain `$` and text, against an
+        /// environment where variables are set, set to the empty string or unset, resolve as
+        /// the rules (written out in [`model`]) say, or fail with the first error they say.
+        #[test]
+        fn variables_and_defaults_resolve_by_the_rules(pieces in prop::collection::vec(piece(), 0..8), env in environment()) {
+            let (text, want) = model(&pieces, &env);
+            prop_assert_eq!(interpolate_with(&text, |n| env.get(n).cloned()), want, "{:?}", text);
+        }
+
+        /// A `${` left open at the end fails, naming its byte offset.
+        #[test]
+        fn an_unterminated_reference_names_its_offset(pieces in prop::collection::vec(piece(), 0..6), env in environment(), tail in "[A-Za-z0-9_:-]{0,6}") {
+            let (text, want) = model(&pieces, &env);
+            let at = text.len();
+            let text = format!("{text}${{{tail}");
+            let want = want.and(Err(ConfigError::Unterminated { at }));
+            prop_assert_eq!(interpolate_with(&text, |n| env.get(n).cloned()), want, "{:?}", text);
+        }
+    }
+
+    /// The strategy does produce what the property is about: set, empty and unset variables,
+    /// with and without defaults, escapes and bad names.
+    #[test]
+    fn the_generated_values_hold_every_kind_of_reference() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let (mut set, mut empty, mut unset, mut defaults, mut escapes, mut bad) = (0, 0, 0, 0, 0, 0);
+        for _ in 0..256 {
+            let pieces = prop::collection::vec(piece(), 0..8).new_tree(&mut runner).unwrap().current();
+            let env = environment().new_tree(&mut runner).unwrap().current();
+            for p in &pieces {
+                match p {
+                    Piece::Var(n) | Piece::VarOr(n, _) => match env.get(n) {
+                        Some(v) if v.is_empty() => empty += 1,
+                        Some(_) => set += 1,
+                        None => unset += 1,
+                    },
+                    Piece::Escape => escapes += 1,
+                    Piece::BadName(_) => bad += 1,
+                    _ => {}
+                }
+                defaults += usize::from(matches!(p, Piece::VarOr(..)));
+            }
+        }
+        for (what, n) in [("set", set), ("empty", empty), ("unset", unset), ("default", defaults), ("escape", escapes), ("bad name", bad)] {
+            assert!(n >= 20, "only {n} `{what}` references in 256 values");
         }
     }
 }

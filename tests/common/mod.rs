@@ -1,14 +1,43 @@
 //! Test doubles shared by the integration tests: a source whose acknowledgements are observed,
-//! and sinks that fail on demand. (Failure injection: no real server refuses writes on cue.)
+//! sinks and dead-letter queues that fail on demand (failure injection: no real server refuses
+//! writes on cue), and [`wait_until`], the one way a test waits for something to happen.
 #![allow(dead_code)]
 
 use etl::ack::{Ack, Status};
 use etl::batch::{batched, Batch, BatchConfig, Incoming};
+use etl::dead_letter::{DeadLetter, DeadLetters, MemoryDeadLetters, Republish};
 use etl::record::{Meta, Position};
 use etl::sink::{Sink, Written};
 use etl::source::{BatchStream, Source, SourceContext};
 use etl::ConnectorError;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A deadline for [`wait_until`] that only a hang reaches: on a loaded 2-core machine a wait
+/// of milliseconds can take seconds, never a minute.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Wait (in real time) until `cond` holds, checking it every 20 ms; panic naming `what` if it
+/// still does not hold after `limit`. Tests wait on the condition they need, never for a
+/// fixed time; the limit is generous and only catches a hang.
+pub async fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    wait_until_async(limit, what, || std::future::ready(cond())).await
+}
+
+/// [`wait_until`] for a condition that must be awaited (a broker's or a store's own view).
+pub async fn wait_until_async<F, Fut>(limit: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    while !cond().await {
+        assert!(std::time::Instant::now() < deadline, "waited {limit:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// What happened, in order: writes attempted, writes done, acknowledgements heard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +45,10 @@ pub enum Event {
     WriteFailed(Vec<i64>),
     Written(Vec<i64>),
     Acked(usize, Status),
+    /// A dead-letter write refused, with the entries' payloads.
+    DeadLetterFailed(Vec<String>),
+    /// A dead-letter write that stored its entries (payloads).
+    DeadLettered(Vec<String>),
 }
 
 #[derive(Clone, Default)]
@@ -113,12 +146,18 @@ pub struct ScriptedSink {
     pub script: std::collections::VecDeque<Answer>,
     pub timeline: Timeline,
     /// Reject (permanently, per record) the records for which this returns true.
-    pub reject: fn(i64) -> bool,
+    pub reject: Arc<dyn Fn(i64) -> bool + Send + Sync>,
 }
 
 impl ScriptedSink {
     pub fn new(script: impl IntoIterator<Item = Answer>, timeline: &Timeline) -> Self {
-        ScriptedSink { script: script.into_iter().collect(), timeline: timeline.clone(), reject: |_| false }
+        ScriptedSink { script: script.into_iter().collect(), timeline: timeline.clone(), reject: Arc::new(|_| false) }
+    }
+
+    /// Reject the records for which `f` returns true (whenever a write is answered `Ok`).
+    pub fn rejecting(mut self, f: impl Fn(i64) -> bool + Send + Sync + 'static) -> Self {
+        self.reject = Arc::new(f);
+        self
     }
 }
 
@@ -160,4 +199,53 @@ pub fn quick_retries(n: usize) -> etl::pipeline::RetryPolicy {
         .max_retries(n)
         .initial_delay(std::time::Duration::from_millis(1))
         .max_delay(std::time::Duration::from_millis(5))
+}
+
+/// The payloads of dead-letter entries, as text.
+pub fn payloads(entries: &[DeadLetter]) -> Vec<String> {
+    entries.iter().map(|e| String::from_utf8_lossy(&e.payload).into_owned()).collect()
+}
+
+/// A dead-letter queue that refuses its first `failures` writes (retryably), then stores what
+/// it is given in memory. Every attempt goes to the timeline.
+pub struct FlakyQueue {
+    pub failures: usize,
+    pub attempts: Arc<AtomicUsize>,
+    pub stored: MemoryDeadLetters,
+    pub timeline: Timeline,
+}
+
+impl FlakyQueue {
+    pub fn new(failures: usize, timeline: &Timeline) -> Self {
+        FlakyQueue { failures, attempts: Arc::default(), stored: MemoryDeadLetters::new(), timeline: timeline.clone() }
+    }
+}
+
+#[async_trait::async_trait]
+impl DeadLetters for FlakyQueue {
+    fn describe(&self) -> String {
+        "flaky".into()
+    }
+    async fn write(&self, entries: Vec<DeadLetter>) -> Result<(), ConnectorError> {
+        let attempt = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+        if attempt <= self.failures {
+            self.timeline.push(Event::DeadLetterFailed(payloads(&entries)));
+            return Err(ConnectorError::retryable("flaky", "connection reset"));
+        }
+        self.timeline.push(Event::DeadLettered(payloads(&entries)));
+        self.stored.write(entries).await
+    }
+    async fn list(&self) -> Result<Vec<DeadLetter>, ConnectorError> {
+        self.stored.list().await
+    }
+    async fn replay(
+        &self,
+        filter: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync),
+        target: &mut dyn Republish,
+    ) -> Result<usize, ConnectorError> {
+        self.stored.replay(filter, target).await
+    }
+    async fn purge(&self, older_than: Duration) -> Result<usize, ConnectorError> {
+        self.stored.purge(older_than).await
+    }
 }

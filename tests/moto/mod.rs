@@ -102,13 +102,27 @@ pub enum Fault {
     Status { method: &'static str, status: u16, code: &'static str, times: usize },
 }
 
+/// One request that went through a [`FaultProxy`], and moto's answer once it came.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The SQS action (`ReceiveMessage`, `ChangeMessageVisibilityBatch`), or the HTTP method
+    /// for S3.
+    pub action: String,
+    /// The answer's body; `None` while moto has not answered.
+    pub response: Option<Vec<u8>>,
+}
+
+type Log = std::sync::Arc<std::sync::Mutex<Vec<Exchange>>>;
+
 /// A loopback HTTP proxy in front of moto that injects [`Fault`]s (no real server fails on
-/// cue). One request per connection (`Connection: close`).
+/// cue) and logs every exchange, so that a test can see what the library asked and when it
+/// had its answer. One request per connection (`Connection: close`).
 pub struct FaultProxy {
     pub url: String,
     faults: std::sync::Arc<std::sync::Mutex<Vec<Fault>>>,
     /// How many faults were injected.
     pub injected: std::sync::Arc<AtomicU32>,
+    log: Log,
 }
 
 impl FaultProxy {
@@ -118,13 +132,39 @@ impl FaultProxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let faults = std::sync::Arc::new(std::sync::Mutex::new(faults));
         let injected = std::sync::Arc::new(AtomicU32::new(0));
-        let (f, n) = (faults.clone(), injected.clone());
+        let log = Log::default();
+        let (f, n, l) = (faults.clone(), injected.clone(), log.clone());
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                tokio::spawn(serve(socket, upstream.clone(), f.clone(), n.clone()));
+                tokio::spawn(serve(socket, upstream.clone(), f.clone(), n.clone(), l.clone()));
             }
         });
-        FaultProxy { url, faults, injected }
+        FaultProxy { url, faults, injected, log }
+    }
+
+    /// Every exchange so far, in the order the requests came.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The `ReceiveMessage` calls so far: how many messages each one returned, `None` for a
+    /// call moto has not answered yet (a long poll in progress).
+    pub fn receives(&self) -> Vec<Option<usize>> {
+        self.exchanges()
+            .iter()
+            .filter(|e| e.action == "ReceiveMessage")
+            .map(|e| {
+                e.response.as_ref().map(|body| {
+                    let json: serde_json::Value = serde_json::from_slice(body).expect("a JSON answer");
+                    json.get("Messages").and_then(|m| m.as_array()).map_or(0, Vec::len)
+                })
+            })
+            .collect()
+    }
+
+    /// How many calls of `action` moto has answered.
+    pub fn answered(&self, action: &str) -> usize {
+        self.exchanges().iter().filter(|e| e.action == action && e.response.is_some()).count()
     }
 
     /// Faults not injected yet.
@@ -211,11 +251,18 @@ async fn serve(
     upstream: String,
     faults: std::sync::Arc<std::sync::Mutex<Vec<Fault>>>,
     injected: std::sync::Arc<AtomicU32>,
+    log: Log,
 ) {
     use tokio::io::AsyncWriteExt;
     let Some(mut request) = read_message(&mut client, false).await else { return };
     let method = request.head[0].split(' ').next().unwrap_or("").to_owned();
     let action = request.header("x-amz-target").map(|t| t.rsplit('.').next().unwrap_or("").to_owned()).unwrap_or_default();
+    let entry = {
+        let mut log = log.lock().unwrap();
+        log.push(Exchange { action: if action.is_empty() { method.clone() } else { action.clone() }, response: None });
+        log.len() - 1
+    };
+    let answered = |body: &[u8]| log.lock().unwrap()[entry].response = Some(body.to_vec());
     // Decide on a fault.
     let mut status_fault = None;
     let mut dropped_entry = None;
@@ -247,6 +294,7 @@ async fn serve(
         let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>injected</Message></Error>");
         let response =
             Message { head: vec![format!("HTTP/1.1 {status} Injected"), "content-type: application/xml".into()], body: body.into_bytes() };
+        answered(&response.body);
         let _ = client.write_all(&response.to_bytes()).await;
         return;
     }
@@ -255,6 +303,7 @@ async fn serve(
         return;
     }
     let Some(mut response) = read_message(&mut server, true).await else { return };
+    answered(&response.body);
     if let Some(id) = dropped_entry {
         injected.fetch_add(1, Ordering::Relaxed);
         let mut json: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
