@@ -157,7 +157,17 @@ async fn a_dead_letter_write_that_fails_is_retried_and_the_batch_acknowledged_on
     let queue = FlakyQueue::new(2, &timeline);
     let (attempts, stored) = (queue.attempts.clone(), queue.stored.clone());
     let source = AckedBatches { batches: batches(2, 3), timeline: timeline.clone() };
-    let report = Pipeline::from(source).to(sink).retry(quick_retries(3)).handle_signals(false).dead_letters(queue).run().await.unwrap();
+    // One batch in flight: each is committed (and acknowledged) before the next is read, so
+    // the timeline has one order.
+    let report = Pipeline::from(source)
+        .to(sink)
+        .retry(quick_retries(3))
+        .max_in_flight(1)
+        .handle_signals(false)
+        .dead_letters(queue)
+        .run()
+        .await
+        .unwrap();
 
     // Batch 0: the queue refuses twice, takes the third attempt; batch 1: the first.
     assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 4);

@@ -268,18 +268,18 @@ mod tests {
 
     async fn child_checks(region: &str) {
         let with_endpoint = AwsOptions { region: None, endpoint_url: Some("http://127.0.0.1:1".into()) };
-        let loaded = load(&with_endpoint).await.unwrap();
+        let loaded = load(&with_endpoint, &Resources::default()).await.unwrap();
         assert!(loaded.custom_endpoint);
         let without = AwsOptions::default();
         if region == "-" {
             // Nothing anywhere: the endpoint's default; and without an endpoint, an error.
             assert_eq!(loaded.config.region().map(|r| r.as_ref()), Some(ENDPOINT_DEFAULT_REGION));
-            let Err(e) = load(&without).await else { panic!("a configuration without any region was accepted") };
+            let Err(e) = load(&without, &Resources::default()).await else { panic!("a configuration without any region was accepted") };
             assert!(e.to_string().contains("no AWS region configured"), "{e}");
         } else {
             // The chain's region is used, with or without an endpoint.
             assert_eq!(loaded.config.region().map(|r| r.as_ref()), Some(region));
-            let Ok(plain) = load(&without).await else { panic!("AWS_REGION={region} not found") };
+            let Ok(plain) = load(&without, &Resources::default()).await else { panic!("AWS_REGION={region} not found") };
             assert!(!plain.custom_endpoint);
             assert_eq!(plain.config.region().map(|r| r.as_ref()), Some(region));
         }
