@@ -12,10 +12,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The directory holding `path` (`.` for a bare file name).
-///
-/// ```ignore
-/// assert_eq!(parent_dir("a/b.txt".as_ref()), std::path::Path::new("a"));
-/// ```
 pub(crate) fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,

@@ -1,7 +1,7 @@
 //! Sources: where records come from. Each yields a stream of [`Batch`]es with
 //! acknowledgement handles.
 
-mod file;
+pub mod file;
 mod iter;
 #[cfg(feature = "sqs")]
 pub mod sqs;
