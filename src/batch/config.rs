@@ -2,6 +2,27 @@
 
 use std::time::Duration;
 
+/// The default [`BatchConfig::batch_size`].
+///
+/// ```
+/// assert_eq!(etl::batch::DEFAULT_BATCH_SIZE, 1000);
+/// ```
+pub const DEFAULT_BATCH_SIZE: usize = 1000;
+
+/// The default [`BatchConfig::max_bytes`]: 16 MiB.
+///
+/// ```
+/// assert_eq!(etl::batch::DEFAULT_MAX_BYTES, 16 << 20);
+/// ```
+pub const DEFAULT_MAX_BYTES: usize = 16 << 20;
+
+/// The default [`BatchConfig::batch_timeout`]: 1 s.
+///
+/// ```
+/// assert_eq!(etl::batch::DEFAULT_BATCH_TIMEOUT, std::time::Duration::from_secs(1));
+/// ```
+pub const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How a source groups records into batches, and when it stops.
 ///
 /// A batch is emitted when it holds `batch_size` records, when it holds `max_bytes` bytes, or
@@ -30,7 +51,13 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig { batch_size: 1000, max_bytes: 16 << 20, batch_timeout: Duration::from_secs(1), max_records: None, max_batches: None }
+        BatchConfig {
+            batch_size: DEFAULT_BATCH_SIZE,
+            max_bytes: DEFAULT_MAX_BYTES,
+            batch_timeout: DEFAULT_BATCH_TIMEOUT,
+            max_records: None,
+            max_batches: None,
+        }
     }
 }
 

@@ -5,7 +5,7 @@ mod batcher;
 mod config;
 
 pub use batcher::{batched, Accumulator, Fill, Incoming};
-pub use config::{BatchConfig, BatchOptions};
+pub use config::{BatchConfig, BatchOptions, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT, DEFAULT_MAX_BYTES};
 
 use crate::ack::Ack;
 use crate::record::Meta;

@@ -97,7 +97,12 @@ pub(super) fn decoded_on_a_thread<T: Record>(
 
 /// Read `input` as CSV, handing decoded rows to `send` in chunks; stops when `send` returns
 /// false (the stream was dropped) or `shutdown` is cancelled.
-pub(super) fn read_csv<T: Record, R: std::io::Read>(input: R, path: &str, shutdown: &CancellationToken, mut send: impl FnMut(Vec<Item<T>>) -> bool) {
+pub(super) fn read_csv<T: Record, R: std::io::Read>(
+    input: R,
+    path: &str,
+    shutdown: &CancellationToken,
+    mut send: impl FnMut(Vec<Item<T>>) -> bool,
+) {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(input);
     let headers = match reader.byte_headers() {
         Ok(h) => h.clone(),

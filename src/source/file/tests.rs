@@ -3,9 +3,9 @@ use super::stream::{read_csv, read_jsonl};
 use super::*;
 use crate::batch::FailureKind;
 use crate::record::{Meta, Position};
-use tokio_util::sync::CancellationToken;
 use crate::Json;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 fn decode_all(input: &[u8], split_every: usize) -> Vec<Incoming<Json, ()>> {
     let mut decoder = LineDecoder::<Json>::new();
@@ -49,12 +49,7 @@ fn lines_blank_crlf_bom_and_last_line() {
         let got = summary(&items);
         assert_eq!(
             got,
-            vec![
-                (1, Ok(rec(json!({"a": 1})))),
-                (4, Ok(rec(json!({"a": 2})))),
-                (5, Err(b"{bad".to_vec())),
-                (6, Ok(rec(json!({"a": 3}))))
-            ],
+            vec![(1, Ok(rec(json!({"a": 1})))), (4, Ok(rec(json!({"a": 2})))), (5, Err(b"{bad".to_vec())), (6, Ok(rec(json!({"a": 3}))))],
             "split {split}"
         );
         let Ok((_, meta)) = &items[0].item else { panic!() };

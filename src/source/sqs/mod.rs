@@ -79,6 +79,27 @@ use std::marker::PhantomData;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// The default of [`SqsSource::wait_time_seconds`]: SQS's longest long poll.
+///
+/// ```
+/// assert_eq!(etl::source::sqs::DEFAULT_WAIT_TIME_SECONDS, 20);
+/// ```
+pub const DEFAULT_WAIT_TIME_SECONDS: u32 = 20;
+
+/// The default of [`SqsSource::max_messages_per_poll`]: SQS's maximum.
+///
+/// ```
+/// assert_eq!(etl::source::sqs::DEFAULT_MAX_MESSAGES_PER_POLL, 10);
+/// ```
+pub const DEFAULT_MAX_MESSAGES_PER_POLL: u32 = 10;
+
+/// The default of [`SqsSource::heartbeat`]: extend the visibility of messages in flight.
+///
+/// ```
+/// assert!(etl::source::sqs::DEFAULT_HEARTBEAT);
+/// ```
+pub const DEFAULT_HEARTBEAT: bool = true;
+
 /// An Amazon SQS source. See [`sqs()`] and the [module docs](self).
 #[derive(Debug)]
 pub struct SqsSource<T> {
@@ -109,11 +130,11 @@ pub fn sqs<T>(queue_url: impl Into<String>) -> SqsSource<T> {
     SqsSource {
         queue_url: queue_url.into(),
         aws: AwsOptions::default(),
-        wait_time_seconds: 20,
+        wait_time_seconds: DEFAULT_WAIT_TIME_SECONDS,
         visibility_timeout: None,
         max_receives: None,
-        max_messages_per_poll: 10,
-        heartbeat: true,
+        max_messages_per_poll: DEFAULT_MAX_MESSAGES_PER_POLL,
+        heartbeat: DEFAULT_HEARTBEAT,
         drain_after: None,
         batching: BatchConfig::default(),
         _record: PhantomData,
@@ -144,7 +165,7 @@ impl<T> SqsSource<T> {
     }
 
     /// How long one `ReceiveMessage` waits for messages (long polling), 0 to 20 seconds.
-    /// Default 20; more is an error at start-up.
+    /// Default [`DEFAULT_WAIT_TIME_SECONDS`] (20); more is an error at start-up.
     ///
     /// ```
     /// let src = etl::source::sqs::<etl::Json>("${QUEUE_URL}").wait_time_seconds(5);
@@ -177,7 +198,8 @@ impl<T> SqsSource<T> {
         self
     }
 
-    /// Messages asked for in one `ReceiveMessage`, 1 to 10 (the SQS maximum). Default 10.
+    /// Messages asked for in one `ReceiveMessage`, 1 to 10 (the SQS maximum). Default
+    /// [`DEFAULT_MAX_MESSAGES_PER_POLL`] (10).
     ///
     /// ```
     /// let src = etl::source::sqs::<etl::Json>("${QUEUE_URL}").max_messages_per_poll(5);
@@ -188,7 +210,7 @@ impl<T> SqsSource<T> {
     }
 
     /// Extend the visibility of messages in flight past half their visibility timeout.
-    /// Default true.
+    /// Default [`DEFAULT_HEARTBEAT`] (true).
     ///
     /// ```
     /// let src = etl::source::sqs::<etl::Json>("${QUEUE_URL}").heartbeat(false);

@@ -97,6 +97,27 @@ use std::time::Duration;
 /// ```
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
 
+/// The default of [`SseSource::reconnect_delay`]: 3 s.
+///
+/// ```
+/// assert_eq!(etl::source::sse::DEFAULT_RECONNECT_DELAY, std::time::Duration::from_secs(3));
+/// ```
+pub const DEFAULT_RECONNECT_DELAY: Duration = Duration::from_secs(3);
+
+/// The default of [`SseSource::max_reconnects`].
+///
+/// ```
+/// assert_eq!(etl::source::sse::DEFAULT_MAX_RECONNECTS, 10);
+/// ```
+pub const DEFAULT_MAX_RECONNECTS: u32 = 10;
+
+/// The default of [`SseSource::reconnect`]: reconnect after a failure or the end of the stream.
+///
+/// ```
+/// assert!(etl::source::sse::DEFAULT_RECONNECT);
+/// ```
+pub const DEFAULT_RECONNECT: bool = true;
+
 /// How the `data` of an event becomes a record. See the [module docs](self#decoding).
 ///
 /// ```
@@ -150,9 +171,9 @@ pub fn sse<T>(url: impl Into<String>) -> SseSource<T> {
         headers: Vec::new(),
         event_filter: None,
         data_format: DataFormat::Json,
-        reconnect: true,
-        reconnect_delay: Duration::from_secs(3),
-        max_reconnects: 10,
+        reconnect: DEFAULT_RECONNECT,
+        reconnect_delay: DEFAULT_RECONNECT_DELAY,
+        max_reconnects: DEFAULT_MAX_RECONNECTS,
         idle_timeout: None,
         last_event_id: None,
         last_event_id_file: None,
@@ -197,7 +218,7 @@ impl<T> SseSource<T> {
         self
     }
 
-    /// Reconnect after a failure or the end of the stream. Default true. When false, the end of
+    /// Reconnect after a failure or the end of the stream. Default [`DEFAULT_RECONNECT`] (true). When false, the end of
     /// the stream ends the run normally and a failure ends it with an error.
     ///
     /// ```
@@ -209,7 +230,8 @@ impl<T> SseSource<T> {
     }
 
     /// The first reconnect delay, doubled after each consecutive failure (with jitter, capped at
-    /// 60 s). A `retry:` from the server replaces it. Default 3 s.
+    /// 60 s). A `retry:` from the server replaces it. Default
+    /// [`DEFAULT_RECONNECT_DELAY`] (3 s).
     ///
     /// ```
     /// let src = etl::source::sse::<etl::Json>("http://localhost/e").reconnect_delay(std::time::Duration::from_millis(500));
@@ -221,7 +243,7 @@ impl<T> SseSource<T> {
 
     /// Consecutive failed connections (or connections that ended without delivering an event)
     /// tolerated before the run ends with an error; reset by a connection that delivers an
-    /// event. Default 10.
+    /// event. Default [`DEFAULT_MAX_RECONNECTS`] (10).
     ///
     /// ```
     /// let src = etl::source::sse::<etl::Json>("http://localhost/e").max_reconnects(3);
