@@ -47,6 +47,13 @@ pub enum Error {
         /// Batches still in flight when it expired.
         unfinished: usize,
     },
+    /// A second signal arrived during the graceful stop: the run stopped at once; unfinished
+    /// batches were left unacknowledged (their sources redeliver them).
+    #[error("stopped at once by a second signal; {unfinished} batch(es) left unacknowledged for redelivery")]
+    Interrupted {
+        /// Batches still in flight when it arrived.
+        unfinished: usize,
+    },
 }
 
 /// Whether repeating the failed call can succeed.

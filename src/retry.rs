@@ -29,7 +29,8 @@ pub(crate) fn count_retry() {
 }
 
 /// How failed writes are retried: exponential backoff (`initial_delay × factor^n`, capped at
-/// `max_delay`) with full jitter, at most `max_retries` times. Permanent errors are not retried.
+/// `max_delay`) with jitter (each delay `d` becomes a random value in `[d, 2d)`, so that
+/// workers that failed together spread out), at most `max_retries` times. Permanent errors are not retried.
 ///
 /// ```
 /// use std::time::Duration;

@@ -15,6 +15,7 @@
 //! acknowledgement is resolved.
 
 use super::report::{counting_retries, Counters};
+use super::signals::SignalGuard;
 use super::RunOptions;
 use crate::ack::{Ack, Status};
 use crate::batch::{Batch, BatchParts, Failure, FailureKind};
@@ -55,7 +56,9 @@ where
 {
     let started = Instant::now();
     let shutdown = options.cancel.clone();
-    let _signals = options.handle_signals.then(|| SignalGuard::install(shutdown.clone()));
+    // A second signal during the graceful stop ends the run at once.
+    let forced = CancellationToken::new();
+    let _signals = options.handle_signals.then(|| SignalGuard::install(shutdown.clone(), forced.clone()));
     let dead_letters: Arc<dyn DeadLetters> = match &options.dead_letters {
         Some(queue) => Arc::clone(queue),
         None => Arc::new(FileDeadLetters::new(format!("dead-letters/{}.jsonl", options.name))),
@@ -147,15 +150,21 @@ where
     let deadline = async {
         shutdown.cancelled().await;
         info!(deadline = ?options.shutdown_timeout, "shutdown requested: flushing the batch in hand");
-        tokio::time::sleep(options.shutdown_timeout).await;
+        let unfinished = || counters.unfinished();
+        tokio::select! {
+            () = tokio::time::sleep(options.shutdown_timeout) => {
+                warn!(unfinished = unfinished(), "shutdown deadline passed; unfinished batches left for redelivery");
+                Error::ShutdownTimeout { deadline: options.shutdown_timeout, unfinished: unfinished() }
+            }
+            () = forced.cancelled() => {
+                warn!(unfinished = unfinished(), "second signal: stopping at once; unfinished batches left for redelivery");
+                Error::Interrupted { unfinished: unfinished() }
+            }
+        }
     };
     let (read, write) = tokio::select! {
         results = work => results,
-        () = deadline => {
-            let unfinished = counters.unfinished();
-            warn!(unfinished, "shutdown deadline passed; unfinished batches left for redelivery");
-            return Err(Error::ShutdownTimeout { deadline: options.shutdown_timeout, unfinished });
-        }
+        error = deadline => return Err(error),
     };
     let closed = sink.close().await.map_err(Error::Sink);
     let report = counters.report(started.elapsed());
@@ -402,49 +411,5 @@ impl Progress {
         );
         self.last = Instant::now();
         self.last_in = report.records_in;
-    }
-}
-
-/// Cancels the token on SIGINT or SIGTERM while alive.
-struct SignalGuard(tokio::task::JoinHandle<()>);
-
-impl SignalGuard {
-    fn install(token: CancellationToken) -> SignalGuard {
-        SignalGuard(tokio::spawn(async move {
-            wait_for_signal().await;
-            info!("signal received: stopping gracefully");
-            token.cancel();
-        }))
-    }
-}
-
-impl Drop for SignalGuard {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            warn!(error = %e, "cannot listen for signals; stop the pipeline with its cancellation token");
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        warn!(error = %e, "cannot listen for Ctrl-C; stop the pipeline with its cancellation token");
-        std::future::pending::<()>().await;
     }
 }

@@ -4,6 +4,7 @@
 
 mod driver;
 mod report;
+mod signals;
 
 pub use crate::retry::RetryPolicy;
 pub use report::RunReport;
