@@ -64,7 +64,7 @@ mod dispatch;
 mod operator;
 
 pub use dispatch::{MapStep, StageFn, StageOutput, SyncFn};
-pub use operator::Stage;
+pub use operator::{Stage, DEFAULT_CONCURRENCY};
 
 use crate::error::{BoxError, ConnectorError, Retry};
 use crate::retry::RetryPolicy;

@@ -9,6 +9,14 @@ use futures::StreamExt;
 use serde::Serialize;
 use std::time::Duration;
 
+/// The default of [`Stage::concurrency`] (and of `map(f, concurrency = N)`): one record at a
+/// time.
+///
+/// ```
+/// assert_eq!(etl::stage::DEFAULT_CONCURRENCY, 1);
+/// ```
+pub const DEFAULT_CONCURRENCY: usize = 1;
+
 /// An async function as a pipeline step: each record through the function with retries and a
 /// per-attempt timeout, up to `concurrency` records at once, output in input order. A record
 /// whose attempts all fail, or that fails permanently, is dead-lettered
@@ -54,10 +62,10 @@ impl<F> Stage<F> {
     /// let _ = etl::stage::Stage::new(|n: i64| async move { Ok::<i64, String>(n) });
     /// ```
     pub fn new(f: F) -> Stage<F> {
-        Stage { f, concurrency: 1, options: None }
+        Stage { f, concurrency: DEFAULT_CONCURRENCY, options: None }
     }
 
-    /// Run up to `n` records of a batch at once (at least 1). Default 1.
+    /// Run up to `n` records of a batch at once (at least 1). Default [`DEFAULT_CONCURRENCY`] (1).
     ///
     /// ```
     /// let _ = etl::stage::Stage::new(|n: i64| async move { Ok::<i64, String>(n) }).concurrency(8);

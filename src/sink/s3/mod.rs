@@ -62,6 +62,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// ```
 pub const DEFAULT_KEY: &str = "{date}/batch-{run}-{seq}.{ext}";
 
+/// The default [`S3Sink::format`] of objects: JSON lines.
+///
+/// ```
+/// assert_eq!(etl::sink::s3::DEFAULT_FORMAT, etl::format::Format::Jsonl);
+/// ```
+pub const DEFAULT_FORMAT: Format = Format::Jsonl;
+
 /// Writes each batch as one object in an S3 bucket. See [`s3()`] and the [module docs](self).
 pub struct S3Sink {
     bucket: String,
@@ -117,7 +124,7 @@ pub fn s3(bucket: impl Into<String>) -> S3Sink {
     S3Sink {
         bucket: bucket.into(),
         aws: AwsOptions::default(),
-        format: Format::Jsonl,
+        format: DEFAULT_FORMAT,
         key: DEFAULT_KEY.into(),
         run,
         seq: 0,
@@ -128,7 +135,7 @@ pub fn s3(bucket: impl Into<String>) -> S3Sink {
 }
 
 impl S3Sink {
-    /// The object format. Default JSONL.
+    /// The object format. Default [`DEFAULT_FORMAT`] (JSONL).
     ///
     /// ```
     /// let sink = etl::sink::s3("lake").format(etl::format::Format::Csv);
