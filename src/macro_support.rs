@@ -100,10 +100,32 @@ pub fn into_field<Target, F, T, U: IntoField<Target, F, T>>(value: U) -> T {
     value.into_field()
 }
 
-/// `into(Type)` on `Json` records: decode each record into `T` (a record that does not fit
-/// is dead-lettered with serde's error).
-pub fn json_into<T: serde::de::DeserializeOwned>(record: crate::record::Json) -> Result<T, serde_json::Error> {
-    serde_json::from_value(serde_json::Value::Object(record.0))
+// ---- Cargo features: a step whose feature is off is one compile error naming the feature ----
+//
+// `pipeline!` wraps the code of a step that needs a feature (its table entry's `feature`) in
+// `::etl::__with_<feature>! { .. }`: the code as it is with the feature, one compile error
+// saying how to enable it without (rather than "cannot find function `sse` in `source`").
+
+/// `pipeline!`'s `sse` step expands inside this macro: as it is with the `sse` feature, as a
+/// compile error naming the feature without it.
+#[cfg(feature = "sse")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_sse {
+    ($($step:tt)*) => { $($step)* };
+}
+
+/// `pipeline!`'s `sse` step expands inside this macro: as it is with the `sse` feature, as a
+/// compile error naming the feature without it.
+#[cfg(not(feature = "sse"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_sse {
+    ($($step:tt)*) => {
+        ::core::compile_error!(
+            "the `sse` step needs etl's `sse` cargo feature, on by default: remove `default-features = false` from the `etl` dependency in Cargo.toml, or add `features = [\"sse\"]`"
+        )
+    };
 }
 
 /// `pipeline!`'s `sqs` steps expand inside this macro: as they are with the `sqs` feature, as a

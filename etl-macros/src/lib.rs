@@ -2,14 +2,22 @@
 //! `#[derive(Record)]`.
 //!
 //! This crate only wires the compiler's entry points; the work is done over `proc_macro2` in
-//! plain modules (see `record.rs`, `stage.rs`, `pipeline/` and `ops/`) so it can be unit-tested
-//! without the compiler. Use the macros through `etl` (`use etl::prelude::*;`), whose paths the
+//! plain modules so it can be unit-tested without the compiler: `pipeline/` (parse, check,
+//! typed records, codegen) over the table of steps in `ops/` (one file per step), `record/`
+//! (`#[derive(Record)]`), `stage/` (`#[stage]`); what they share: `diagnostic.rs` (every
+//! compile error), `wire.rs` (the schema format between the derive and `pipeline!`),
+//! `shape.rs` (a typed record's fields at a point of a pipeline), `suggest.rs`, `duration.rs`. Use the macros through `etl` (`use etl::prelude::*;`), whose paths the
 //! generated code refers to.
 
+mod diagnostic;
+mod duration;
 mod ops;
 mod pipeline;
 mod record;
+mod shape;
 mod stage;
+mod suggest;
+mod wire;
 
 use proc_macro::TokenStream;
 

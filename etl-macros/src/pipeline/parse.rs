@@ -3,6 +3,7 @@
 //! Nothing here knows the built-in steps: argument values are kept as tokens (with their
 //! spans) and interpreted by the checker according to the step's table entry.
 
+use crate::diagnostic::Diagnostics;
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
@@ -48,8 +49,8 @@ pub struct RawArg {
 }
 
 /// Parse the macro's input, collecting every error.
-pub fn parse(input: TokenStream) -> (Ast, Vec<syn::Error>) {
-    let mut errors = Vec::new();
+pub fn parse(input: TokenStream) -> (Ast, Diagnostics) {
+    let mut errors = Diagnostics::default();
     let mut steps = Vec::new();
     let mut segment: Vec<TokenTree> = Vec::new();
     let mut bar: Option<Span> = None;
@@ -66,27 +67,25 @@ pub fn parse(input: TokenStream) -> (Ast, Vec<syn::Error>) {
         }
     }
     if !any {
-        errors.push(syn::Error::new(
+        errors.error(
             Span::call_site(),
-            "empty pipeline\nhelp: a pipeline is `SOURCE(..) | OPERATOR(..) | ... | SINK(..)`, e.g. `iter(items) | stdout()`",
-        ));
+            "empty pipeline",
+            "a pipeline is `SOURCE(..) | OPERATOR(..) | ... | SINK(..)`, e.g. `iter(items) | stdout()`",
+        );
         return (Ast { steps }, errors);
     }
     segments.push((segment, bar));
     for (tokens, bar) in segments {
         if tokens.is_empty() {
             let span = bar.unwrap_or_else(Span::call_site);
-            errors.push(syn::Error::new(
-                span,
-                "empty step\nhelp: write a step between each pair of `|`, and none before the first or after the last",
-            ));
+            errors.error(span, "empty step", "write a step between each pair of `|`, and none before the first or after the last");
             steps.push(None);
             continue;
         }
         match step.parse2(tokens.into_iter().collect()) {
             Ok(s) => steps.push(Some(s)),
             Err(e) => {
-                errors.push(e);
+                errors.push(e.into());
                 steps.push(None);
             }
         }
@@ -192,12 +191,12 @@ mod tests {
 
     fn ok(tokens: TokenStream) -> Vec<Step> {
         let (ast, errors) = parse(tokens);
-        assert!(errors.is_empty(), "{:?}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>());
+        assert!(errors.is_empty(), "{:?}", errors.texts());
         ast.steps.into_iter().map(|s| s.expect("parsed")).collect()
     }
 
     fn errs(tokens: TokenStream) -> Vec<String> {
-        parse(tokens).1.into_iter().map(|e| e.to_string()).collect()
+        parse(tokens).1.texts()
     }
 
     #[test]
