@@ -100,6 +100,54 @@ pub fn into_field<Target, F, T, U: IntoField<Target, F, T>>(value: U) -> T {
     value.into_field()
 }
 
+// ---- `into(Type)` on records the macro does not see as typed ----
+
+/// `into(T)` where the records are `Json` or of a type the macro cannot see: decodes `Json`
+/// records at run time ([`DecodeInto`](crate::operator::json::DecodeInto)); on records of any
+/// other type, a compile error saying to name their type upstream.
+pub struct JsonInto<T>(crate::operator::json::DecodeInto<T>);
+
+impl<T> JsonInto<T> {
+    /// The decoder.
+    pub fn new() -> JsonInto<T> {
+        JsonInto(crate::operator::json::DecodeInto::new())
+    }
+}
+
+impl<T> Default for JsonInto<T> {
+    fn default() -> Self {
+        JsonInto::new()
+    }
+}
+
+/// The records `into(T)` decodes at run time: `Json`.
+#[diagnostic::on_unimplemented(
+    message = "`into({T})` decodes `Json` records at run time, but the records here are `{Self}`",
+    label = "records of type `{Self}` here",
+    note = "to move the fields of a `#[derive(Record)]` struct into `{T}` at compile time, name the record type upstream: `iter(items) as MyRecord`, or `map(..) as MyRecord`"
+)]
+pub trait JsonRecords<T>: Sized {
+    /// The batch, as `Json` records.
+    fn into_json(batch: crate::batch::Batch<Self>) -> crate::batch::Batch<crate::record::Json>;
+}
+
+impl<T> JsonRecords<T> for crate::record::Json {
+    fn into_json(batch: crate::batch::Batch<Self>) -> crate::batch::Batch<crate::record::Json> {
+        batch
+    }
+}
+
+impl<In, T> crate::operator::Operator<In> for JsonInto<T>
+where
+    In: JsonRecords<T> + Send + 'static,
+    T: serde::de::DeserializeOwned + Send + 'static,
+{
+    type Out = T;
+    async fn apply(&mut self, batch: crate::batch::Batch<In>) -> crate::batch::Batch<T> {
+        crate::operator::Operator::apply(&mut self.0, In::into_json(batch)).await
+    }
+}
+
 // ---- Cargo features: a step whose feature is off is one compile error naming the feature ----
 //
 // `pipeline!` wraps the code of a step that needs a feature (its table entry's `feature`) in

@@ -129,10 +129,39 @@ pub fn quoted(names: &[&str]) -> String {
     }
 }
 
-/// A field name as an identifier (raw when it is a keyword: `r#type`).
+/// The words syn does not take as identifiers (Rust's keywords, reserved ones included): a
+/// field of that name is written raw.
+const KEYWORDS: &[&str] = &[
+    "_", "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate", "do", "dyn", "else", "enum", "extern",
+    "false", "final", "fn", "for", "if", "impl", "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub",
+    "ref", "return", "Self", "self", "static", "struct", "super", "trait", "true", "try", "type", "typeof", "unsafe", "unsized", "use",
+    "virtual", "where", "while", "yield",
+];
+
+/// A field name as an identifier (raw when it is a keyword: `r#type`). The words that cannot
+/// be raw (`self`, `_`, ...) never name a field (the steps refuse them), and stay as they are.
 pub fn field_ident(name: &str, span: Span) -> Ident {
-    match syn::parse_str::<Ident>(name) {
-        Ok(_) => Ident::new(name, span),
-        Err(_) => Ident::new_raw(name, span),
+    match name {
+        "self" | "Self" | "super" | "crate" | "_" => Ident::new(name, span),
+        _ if KEYWORDS.contains(&name) => Ident::new_raw(name, span),
+        _ => Ident::new(name, span),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same words as syn's: an identifier unless syn refuses it.
+    #[test]
+    fn keywords_are_syns() {
+        for word in KEYWORDS {
+            assert!(syn::parse_str::<Ident>(word).is_err(), "{word}");
+        }
+        for word in ["id", "amount", "gen", "union", "auto", "default"] {
+            assert_eq!(syn::parse_str::<Ident>(word).is_ok(), !KEYWORDS.contains(&word), "{word}");
+        }
+        assert_eq!(field_ident("type", Span::call_site()).to_string(), "r#type");
+        assert_eq!(field_ident("amount", Span::call_site()).to_string(), "amount");
     }
 }

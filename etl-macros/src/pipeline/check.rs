@@ -163,12 +163,12 @@ fn misplaced(op: &Op, name: &str, span: Span, role: Category, n: usize) -> Diagn
 }
 
 fn check_args(op: &'static Op, name: &str, span: Span, args: &[RawArg], errors: &mut Diagnostics) -> (Vec<Value>, Vec<(String, Value)>) {
-    let mut positional_raw: Vec<&TokenStream> = Vec::new();
+    let mut positional_raw: Vec<&RawArg> = Vec::new();
     let mut named: Vec<(String, Value)> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for arg in args {
         match &arg.name {
-            None => positional_raw.push(&arg.value),
+            None => positional_raw.push(arg),
             Some(ident) => {
                 let arg_name = ident.unraw().to_string();
                 let Some(spec) = op.arg(&arg_name) else {
@@ -186,7 +186,7 @@ fn check_args(op: &'static Op, name: &str, span: Span, args: &[RawArg], errors: 
                     continue;
                 }
                 seen.push(arg_name.clone());
-                match convert(spec.kind, spec.name, &arg.value) {
+                match convert(spec.kind, spec.name, &arg.value, arg.expr.as_ref()) {
                     Ok(v) => named.push((arg_name, v)),
                     Err(e) => errors.push(e),
                 }
@@ -210,7 +210,7 @@ fn check_args(op: &'static Op, name: &str, span: Span, args: &[RawArg], errors: 
                     Some(a) => format!("its arguments are named: `{} = {}`", a.name, a.kind.example()),
                     None => format!("write `{name}()`"),
                 };
-                errors.push(Diagnostic::spanned(first, format!("`{name}` takes no positional argument"), help));
+                errors.push(Diagnostic::spanned(&first.value, format!("`{name}` takes no positional argument"), help));
             }
         }
         Some(p) => {
@@ -224,19 +224,21 @@ fn check_args(op: &'static Op, name: &str, span: Span, args: &[RawArg], errors: 
                     format!("write `{name}({})`", p.kind.example()),
                 ));
             } else if p.kind.variadic() {
-                match list(p.kind, &positional_raw) {
+                let items: Vec<&TokenStream> = positional_raw.iter().map(|a| &a.value).collect();
+                match list(p.kind, &items) {
                     Ok(v) => positional.push(v),
                     Err(e) => errors.push(e),
                 }
             } else {
                 if let Some(extra) = positional_raw.get(1) {
                     errors.push(Diagnostic::spanned(
-                        extra,
+                        &extra.value,
                         format!("`{name}` takes one positional argument"),
                         "other arguments are `name = value`",
                     ));
                 }
-                match convert(p.kind, p.name, positional_raw[0]) {
+                let first = positional_raw[0];
+                match convert(p.kind, p.name, &first.value, first.expr.as_ref()) {
                     Ok(v) => positional.push(v),
                     Err(e) => errors.push(e),
                 }

@@ -14,24 +14,33 @@ fn wrong_kind(tokens: &TokenStream, what: &str, kind: Kind) -> Diagnostic {
     Diagnostic::spanned(tokens, format!("`{what}` takes {}", kind.describe()), format!("write `{what} = {}`", kind.example()))
 }
 
-/// Convert one value to `kind`; `what` names the argument in messages.
-pub fn convert(kind: Kind, what: &str, tokens: &TokenStream) -> Result<Value, Diagnostic> {
+/// The value as an expression: the one the parser read, or parsed from the tokens.
+fn expr(tokens: &TokenStream, parsed: Option<&syn::Expr>) -> syn::Result<syn::Expr> {
+    match parsed {
+        Some(e) => Ok(e.clone()),
+        None => syn::parse2(tokens.clone()),
+    }
+}
+
+/// Convert one value (its tokens, and the expression they are when the parser read one) to
+/// `kind`; `what` names the argument in messages.
+pub fn convert(kind: Kind, what: &str, tokens: &TokenStream, parsed: Option<&syn::Expr>) -> Result<Value, Diagnostic> {
     match kind {
-        Kind::Expr => syn::parse2(tokens.clone()).map(Value::Expr).map_err(Diagnostic::from),
+        Kind::Expr => expr(tokens, parsed).map(Value::Expr).map_err(Diagnostic::from),
         Kind::Type => syn::parse2(tokens.clone()).map(Value::Type).map_err(Diagnostic::from),
-        Kind::Str => match syn::parse2::<syn::Expr>(tokens.clone()) {
+        Kind::Str => match expr(tokens, parsed) {
             Ok(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. })) => Ok(Value::Str(s)),
             // A literal of another kind is a mistake; any other expression is the user's value
             // (a variable, `&args.url`, `format!(..)`), type-checked by rustc.
             Ok(syn::Expr::Lit(_)) | Err(_) => Err(wrong_kind(tokens, what, kind)),
             Ok(expr) => Ok(Value::Expr(expr)),
         },
-        Kind::Bool => match syn::parse2::<syn::Expr>(tokens.clone()) {
+        Kind::Bool => match expr(tokens, parsed) {
             Ok(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. })) => Ok(Value::Bool(b)),
             Ok(syn::Expr::Lit(_)) | Err(_) => Err(wrong_kind(tokens, what, kind)),
             Ok(expr) => Ok(Value::Expr(expr)),
         },
-        Kind::Count => match convert(Kind::Int, what, tokens) {
+        Kind::Count => match convert(Kind::Int, what, tokens, parsed) {
             Ok(Value::Int(int)) if int.base10_digits().trim_start_matches('0').is_empty() => Err(Diagnostic::new(
                 int.span(),
                 format!("`{what}` must be at least 1"),
@@ -41,7 +50,7 @@ pub fn convert(kind: Kind, what: &str, tokens: &TokenStream) -> Result<Value, Di
             other => other,
         },
         Kind::Int => {
-            let int: syn::LitInt = match syn::parse2::<syn::Expr>(tokens.clone()) {
+            let int: syn::LitInt = match expr(tokens, parsed) {
                 Ok(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(int), .. })) => int,
                 Ok(syn::Expr::Lit(_)) | Err(_) => return Err(wrong_kind(tokens, what, kind)),
                 Ok(expr) => return Ok(Value::Expr(expr)),

@@ -6,6 +6,7 @@
 use crate::diagnostic::Diagnostics;
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use syn::ext::IdentExt;
+use syn::parse::discouraged::Speculative;
 use syn::parse::{ParseStream, Parser};
 use syn::{Ident, Token};
 
@@ -46,6 +47,8 @@ pub struct RawArg {
     pub name: Option<Ident>,
     /// The value's tokens.
     pub value: TokenStream,
+    /// The value as an expression, when it is one (parsed once, here).
+    pub expr: Option<syn::Expr>,
 }
 
 /// Parse the macro's input, collecting every error.
@@ -149,11 +152,11 @@ fn args(input: ParseStream<'_>) -> syn::Result<Vec<RawArg>> {
         } else {
             None
         };
-        let value = value(input)?;
+        let (value, expr) = value(input)?;
         if value.is_empty() {
             return Err(input.error("expected a value\nhelp: arguments are `value` or `name = value`, separated by `,`"));
         }
-        out.push(RawArg { name, value });
+        out.push(RawArg { name, value, expr });
         if input.is_empty() {
             break;
         }
@@ -163,14 +166,16 @@ fn args(input: ParseStream<'_>) -> syn::Result<Vec<RawArg>> {
 }
 
 /// One argument value: a whole Rust expression when it is one (closures may contain commas),
-/// otherwise the tokens up to the next top-level `,` (`a -> b`, `type`).
-fn value(input: ParseStream<'_>) -> syn::Result<TokenStream> {
+/// with the expression; otherwise the tokens up to the next top-level `,` (`a -> b`, `type`).
+fn value(input: ParseStream<'_>) -> syn::Result<(TokenStream, Option<syn::Expr>)> {
     let fork = input.fork();
-    if fork.parse::<syn::Expr>().is_ok() && (fork.is_empty() || fork.peek(Token![,])) {
-        let expr: syn::Expr = input.parse()?;
-        return Ok(quote::ToTokens::into_token_stream(expr));
+    if let Ok(expr) = fork.parse::<syn::Expr>() {
+        if fork.is_empty() || fork.peek(Token![,]) {
+            input.advance_to(&fork);
+            return Ok((quote::ToTokens::to_token_stream(&expr), Some(expr)));
+        }
     }
-    input.step(|cursor| {
+    let tokens = input.step(|cursor| {
         let mut rest = *cursor;
         let mut tokens = TokenStream::new();
         while let Some((tt, next)) = rest.token_tree() {
@@ -181,7 +186,8 @@ fn value(input: ParseStream<'_>) -> syn::Result<TokenStream> {
             rest = next;
         }
         Ok((tokens, rest))
-    })
+    })?;
+    Ok((tokens, None))
 }
 
 #[cfg(test)]

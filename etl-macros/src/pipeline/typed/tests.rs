@@ -127,6 +127,17 @@ fn into_errors_name_the_field() {
     assert!(e[0].contains("help: did you mean to rename it first: `rename(amont -> amount)`?"), "{e:?}");
 }
 
+/// A source declares its default record type in its table entry: `Json` for `file`, `sse` and
+/// `sqs`, whose schema steps and `into` then run at run time, as on `as Json`.
+#[test]
+fn json_sources_take_the_run_time_schema_steps() {
+    for source in [quote!(file(path = "x")), quote!(sse(url = "http://x")), quote!(sqs(queue_url = "q")), quote!(iter(v) as etl::Json)] {
+        let typed = done(quote!(#source | rename(a -> amount) | into(Payment) | select(id) | stdout()), &[payment()]);
+        assert!(typed.errors.is_empty(), "{source}: {:?}", typed.errors.texts());
+        assert_eq!(typed.ops.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [3], "{source}: only the typed `select` after `into`");
+    }
+}
+
 /// Records whose type the macro cannot see (`iter(rows)` of `Json` rows) are decoded at run
 /// time, like `Json` records: `into` is the table's run-time operator, and the type after it
 /// is known (a typed schema step may follow).
