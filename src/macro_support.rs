@@ -103,18 +103,23 @@ pub fn into_field<Target, F, T, U: IntoField<Target, F, T>>(value: U) -> T {
 // ---- `into(Type)` on records the macro does not see as typed ----
 
 /// `into(T)` where the records are `Json` or of a type the macro cannot see: decodes `Json`
-/// records at run time ([`DecodeInto`](crate::operator::json::DecodeInto)); on records of any
-/// other type, a compile error saying to name their type upstream.
-pub struct JsonInto<T>(crate::operator::json::DecodeInto<T>);
+/// records at run time ([`DecodeInto`](crate::operator::json::DecodeInto)). Built by
+/// [`JsonInto::new`] only for records that are `Json` (`In` is inferred from the pipeline):
+/// on records of another type, that call is the one compile error, saying to name their type
+/// upstream; the operator's own type does not depend on it, so nothing else fails after it.
+pub struct JsonInto<T, In> {
+    decode: crate::operator::json::DecodeInto<T>,
+    json: fn(crate::batch::Batch<In>) -> crate::batch::Batch<crate::record::Json>,
+}
 
-impl<T> JsonInto<T> {
+impl<T, In: JsonRecords<T>> JsonInto<T, In> {
     /// The decoder.
-    pub fn new() -> JsonInto<T> {
-        JsonInto(crate::operator::json::DecodeInto::new())
+    pub fn new() -> JsonInto<T, In> {
+        JsonInto { decode: crate::operator::json::DecodeInto::new(), json: In::into_json }
     }
 }
 
-impl<T> Default for JsonInto<T> {
+impl<T, In: JsonRecords<T>> Default for JsonInto<T, In> {
     fn default() -> Self {
         JsonInto::new()
     }
@@ -137,14 +142,14 @@ impl<T> JsonRecords<T> for crate::record::Json {
     }
 }
 
-impl<In, T> crate::operator::Operator<In> for JsonInto<T>
+impl<In, T> crate::operator::Operator<In> for JsonInto<T, In>
 where
-    In: JsonRecords<T> + Send + 'static,
+    In: Send + 'static,
     T: serde::de::DeserializeOwned + Send + 'static,
 {
     type Out = T;
     async fn apply(&mut self, batch: crate::batch::Batch<In>) -> crate::batch::Batch<T> {
-        crate::operator::Operator::apply(&mut self.0, In::into_json(batch)).await
+        crate::operator::Operator::apply(&mut self.decode, (self.json)(batch)).await
     }
 }
 

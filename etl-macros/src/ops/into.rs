@@ -37,7 +37,7 @@ pub const OP: Op = Op {
 /// type, the operator's type parameter.
 fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
     let ty = a.first();
-    quote_spanned!(a.span=> .then(::etl::__private::JsonInto::<#ty>::new()))
+    quote_spanned!(a.span=> .then(::etl::__private::JsonInto::<#ty, _>::new()))
 }
 
 /// Into on a typed record: every field of the target (but those serde skips) must be here,
