@@ -155,10 +155,11 @@ impl<T: DeserializeOwned + Send + 'static> Operator<Json> for DecodeInto<T> {
         for (record, m) in parts.records.into_iter().zip(parts.meta) {
             // With the source's bytes kept, the record can be consumed (its strings move into
             // `T`); without, it is read by reference so that a failure still holds it whole.
+            let value = serde_json::Value::Object(record.0);
             let decoded = if m.raw.is_some() {
-                serde_json::from_value(serde_json::Value::Object(record.0)).map_err(|e| (e, None))
+                serde_json::from_value(value).map_err(|e| (e, None))
             } else {
-                T::deserialize(&record.0).map_err(|e| (e, Some(record)))
+                T::deserialize(&value).map_err(|e| (e, Some(value)))
             };
             match decoded {
                 Ok(t) => {

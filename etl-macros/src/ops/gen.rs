@@ -71,17 +71,16 @@ pub fn set_all(op: &Op, mut builder: TokenStream, args: &Args<'_>) -> TokenStrea
     builder
 }
 
-/// `builder.name(value)`, or as `set` says.
+/// `builder.name(value)`, or as `set` says. Only the method's name carries the step's span
+/// (where rustc reports a value the method does not take); the rest is the macro's own code,
+/// which lints (clippy's) do not judge as the user's.
 fn set(builder: TokenStream, name: &str, set: Set, value: &Value, span: Span) -> TokenStream {
+    let method = Ident::new(name, span);
     match set {
-        Set::Method => {
-            let method = Ident::new(name, span);
-            quote_spanned!(span=> #builder.#method(#value))
-        }
+        Set::Method => quote!(#builder.#method(#value)),
         Set::Trait(path) => {
-            let path = path_tokens(path, span);
-            let method = Ident::new(name, span);
-            quote_spanned!(span=> #path::#method(#builder, #value))
+            let path = path_tokens(path, Span::call_site());
+            quote!(#path::#method(#builder, #value))
         }
         Set::Custom(f) => f(builder, value, span),
     }

@@ -3,7 +3,7 @@
 
 use super::{ArgSpec, Build, Category, Kind, Op, Set, Typing, Value, BATCH_ARGS};
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::quote_spanned;
+use quote::quote;
 
 /// The `sse` source.
 pub const OP: Op = Op {
@@ -55,14 +55,19 @@ pub const OP: Op = Op {
 };
 
 /// Not the plain mapping: the builder takes one header per call (`.header(name, value)`), the
-/// argument any iterable of pairs.
-fn headers(source: TokenStream, headers: &Value, span: Span) -> TokenStream {
-    // Hygienic, so that the user's expression cannot see (or be shadowed by) the binding.
-    let bound = Ident::new("__etl_source", Span::mixed_site());
-    quote_spanned!(span=> {
+/// argument any iterable of pairs. (The loop is the macro's code, not spanned on the user's
+/// tokens: clippy would judge `for .. in [one pair]` as theirs.)
+fn headers(source: TokenStream, headers: &Value, _span: Span) -> TokenStream {
+    // Hygienic, so that the user's expression cannot see (or be shadowed by) the bindings.
+    let (bound, name, value) = (
+        Ident::new("__etl_source", Span::mixed_site()),
+        Ident::new("__etl_name", Span::mixed_site()),
+        Ident::new("__etl_value", Span::mixed_site()),
+    );
+    quote!({
         let mut #bound = #source;
-        for (name, value) in #headers {
-            #bound = #bound.header(name, value);
+        for (#name, #value) in #headers {
+            #bound = #bound.header(#name, #value);
         }
         #bound
     })
@@ -70,5 +75,6 @@ fn headers(source: TokenStream, headers: &Value, span: Span) -> TokenStream {
 
 /// Not the plain mapping: the builder takes an `Option` (`None` turns the timeout off).
 fn idle_timeout(source: TokenStream, timeout: &Value, span: Span) -> TokenStream {
-    quote_spanned!(span=> #source.idle_timeout(::core::option::Option::Some(#timeout)))
+    let method = Ident::new("idle_timeout", span);
+    quote!(#source.#method(::core::option::Option::Some(#timeout)))
 }
