@@ -100,10 +100,85 @@ pub fn into_field<Target, F, T, U: IntoField<Target, F, T>>(value: U) -> T {
     value.into_field()
 }
 
-/// `into(Type)` on `Json` records: decode each record into `T` (a record that does not fit
-/// is dead-lettered with serde's error).
-pub fn json_into<T: serde::de::DeserializeOwned>(record: crate::record::Json) -> Result<T, serde_json::Error> {
-    serde_json::from_value(serde_json::Value::Object(record.0))
+// ---- `into(Type)` on records the macro does not see as typed ----
+
+/// `into(T)` where the records are `Json` or of a type the macro cannot see: decodes `Json`
+/// records at run time ([`DecodeInto`](crate::operator::json::DecodeInto)). Built by
+/// [`JsonInto::new`] only for records that are `Json` (`In` is inferred from the pipeline):
+/// on records of another type, that call is the one compile error, saying to name their type
+/// upstream; the operator's own type does not depend on it, so nothing else fails after it.
+pub struct JsonInto<T, In> {
+    decode: crate::operator::json::DecodeInto<T>,
+    json: fn(crate::batch::Batch<In>) -> crate::batch::Batch<crate::record::Json>,
+}
+
+impl<T, In: JsonRecords<T>> JsonInto<T, In> {
+    /// The decoder.
+    pub fn new() -> JsonInto<T, In> {
+        JsonInto { decode: crate::operator::json::DecodeInto::new(), json: In::into_json }
+    }
+}
+
+impl<T, In: JsonRecords<T>> Default for JsonInto<T, In> {
+    fn default() -> Self {
+        JsonInto::new()
+    }
+}
+
+/// The records `into(T)` decodes at run time: `Json`.
+#[diagnostic::on_unimplemented(
+    message = "`into({T})` decodes `Json` records at run time, but the records here are `{Self}`",
+    label = "records of type `{Self}` here",
+    note = "to move the fields of a `#[derive(Record)]` struct into `{T}` at compile time, name the record type upstream: `iter(items) as MyRecord`, or `map(..) as MyRecord`"
+)]
+pub trait JsonRecords<T>: Sized {
+    /// The batch, as `Json` records.
+    fn into_json(batch: crate::batch::Batch<Self>) -> crate::batch::Batch<crate::record::Json>;
+}
+
+impl<T> JsonRecords<T> for crate::record::Json {
+    fn into_json(batch: crate::batch::Batch<Self>) -> crate::batch::Batch<crate::record::Json> {
+        batch
+    }
+}
+
+impl<In, T> crate::operator::Operator<In> for JsonInto<T, In>
+where
+    In: Send + 'static,
+    T: serde::de::DeserializeOwned + Send + 'static,
+{
+    type Out = T;
+    async fn apply(&mut self, batch: crate::batch::Batch<In>) -> crate::batch::Batch<T> {
+        crate::operator::Operator::apply(&mut self.decode, (self.json)(batch)).await
+    }
+}
+
+// ---- Cargo features: a step whose feature is off is one compile error naming the feature ----
+//
+// `pipeline!` wraps the code of a step that needs a feature (its table entry's `feature`) in
+// `::etl::__with_<feature>! { .. }`: the code as it is with the feature, one compile error
+// saying how to enable it without (rather than "cannot find function `sse` in `source`").
+
+/// `pipeline!`'s `sse` step expands inside this macro: as it is with the `sse` feature, as a
+/// compile error naming the feature without it.
+#[cfg(feature = "sse")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_sse {
+    ($($step:tt)*) => { $($step)* };
+}
+
+/// `pipeline!`'s `sse` step expands inside this macro: as it is with the `sse` feature, as a
+/// compile error naming the feature without it.
+#[cfg(not(feature = "sse"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_sse {
+    ($($step:tt)*) => {
+        ::core::compile_error!(
+            "the `sse` step needs etl's `sse` cargo feature, on by default: remove `default-features = false` from the `etl` dependency in Cargo.toml, or add `features = [\"sse\"]`"
+        )
+    };
 }
 
 /// `pipeline!`'s `sqs` steps expand inside this macro: as they are with the `sqs` feature, as a

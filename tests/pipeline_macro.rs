@@ -1,7 +1,7 @@
 //! `pipeline!` end to end: the generated builder calls run, and what they produce is what the
 //! DSL says (counts, batches from `batch_size`, Json schema steps, files written).
 
-use etl::dead_letter::MemoryDeadLetters;
+use etl::dead_letter::{DeadLetters, MemoryDeadLetters};
 use etl::prelude::*;
 
 #[derive(Debug, Clone, PartialEq, Record, Serialize, Deserialize)]
@@ -449,6 +449,43 @@ async fn json_into_a_record_dead_letters_what_does_not_fit() -> etl::Result<()> 
     .await?;
     assert_eq!(out.records().iter().map(|p| (p.id, p.amount)).collect::<Vec<_>>(), [(1, 5), (3, 7)]);
     assert_eq!(report.dead_lettered, 1);
+    Ok(())
+}
+
+/// `into(Type)` on records whose type the macro cannot see (`iter` over `Json` rows, no `as`):
+/// decoded at run time after the run-time `select`; the row that does not fit is dead-lettered
+/// with serde's error and the row as it was, and the others reach the sink.
+#[tokio::test]
+async fn into_on_json_rows_of_an_unseen_type_decodes_and_dead_letters_what_does_not_fit() -> etl::Result<()> {
+    #[derive(Debug, Clone, PartialEq, Record, Serialize, Deserialize)]
+    struct Row {
+        a: i64,
+        b: String,
+    }
+    let rows: Vec<etl::Json> = [r#"{"a":1,"b":"x","c":0}"#, r#"{"a":"two","b":"y","c":0}"#, r#"{"a":3,"b":"z"}"#]
+        .iter()
+        .map(|text| serde_json::from_str(text).expect("a JSON object"))
+        .collect();
+    let out = etl::sink::collect::<Row>();
+    let dead = MemoryDeadLetters::new();
+    let report = pipeline! {
+        iter(rows)
+        | select(a, b)
+        | into(Row)
+        | filter(|r| r.a > 0)
+        | collect(out)
+    }
+    .dead_letters(dead.clone())
+    .handle_signals(false)
+    .run()
+    .await?;
+    assert_eq!(out.records(), [Row { a: 1, b: "x".into() }, Row { a: 3, b: "z".into() }]);
+    assert_eq!((report.records_in, report.records_out, report.dead_lettered), (3, 2, 1));
+    let entries = dead.list().await.expect("memory dead letters list");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].kind, etl::batch::FailureKind::Decode);
+    assert!(entries[0].error.contains("invalid type: string \"two\", expected i64"), "{}", entries[0].error);
+    assert_eq!(&entries[0].payload[..], br#"{"a":"two","b":"y"}"#, "the row as it reached `into` (after `select`)");
     Ok(())
 }
 

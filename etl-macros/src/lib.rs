@@ -2,14 +2,22 @@
 //! `#[derive(Record)]`.
 //!
 //! This crate only wires the compiler's entry points; the work is done over `proc_macro2` in
-//! plain modules (see `record.rs`, `stage.rs`, `pipeline/` and `ops/`) so it can be unit-tested
-//! without the compiler. Use the macros through `etl` (`use etl::prelude::*;`), whose paths the
+//! plain modules so it can be unit-tested without the compiler: `pipeline/` (parse, check,
+//! typed records, codegen) over the table of steps in `ops/` (one file per step), `record/`
+//! (`#[derive(Record)]`), `stage/` (`#[stage]`); what they share: `diagnostic.rs` (every
+//! compile error), `wire.rs` (the schema format between the derive and `pipeline!`),
+//! `shape.rs` (a typed record's fields at a point of a pipeline), `suggest.rs`, `duration.rs`. Use the macros through `etl` (`use etl::prelude::*;`), whose paths the
 //! generated code refers to.
 
+mod diagnostic;
+mod duration;
 mod ops;
 mod pipeline;
 mod record;
+mod shape;
 mod stage;
+mod suggest;
+mod wire;
 
 use proc_macro::TokenStream;
 
@@ -58,9 +66,11 @@ pub fn derive_record(input: TokenStream) -> TokenStream {
 /// `etl::Pipeline::from(source).filter(f).map(g).to(sink)`, so closures get their argument
 /// types from the upstream step (`filter` and `inspect` closures get `&T`).
 ///
-/// * Sources: `iter(expr)`, `file(path = "in.jsonl", format = "jsonl")`; every source takes
-///   `batch_size`, `batch_timeout`, `max_bytes`, `max_records`, `max_batches`. `as Type` after
-///   a source names the record type (for `file`, the type decoded; default `Json`).
+/// * Sources: `iter(expr)`, `file(path = "in.jsonl", format = "jsonl")`, `sse(url = "..")`,
+///   `sqs(queue_url = "..")` (cargo feature `sqs`); every source takes `batch_size`,
+///   `batch_timeout`, `max_bytes`, `max_records`, `max_batches`. `as Type` after a source names
+///   the record type (for `file`, `sse` and `sqs`, the type decoded; default `Json`). A step
+///   whose cargo feature of `etl` is off is one compile error saying which feature to enable.
 /// * Operators: `map(f) [as U]`, `filter(f)`, `filter_map(f)`, `flat_map(f)`, `inspect(f)`,
 ///   and the schema steps `rename(a -> b)`, `select(a, b)`, `drop(a)`, `into(Type)`.
 /// * Stages: `map(enrich)` with a [`#[stage]`](macro@stage) async function runs it on each
@@ -74,8 +84,10 @@ pub fn derive_record(input: TokenStream) -> TokenStream {
 ///   generated in the pipeline (fields moved, never cloned or re-serialised), so the closures
 ///   after `rename(amount_cents -> amount)` read `o.amount`; kept fields keep their serde names
 ///   and options, a renamed field is written under its new name. `into(Type)` moves the fields
-///   into your struct by name. On `Json` records (`file(..)`, `as Json`) the same steps work at
-///   run time on dotted field paths (`length.new -> length_new`), and `into(Type)` decodes.
+///   into your struct by name. On `Json` records (`file(..)`, `sse(..)`, `as Json`), and on
+///   records whose type the macro cannot see (`iter(rows)` without `as`), the same steps work at
+///   run time on dotted field paths (`length.new -> length_new`), and `into(Type)` decodes
+///   (a record that does not fit is dead-lettered with serde's error).
 /// * Sinks: `stdout()`, `file(dir = "lake", format = "csv", prefix = "orders")`,
 ///   `collect(handle)`, `blackhole()`.
 /// * Durations: `500ms`, `2s`, `1.5s`, `1m`, `1h`; a bare number means seconds.

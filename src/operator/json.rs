@@ -1,11 +1,14 @@
 //! Schema steps on dynamic records (`Json`), applied at run time on field paths: `rename`,
-//! `select`, `drop`. A record without a named field is a per-record failure (dead-lettered with
-//! the error), never a panic and never a silent drop. On typed records, `pipeline!` checks these
+//! `select`, `drop`, and `into(Type)` ([`DecodeInto`]). A record without a named field, or one
+//! that does not fit the type, is a per-record failure (dead-lettered with the error and the
+//! record), never a panic and never a silent drop. On typed records, `pipeline!` checks these
 //! steps at compile time instead.
 
 use super::Operator;
-use crate::batch::Batch;
+use crate::batch::{Batch, Failure, FailureKind};
 use crate::record::Json;
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
 
 /// Rename fields: `rename(a -> b, length.new -> length_new)`. Renaming onto an existing field,
 /// or a missing field, fails the record.
@@ -102,6 +105,77 @@ impl Operator<Json> for DropFields {
     }
 }
 
+/// Decode each record into `T` through serde: `into(T)` on `Json` records. A record that does
+/// not fit (a field missing or of another type) leaves the batch as a
+/// [`FailureKind::Decode`] failure with serde's error, carrying the raw bytes the source read
+/// or, when the source kept none, the record as JSON; the batch goes on.
+///
+/// ```
+/// use etl::prelude::*;
+/// use etl::operator::json::DecodeInto;
+///
+/// #[derive(Debug, PartialEq, Deserialize)]
+/// struct Row { a: i64 }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let rows: Vec<Json> = vec![serde_json::from_str(r#"{"a":1}"#).unwrap(), serde_json::from_str(r#"{"a":"x"}"#).unwrap()];
+/// let out = DecodeInto::<Row>::new().apply(Batch::from_records(rows)).await;
+/// assert_eq!(out.records(), [Row { a: 1 }]);
+/// assert_eq!(&out.failures()[0].payload[..], br#"{"a":"x"}"#);
+/// # });
+/// ```
+pub struct DecodeInto<T>(PhantomData<fn() -> T>);
+
+impl<T> DecodeInto<T> {
+    /// The decoder.
+    pub fn new() -> DecodeInto<T> {
+        DecodeInto(PhantomData)
+    }
+}
+
+impl<T> Default for DecodeInto<T> {
+    fn default() -> Self {
+        DecodeInto::new()
+    }
+}
+
+impl<T> std::fmt::Debug for DecodeInto<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DecodeInto<{}>", std::any::type_name::<T>())
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> Operator<Json> for DecodeInto<T> {
+    type Out = T;
+    async fn apply(&mut self, batch: Batch<Json>) -> Batch<T> {
+        let parts = batch.into_parts();
+        let mut records = Vec::with_capacity(parts.records.len());
+        let mut meta = Vec::with_capacity(parts.records.len());
+        let mut failures = parts.failures;
+        for (record, m) in parts.records.into_iter().zip(parts.meta) {
+            // With the source's bytes kept, the record can be consumed (its strings move into
+            // `T`); without, it is read by reference so that a failure still holds it whole.
+            let value = serde_json::Value::Object(record.0);
+            let decoded = if m.raw.is_some() {
+                serde_json::from_value(value).map_err(|e| (e, None))
+            } else {
+                T::deserialize(&value).map_err(|e| (e, Some(value)))
+            };
+            match decoded {
+                Ok(t) => {
+                    records.push(t);
+                    meta.push(m);
+                }
+                Err((e, record)) => {
+                    let error = format!("into `{}`: {e}", std::any::type_name::<T>());
+                    failures.push(Failure::of_record(&record, m, FailureKind::Decode, error));
+                }
+            }
+        }
+        Batch::new(records, meta, failures, parts.ack, parts.origin)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +197,32 @@ mod tests {
         assert_eq!(out.failures()[0].error, "field `a` is missing");
         let out = Select::new(&["a"]).apply(Batch::from_records(vec![rec(r#"{"b":1}"#)])).await;
         assert_eq!(out.failures().len(), 1);
+    }
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Row {
+        a: i64,
+        b: String,
+    }
+
+    #[tokio::test]
+    async fn records_that_do_not_fit_fail_alone_with_what_came_in() {
+        let batch = Batch::from_records(vec![rec(r#"{"a":1,"b":"x"}"#), rec(r#"{"a":"two","b":"y"}"#), rec(r#"{"a":3}"#)]);
+        let out = DecodeInto::<Row>::new().apply(batch).await;
+        assert_eq!(out.records(), [Row { a: 1, b: "x".into() }]);
+        assert_eq!(out.meta().len(), 1);
+        let failures = out.failures();
+        assert_eq!(failures.len(), 2);
+        assert!(failures.iter().all(|f| f.kind == FailureKind::Decode));
+        assert!(failures[0].error.contains("invalid type: string \"two\", expected i64"), "{}", failures[0].error);
+        assert_eq!(&failures[0].payload[..], br#"{"a":"two","b":"y"}"#);
+        assert!(failures[1].error.contains("missing field `b`"), "{}", failures[1].error);
+
+        // The source's raw bytes, when it kept them, are the payload.
+        let raw = bytes::Bytes::from_static(b"{\"a\": \"two\"}");
+        let meta = vec![crate::record::Meta::default().with_raw(raw.clone())];
+        let batch = Batch::new(vec![rec(r#"{"a":"two"}"#)], meta, Vec::new(), crate::ack::Ack::none(), "memory".into());
+        let out = DecodeInto::<Row>::new().apply(batch).await;
+        assert_eq!(out.failures()[0].payload, raw);
     }
 }

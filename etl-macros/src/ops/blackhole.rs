@@ -1,7 +1,6 @@
 //! `blackhole()`: discard every record (benchmarks).
 
-use super::{Args, Category, Op};
-use quote::quote_spanned;
+use super::{Build, Category, Op, Typing};
 
 /// The `blackhole` sink.
 pub const OP: Op = Op {
@@ -11,11 +10,9 @@ pub const OP: Op = Op {
     args: &[],
     shared: &[],
     accepts_as: false,
+    feature: None,
+    typing: Typing::Keep,
+    build: Build::Connector { path: &["etl", "sink", "blackhole"], record_type: false },
     doc: "Accepts and discards every record (benchmarks).",
     example: "... | blackhole()",
-    gen,
 };
-
-fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
-    quote_spanned!(a.span=> ::etl::sink::blackhole())
-}

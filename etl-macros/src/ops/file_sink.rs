@@ -1,7 +1,6 @@
 //! `file(dir = "..", format = "csv", prefix = "..")`: a sink writing files into a directory.
 
-use super::{ArgSpec, Args, Category, Kind, Op};
-use quote::{quote, quote_spanned};
+use super::{ArgSpec, Build, Category, Kind, Op, Typing};
 
 /// The `file` sink.
 pub const OP: Op = Op {
@@ -9,41 +8,21 @@ pub const OP: Op = Op {
     category: Category::Sink,
     positional: None,
     args: &[
-        ArgSpec {
-            name: "dir",
-            kind: Kind::Str,
-            required: true,
-            default: None,
-            doc: "The directory to write into (`${VAR}` resolved at start-up).",
-        },
-        ArgSpec { name: "format", kind: Kind::Format, required: false, default: Some("\"jsonl\""), doc: "`\"jsonl\"` or `\"csv\"`." },
-        ArgSpec { name: "prefix", kind: Kind::Str, required: false, default: Some("\"part\""), doc: "The file name prefix." },
-        ArgSpec {
-            name: "sync",
-            kind: Kind::Bool,
-            required: false,
-            default: Some("true"),
-            doc: "fsync each file (and the directory) before acknowledging; `false` leaves it to the OS (faster, not durable across a crash).",
-        },
+        ArgSpec::required("dir", Kind::Str, "The directory to write into (`${VAR}` resolved at start-up)."),
+        ArgSpec::optional("format", Kind::Format, "\"jsonl\"", "`\"jsonl\"` or `\"csv\"`."),
+        ArgSpec::optional("prefix", Kind::Str, "\"part\"", "The file name prefix."),
+        ArgSpec::optional(
+            "sync",
+            Kind::Bool,
+            "true",
+            "fsync each file (and the directory) before acknowledging; `false` leaves it to the OS (faster, not durable across a crash).",
+        ),
     ],
     shared: &[],
     accepts_as: false,
+    feature: None,
+    typing: Typing::Keep,
+    build: Build::Connector { path: &["etl", "sink", "file"], record_type: false },
     doc: "Writes each batch to a file in a directory (temporary file, fsync, rename).",
     example: "... | file(dir = \"lake/orders\", format = \"csv\", prefix = \"orders\")",
-    gen,
 };
-
-fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
-    let dir = a.get("dir").map(|d| quote!(#d)).unwrap_or_else(|| quote!(""));
-    let mut sink = quote_spanned!(a.span=> ::etl::sink::file(#dir));
-    if let Some(format) = a.get("format") {
-        sink = quote!(#sink.format(#format));
-    }
-    if let Some(prefix) = a.get("prefix") {
-        sink = quote!(#sink.prefix(#prefix));
-    }
-    if let Some(sync) = a.get("sync") {
-        sink = quote!(#sink.sync(#sync));
-    }
-    sink
-}

@@ -1,7 +1,6 @@
-//! `filter(f)`: Keeps the records for which the closure returns true.
+//! `filter(f)`: keep the records for which the closure returns true.
 
-use super::{Args, Category, Kind, Op, Positional};
-use quote::quote_spanned;
+use super::{Build, Category, Kind, Op, Positional, Typing};
 
 /// The `filter` operator.
 pub const OP: Op = Op {
@@ -11,12 +10,9 @@ pub const OP: Op = Op {
     args: &[],
     shared: &[],
     accepts_as: false,
+    feature: None,
+    typing: Typing::Keep,
+    build: Build::Method("filter"),
     doc: "Keeps the records for which the closure returns true.",
     example: "... | filter(|o| o.amount_cents > 0) | ...",
-    gen,
 };
-
-fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
-    let f = a.first();
-    quote_spanned!(a.span=> .filter(#f))
-}

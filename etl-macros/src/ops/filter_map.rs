@@ -1,7 +1,6 @@
-//! `filter_map(f)`: Transforms each record, dropping those for which the closure returns `None`.
+//! `filter_map(f)`: transform each record, dropping those for which the closure returns `None`.
 
-use super::{Args, Category, Kind, Op, Positional};
-use quote::quote_spanned;
+use super::{Build, Category, Kind, Op, Positional, Typing};
 
 /// The `filter_map` operator.
 pub const OP: Op = Op {
@@ -11,12 +10,9 @@ pub const OP: Op = Op {
     args: &[],
     shared: &[],
     accepts_as: false,
+    feature: None,
+    typing: Typing::Untyped,
+    build: Build::Method("filter_map"),
     doc: "Transforms each record, dropping those for which the closure returns `None`.",
     example: "... | filter_map(|o| o.email) | ...",
-    gen,
 };
-
-fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
-    let f = a.first();
-    quote_spanned!(a.span=> .filter_map(#f))
-}

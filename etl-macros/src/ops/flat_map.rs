@@ -1,7 +1,6 @@
-//! `flat_map(f)`: Turns each record into zero or more records.
+//! `flat_map(f)`: turn each record into zero or more records.
 
-use super::{Args, Category, Kind, Op, Positional};
-use quote::quote_spanned;
+use super::{Build, Category, Kind, Op, Positional, Typing};
 
 /// The `flat_map` operator.
 pub const OP: Op = Op {
@@ -11,12 +10,9 @@ pub const OP: Op = Op {
     args: &[],
     shared: &[],
     accepts_as: false,
+    feature: None,
+    typing: Typing::Untyped,
+    build: Build::Method("flat_map"),
     doc: "Turns each record into zero or more records.",
     example: "... | flat_map(|o| o.lines) | ...",
-    gen,
 };
-
-fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
-    let f = a.first();
-    quote_spanned!(a.span=> .flat_map(#f))
-}

@@ -1,7 +1,6 @@
-//! `inspect(f)`: Calls the closure on each record, passing the records on unchanged.
+//! `inspect(f)`: call the closure on each record, passing the records on unchanged.
 
-use super::{Args, Category, Kind, Op, Positional};
-use quote::quote_spanned;
+use super::{Build, Category, Kind, Op, Positional, Typing};
 
 /// The `inspect` operator.
 pub const OP: Op = Op {
@@ -11,12 +10,9 @@ pub const OP: Op = Op {
     args: &[],
     shared: &[],
     accepts_as: false,
+    feature: None,
+    typing: Typing::Keep,
+    build: Build::Method("inspect"),
     doc: "Calls the closure on each record, passing the records on unchanged.",
     example: "... | inspect(|o| tracing::debug!(?o)) | ...",
-    gen,
 };
-
-fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
-    let f = a.first();
-    quote_spanned!(a.span=> .inspect(#f))
-}

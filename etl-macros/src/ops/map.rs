@@ -11,7 +11,7 @@
 //! * with `concurrency = N`: `.map_async(f, N)`, for a `#[stage]` or any function returning a
 //!   future of a `Result`.
 
-use super::{ArgSpec, Args, Category, Kind, Op, Positional, Value};
+use super::{ArgSpec, Args, Build, Category, Kind, Op, Positional, Typing, Value};
 use quote::quote_spanned;
 
 /// The `map` operator.
@@ -23,22 +23,23 @@ pub const OP: Op = Op {
         kind: Kind::Expr,
         doc: "A closure or function `FnMut(T) -> U`, or a `#[stage]` async function of `T`; `as U` declares the output type.",
     }),
-    args: &[ArgSpec {
-        name: "concurrency",
-        kind: Kind::Count,
-        required: false,
-        default: Some("1"),
-        doc: "Run an async `f` (a `#[stage]`, an `async fn` or closure returning a future of a `Result`) on up to this many records of a batch at once; output stays in input order.",
-    }],
+    args: &[ArgSpec::optional(
+        "concurrency",
+        Kind::Count,
+        "1",
+        "Run an async `f` (a `#[stage]`, an `async fn` or closure returning a future of a `Result`) on up to this many records of a batch at once; output stays in input order.",
+    )],
     shared: &[],
     accepts_as: true,
+    feature: None,
+    typing: Typing::Map,
+    build: Build::Custom(gen),
     doc: "Transforms each record into a new one. A `#[stage]` function retries each record as its attribute says (backoff with jitter, per-attempt timeout) and dead-letters the records that still fail; an `async fn` without `#[stage]` needs `concurrency` (one attempt per record).",
     example: "... | map(|o| Paid { id: o.id, amount_cents: o.amount_cents }) as Paid | map(enrich, concurrency = 8) | ...",
-    gen,
 };
 
 /// How `f` is written.
-enum Shape {
+enum Form {
     /// `|o| ..`, synchronous.
     Closure,
     /// `|o| async move { .. }` or `async |o| ..`.
@@ -47,34 +48,36 @@ enum Shape {
     Value,
 }
 
-fn shape(f: Option<&Value>) -> Shape {
+fn form(f: Option<&Value>) -> Form {
     let mut expr = match f {
         Some(Value::Expr(e)) => e,
-        _ => return Shape::Value,
+        _ => return Form::Value,
     };
     loop {
         match expr {
             syn::Expr::Paren(p) => expr = &p.expr,
             syn::Expr::Group(g) => expr = &g.expr,
-            syn::Expr::Closure(c) if c.asyncness.is_some() || matches!(&*c.body, syn::Expr::Async(_)) => return Shape::AsyncClosure,
-            syn::Expr::Closure(_) => return Shape::Closure,
-            _ => return Shape::Value,
+            syn::Expr::Closure(c) if c.asyncness.is_some() || matches!(&*c.body, syn::Expr::Async(_)) => return Form::AsyncClosure,
+            syn::Expr::Closure(_) => return Form::Closure,
+            _ => return Form::Value,
         }
     }
 }
 
+/// Not the plain mapping: the builder method depends on how `f` is written (see the module's
+/// documentation).
 fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
     let f = a.first();
     let concurrency = a.get("concurrency");
     let out = a.as_type.map(|ty| quote_spanned!(a.span=> #ty)).unwrap_or_else(|| quote_spanned!(a.span=> _));
-    match (shape(a.positional.first()), concurrency) {
+    match (form(a.positional.first()), concurrency) {
         (_, Some(n)) => quote_spanned!(a.span=> .map_async::<#out, _, _>(#f, #n)),
-        (Shape::AsyncClosure, None) => quote_spanned!(a.span=> .map_async::<#out, _, _>(#f, 1)),
-        (Shape::Closure, None) => match a.as_type {
+        (Form::AsyncClosure, None) => quote_spanned!(a.span=> .map_async::<#out, _, _>(#f, 1)),
+        (Form::Closure, None) => match a.as_type {
             Some(ty) => quote_spanned!(a.span=> .map::<#ty, _>(#f)),
             None => quote_spanned!(a.span=> .map(#f)),
         },
-        (Shape::Value, None) => match a.as_type {
+        (Form::Value, None) => match a.as_type {
             Some(ty) => quote_spanned!(a.span=> .map_step(#f).then(::etl::__private::Expect::<#ty>::new())),
             None => quote_spanned!(a.span=> .map_step(#f)),
         },

@@ -1,8 +1,17 @@
-//! The built-in steps of `pipeline!`, one small file each, gathered in [`TABLE`].
+//! The built-in steps of `pipeline!`, one small file each, gathered in [`TABLE`] (the pattern
+//! of hydro's `dfir_lang` operator table).
 //!
-//! The parser, the checker, the "did you mean" suggestions, the code generator and the
-//! Markdown operator reference ([`reference_markdown`]) all read this one table: adding a
-//! step is adding a file and a line here.
+//! The parser, the checker, the "did you mean" suggestions, the typed-record walk, the code
+//! generator and the Markdown operator reference ([`reference::markdown`]) all read this one
+//! table: adding a step is adding a file and a line here. An [`Op`] says where the step
+//! stands, its arguments, what it does to the record type ([`Typing`]), how its code is
+//! generated ([`Build`]: for a connector, the plain mapping of arguments to a constructor and
+//! builder methods) and which cargo feature of `etl` it needs.
+
+mod args;
+mod fields;
+pub mod gen;
+pub mod reference;
 
 mod blackhole;
 mod collect;
@@ -24,8 +33,11 @@ mod sqs_source;
 mod sse;
 mod stdout;
 
+pub use args::{ArgSpec, Args, FieldRef, Kind, Positional, Set, Value, BATCH_ARGS};
+
+use crate::diagnostic::Diagnostics;
+use crate::shape::{Reshaped, Shape};
 use proc_macro2::{Span, TokenStream};
-use quote::quote;
 
 /// Where a step may stand in a pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,203 +50,73 @@ pub enum Category {
     Sink,
 }
 
-/// The kind of value an argument takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Any Rust expression (closures, variables, paths).
-    Expr,
-    /// A string: a literal (`${VAR}` is resolved by the connector at start-up) or a Rust
-    /// expression (a variable holding a flag's value).
-    Str,
-    /// An integer: a literal or a Rust expression.
-    Int,
-    /// A positive integer: a literal other than 0, or a Rust expression.
-    Count,
-    /// A boolean: `true`, `false` or a Rust expression.
-    Bool,
-    /// A duration: `2s`, `500ms`, `1.5s`, `1m`, `1h`; a bare number means seconds.
-    Duration,
-    /// A format string literal: `"jsonl"` or `"csv"`.
-    Format,
-    /// An SSE data format string literal: `"json"` or `"text"`.
-    DataFormat,
-    /// Field names (dotted paths allowed): `a, b.c`.
-    Fields,
-    /// Renames: `a -> b, c.d -> c_d`.
-    Renames,
-    /// A Rust type (`into(Type)`; `as Type` is parsed on its own).
-    Type,
-}
-
-impl Kind {
-    /// What the kind looks like, for messages and the reference.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Kind::Expr => "an expression",
-            Kind::Str => "a string",
-            Kind::Int => "an integer",
-            Kind::Count => "a positive integer",
-            Kind::Bool => "a boolean",
-            Kind::Duration => "a duration (`2s`, `500ms`, `1.5s`, `1m`, `1h`)",
-            Kind::Format => "a format (`\"jsonl\"` or `\"csv\"`)",
-            Kind::DataFormat => "a data format (`\"json\"` or `\"text\"`)",
-            Kind::Fields => "field names (`a, b.c`)",
-            Kind::Renames => "renames (`a -> b`)",
-            Kind::Type => "a type",
-        }
-    }
-
-    /// An example value, for `help:` lines.
-    pub fn example(self) -> &'static str {
-        match self {
-            Kind::Expr => "|r| ...",
-            Kind::Str => "\"lake\"",
-            Kind::Int => "500",
-            Kind::Count => "8",
-            Kind::Bool => "true",
-            Kind::Duration => "2s",
-            Kind::Format => "\"jsonl\"",
-            Kind::DataFormat => "\"json\"",
-            Kind::Fields => "id, customer.name",
-            Kind::Renames => "old -> new",
-            Kind::Type => "Order",
-        }
-    }
-
-    /// Whether a positional argument of this kind takes every positional argument (`a, b, c`).
-    pub fn variadic(self) -> bool {
-        matches!(self, Kind::Fields | Kind::Renames)
-    }
-}
-
-/// A `name = value` argument of a step.
-#[derive(Debug)]
-#[cfg_attr(not(test), allow(dead_code))] // `default`, `doc`: read by `reference_markdown`
-pub struct ArgSpec {
-    /// The argument's name.
-    pub name: &'static str,
-    /// The kind of its value.
-    pub kind: Kind,
-    /// Whether it must be given.
-    pub required: bool,
-    /// The default when left out, as documentation.
-    pub default: Option<&'static str>,
-    /// One line of documentation.
-    pub doc: &'static str,
-}
-
-/// The positional (first, unnamed) argument of a step.
-#[derive(Debug)]
-#[cfg_attr(not(test), allow(dead_code))] // `doc`: read by `reference_markdown`
-pub struct Positional {
-    /// What it is called in the reference (`f`, `fields`).
-    pub name: &'static str,
-    /// The kind of its value.
-    pub kind: Kind,
-    /// One line of documentation.
-    pub doc: &'static str,
-}
-
-/// A checked argument value, ready for code generation.
-#[derive(Debug, Clone)]
-pub enum Value {
-    /// A Rust expression.
-    Expr(syn::Expr),
-    /// A string literal.
-    Str(syn::LitStr),
-    /// An integer literal.
-    Int(syn::LitInt),
-    /// A boolean literal.
-    Bool(syn::LitBool),
-    /// A duration, as a `::core::time::Duration` constant expression.
-    Duration(TokenStream),
-    /// A format, as a `::etl::format::Format` path.
-    Format(TokenStream),
-    /// Field paths, as written (`a.b`).
-    Fields(Vec<FieldRef>),
-    /// `(from, to)` field paths.
-    Renames(Vec<(FieldRef, FieldRef)>),
-    /// A type.
-    Type(syn::Type),
-}
-
-/// A field named in `rename`, `select` or `drop`: a dotted path (`a.b`), an identifier, or a
-/// string literal, with the span of its first token.
-#[derive(Debug, Clone)]
-pub struct FieldRef {
-    /// The path, without `r#`.
-    pub path: String,
-    /// Where the user wrote it.
-    pub span: Span,
-    /// Whether it is one identifier (what typed records take), not a path or a literal.
-    pub simple: bool,
-}
-
-impl quote::ToTokens for Value {
-    fn to_tokens(&self, out: &mut TokenStream) {
-        match self {
-            Value::Expr(e) => e.to_tokens(out),
-            Value::Str(s) => s.to_tokens(out),
-            Value::Int(i) => i.to_tokens(out),
-            Value::Bool(b) => b.to_tokens(out),
-            Value::Duration(t) | Value::Format(t) => t.to_tokens(out),
-            Value::Fields(f) => {
-                let f = f.iter().map(|f| &f.path);
-                out.extend(quote!(&[#(#f),*]))
-            }
-            Value::Renames(r) => {
-                let pairs = r.iter().map(|(a, b)| {
-                    let (a, b) = (&a.path, &b.path);
-                    quote!((#a, #b))
-                });
-                out.extend(quote!(&[#(#pairs),*]))
-            }
-            Value::Type(t) => t.to_tokens(out),
-        }
-    }
-}
-
-/// The checked arguments of one step, handed to its generator.
-pub struct Args<'a> {
-    /// Positional values (one, or several for a variadic kind).
-    pub positional: &'a [Value],
-    /// Named values given by the user (defaults are not filled in: the runtime has them).
-    pub named: &'a [(String, Value)],
-    /// `as Type` after the step, if any.
-    pub as_type: Option<&'a syn::Type>,
-    /// The step name's span, for generated code.
-    pub span: Span,
-}
-
-impl Args<'_> {
-    /// The record type of a decoding source: the type after `as`, or `Json`.
-    pub fn record_type(&self) -> TokenStream {
-        match self.as_type {
-            Some(ty) => quote!(#ty),
-            None => quote!(::etl::Json),
-        }
-    }
-
-    /// The value of the named argument `name`, if given.
-    pub fn get(&self, name: &str) -> Option<&Value> {
-        self.named.iter().find(|(n, _)| n == name).map(|(_, v)| v)
-    }
-
-    /// The first positional value, as tokens (the checker guarantees it is there).
-    pub fn first(&self) -> TokenStream {
-        match self.positional.first() {
-            Some(v) => quote!(#v),
-            None => quote!(::core::compile_error!("etl-macros: missing positional argument")),
-        }
-    }
-}
-
-/// What a generator produces: a source or sink expression, or a builder-method suffix
+/// A code generator of its own: a source or sink expression, or a builder-method suffix
 /// (`.filter(f)`) for an operator.
 pub type Gen = fn(&Args<'_>) -> TokenStream;
 
+/// How a step's code is generated (see [`gen::generate`]).
+#[derive(Clone, Copy)]
+pub enum Build {
+    /// A connector (source or sink): `path(<positional or required arguments>)`, with
+    /// `::<T>` the record type (the `as` type, or `Json`) when `record_type` is set, then every
+    /// other argument given through its [`Set`] (the builder method of the same name).
+    Connector {
+        /// The constructor's path segments (`["etl", "source", "sse"]`).
+        path: &'static [&'static str],
+        /// Whether the constructor takes the record type as its type parameter.
+        record_type: bool,
+    },
+    /// An operator that is a method of `etl::Pipeline`: `.method(positional)`.
+    Method(&'static str),
+    /// An operator value: `.then(path(positional))`.
+    Then(&'static [&'static str]),
+    /// A generator of its own, where the mapping is not one of the above (the op file says why).
+    Custom(Gen),
+}
+
+/// What a step does to the record type, for `pipeline::typed`.
+#[derive(Clone, Copy)]
+pub enum Typing {
+    /// A source of `Json` records, unless `as Type` names another type (`file`, `sse`, `sqs`).
+    JsonSource,
+    /// A source whose record type the macro cannot see, unless `as Type` names it (`iter`).
+    InferredSource,
+    /// Passes the records on as they are (`filter`, `inspect`, sinks); a closure reading a
+    /// field renamed away is reported.
+    Keep,
+    /// Makes new records with a closure: `as U` names their type; without it the type is
+    /// assumed unchanged for later schema steps (rustc checks the assumption) (`map`).
+    Map,
+    /// Makes records of a type the macro cannot see (`filter_map`, `flat_map`).
+    Untyped,
+    /// A schema step: on typed records checked here and generated by `pipeline::typed`; on
+    /// `Json` records (or records of a type the macro cannot see) the table's generator
+    /// applies at run time.
+    Schema(SchemaRule),
+}
+
+/// The compile-time rule of a schema step on typed records.
+#[derive(Clone, Copy)]
+pub enum SchemaRule {
+    /// Changes the fields; the record type after it is generated (`rename`, `select`, `drop`).
+    Reshape {
+        /// The generated type is named `__{Record}{suffix}{position}`.
+        suffix: &'static str,
+        /// The error when the list is empty (`select()`), and an example for its `help:`.
+        empty: (&'static str, &'static str),
+        /// The check: the record after the step, or `None` after reporting every error.
+        /// Arguments: the record before, the positional value, the step's span.
+        apply: fn(&Shape, &Value, Span, &mut Diagnostics) -> Option<Reshaped>,
+    },
+    /// Converts into the `#[derive(Record)]` struct named by the positional type (`into`).
+    Into {
+        /// The check: whether the record's fields are exactly the target's (errors reported).
+        /// Arguments: the record here, the target, the target's name, the span of its tokens.
+        check: fn(&Shape, &Shape, &str, Span, &mut Diagnostics) -> bool,
+    },
+}
+
 /// A built-in step.
-#[cfg_attr(not(test), allow(dead_code))] // `doc`, `example`: read by `reference_markdown`
 pub struct Op {
     /// The step's name in the DSL.
     pub name: &'static str,
@@ -248,12 +130,17 @@ pub struct Op {
     pub shared: &'static [ArgSpec],
     /// Whether `as Type` may follow it.
     pub accepts_as: bool,
+    /// The cargo feature of the `etl` crate it needs, if any: without it, the step expands to
+    /// one compile error saying to enable it.
+    pub feature: Option<&'static str>,
+    /// What it does to the record type.
+    pub typing: Typing,
+    /// How its code is generated.
+    pub build: Build,
     /// What it does, in one or two sentences.
     pub doc: &'static str,
     /// A usage example.
     pub example: &'static str,
-    /// Its code generator.
-    pub gen: Gen,
 }
 
 impl Op {
@@ -267,21 +154,6 @@ impl Op {
         self.all_args().find(|a| a.name == name)
     }
 }
-
-/// The batching arguments every source takes (`etl::batch::BatchOptions`).
-pub const BATCH_ARGS: &[ArgSpec] = &[
-    ArgSpec { name: "batch_size", kind: Kind::Int, required: false, default: Some("1000"), doc: "Maximum records per batch." },
-    ArgSpec {
-        name: "batch_timeout",
-        kind: Kind::Duration,
-        required: false,
-        default: Some("1s"),
-        doc: "Longest wait from a batch's first record to its emission.",
-    },
-    ArgSpec { name: "max_bytes", kind: Kind::Int, required: false, default: Some("16 MiB"), doc: "Maximum payload bytes per batch." },
-    ArgSpec { name: "max_records", kind: Kind::Int, required: false, default: Some("no limit"), doc: "Stop after this many records." },
-    ArgSpec { name: "max_batches", kind: Kind::Int, required: false, default: Some("no limit"), doc: "Stop after this many batches." },
-];
 
 /// Every built-in step. `file` and `sqs` are there twice: as a source and as a sink.
 pub const TABLE: &[&Op] = &[
@@ -325,40 +197,6 @@ pub fn names() -> Vec<&'static str> {
     out
 }
 
-/// The operator reference, in Markdown: one section per category, one table row per argument.
-/// (A later step renders it into the README; a proc-macro crate can export only macros.)
-#[cfg_attr(not(test), allow(dead_code))]
-pub fn reference_markdown() -> String {
-    let mut md = String::from("## `pipeline!` operator reference\n\n");
-    md.push_str(
-        "`SOURCE(args) [as Type] | OPERATOR(args) | ... | SINK(args)`. Arguments other than the positional one are `name = value`. \
-         A string or integer argument is a literal or any Rust expression of that type (a variable holding a flag's value); \
-         `${VAR}` in a string is resolved when the pipeline starts.\n",
-    );
-    for (category, title) in [(Category::Source, "Sources"), (Category::Operator, "Operators"), (Category::Sink, "Sinks")] {
-        md.push_str(&format!("\n### {title}\n"));
-        for op in TABLE.iter().filter(|op| op.category == category) {
-            md.push_str(&format!("\n#### `{}`\n\n{}\n\n```text\n{}\n```\n", op.name, op.doc, op.example));
-            if op.accepts_as {
-                md.push_str("\nMay be followed by `as Type`.\n");
-            }
-            if op.positional.is_none() && op.args.is_empty() && op.shared.is_empty() {
-                md.push_str("\nNo arguments.\n");
-                continue;
-            }
-            md.push_str("\n| argument | kind | required | default | description |\n|---|---|---|---|---|\n");
-            if let Some(p) = &op.positional {
-                md.push_str(&format!("| `{}` (positional) | {} | yes | | {} |\n", p.name, p.kind.describe(), p.doc));
-            }
-            for a in op.all_args() {
-                let required = if a.required { "yes" } else { "no" };
-                md.push_str(&format!("| `{}` | {} | {required} | {} | {} |\n", a.name, a.kind.describe(), a.default.unwrap_or(""), a.doc));
-            }
-        }
-    }
-    md
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,32 +224,25 @@ mod tests {
     }
 
     #[test]
-    fn reference_lists_every_step_and_argument() {
-        let md = reference_markdown();
+    fn typing_agrees_with_the_category() {
         for op in TABLE {
-            assert!(md.contains(&format!("#### `{}`", op.name)), "{}", op.name);
-            for a in op.all_args() {
-                assert!(md.contains(&format!("`{}`", a.name)));
-            }
+            let ok = match op.typing {
+                Typing::JsonSource | Typing::InferredSource => op.category == Category::Source && op.accepts_as,
+                Typing::Keep => op.category != Category::Source,
+                Typing::Map | Typing::Untyped | Typing::Schema(_) => op.category == Category::Operator,
+            };
+            assert!(ok, "{}", op.name);
         }
-        assert!(md.contains("### Sources") && md.contains("### Operators") && md.contains("### Sinks"));
-        assert!(md.contains("| `batch_timeout` | a duration"));
-        assert!(md.contains("| `path` | a string | yes |"));
     }
 
-    /// `docs/operators.md` is generated from this table, never edited by hand: this test fails
-    /// when it is out of date; `ETL_UPDATE_DOCS=1 cargo test -p etl-macros` rewrites it.
+    /// Every argument has one line of documentation, and an optional one says its default.
     #[test]
-    fn docs_operator_reference_is_up_to_date() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operators.md");
-        let want = format!(
-            "<!-- Generated from etl-macros/src/ops by `ETL_UPDATE_DOCS=1 cargo test -p etl-macros`; do not edit. -->\n\n{}",
-            reference_markdown()
-        );
-        if std::env::var_os("ETL_UPDATE_DOCS").is_some() {
-            std::fs::write(&path, &want).unwrap();
+    fn arguments_are_documented() {
+        for op in TABLE {
+            for a in op.all_args() {
+                assert!(!a.doc.is_empty(), "{}.{}", op.name, a.name);
+                assert_eq!(a.required, a.default.is_none(), "{}.{}: a default exactly when optional", op.name, a.name);
+            }
         }
-        let have = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(have == want, "docs/operators.md is out of date: run `ETL_UPDATE_DOCS=1 cargo test -p etl-macros`");
     }
 }

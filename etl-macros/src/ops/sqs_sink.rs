@@ -1,8 +1,7 @@
 //! `sqs(queue_url = "..")`: a sink sending each record as a JSON message to an Amazon SQS
 //! queue (feature `sqs`).
 
-use super::{ArgSpec, Args, Category, Kind, Op};
-use quote::{quote, quote_spanned};
+use super::{ArgSpec, Build, Category, Kind, Op, Typing};
 
 /// The `sqs` sink.
 pub const OP: Op = Op {
@@ -10,26 +9,21 @@ pub const OP: Op = Op {
     category: Category::Sink,
     positional: None,
     args: &[
-        ArgSpec { name: "queue_url", kind: Kind::Str, required: true, default: None, doc: "The queue's URL (`${VAR}` resolved at start-up)." },
-        ArgSpec { name: "endpoint_url", kind: Kind::Str, required: false, default: Some("AWS, or `AWS_ENDPOINT_URL`"), doc: "A custom endpoint (moto, LocalStack)." },
-        ArgSpec { name: "region", kind: Kind::Str, required: false, default: Some("`AWS_REGION` / the profile"), doc: "The AWS region." },
-        ArgSpec { name: "max_message_bytes", kind: Kind::Int, required: false, default: Some("the queue's `MaximumMessageSize`"), doc: "Largest message body; larger records are dead-lettered." },
+        ArgSpec::required("queue_url", Kind::Str, "The queue's URL (`${VAR}` resolved at start-up)."),
+        ArgSpec::optional("endpoint_url", Kind::Str, "AWS, or `AWS_ENDPOINT_URL`", "A custom endpoint (moto, LocalStack)."),
+        ArgSpec::optional("region", Kind::Str, "`AWS_REGION` / the profile", "The AWS region."),
+        ArgSpec::optional(
+            "max_message_bytes",
+            Kind::Int,
+            "the queue's `MaximumMessageSize`",
+            "Largest message body; larger records are dead-lettered.",
+        ),
     ],
     shared: &[],
     accepts_as: false,
-    doc: "Sends records as JSON messages with `SendMessageBatch`; failed entries are retried, refused ones dead-lettered. Needs etl's `sqs` feature.",
+    feature: Some("sqs"),
+    typing: Typing::Keep,
+    build: Build::Connector { path: &["etl", "sink", "sqs"], record_type: false },
+    doc: "Sends records as JSON messages with `SendMessageBatch`; failed entries are retried, refused ones dead-lettered.",
     example: "... | sqs(queue_url = \"${OUT_QUEUE_URL}\")",
-    gen,
 };
-
-fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
-    let url = a.get("queue_url").map(|u| quote!(#u)).unwrap_or_else(|| quote!(""));
-    let mut sink = quote_spanned!(a.span=> ::etl::sink::sqs(#url));
-    for name in ["endpoint_url", "region", "max_message_bytes"] {
-        if let Some(v) = a.get(name) {
-            let method = syn::Ident::new(name, a.span);
-            sink = quote!(#sink.#method(#v));
-        }
-    }
-    quote_spanned!(a.span=> ::etl::__with_sqs!{ #sink })
-}

@@ -1,8 +1,7 @@
 //! `sqs(queue_url = "..", wait_time_seconds = 20, ...) [as T]`: an Amazon SQS source (feature
 //! `sqs`).
 
-use super::{ArgSpec, Args, Category, Kind, Op, BATCH_ARGS};
-use quote::{quote, quote_spanned};
+use super::{ArgSpec, Build, Category, Kind, Op, Typing, BATCH_ARGS};
 
 /// The `sqs` source.
 pub const OP: Op = Op {
@@ -10,32 +9,25 @@ pub const OP: Op = Op {
     category: Category::Source,
     positional: None,
     args: &[
-        ArgSpec { name: "queue_url", kind: Kind::Str, required: true, default: None, doc: "The queue's URL (`${VAR}` resolved at start-up)." },
-        ArgSpec { name: "endpoint_url", kind: Kind::Str, required: false, default: Some("AWS, or `AWS_ENDPOINT_URL`"), doc: "A custom endpoint (moto, LocalStack)." },
-        ArgSpec { name: "region", kind: Kind::Str, required: false, default: Some("`AWS_REGION` / the profile"), doc: "The AWS region." },
-        ArgSpec { name: "wait_time_seconds", kind: Kind::Int, required: false, default: Some("20"), doc: "Long-polling wait of one receive, 0 to 20 seconds." },
-        ArgSpec { name: "visibility_timeout", kind: Kind::Duration, required: false, default: Some("the queue's"), doc: "How long received messages stay invisible; extended by a heartbeat while in flight." },
-        ArgSpec { name: "max_receives", kind: Kind::Int, required: false, default: Some("no limit"), doc: "Dead-letter (then delete) a message received more times than this." },
-        ArgSpec { name: "max_messages_per_poll", kind: Kind::Int, required: false, default: Some("10"), doc: "Messages asked for per receive, 1 to 10." },
-        ArgSpec { name: "heartbeat", kind: Kind::Expr, required: false, default: Some("true"), doc: "Extend the visibility of messages in flight past half their timeout." },
+        ArgSpec::required("queue_url", Kind::Str, "The queue's URL (`${VAR}` resolved at start-up)."),
+        ArgSpec::optional("endpoint_url", Kind::Str, "AWS, or `AWS_ENDPOINT_URL`", "A custom endpoint (moto, LocalStack)."),
+        ArgSpec::optional("region", Kind::Str, "`AWS_REGION` / the profile", "The AWS region."),
+        ArgSpec::optional("wait_time_seconds", Kind::Int, "20", "Long-polling wait of one receive, 0 to 20 seconds."),
+        ArgSpec::optional(
+            "visibility_timeout",
+            Kind::Duration,
+            "the queue's",
+            "How long received messages stay invisible; extended by a heartbeat while in flight.",
+        ),
+        ArgSpec::optional("max_receives", Kind::Int, "no limit", "Dead-letter (then delete) a message received more times than this."),
+        ArgSpec::optional("max_messages_per_poll", Kind::Int, "10", "Messages asked for per receive, 1 to 10."),
+        ArgSpec::optional("heartbeat", Kind::Expr, "true", "Extend the visibility of messages in flight past half their timeout."),
     ],
     shared: BATCH_ARGS,
     accepts_as: true,
-    doc: "Reads an SQS queue with long polling; deletes a batch's messages once it is delivered or dead-lettered, makes them visible again when it failed. Needs etl's `sqs` feature.",
+    feature: Some("sqs"),
+    typing: Typing::JsonSource,
+    build: Build::Connector { path: &["etl", "source", "sqs"], record_type: true },
+    doc: "Reads an SQS queue with long polling; deletes a batch's messages once it is delivered or dead-lettered, makes them visible again when it failed.",
     example: "sqs(queue_url = \"${QUEUE_URL}\", visibility_timeout = 60s, max_receives = 5, batch_size = 100) as Order | ...",
-    gen,
 };
-
-fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
-    let ty = a.record_type();
-    let url = a.get("queue_url").map(|u| quote!(#u)).unwrap_or_else(|| quote!(""));
-    let mut src = quote_spanned!(a.span=> ::etl::source::sqs::<#ty>(#url));
-    for name in ["endpoint_url", "region", "wait_time_seconds", "visibility_timeout", "max_receives", "max_messages_per_poll", "heartbeat"]
-    {
-        if let Some(v) = a.get(name) {
-            let method = syn::Ident::new(name, a.span);
-            src = quote!(#src.#method(#v));
-        }
-    }
-    quote_spanned!(a.span=> ::etl::__with_sqs!{ #src })
-}

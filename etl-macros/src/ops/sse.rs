@@ -1,8 +1,9 @@
 //! `sse(url = "..", event_filter = "message", ...) [as T]`: a Server-Sent-Events source that
-//! reconnects with `Last-Event-ID`.
+//! reconnects with `Last-Event-ID` (feature `sse`, on by default).
 
-use super::{ArgSpec, Args, Category, Kind, Op, BATCH_ARGS};
-use quote::{quote, quote_spanned};
+use super::{ArgSpec, Build, Category, Kind, Op, Set, Typing, Value, BATCH_ARGS};
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::quote;
 
 /// The `sse` source.
 pub const OP: Op = Op {
@@ -10,72 +11,70 @@ pub const OP: Op = Op {
     category: Category::Source,
     positional: None,
     args: &[
-        ArgSpec { name: "url", kind: Kind::Str, required: true, default: None, doc: "The event stream's URL (`${VAR}` resolved at start-up)." },
-        ArgSpec {
-            name: "headers",
-            kind: Kind::Expr,
-            required: false,
-            default: Some("none"),
-            doc: "Request headers: any iterable of `(name, value)` string pairs; values take `${VAR}` and never print.",
-        },
-        ArgSpec { name: "event_filter", kind: Kind::Str, required: false, default: Some("every event type"), doc: "Only events of this type become records." },
-        ArgSpec { name: "data_format", kind: Kind::DataFormat, required: false, default: Some("\"json\""), doc: "`\"json\"` decodes `data` into the record type; `\"text\"` reads it as `{\"data\": text}`." },
-        ArgSpec { name: "reconnect", kind: Kind::Expr, required: false, default: Some("true"), doc: "Reconnect (with `Last-Event-ID`) when the connection drops." },
-        ArgSpec { name: "reconnect_delay", kind: Kind::Duration, required: false, default: Some("3s"), doc: "First reconnect delay (exponential backoff with jitter; the server's `retry:` replaces it)." },
-        ArgSpec { name: "max_reconnects", kind: Kind::Int, required: false, default: Some("10"), doc: "Consecutive failed connections before the run fails." },
-        ArgSpec { name: "idle_timeout", kind: Kind::Duration, required: false, default: Some("none (silence is normal)"), doc: "Reconnect after this long without a byte." },
-        ArgSpec { name: "last_event_id", kind: Kind::Str, required: false, default: Some("none"), doc: "Resume after this event id." },
-        ArgSpec {
-            name: "last_event_id_file",
-            kind: Kind::Str,
-            required: false,
-            default: Some("none"),
-            doc: "Keep the id of the last delivered event in this file (atomic rename) and resume after it on the next start.",
-        },
-        ArgSpec {
-            name: "max_event_bytes",
-            kind: Kind::Int,
-            required: false,
-            default: Some("1 MiB"),
-            doc: "An event larger than this is dead-lettered (truncated) and the stream goes on.",
-        },
+        ArgSpec::required("url", Kind::Str, "The event stream's URL (`${VAR}` resolved at start-up)."),
+        ArgSpec::optional(
+            "headers",
+            Kind::Expr,
+            "none",
+            "Request headers: any iterable of `(name, value)` string pairs; values take `${VAR}` and never print.",
+        )
+        .set(Set::Custom(headers)),
+        ArgSpec::optional("event_filter", Kind::Str, "every event type", "Only events of this type become records."),
+        ArgSpec::optional(
+            "data_format",
+            Kind::DataFormat,
+            "\"json\"",
+            "`\"json\"` decodes `data` into the record type; `\"text\"` reads it as `{\"data\": text}`.",
+        ),
+        ArgSpec::optional("reconnect", Kind::Expr, "true", "Reconnect (with `Last-Event-ID`) when the connection drops."),
+        ArgSpec::optional(
+            "reconnect_delay",
+            Kind::Duration,
+            "3s",
+            "First reconnect delay (exponential backoff with jitter; the server's `retry:` replaces it).",
+        ),
+        ArgSpec::optional("max_reconnects", Kind::Int, "10", "Consecutive failed connections before the run fails."),
+        ArgSpec::optional("idle_timeout", Kind::Duration, "none (silence is normal)", "Reconnect after this long without a byte.")
+            .set(Set::Custom(idle_timeout)),
+        ArgSpec::optional("last_event_id", Kind::Str, "none", "Resume after this event id."),
+        ArgSpec::optional(
+            "last_event_id_file",
+            Kind::Str,
+            "none",
+            "Keep the id of the last delivered event in this file (atomic rename) and resume after it on the next start.",
+        ),
+        ArgSpec::optional("max_event_bytes", Kind::Int, "1 MiB", "An event larger than this is dead-lettered (truncated) and the stream goes on."),
     ],
     shared: BATCH_ARGS,
     accepts_as: true,
+    feature: Some("sse"),
+    typing: Typing::JsonSource,
+    build: Build::Connector { path: &["etl", "source", "sse"], record_type: true },
     doc: "Reads a Server-Sent-Events stream; the event id and type stay beside the record as metadata; undecodable data is dead-lettered with its raw text.",
     example: "sse(url = \"${STREAM_URL}\", event_filter = \"message\", batch_size = 100) as Json | ...",
-    gen,
 };
 
-fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
-    let ty = a.record_type();
-    let url = a.get("url").map(|u| quote!(#u)).unwrap_or_else(|| quote!(""));
-    let mut src = quote_spanned!(a.span=> ::etl::source::sse::<#ty>(#url));
-    if let Some(headers) = a.get("headers") {
-        src = quote!({
-            let mut source = #src;
-            for (name, value) in #headers {
-                source = source.header(name, value);
-            }
-            source
-        });
-    }
-    for (name, method) in [
-        ("event_filter", quote!(event_filter)),
-        ("data_format", quote!(data_format)),
-        ("reconnect", quote!(reconnect)),
-        ("reconnect_delay", quote!(reconnect_delay)),
-        ("max_reconnects", quote!(max_reconnects)),
-        ("last_event_id", quote!(last_event_id)),
-        ("last_event_id_file", quote!(last_event_id_file)),
-        ("max_event_bytes", quote!(max_event_bytes)),
-    ] {
-        if let Some(v) = a.get(name) {
-            src = quote!(#src.#method(#v));
+/// Not the plain mapping: the builder takes one header per call (`.header(name, value)`), the
+/// argument any iterable of pairs. (The loop is the macro's code, not spanned on the user's
+/// tokens: clippy would judge `for .. in [one pair]` as theirs.)
+fn headers(source: TokenStream, headers: &Value, _span: Span) -> TokenStream {
+    // Hygienic, so that the user's expression cannot see (or be shadowed by) the bindings.
+    let (bound, name, value) = (
+        Ident::new("__etl_source", Span::mixed_site()),
+        Ident::new("__etl_name", Span::mixed_site()),
+        Ident::new("__etl_value", Span::mixed_site()),
+    );
+    quote!({
+        let mut #bound = #source;
+        for (#name, #value) in #headers {
+            #bound = #bound.header(#name, #value);
         }
-    }
-    if let Some(v) = a.get("idle_timeout") {
-        src = quote!(#src.idle_timeout(::core::option::Option::Some(#v)));
-    }
-    src
+        #bound
+    })
+}
+
+/// Not the plain mapping: the builder takes an `Option` (`None` turns the timeout off).
+fn idle_timeout(source: TokenStream, timeout: &Value, span: Span) -> TokenStream {
+    let method = Ident::new("idle_timeout", span);
+    quote!(#source.#method(::core::option::Option::Some(#timeout)))
 }

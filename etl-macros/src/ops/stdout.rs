@@ -1,7 +1,6 @@
 //! `stdout()`: print each record as a JSON line.
 
-use super::{Args, Category, Op};
-use quote::quote_spanned;
+use super::{Build, Category, Op, Typing};
 
 /// The `stdout` sink.
 pub const OP: Op = Op {
@@ -11,11 +10,9 @@ pub const OP: Op = Op {
     args: &[],
     shared: &[],
     accepts_as: false,
+    feature: None,
+    typing: Typing::Keep,
+    build: Build::Connector { path: &["etl", "sink", "stdout"], record_type: false },
     doc: "Writes each record to standard output as a JSON line.",
     example: "... | stdout()",
-    gen,
 };
-
-fn gen(a: &Args<'_>) -> proc_macro2::TokenStream {
-    quote_spanned!(a.span=> ::etl::sink::stdout())
-}

@@ -1,8 +1,11 @@
 //! Checked steps → the builder calls: `::etl::Pipeline::from(src).filter(f)...to(sink)`.
+//!
+//! Each built-in step's code comes from its table entry ([`crate::ops::gen::generate`]), or
+//! from `typed` for a schema step on typed records; a user step is its own expression.
 
 use super::check::{Checked, What};
 use super::typed::Typed;
-use crate::ops::{Args, Category, BATCH_ARGS};
+use crate::ops::{gen, Args, Category};
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -13,22 +16,12 @@ pub fn generate(steps: &[Checked], typed: &Typed) -> TokenStream {
     let mut asserts = Vec::new();
     let mut pipeline = TokenStream::new();
     for step in steps {
-        let expr = match &step.what {
-            What::Builtin { .. } if typed.op(step.index).is_some() => typed.op(step.index).cloned().unwrap_or_default(),
-            What::Builtin { op, positional, named } => {
-                let args = Args { positional, named, as_type: step.as_type.as_ref(), span: step.span };
-                let mut expr = (op.gen)(&args);
-                if op.category == Category::Source {
-                    for (name, value) in named {
-                        if BATCH_ARGS.iter().any(|a| a.name == name) {
-                            let method = syn::Ident::new(name, step.span);
-                            expr = quote!(::etl::batch::BatchOptions::#method(#expr, #value));
-                        }
-                    }
-                }
-                expr
+        let expr = match (&step.what, typed.op(step.index)) {
+            (What::Builtin { .. }, Some(op)) => op.clone(),
+            (What::Builtin { op, positional, named }, None) => {
+                gen::generate(op, &Args { positional, named, as_type: step.as_type.as_ref(), span: step.span })
             }
-            What::User { path, call } => {
+            (What::User { path, call }, _) => {
                 let expr = quote!(#path #call);
                 match (&step.as_type, step.role) {
                     (Some(ty), Category::Source) => quote!(::etl::__private::source_as::<#ty, _>(#expr)),

@@ -2,20 +2,23 @@
 //!
 //! * [`parse`]: tokens → steps (split on top-level `|`), arguments kept as tokens;
 //! * [`check`]: each step against the ops table for its position, arguments converted to their
-//!   kinds, every error collected with a `help:` line, on the user's token;
-//! * [`codegen`]: the builder calls (`etl::Pipeline::from(..)...to(..)`).
+//!   kinds ([`convert`]), every error collected with a `help:` line, on the user's token;
+//! * [`typed`]: the record type followed from step to step, schema steps on typed records
+//!   checked and generated (with the records' fields from their schema macros, [`schema`]);
+//! * [`codegen`]: the builder calls (`etl::Pipeline::from(..)...to(..)`), each step's from its
+//!   table entry.
 //!
 //! With errors, the expansion is the `compile_error!`s plus a well-typed stub `Run`, so rustc
 //! adds no cascade of follow-up errors.
 
 mod check;
 mod codegen;
-pub(crate) mod duration;
+mod convert;
 mod parse;
 mod schema;
-pub(crate) mod suggest;
 mod typed;
 
+use crate::diagnostic::Diagnostics;
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -29,7 +32,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
 pub(crate) fn expand_with_schema(input: TokenStream) -> TokenStream {
     match schema::split(input) {
         Ok((received, rest)) => round(received, rest),
-        Err(e) => fail(&[e]),
+        Err(e) => fail(&Diagnostics::from_iter([e])),
     }
 }
 
@@ -40,15 +43,15 @@ fn round(received: Vec<schema::Received>, input: TokenStream) -> TokenStream {
     let (ast, mut errors) = parse::parse(input.clone());
     let (steps, check_errors) = check::check(&ast);
     errors.extend(check_errors);
-    let schemas: Vec<&schema::RecordSchema> = received.iter().map(|r| &r.schema).collect();
-    let typed = match typed::walk(&steps, &schemas) {
+    let schemas: Vec<&crate::wire::RecordSchema> = received.iter().map(|r| &r.schema).collect();
+    let mut typed = match typed::walk(&steps, &schemas) {
         typed::Outcome::Need(path) => {
             let sent: Vec<TokenStream> = received.iter().map(|r| r.tokens.clone()).collect();
             return schema::callback(&path, &sent, input);
         }
         typed::Outcome::Done(typed) => typed,
     };
-    errors.extend(typed.errors.iter().cloned());
+    errors.extend(std::mem::take(&mut typed.errors));
     if errors.is_empty() {
         return codegen::generate(&steps, &typed);
     }
@@ -56,9 +59,9 @@ fn round(received: Vec<schema::Received>, input: TokenStream) -> TokenStream {
 }
 
 /// The errors, then a well-typed stub so that rustc adds no error of its own.
-fn fail(errors: &[syn::Error]) -> TokenStream {
-    let errors = errors.iter().map(syn::Error::to_compile_error);
-    quote!({ #(#errors)* ::etl::__private::stub() })
+fn fail(errors: &Diagnostics) -> TokenStream {
+    let errors = errors.to_compile_errors();
+    quote!({ #errors ::etl::__private::stub() })
 }
 
 #[cfg(test)]
@@ -127,7 +130,7 @@ mod tests {
             )
         );
         // Round 2: the macro called back with the fields prepended.
-        let schema = quote!(@etl_record { "Order", 0usize, [("id", 0usize, "id", "i64", []), ("amount_cents", 1usize, "amount_cents", "i64", [])], [] });
+        let schema = quote!(@etl_record { [("id", 0usize, "id", "i64", []), ("amount_cents", 1usize, "amount_cents", "i64", [])], [] });
         let out = norm(expand_with_schema(quote!(#schema #input)));
         assert!(out.starts_with("{::etl::__private::assert_record::<shop::Order>();#[allow(non_camel_case_types,dead_code)]"), "{out}");
         assert!(
@@ -140,8 +143,8 @@ mod tests {
     #[test]
     fn two_records_are_fetched_one_round_each() {
         let input = quote! { iter(v) as Order | into(Paid) | stdout() };
-        let order = quote!(@etl_record { "Order", 0usize, [("id", 0usize, "id", "i64", [])], [] });
-        let paid = quote!(@etl_record { "Paid", 0usize, [("id", 0usize, "id", "i64", [])], [] });
+        let order = quote!(@etl_record { [("id", 0usize, "id", "i64", [])], [] });
+        let paid = quote!(@etl_record { [("id", 0usize, "id", "i64", [])], [] });
         // Round 2 asks for `Paid`, sending `Order`'s schema on.
         assert_eq!(
             norm(expand_with_schema(quote!(#order #input))),
@@ -154,7 +157,7 @@ mod tests {
 
     #[test]
     fn schema_errors_and_syntax_errors_together_then_a_stub() {
-        let schema = quote!(@etl_record { "Order", 0usize, [("id", 0usize, "id", "i64", [])], [] });
+        let schema = quote!(@etl_record { [("id", 0usize, "id", "i64", [])], [] });
         let out = expand_with_schema(quote!(#schema iter(v, batchsize = 1) as Order | select(idd) | stdout()));
         let text = out.to_string();
         assert_eq!(text.matches("compile_error").count(), 2, "{text}");
@@ -189,12 +192,12 @@ mod tests {
             | drop(g) | rename(f -> h) | select(h) | inspect(|_| ()) | rename(h -> i) | drop(j) | select(i)
             | rename(i -> k) | file(dir = "out", format = "csv")
         };
-        let order = quote!(@etl_record { "Order", 0usize, [
+        let order = quote!(@etl_record { [
             ("id", 0usize, "id", "i64", []), ("customer", 1usize, "customer", "String", []),
             ("amount_cents", 2usize, "amount_cents", "i64", []), ("status", 3usize, "status", "String", []),
             ("region", 4usize, "region", "String", [default])
         ], [] });
-        let paid = quote!(@etl_record { "Paid", 0usize, [
+        let paid = quote!(@etl_record { [
             ("id", 0usize, "id", "i64", []), ("buyer", 1usize, "buyer", "String", []), ("amount", 2usize, "amount", "i64", [])
         ], [] });
         let rounds = [typed.clone(), quote!(#order #typed), quote!(#paid #order #typed)];

@@ -3,8 +3,10 @@
 //! Nothing here knows the built-in steps: argument values are kept as tokens (with their
 //! spans) and interpreted by the checker according to the step's table entry.
 
+use crate::diagnostic::Diagnostics;
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use syn::ext::IdentExt;
+use syn::parse::discouraged::Speculative;
 use syn::parse::{ParseStream, Parser};
 use syn::{Ident, Token};
 
@@ -45,11 +47,13 @@ pub struct RawArg {
     pub name: Option<Ident>,
     /// The value's tokens.
     pub value: TokenStream,
+    /// The value as an expression, when it is one (parsed once, here).
+    pub expr: Option<syn::Expr>,
 }
 
 /// Parse the macro's input, collecting every error.
-pub fn parse(input: TokenStream) -> (Ast, Vec<syn::Error>) {
-    let mut errors = Vec::new();
+pub fn parse(input: TokenStream) -> (Ast, Diagnostics) {
+    let mut errors = Diagnostics::default();
     let mut steps = Vec::new();
     let mut segment: Vec<TokenTree> = Vec::new();
     let mut bar: Option<Span> = None;
@@ -66,27 +70,25 @@ pub fn parse(input: TokenStream) -> (Ast, Vec<syn::Error>) {
         }
     }
     if !any {
-        errors.push(syn::Error::new(
+        errors.error(
             Span::call_site(),
-            "empty pipeline\nhelp: a pipeline is `SOURCE(..) | OPERATOR(..) | ... | SINK(..)`, e.g. `iter(items) | stdout()`",
-        ));
+            "empty pipeline",
+            "a pipeline is `SOURCE(..) | OPERATOR(..) | ... | SINK(..)`, e.g. `iter(items) | stdout()`",
+        );
         return (Ast { steps }, errors);
     }
     segments.push((segment, bar));
     for (tokens, bar) in segments {
         if tokens.is_empty() {
             let span = bar.unwrap_or_else(Span::call_site);
-            errors.push(syn::Error::new(
-                span,
-                "empty step\nhelp: write a step between each pair of `|`, and none before the first or after the last",
-            ));
+            errors.error(span, "empty step", "write a step between each pair of `|`, and none before the first or after the last");
             steps.push(None);
             continue;
         }
         match step.parse2(tokens.into_iter().collect()) {
             Ok(s) => steps.push(Some(s)),
             Err(e) => {
-                errors.push(e);
+                errors.push(e.into());
                 steps.push(None);
             }
         }
@@ -150,11 +152,11 @@ fn args(input: ParseStream<'_>) -> syn::Result<Vec<RawArg>> {
         } else {
             None
         };
-        let value = value(input)?;
+        let (value, expr) = value(input)?;
         if value.is_empty() {
             return Err(input.error("expected a value\nhelp: arguments are `value` or `name = value`, separated by `,`"));
         }
-        out.push(RawArg { name, value });
+        out.push(RawArg { name, value, expr });
         if input.is_empty() {
             break;
         }
@@ -164,14 +166,16 @@ fn args(input: ParseStream<'_>) -> syn::Result<Vec<RawArg>> {
 }
 
 /// One argument value: a whole Rust expression when it is one (closures may contain commas),
-/// otherwise the tokens up to the next top-level `,` (`a -> b`, `type`).
-fn value(input: ParseStream<'_>) -> syn::Result<TokenStream> {
+/// with the expression; otherwise the tokens up to the next top-level `,` (`a -> b`, `type`).
+fn value(input: ParseStream<'_>) -> syn::Result<(TokenStream, Option<syn::Expr>)> {
     let fork = input.fork();
-    if fork.parse::<syn::Expr>().is_ok() && (fork.is_empty() || fork.peek(Token![,])) {
-        let expr: syn::Expr = input.parse()?;
-        return Ok(quote::ToTokens::into_token_stream(expr));
+    if let Ok(expr) = fork.parse::<syn::Expr>() {
+        if fork.is_empty() || fork.peek(Token![,]) {
+            input.advance_to(&fork);
+            return Ok((quote::ToTokens::to_token_stream(&expr), Some(expr)));
+        }
     }
-    input.step(|cursor| {
+    let tokens = input.step(|cursor| {
         let mut rest = *cursor;
         let mut tokens = TokenStream::new();
         while let Some((tt, next)) = rest.token_tree() {
@@ -182,7 +186,8 @@ fn value(input: ParseStream<'_>) -> syn::Result<TokenStream> {
             rest = next;
         }
         Ok((tokens, rest))
-    })
+    })?;
+    Ok((tokens, None))
 }
 
 #[cfg(test)]
@@ -192,12 +197,12 @@ mod tests {
 
     fn ok(tokens: TokenStream) -> Vec<Step> {
         let (ast, errors) = parse(tokens);
-        assert!(errors.is_empty(), "{:?}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>());
+        assert!(errors.is_empty(), "{:?}", errors.texts());
         ast.steps.into_iter().map(|s| s.expect("parsed")).collect()
     }
 
     fn errs(tokens: TokenStream) -> Vec<String> {
-        parse(tokens).1.into_iter().map(|e| e.to_string()).collect()
+        parse(tokens).1.texts()
     }
 
     #[test]

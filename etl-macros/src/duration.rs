@@ -3,6 +3,7 @@
 //! syn lexes `2s` as an integer literal with suffix `s` and `1.5s` as a float literal with
 //! suffix `s`; both become `::core::time::Duration` constants.
 
+use crate::diagnostic::Diagnostic;
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
@@ -10,7 +11,7 @@ use quote::quote;
 const UNITS: &[(&str, u64)] = &[("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
 
 /// The `help:` text listing the units.
-pub const HELP: &str = "help: write a duration as `500ms`, `2s`, `1.5s`, `1m` or `1h` (a bare number means seconds)";
+pub const HELP: &str = "write a duration as `500ms`, `2s`, `1.5s`, `1m` or `1h` (a bare number means seconds)";
 
 /// A duration in whole milliseconds, or in (fractional) seconds.
 #[derive(Debug, PartialEq)]
@@ -29,25 +30,26 @@ fn unit(suffix: &str) -> Option<u64> {
 }
 
 /// Parse a duration literal.
-pub fn parse(lit: &syn::Lit) -> syn::Result<Parsed> {
-    let bad_unit = |suffix: &str| syn::Error::new(lit.span(), format!("unknown duration unit `{suffix}`\n{HELP}"));
+pub fn parse(lit: &syn::Lit) -> Result<Parsed, Diagnostic> {
+    let bad_unit = |suffix: &str| Diagnostic::new(lit.span(), format!("unknown duration unit `{suffix}`"), HELP);
+    let too_long = || Diagnostic::new(lit.span(), "duration too long", HELP);
     match lit {
         syn::Lit::Int(i) => {
             let per = unit(i.suffix()).ok_or_else(|| bad_unit(i.suffix()))?;
-            let n: u64 = i.base10_parse()?;
-            n.checked_mul(per).map(Parsed::Millis).ok_or_else(|| syn::Error::new(lit.span(), format!("duration too long\n{HELP}")))
+            let n: u64 = i.base10_parse().map_err(|_| too_long())?;
+            n.checked_mul(per).map(Parsed::Millis).ok_or_else(too_long)
         }
         syn::Lit::Float(f) => {
             let per = unit(f.suffix()).ok_or_else(|| bad_unit(f.suffix()))?;
-            let x: f64 = f.base10_parse()?;
+            let x: f64 = f.base10_parse().map_err(|_| too_long())?;
             let secs = x * per as f64 / 1000.0;
             if secs.is_finite() && secs < 1e15 {
                 Ok(Parsed::Secs(secs))
             } else {
-                Err(syn::Error::new(lit.span(), format!("duration too long\n{HELP}")))
+                Err(too_long())
             }
         }
-        _ => Err(syn::Error::new(lit.span(), format!("expected a duration\n{HELP}"))),
+        _ => Err(Diagnostic::new(lit.span(), "expected a duration", HELP)),
     }
 }
 
@@ -69,7 +71,7 @@ pub fn tokens(d: &Parsed) -> TokenStream {
 mod tests {
     use super::*;
 
-    fn p(src: &str) -> syn::Result<Parsed> {
+    fn p(src: &str) -> Result<Parsed, Diagnostic> {
         parse(&syn::parse_str::<syn::Lit>(src).expect("a literal"))
     }
 

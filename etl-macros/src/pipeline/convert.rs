@@ -1,0 +1,143 @@
+//! Argument values: the tokens of one argument → a [`Value`] of the kind its table entry
+//! declares, or a diagnostic on the user's tokens.
+
+use crate::diagnostic::Diagnostic;
+use crate::duration;
+use crate::ops::{FieldRef, Kind, Value};
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
+use syn::{Ident, Token};
+
+fn wrong_kind(tokens: &TokenStream, what: &str, kind: Kind) -> Diagnostic {
+    Diagnostic::spanned(tokens, format!("`{what}` takes {}", kind.describe()), format!("write `{what} = {}`", kind.example()))
+}
+
+/// The value as an expression: the one the parser read, or parsed from the tokens.
+fn expr(tokens: &TokenStream, parsed: Option<&syn::Expr>) -> syn::Result<syn::Expr> {
+    match parsed {
+        Some(e) => Ok(e.clone()),
+        None => syn::parse2(tokens.clone()),
+    }
+}
+
+/// Convert one value (its tokens, and the expression they are when the parser read one) to
+/// `kind`; `what` names the argument in messages.
+pub fn convert(kind: Kind, what: &str, tokens: &TokenStream, parsed: Option<&syn::Expr>) -> Result<Value, Diagnostic> {
+    match kind {
+        Kind::Expr => expr(tokens, parsed).map(Value::Expr).map_err(Diagnostic::from),
+        Kind::Type => syn::parse2(tokens.clone()).map(Value::Type).map_err(Diagnostic::from),
+        Kind::Str => match expr(tokens, parsed) {
+            Ok(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. })) => Ok(Value::Str(s)),
+            // A literal of another kind is a mistake; any other expression is the user's value
+            // (a variable, `&args.url`, `format!(..)`), type-checked by rustc.
+            Ok(syn::Expr::Lit(_)) | Err(_) => Err(wrong_kind(tokens, what, kind)),
+            Ok(expr) => Ok(Value::Expr(expr)),
+        },
+        Kind::Bool => match expr(tokens, parsed) {
+            Ok(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. })) => Ok(Value::Bool(b)),
+            Ok(syn::Expr::Lit(_)) | Err(_) => Err(wrong_kind(tokens, what, kind)),
+            Ok(expr) => Ok(Value::Expr(expr)),
+        },
+        Kind::Count => match convert(Kind::Int, what, tokens, parsed) {
+            Ok(Value::Int(int)) if int.base10_digits().trim_start_matches('0').is_empty() => Err(Diagnostic::new(
+                int.span(),
+                format!("`{what}` must be at least 1"),
+                format!("`{what} = 1` is the smallest; e.g. `{what} = {}`", kind.example()),
+            )),
+            Err(_) => Err(wrong_kind(tokens, what, kind)),
+            other => other,
+        },
+        Kind::Int => {
+            let int: syn::LitInt = match expr(tokens, parsed) {
+                Ok(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(int), .. })) => int,
+                Ok(syn::Expr::Lit(_)) | Err(_) => return Err(wrong_kind(tokens, what, kind)),
+                Ok(expr) => return Ok(Value::Expr(expr)),
+            };
+            const SUFFIXES: &[&str] = &["", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize"];
+            if !SUFFIXES.contains(&int.suffix()) {
+                return Err(Diagnostic::new(
+                    int.span(),
+                    format!("`{what}` takes an integer, not `{int}`"),
+                    format!("write `{what} = {}`", kind.example()),
+                ));
+            }
+            Ok(Value::Int(int))
+        }
+        Kind::Duration => match syn::parse2::<syn::Lit>(tokens.clone()) {
+            Ok(lit @ (syn::Lit::Int(_) | syn::Lit::Float(_))) => duration::parse(&lit).map(|d| Value::Duration(duration::tokens(&d))),
+            _ => Err(Diagnostic::spanned(tokens, format!("`{what}` takes a duration"), duration::HELP)),
+        },
+        Kind::Format => {
+            let lit: syn::LitStr = syn::parse2(tokens.clone()).map_err(|_| wrong_kind(tokens, what, kind))?;
+            match lit.value().to_ascii_lowercase().as_str() {
+                "jsonl" | "ndjson" | "json" => Ok(Value::Format(quote!(::etl::format::Format::Jsonl))),
+                "csv" => Ok(Value::Format(quote!(::etl::format::Format::Csv))),
+                other => Err(Diagnostic::new(lit.span(), format!("unknown format `{other}`"), "the formats are \"jsonl\" and \"csv\"")),
+            }
+        }
+        Kind::DataFormat => {
+            let lit: syn::LitStr = syn::parse2(tokens.clone()).map_err(|_| wrong_kind(tokens, what, kind))?;
+            match lit.value().to_ascii_lowercase().as_str() {
+                "json" => Ok(Value::Format(quote!(::etl::source::DataFormat::Json))),
+                "text" => Ok(Value::Format(quote!(::etl::source::DataFormat::Text))),
+                other => {
+                    Err(Diagnostic::new(lit.span(), format!("unknown data format `{other}`"), "the data formats are \"json\" and \"text\""))
+                }
+            }
+        }
+        Kind::Fields | Kind::Renames => list(kind, &[tokens]),
+    }
+}
+
+/// A dotted field path: `a`, `a.b`, `type`, or a string literal for any other name.
+fn field_path(input: ParseStream<'_>) -> syn::Result<FieldRef> {
+    if input.peek(syn::LitStr) {
+        let lit = input.parse::<syn::LitStr>()?;
+        return Ok(FieldRef { path: lit.value(), span: lit.span(), simple: false });
+    }
+    let first = Ident::parse_any(input)?;
+    let span = first.span();
+    let mut path = first.unraw().to_string();
+    let mut simple = true;
+    while input.peek(Token![.]) {
+        input.parse::<Token![.]>()?;
+        path.push('.');
+        path.push_str(&Ident::parse_any(input)?.unraw().to_string());
+        simple = false;
+    }
+    Ok(FieldRef { path, span, simple })
+}
+
+/// A list of field names or renames (a variadic positional argument), each item tokens of its own.
+pub fn list(kind: Kind, items: &[&TokenStream]) -> Result<Value, Diagnostic> {
+    let mut fields = Vec::new();
+    let mut renames = Vec::new();
+    for tokens in items {
+        let bad = || {
+            let help = if kind == Kind::Renames {
+                "write `old -> new`, e.g. `rename(ts -> timestamp, length.new -> length_new)`"
+            } else {
+                "write field names, e.g. `select(id, customer.name)`"
+            };
+            Diagnostic::spanned(tokens, format!("expected {}", kind.describe()), help)
+        };
+        let one = |input: ParseStream<'_>| -> syn::Result<(FieldRef, Option<FieldRef>)> {
+            let from = field_path(input)?;
+            let to = if kind == Kind::Renames {
+                input.parse::<Token![->]>()?;
+                Some(field_path(input)?)
+            } else {
+                None
+            };
+            Ok((from, to))
+        };
+        let (from, to) = one.parse2((*tokens).clone()).map_err(|_| bad())?;
+        match to {
+            Some(to) => renames.push((from, to)),
+            None => fields.push(from),
+        }
+    }
+    Ok(if kind == Kind::Renames { Value::Renames(renames) } else { Value::Fields(fields) })
+}
