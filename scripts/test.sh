@@ -4,7 +4,8 @@
 # then runs `cargo test --workspace --all-features`.
 #
 # Services are added here as connectors arrive; each `ensure_*` function is idempotent.
-# Extra arguments are passed to `cargo test` (e.g. `scripts/test.sh --test delivery`).
+# Extra arguments are passed to `cargo test` (e.g. `scripts/test.sh --test delivery`); without
+# any, the feature-off ui cases run too (`cargo test --no-default-features --test ui`).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,3 +24,10 @@ ensure_services
 
 log "cargo test --workspace --all-features $*"
 cargo test --workspace --all-features "$@"
+
+# The compile errors of steps whose cargo feature is off (`sse` is a default feature): trybuild
+# builds the ui cases with this run's features. Only when no test filter was given.
+if [ $# -eq 0 ]; then
+  log "cargo test --no-default-features --test ui (feature-off diagnostics)"
+  cargo test --no-default-features --test ui
+fi

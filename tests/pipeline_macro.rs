@@ -88,14 +88,16 @@ async fn json_file_rename_select_drop_to_files() -> etl::Result<()> {
     let path = input.to_string_lossy().into_owned();
     let lake = dir.path().join("lake");
     let lake_s = lake.to_string_lossy().into_owned();
-    std::env::set_var("ETL_PIPELINE_MACRO_IN", &path);
-    std::env::set_var("ETL_PIPELINE_MACRO_LAKE", &lake_s);
+    // `${..:-default}` resolved at start-up (the variables are unset: no `set_var` in tests that
+    // run in parallel), with the defaults built at run time and passed as expressions.
+    let input_spec = format!("${{ETL_PIPELINE_MACRO_UNSET_IN:-{path}}}");
+    let lake_spec = format!("${{ETL_PIPELINE_MACRO_UNSET_LAKE:-{lake_s}}}");
     let report = pipeline! {
-        file(path = "${ETL_PIPELINE_MACRO_IN}", format = "jsonl", batch_size = 2, batch_timeout = 2s)
+        file(path = input_spec, format = "jsonl", batch_size = 2, batch_timeout = 2s)
         | rename(length.new -> length_new, title -> name)
         | drop(secret)
         | select(name, id, length_new)
-        | file(dir = "${ETL_PIPELINE_MACRO_LAKE}", format = "jsonl", prefix = "events")
+        | file(dir = lake_spec, format = "jsonl", prefix = "events")
     }
     .name("pipeline_macro_json")
     .dead_letters(MemoryDeadLetters::new())
@@ -123,10 +125,10 @@ async fn typed_file_source_to_csv() -> etl::Result<()> {
     let input = dir.path().join("orders.jsonl");
     let body: String = orders().iter().map(|o| serde_json::to_string(o).expect("json") + "\n").collect();
     std::fs::write(&input, body).expect("write input");
-    std::env::set_var("ETL_PIPELINE_MACRO_ORDERS", input.to_string_lossy().as_ref());
+    let input = input.to_string_lossy().into_owned();
     let out = etl::sink::collect::<Order>();
     let report = pipeline! {
-        file(path = "${ETL_PIPELINE_MACRO_ORDERS}", batch_size = 4) as Order
+        file(path = input, batch_size = 4) as Order
         | filter(|o| o.customer == "c1")
         | collect(out)
     }
@@ -236,13 +238,12 @@ async fn typed_steps_keep_serde_names_in_json_and_csv() -> etl::Result<()> {
     use events::Event;
     let dir = tempfile::tempdir().expect("temporary directory");
     let (json_dir, csv_dir) = (dir.path().join("json"), dir.path().join("csv"));
-    std::env::set_var("ETL_PIPELINE_MACRO_TYPED_JSON", json_dir.to_string_lossy().as_ref());
-    std::env::set_var("ETL_PIPELINE_MACRO_TYPED_CSV", csv_dir.to_string_lossy().as_ref());
+    let (json_spec, csv_spec) = (json_dir.to_string_lossy().into_owned(), csv_dir.to_string_lossy().into_owned());
     pipeline! {
         iter(events::sample()) as Event
         | rename(created_at -> ts)
         | select(event_id, kind, note, ts)
-        | file(dir = "${ETL_PIPELINE_MACRO_TYPED_JSON}", format = "jsonl")
+        | file(dir = json_spec, format = "jsonl")
     }
     .handle_signals(false)
     .run()
@@ -262,7 +263,7 @@ async fn typed_steps_keep_serde_names_in_json_and_csv() -> etl::Result<()> {
         iter(events::sample()) as events::Event
         | drop(note, secret)
         | rename(kind -> category)
-        | file(dir = "${ETL_PIPELINE_MACRO_TYPED_CSV}", format = "csv")
+        | file(dir = csv_spec, format = "csv")
     }
     .handle_signals(false)
     .run()
@@ -435,10 +436,10 @@ async fn json_into_a_record_dead_letters_what_does_not_fit() -> etl::Result<()> 
     let dir = tempfile::tempdir().expect("temporary directory");
     let input = dir.path().join("in.jsonl");
     std::fs::write(&input, "{\"id\":1,\"cents\":5}\n{\"id\":\"two\",\"cents\":6}\n{\"id\":3,\"cents\":7}\n").expect("write");
-    std::env::set_var("ETL_PIPELINE_MACRO_JSON_INTO", input.to_string_lossy().as_ref());
+    let input = input.to_string_lossy().into_owned();
     let out = etl::sink::collect::<Payment>();
     let report = pipeline! {
-        file(path = "${ETL_PIPELINE_MACRO_JSON_INTO}")
+        file(path = input)
         | rename(cents -> amount)
         | into(Payment)
         | collect(out)
