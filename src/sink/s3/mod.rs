@@ -43,6 +43,7 @@
 //! ```
 
 mod encode;
+mod write;
 
 use super::{Encoded, Sink, Written};
 use crate::aws::{self, AwsOptions};
@@ -50,7 +51,6 @@ use crate::config::interpolate;
 use crate::error::ConnectorError;
 use crate::format::Format;
 use crate::record::{Meta, Position, Record};
-use aws_sdk_s3::primitives::ByteStream;
 use encode::{KeyTemplate, KeyValues};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -245,41 +245,17 @@ impl<T: Record + Sync> Sink<T> for S3Sink {
         let key = self.key_for(&open.template, records.len(), meta);
         // One exact copy; the encoding buffer stays for the next batch instead of growing
         // again from empty.
-        let body = ByteStream::from(bytes::Bytes::copy_from_slice(&self.encoded.bytes));
-        let content_type = match self.format {
-            Format::Csv => "text/csv; charset=utf-8",
-            Format::Jsonl => "application/x-ndjson",
-        };
-        let put = open.client.put_object().bucket(&open.bucket).key(&key).content_type(content_type).body(body).send().await;
+        let body = bytes::Bytes::copy_from_slice(&self.encoded.bytes);
+        let put = write::put(&open.client, &open.bucket, &key, self.format, body, &self.component()).await;
         let bucket = open.bucket.clone();
         self.open = Some(open);
-        match put {
-            Ok(_) => {
-                tracing::debug!(bucket = %bucket, key = %key, records = records.len() - rejected.len(), "object written");
-                self.seq += 1;
-                self.frozen = None;
-                Ok(Written { rejected })
-            }
-            Err(e) => Err(aws::connector_error(format!("{} key {key}", self.component()), "PutObject", &e)),
-        }
+        put?;
+        tracing::debug!(bucket = %bucket, key = %key, records = records.len() - rejected.len(), "object written");
+        self.seq += 1;
+        self.frozen = None;
+        Ok(Written { rejected })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_retry_of_the_same_batch_keeps_its_key_and_the_next_batch_gets_a_new_one() {
-        let mut sink = s3("b").key("{run}/{first_position}-{seq}.{ext}");
-        let template = KeyTemplate::parse(&sink.key).unwrap();
-        let first = [Meta::at(Position::Id("m-1".into())), Meta::at(Position::Id("m-2".into()))];
-        let key = sink.key_for(&template, 2, &first);
-        assert!(key.ends_with("/m-1-000000.jsonl"), "{key}");
-        // The write failed; the pipeline retries the same batch.
-        assert_eq!(sink.key_for(&template, 2, &first), key);
-        // A different batch (the write gave up and a new one came) is not given the old key.
-        let other = [Meta::at(Position::Id("m-9".into()))];
-        assert!(sink.key_for(&template, 1, &other).ends_with("/m-9-000000.jsonl"));
-    }
-}
+mod tests;

@@ -70,6 +70,8 @@
 
 mod decode;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 use super::{BatchStream, Source, SourceContext};
 use crate::aws::AwsOptions;
