@@ -147,10 +147,20 @@ fn spawn_side(side: &str, input: &Path, out: &Path) -> Figures {
     let mut fields = report.split_whitespace();
     let wall = fields.next().and_then(|s| s.parse().ok()).map(Duration::from_secs_f64).expect("wall seconds");
     let rows = fields.next().and_then(|s| s.parse().ok()).expect("rows");
-    Figures { wall, cpu: tv(usage.ru_utime) + tv(usage.ru_stime), max_rss_kib: usage.ru_maxrss, rows, lake: None }
+    // The child's own high-water mark: wait4's ru_maxrss also counts the parent's memory that
+    // the child shared between fork and exec.
+    let max_rss_kib = fields.next().and_then(|s| s.parse().ok()).expect("peak RSS");
+    Figures { wall, cpu: tv(usage.ru_utime) + tv(usage.ru_stime), max_rss_kib, rows, lake: None }
 }
 
-/// In the child: run one side, print "wall-seconds rows".
+/// This process's peak resident set since it was exec'ed (`VmHWM`), in KiB.
+fn peak_rss_kib() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/self/status");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmHWM in KiB")
+}
+
+/// In the child: run one side, print "wall-seconds rows peak-RSS-KiB".
 fn child(side: &str) {
     let input = PathBuf::from(std::env::var_os("ETL_WIKI_INPUT").expect("ETL_WIKI_INPUT"));
     let out = PathBuf::from(std::env::var_os("ETL_WIKI_OUT").expect("ETL_WIKI_OUT"));
@@ -164,7 +174,7 @@ fn child(side: &str) {
             summary.process.records_out
         }
     };
-    println!("{} {rows}", started.elapsed().as_secs_f64());
+    println!("{} {rows} {}", started.elapsed().as_secs_f64(), peak_rss_kib());
 }
 
 /// The hand-written loop: the same decode, filter, projection, CSV and durability (temporary
