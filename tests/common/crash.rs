@@ -101,10 +101,24 @@ pub struct Crashes {
 }
 
 /// A small deterministic generator (xorshift64*), enough to place kills.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// Seeded from `ETL_CRASH_SEED` when set, else from the clock; printed so a failure can be
+    /// replayed.
+    pub fn from_env(what: &str) -> Rng {
+        let seed = seed();
+        eprintln!("{what}: ETL_CRASH_SEED={seed}");
+        Rng(seed)
+    }
+
+    /// A random delay of up to [`MAX_KILL_DELAY`]: where between two steps of the work the kill
+    /// lands.
+    pub fn kill_delay(&mut self) -> Duration {
+        Duration::from_millis(self.next() % (MAX_KILL_DELAY.as_millis() as u64 + 1))
+    }
+
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -156,7 +170,7 @@ pub async fn run(child: &Child, kills: usize, watch: &mut impl Watch) -> Crashes
             panic!("{what}: the child exited ({status}) before it could be killed; give it more input. Its log:\n{}", tail(&log));
         }
         // The kill point: a random moment after the first progress (not a wait for anything).
-        tokio::time::sleep(Duration::from_millis(rng.next() % (MAX_KILL_DELAY.as_millis() as u64 + 1))).await;
+        tokio::time::sleep(rng.kill_delay()).await;
         if let Some(status) = process.try_wait().expect("try_wait") {
             panic!("{what}: the child exited ({status}) before it could be killed; give it more input. Its log:\n{}", tail(&log));
         }
