@@ -100,7 +100,7 @@ impl Watch for FileWatch {
         count_files(&self.lake)
     }
 
-    fn killed(&mut self, kill: usize) {
+    async fn killed(&mut self, kill: usize) {
         let lake = read_lake(&self.lake);
         assert_whole_batches(&format!("after kill {}", kill + 1), &lake, 0, FILE_LINES - 1, FILE_BATCH as u64);
         self.temporaries_at_kills += lake.hidden.len();
@@ -180,7 +180,7 @@ impl Watch for SseWatch {
         count_files(&self.lake)
     }
 
-    fn killed(&mut self, kill: usize) {
+    async fn killed(&mut self, kill: usize) {
         let lake = read_lake(&self.lake);
         assert_whole_batches(&format!("after kill {}", kill + 1), &lake, 1, SSE_EVENTS, SSE_BATCH as u64);
         let stored = stored_id(&self.resume);

@@ -81,7 +81,9 @@ pub trait Watch {
 
     /// The child was just killed (it is dead): note the durable state, e.g. to bound the
     /// duplicates the restart will make.
-    fn killed(&mut self, _kill: usize) {}
+    fn killed(&mut self, _kill: usize) -> impl Future<Output = ()> {
+        async {}
+    }
 
     /// After a clean exit of the child: is the job done? When not, the child is run again
     /// (messages a killed child held come back only after their visibility timeout).
@@ -159,11 +161,13 @@ pub async fn run(child: &Child, kills: usize, watch: &mut impl Watch) -> Crashes
     for kill in 0..kills {
         let what = format!("kill {} of {kills} (ETL_CRASH_SEED={seed})", kill + 1);
         let before = watch.progress();
+        // Between 1 and 4 steps of progress, then the random delay.
+        let steps = 1 + (rng.next() % 4) as usize;
         let (mut process, log) = child.spawn(kill);
         let mut exited = None;
-        wait_until(PATIENCE, &format!("{what}: the child to make progress"), || {
+        wait_until(PATIENCE, &format!("{what}: the child to make {steps} steps of progress"), || {
             exited = exited.or_else(|| process.try_wait().expect("try_wait"));
-            exited.is_some() || watch.progress() > before
+            exited.is_some() || watch.progress() >= before + steps
         })
         .await;
         if let Some(status) = exited {
@@ -178,7 +182,7 @@ pub async fn run(child: &Child, kills: usize, watch: &mut impl Watch) -> Crashes
         let status = wait_exit(&mut process, &what, &log).await;
         assert!(!status.success(), "{what}: killed, not finished: {status}");
         report.kills.push((before, watch.progress()));
-        watch.killed(kill);
+        watch.killed(kill).await;
     }
     for run in 0.. {
         let what = format!("final run {} (ETL_CRASH_SEED={seed})", run + 1);
