@@ -208,7 +208,11 @@ async fn sse_with_a_resume_file_to_file_sink_survives_sigkill() {
     };
     let mut watch = SseWatch { lake: lake.clone(), resume: resume.clone(), exposures: Vec::new() };
     let crashes = crash::run(&child, 4, &mut watch).await;
-    let ctx = format!("SSE → file, {crashes:?}, (stored id, exposure) per kill {:?}, Last-Event-ID per connection {:?}", watch.exposures, server.requests());
+    let ctx = format!(
+        "SSE → file, {crashes:?}, (stored id, exposure) per kill {:?}, Last-Event-ID per connection {:?}",
+        watch.exposures,
+        server.requests()
+    );
     let out = read_lake(&lake);
     assert!(out.hidden.is_empty(), "{ctx}: no temporaries left: {:?}", out.hidden);
     assert_whole_batches(&ctx, &out, 1, SSE_EVENTS, SSE_BATCH as u64);
@@ -223,7 +227,11 @@ async fn sse_with_a_resume_file_to_file_sink_survives_sigkill() {
         assert_eq!(sent, *stored, "{ctx}: run {} resumed after the id stored when run {} was killed", run + 2, run + 1);
     }
     let exposed: usize = watch.exposures.iter().map(|(_, e)| e).sum();
-    assert!(tally.duplicates() <= exposed, "{ctx}: {} duplicates, more than the events past the stored ids ({exposed})", tally.duplicates());
+    assert!(
+        tally.duplicates() <= exposed,
+        "{ctx}: {} duplicates, more than the events past the stored ids ({exposed})",
+        tally.duplicates()
+    );
     // Not asserted here (see `sse_resume_file_lags_the_lake_by_at_most_the_in_flight_window`):
     // whether each exposure stayed within the in-flight window.
     let window = MAX_IN_FLIGHT * SSE_BATCH;
@@ -259,9 +267,15 @@ async fn sse_resume_file_lags_the_lake_by_at_most_the_in_flight_window() {
     let dir = tempfile::tempdir().unwrap();
     let resume = dir.path().join("last-event-id");
     let lake = common::contract::Lake::default();
-    let source = etl::source::sse::<Json>(server.url()).last_event_id_file(&resume).reconnect(false).batch_size(SSE_BATCH).batch_timeout(LONG);
+    let source =
+        etl::source::sse::<Json>(server.url()).last_event_id_file(&resume).reconnect(false).batch_size(SSE_BATCH).batch_timeout(LONG);
     let run = tokio::spawn(
-        Pipeline::from(source).to(lake.sink()).max_in_flight(MAX_IN_FLIGHT).dead_letters(MemoryDeadLetters::new()).handle_signals(false).run(),
+        Pipeline::from(source)
+            .to(lake.sink())
+            .max_in_flight(MAX_IN_FLIGHT)
+            .dead_letters(MemoryDeadLetters::new())
+            .handle_signals(false)
+            .run(),
     );
     let mut worst = 0;
     while !run.is_finished() {
@@ -331,7 +345,11 @@ async fn work_queue_consumer_dropped_mid_batch_then_a_new_consumer_finishes() {
     let tally = Tally::of(numbers(&out));
     assert_eq!(tally.missing(0..QUEUE_MESSAGES), Vec::<u64>::new(), "{ctx}: every message at least once");
     let bound = ABORTS * MAX_IN_FLIGHT * QUEUE_BATCH;
-    assert!(tally.duplicates() <= bound, "{ctx}: {} duplicates, more than {ABORTS} aborts × the in-flight window ({bound})", tally.duplicates());
+    assert!(
+        tally.duplicates() <= bound,
+        "{ctx}: {} duplicates, more than {ABORTS} aborts × the in-flight window ({bound})",
+        tally.duplicates()
+    );
     assert!(queue.is_empty() && queue.in_flight() == 0, "{ctx}: the queue ends empty");
     eprintln!("{ctx}: {} duplicates", tally.duplicates());
 }

@@ -95,8 +95,10 @@ async fn sqs_to_file_sink_survives_sigkill() {
     for chunk in (0..MESSAGES).collect::<Vec<_>>().chunks(10) {
         let mut request = client.send_message_batch().queue_url(&url);
         for n in chunk {
-            let entry =
-                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(n.to_string()).message_body(json!({"n": n}).to_string()).build();
+            let entry = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(n.to_string())
+                .message_body(json!({"n": n}).to_string())
+                .build();
             request = request.entries(entry.unwrap());
         }
         let sent = request.send().await.expect("send");
@@ -105,7 +107,8 @@ async fn sqs_to_file_sink_survives_sigkill() {
     assert_eq!(queue_depth(&client, &url).await, (MESSAGES, 0));
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let child = Child { test: "sqs_to_file_sink_survives_sigkill".into(), args: json!({"url": url, "lake": lake}), log_dir: dir.path().to_owned() };
+    let child =
+        Child { test: "sqs_to_file_sink_survives_sigkill".into(), args: json!({"url": url, "lake": lake}), log_dir: dir.path().to_owned() };
     let mut watch = SqsWatch { client: client.clone(), url: url.clone(), lake: lake.clone(), kills: Vec::new() };
     let crashes = crash::run(&child, KILLS, &mut watch).await;
     let ctx = format!("SQS → file, {crashes:?}, (in queue, distinct in lake, exposure) per kill {:?}", watch.kills);
@@ -115,10 +118,18 @@ async fn sqs_to_file_sink_survives_sigkill() {
     let tally = Tally::of(out.records().map(|r| r.get("n").and_then(Value::as_u64).unwrap()));
     assert_eq!(tally.missing(0..MESSAGES), Vec::<u64>::new(), "{ctx}: every message at least once");
     let exposed: usize = watch.kills.iter().map(|(_, _, e)| e).sum();
-    assert!(tally.duplicates() <= exposed, "{ctx}: {} duplicates, more than the messages committed and not deleted at the kills ({exposed})", tally.duplicates());
+    assert!(
+        tally.duplicates() <= exposed,
+        "{ctx}: {} duplicates, more than the messages committed and not deleted at the kills ({exposed})",
+        tally.duplicates()
+    );
     let window = MAX_IN_FLIGHT * BATCH;
     for (kill, (_, _, exposure)) in watch.kills.iter().enumerate() {
-        assert!(*exposure <= window, "{ctx}: kill {}: {exposure} messages committed and not deleted, more than the in-flight window ({window})", kill + 1);
+        assert!(
+            *exposure <= window,
+            "{ctx}: kill {}: {exposure} messages committed and not deleted, more than the in-flight window ({window})",
+            kill + 1
+        );
     }
     eprintln!("{ctx}: {} duplicates", tally.duplicates());
 }

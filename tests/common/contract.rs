@@ -231,7 +231,9 @@ pub async fn a_failing_sink_loses_nothing_and_acknowledges_nothing_early<H: Sour
     h.seal().await;
     let lake = Lake::default();
     let (sink, mut puppet) = lake.puppet();
-    let run = tokio::spawn(Pipeline::from(source).to(sink).retry(quick_retries(10)).dead_letters(MemoryDeadLetters::new()).handle_signals(false).run());
+    let run = tokio::spawn(
+        Pipeline::from(source).to(sink).retry(quick_retries(10)).dead_letters(MemoryDeadLetters::new()).handle_signals(false).run(),
+    );
     let (mut write_failures, mut commit_failures, mut calls) = (0, 0, Vec::new());
     while let Some((call, reply)) = puppet.next(&ctx).await {
         if let Some(custody) = h.custody().await {
@@ -276,7 +278,9 @@ pub async fn a_failed_run_acknowledges_nothing_and_the_next_run_gets_everything<
     h.seal().await;
     let broken = Lake::default();
     let (sink, mut puppet) = broken.puppet();
-    let run = tokio::spawn(Pipeline::from(first).to(sink).retry(quick_retries(3)).dead_letters(MemoryDeadLetters::new()).handle_signals(false).run());
+    let run = tokio::spawn(
+        Pipeline::from(first).to(sink).retry(quick_retries(3)).dead_letters(MemoryDeadLetters::new()).handle_signals(false).run(),
+    );
     let mut commits = 0;
     while let Some((call, reply)) = puppet.next(&ctx).await {
         let verdict = match call {
@@ -326,12 +330,7 @@ pub async fn shutdown_mid_batch_flushes_and_acknowledges_the_partial_batch<H: So
     let lake = Lake::default();
     let token = CancellationToken::new();
     let run = tokio::spawn(
-        Pipeline::from(source)
-            .to(lake.sink())
-            .dead_letters(MemoryDeadLetters::new())
-            .cancel_on(token.clone())
-            .handle_signals(false)
-            .run(),
+        Pipeline::from(source).to(lake.sink()).dead_letters(MemoryDeadLetters::new()).cancel_on(token.clone()).handle_signals(false).run(),
     );
     wait_until(PATIENCE, &format!("{ctx}: the full batch committed"), || lake.len() >= FULL).await;
     assert_eq!(lake.len(), FULL, "{ctx}: the partial batch waits for its linger");
@@ -698,7 +697,10 @@ fn check_promise(ctx: &str, promise: Promise, units: &[Vec<Json>], duplicates_al
             distinct.dedup();
             assert_eq!(distinct, sink_records(SINK_N), "{ctx}: every record at least once, content intact");
             let duplicates = all.len() - distinct.len();
-            assert!(duplicates <= duplicates_allowed, "{ctx}: {duplicates} duplicates, more than the failed attempts can explain ({duplicates_allowed})");
+            assert!(
+                duplicates <= duplicates_allowed,
+                "{ctx}: {duplicates} duplicates, more than the failed attempts can explain ({duplicates_allowed})"
+            );
         }
     }
 }

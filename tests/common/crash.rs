@@ -239,7 +239,9 @@ pub fn read_lake(dir: &Path) -> LakeDir {
 
 /// How many final files a lake directory holds (cheap: names only), for [`Watch::progress`].
 pub fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map(|entries| entries.filter_map(Result::ok).filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count()).unwrap_or(0)
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(Result::ok).filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count())
+        .unwrap_or(0)
 }
 
 /// Strict JSON lines: non-empty, every line a JSON object, the last one ended by a newline.

@@ -93,7 +93,8 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) {
         };
         (state.events[start..].iter().flat_map(|(_, frame)| frame.iter().copied()).collect::<Vec<u8>>(), state.hold)
     };
-    let mut response = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n".to_vec();
+    let mut response =
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n".to_vec();
     response.extend_from_slice(&body);
     if socket.write_all(&response).await.is_err() {
         return;
