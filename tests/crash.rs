@@ -75,7 +75,7 @@ fn assert_whole_batches(context: &str, lake: &LakeDir, first: u64, last: u64, ba
 // ---------------------------------------------------------------------------------------------
 // file → file
 
-const FILE_LINES: u64 = 4000;
+const FILE_LINES: u64 = 10_000;
 const FILE_BATCH: usize = 25;
 
 async fn file_child(args: Value) {
@@ -140,7 +140,7 @@ async fn file_source_to_file_sink_survives_sigkill() {
 // ---------------------------------------------------------------------------------------------
 // SSE → file
 
-const SSE_EVENTS: u64 = 1500;
+const SSE_EVENTS: u64 = 5000;
 const SSE_BATCH: usize = 10;
 
 async fn sse_child(args: Value) {
@@ -293,7 +293,7 @@ async fn sse_resume_file_lags_the_lake_by_at_most_the_in_flight_window() {
 // ---------------------------------------------------------------------------------------------
 // WorkQueue, in-process
 
-const QUEUE_MESSAGES: u64 = 2000;
+const QUEUE_MESSAGES: u64 = 5000;
 const QUEUE_BATCH: usize = 10;
 /// Longer than a batch spends in the pipeline, even on a loaded machine (the work queue
 /// source does not extend its leases).
@@ -313,36 +313,40 @@ fn consumer(queue: &WorkQueue, lake: &Path, cancel: CancellationToken) -> tokio:
     tokio::spawn(run)
 }
 
-// One thread for the consumer and the test: the test's waits are polled between the
-// consumer's steps, so that the drop lands mid-work rather than after the queue is drained.
-#[tokio::test(flavor = "current_thread")]
+// Two threads: the test's waits run beside the consumer, so that the drop lands mid-work
+// rather than after the queue is drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_queue_consumer_dropped_mid_batch_then_a_new_consumer_finishes() {
     let queue = WorkQueue::with_limits(10_000, CLAIM_TIMEOUT);
     for n in 0..QUEUE_MESSAGES {
         queue.push(json!({"n": n}).to_string().into()).await.unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
+    // A lake directory per consumer: a dropped consumer's file I/O on the blocking pool runs on
+    // after the drop (a killed process's would not), and must not meet the next consumer's.
+    let lake = |k: usize| dir.path().join(format!("consumer-{k}"));
     let mut rng = Rng::from_env("work queue aborts");
     for abort in 0..ABORTS {
-        let before = count_files(&lake);
-        let running = consumer(&queue, &lake, CancellationToken::new());
-        let what = format!("abort {}: the consumer to make progress", abort + 1);
-        wait_until(PATIENCE, &what, || count_files(&lake) > before || queue.is_empty()).await;
+        let running = consumer(&queue, &lake(abort), CancellationToken::new());
+        let steps = 1 + (rng.next() % 4) as usize;
+        let what = format!("abort {}: the consumer to write {steps} files", abort + 1);
+        wait_until(PATIENCE, &what, || count_files(&lake(abort)) >= steps || running.is_finished()).await;
         tokio::time::sleep(rng.kill_delay()).await;
-        assert!(!queue.is_empty(), "abort {}: the consumer drained the queue before it could be dropped; give it more messages", abort + 1);
+        if running.is_finished() {
+            panic!("abort {}: the consumer ended before it could be dropped ({:?}); give it more messages", abort + 1, running.await);
+        }
         running.abort();
         assert!(running.await.unwrap_err().is_cancelled());
     }
     let stop = CancellationToken::new();
-    let last = consumer(&queue, &lake, stop.clone());
+    let last = consumer(&queue, &lake(ABORTS), stop.clone());
     // Messages the dropped consumers held come back when their leases expire.
     wait_until(PATIENCE, "the last consumer to empty the queue", || queue.is_empty()).await;
     stop.cancel();
     tokio::time::timeout(PATIENCE, last).await.expect("the last consumer stopped").unwrap().expect("its run succeeded");
     let ctx = format!("work queue, {ABORTS} aborts");
-    let out = read_lake(&lake);
-    let tally = Tally::of(numbers(&out));
+    let lakes: Vec<LakeDir> = (0..=ABORTS).map(|k| read_lake(&lake(k))).collect();
+    let tally = Tally::of(lakes.iter().flat_map(numbers));
     assert_eq!(tally.missing(0..QUEUE_MESSAGES), Vec::<u64>::new(), "{ctx}: every message at least once");
     let bound = ABORTS * MAX_IN_FLIGHT * QUEUE_BATCH;
     assert!(
