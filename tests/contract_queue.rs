@@ -138,3 +138,73 @@ async fn the_sink_waits_for_room_in_a_full_queue() {
     let got = tokio::time::timeout(common::PATIENCE, consumer).await.expect("the consumer ended").unwrap();
     common::contract::assert_exactly_once("[sink work-queue | backpressure]", got, 23);
 }
+
+/// The contract's own failure: a source that acknowledges what it reads before the sink has it
+/// (the "acks never wait" bug of LESSONS.md) fails the failing-sink property.
+#[tokio::test]
+async fn the_contract_catches_a_source_that_acknowledges_on_read() {
+    use etl::ack::Ack;
+    use etl::batch::{batched, BatchConfig, Incoming};
+    use etl::record::Meta;
+    use etl::source::{BatchStream, Source, SourceContext};
+
+    struct Eager {
+        queue: WorkQueue,
+        batching: BatchConfig,
+    }
+    impl Source for Eager {
+        type Item = Json;
+        fn describe(&self) -> String {
+            "eager".into()
+        }
+        async fn open(self, ctx: SourceContext) -> etl::Result<BatchStream<Json>> {
+            let shutdown = ctx.shutdown.clone();
+            let claims = futures::stream::unfold(self.queue, move |queue| {
+                let shutdown = shutdown.clone();
+                async move {
+                    let claim = queue.claim(&shutdown).await?;
+                    queue.ack(&claim).unwrap(); // the bug: acknowledged on read
+                    let record: Json = serde_json::from_slice(&claim.payload).unwrap();
+                    let meta = Meta::at(Position::Sequence(claim.id)).with_raw(claim.payload.clone());
+                    Some((Ok(Incoming::record(record, meta, claim.payload.len(), ())), queue))
+                }
+            });
+            Ok(batched(claims, self.batching, ctx.shutdown, "eager".into(), |_| Ack::none()))
+        }
+    }
+    struct EagerHarness(QueueSourceHarness);
+    impl SourceHarness for EagerHarness {
+        type Source = Eager;
+        fn name(&self) -> String {
+            "eager".into()
+        }
+        fn source(&mut self, _mode: Mode, batching: Batching) -> Eager {
+            Eager {
+                queue: self.0.queue.clone(),
+                batching: BatchConfig::default().batch_size(batching.size).batch_timeout(batching.timeout),
+            }
+        }
+        async fn put(&mut self, payloads: &[Bytes]) {
+            self.0.put(payloads).await
+        }
+        async fn seal(&mut self) {
+            self.0.seal().await
+        }
+        async fn custody(&self) -> Option<Custody> {
+            self.0.custody().await
+        }
+        fn position(&self, index: usize) -> Position {
+            self.0.position(index)
+        }
+        fn check_extra(&self, index: usize, extra: Option<&Extra>) -> Result<(), String> {
+            self.0.check_extra(index, extra)
+        }
+        fn binary_safe(&self) -> bool {
+            true
+        }
+    }
+    let property = common::contract::a_failing_sink_loses_nothing_and_acknowledges_nothing_early(EagerHarness(QueueSourceHarness::new()));
+    let panic = tokio::spawn(property).await.expect_err("the property must fail");
+    let message = panic.into_panic().downcast::<String>().map(|s| *s).unwrap_or_default();
+    assert!(message.contains("acknowledged before the sink committed"), "{message}");
+}
