@@ -3,6 +3,13 @@
 //! writes on cue), and [`wait_until`], the one way a test waits for something to happen.
 #![allow(dead_code)]
 
+/// The connector contract every source and sink runs (issue 9).
+pub mod contract;
+/// The crash harness: SIGKILL a pipeline in a child process, restart it, count.
+pub mod crash;
+/// An SSE server that honours `Last-Event-ID` (contract and crash tests).
+pub mod sse_server;
+
 use etl::ack::{Ack, Status};
 use etl::batch::{batched, Batch, BatchConfig, Incoming};
 use etl::dead_letter::{DeadLetter, DeadLetters, MemoryDeadLetters, Republish};

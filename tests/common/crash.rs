@@ -1,0 +1,284 @@
+//! The crash harness (DESIGN.md §8): run a pipeline in a child process, SIGKILL it at random
+//! points while it works, restart it, and let the caller count what reached the sink.
+//!
+//! The child is this very test binary, run again filtered to one test with the environment
+//! variable [`CHILD`] holding its arguments (JSON): the test starts with
+//!
+//! ```ignore
+//! if let Some(args) = crash::child_args() { return my_child(args).await; }
+//! ```
+//!
+//! and the parent calls [`run`] with a [`Child`], the number of kills and a [`Watch`] that says
+//! how far the child got (files in the lake), notes the durable state after each kill, and says
+//! when the job is done. Each kill waits until the child has made progress since it started
+//! (so that it lands in the middle of the work rather than before it began), then a random
+//! delay of up to [`MAX_KILL_DELAY`] (the randomisation of the kill point, not a wait for
+//! anything), then SIGKILL. After the kills the child is run to its end, again while the
+//! watch says the job is not done. The seed is printed and is set with `ETL_CRASH_SEED`.
+//!
+//! [`read_lake`] and [`Tally`] are the counting side: the final files of a file sink's
+//! directory (hidden temporaries apart), parsed strictly (a torn file is an error), and how
+//! often each record id arrived.
+#![allow(unused_imports)]
+
+use super::{wait_until, PATIENCE};
+use etl::Json;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The environment variable that makes a re-run test binary the child, with its arguments.
+pub const CHILD: &str = "ETL_CRASH_CHILD";
+
+/// The longest random delay between the child's progress and the kill.
+pub const MAX_KILL_DELAY: Duration = Duration::from_millis(40);
+
+/// In the child: its arguments. `None` in the parent.
+pub fn child_args() -> Option<serde_json::Value> {
+    let text = std::env::var(CHILD).ok()?;
+    Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{CHILD} is not JSON ({e}): {text}")))
+}
+
+/// The child to run: the test (its full name as libtest prints it) and its arguments; its
+/// output goes to `log_dir/child-<n>.log`.
+pub struct Child {
+    pub test: String,
+    pub args: serde_json::Value,
+    pub log_dir: PathBuf,
+}
+
+impl Child {
+    fn spawn(&self, n: usize) -> (std::process::Child, PathBuf) {
+        let log = self.log_dir.join(format!("child-{n}.log"));
+        let out = std::fs::File::create(&log).expect("child log");
+        let err = out.try_clone().expect("child log");
+        let exe = std::env::current_exe().expect("the test binary");
+        let child = Command::new(exe)
+            .args([self.test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD, self.args.to_string())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn the child");
+        (child, log)
+    }
+}
+
+/// The end of a log, for failure messages.
+pub fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// What the parent watches while the child runs.
+pub trait Watch {
+    /// A count that grows as the child works (final files in the lake).
+    fn progress(&self) -> usize;
+
+    /// The child was just killed (it is dead): note the durable state, e.g. to bound the
+    /// duplicates the restart will make.
+    fn killed(&mut self, _kill: usize) -> impl Future<Output = ()> {
+        async {}
+    }
+
+    /// After a clean exit of the child: is the job done? When not, the child is run again
+    /// (messages a killed child held come back only after their visibility timeout).
+    fn finished(&mut self) -> impl Future<Output = bool> {
+        async { true }
+    }
+}
+
+/// What happened.
+#[derive(Debug)]
+pub struct Crashes {
+    pub seed: u64,
+    /// (progress when the child started, progress when it was killed), per kill.
+    pub kills: Vec<(usize, usize)>,
+    /// Clean runs after the kills, until the job was done.
+    pub final_runs: usize,
+}
+
+/// A small deterministic generator (xorshift64*), enough to place kills.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Seeded from `ETL_CRASH_SEED` when set, else from the clock; printed so a failure can be
+    /// replayed.
+    pub fn from_env(what: &str) -> Rng {
+        let seed = seed();
+        eprintln!("{what}: ETL_CRASH_SEED={seed}");
+        Rng(seed)
+    }
+
+    /// A random delay of up to [`MAX_KILL_DELAY`]: where between two steps of the work the kill
+    /// lands.
+    pub fn kill_delay(&mut self) -> Duration {
+        Duration::from_millis(self.next() % (MAX_KILL_DELAY.as_millis() as u64 + 1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+fn seed() -> u64 {
+    match std::env::var("ETL_CRASH_SEED") {
+        Ok(s) => s.parse().unwrap_or_else(|_| panic!("ETL_CRASH_SEED={s} is not a number")),
+        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1,
+    }
+}
+
+/// Wait for the child to exit, failing (and killing it) after [`PATIENCE`].
+async fn wait_exit(child: &mut std::process::Child, what: &str, log: &Path) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("{what}: the child did not exit within {PATIENCE:?}; its log:\n{}", tail(log));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Run `child`, SIGKILL it `kills` times mid-work, then run it to the end until
+/// [`Watch::finished`]. Panics when the child finishes before a kill (make its input larger),
+/// or fails when not killed.
+pub async fn run(child: &Child, kills: usize, watch: &mut impl Watch) -> Crashes {
+    let seed = seed();
+    eprintln!("crash harness: {} kills of `{}`, ETL_CRASH_SEED={seed}", kills, child.test);
+    let mut rng = Rng(seed);
+    let mut report = Crashes { seed, kills: Vec::new(), final_runs: 0 };
+    for kill in 0..kills {
+        let what = format!("kill {} of {kills} (ETL_CRASH_SEED={seed})", kill + 1);
+        let before = watch.progress();
+        // Between 1 and 4 steps of progress, then the random delay.
+        let steps = 1 + (rng.next() % 4) as usize;
+        let (mut process, log) = child.spawn(kill);
+        let mut exited = None;
+        wait_until(PATIENCE, &format!("{what}: the child to make {steps} steps of progress"), || {
+            exited = exited.or_else(|| process.try_wait().expect("try_wait"));
+            exited.is_some() || watch.progress() >= before + steps
+        })
+        .await;
+        if let Some(status) = exited {
+            panic!("{what}: the child exited ({status}) before it could be killed; give it more input. Its log:\n{}", tail(&log));
+        }
+        // The kill point: a random moment after the first progress (not a wait for anything).
+        tokio::time::sleep(rng.kill_delay()).await;
+        if let Some(status) = process.try_wait().expect("try_wait") {
+            panic!("{what}: the child exited ({status}) before it could be killed; give it more input. Its log:\n{}", tail(&log));
+        }
+        process.kill().expect("SIGKILL the child");
+        let status = wait_exit(&mut process, &what, &log).await;
+        assert!(!status.success(), "{what}: killed, not finished: {status}");
+        report.kills.push((before, watch.progress()));
+        watch.killed(kill).await;
+    }
+    for run in 0.. {
+        let what = format!("final run {} (ETL_CRASH_SEED={seed})", run + 1);
+        assert!(run < 30, "{what}: the job is still not done after 30 clean runs");
+        let (mut process, log) = child.spawn(kills + run);
+        let status = wait_exit(&mut process, &what, &log).await;
+        assert!(status.success(), "{what}: the child failed ({status}); its log:\n{}", tail(&log));
+        report.final_runs += 1;
+        if watch.finished().await {
+            break;
+        }
+    }
+    report
+}
+
+/// The files of a file sink's directory.
+#[derive(Debug, Default)]
+pub struct LakeDir {
+    /// Final files (name, records), by name.
+    pub files: Vec<(String, Vec<Json>)>,
+    /// Hidden files (temporaries, in-progress files).
+    pub hidden: Vec<String>,
+}
+
+impl LakeDir {
+    pub fn records(&self) -> impl Iterator<Item = &Json> {
+        self.files.iter().flat_map(|(_, records)| records)
+    }
+}
+
+/// Read a lake directory; a final file that is not complete JSON lines (torn, partial, a line
+/// without its newline) is a failure naming it.
+pub fn read_lake(dir: &Path) -> LakeDir {
+    let mut lake = LakeDir::default();
+    let Ok(entries) = std::fs::read_dir(dir) else { return lake };
+    for entry in entries {
+        let entry = entry.expect("lake entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            lake.hidden.push(name);
+            continue;
+        }
+        if entry.path().is_dir() {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).expect("read a lake file");
+        let records = parse_jsonl(&bytes).unwrap_or_else(|e| panic!("lake file {name} is not whole JSON lines: {e}"));
+        lake.files.push((name, records));
+    }
+    lake.files.sort_by(|a, b| a.0.cmp(&b.0));
+    lake.hidden.sort();
+    lake
+}
+
+/// How many final files a lake directory holds (cheap: names only), for [`Watch::progress`].
+pub fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(Result::ok).filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count())
+        .unwrap_or(0)
+}
+
+/// Strict JSON lines: non-empty, every line a JSON object, the last one ended by a newline.
+pub fn parse_jsonl(bytes: &[u8]) -> Result<Vec<Json>, String> {
+    if bytes.is_empty() {
+        return Err("empty file".into());
+    }
+    if bytes.last() != Some(&b'\n') {
+        return Err(format!("the last line has no newline ({} bytes)", bytes.len()));
+    }
+    bytes[..bytes.len() - 1]
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, line)| serde_json::from_slice::<Json>(line).map_err(|e| format!("line {}: {e}", i + 1)))
+        .collect()
+}
+
+/// How often each record id arrived.
+#[derive(Debug, Default)]
+pub struct Tally(pub BTreeMap<u64, usize>);
+
+impl Tally {
+    pub fn of(ids: impl IntoIterator<Item = u64>) -> Tally {
+        let mut tally = Tally::default();
+        for id in ids {
+            *tally.0.entry(id).or_default() += 1;
+        }
+        tally
+    }
+
+    /// Ids of `expected` that never arrived.
+    pub fn missing(&self, expected: impl IntoIterator<Item = u64>) -> Vec<u64> {
+        expected.into_iter().filter(|id| !self.0.contains_key(id)).collect()
+    }
+
+    /// Arrivals beyond the first.
+    pub fn duplicates(&self) -> usize {
+        self.0.values().map(|c| c - 1).sum()
+    }
+}
