@@ -17,12 +17,12 @@
 //!   the lake after the stored id are the kill's *exposure*, what the restart sends again.
 //!   Checked: each restart sent `Last-Event-ID` = the stored id; total duplicates ≤ the sum of
 //!   exposures (nothing is sent again that the resume file says was delivered); each final
-//!   file is one whole batch of 10 consecutive ids. **Not** bounded by the in-flight window:
-//!   the resume file is written by a task of its own after the acknowledgement, and the
-//!   pipeline commits further batches meanwhile, so a kill can find the lake several batches
-//!   past the stored id (seen: 60 events with `max_in_flight × batch_size` = 20).
-//!   `sse_resume_file_lags_the_lake_by_at_most_the_in_flight_window` states that bound and
-//!   fails (ignored until the source bounds the lag; see its doc).
+//!   file is one whole batch of 10 consecutive ids; each exposure is within the in-flight
+//!   window (`max_in_flight × batch_size`): the source reads its next batch only once the
+//!   resume file covers every acknowledged batch. (Before that rule, kills found the lake 60
+//!   events past the stored id with a window of 20.)
+//!   `sse_resume_file_lags_the_lake_by_at_most_the_in_flight_window` samples the same bound
+//!   while a run goes on.
 //! * **WorkQueue**: the in-process queue lives in the process's memory and does not survive a
 //!   kill, by design (SQS or JetStream are the durable choices). Its case runs in-process
 //!   instead: the consumer pipeline's task is aborted (dropped) mid-batch several times and a
@@ -232,11 +232,9 @@ async fn sse_with_a_resume_file_to_file_sink_survives_sigkill() {
         "{ctx}: {} duplicates, more than the events past the stored ids ({exposed})",
         tally.duplicates()
     );
-    // Not asserted here (see `sse_resume_file_lags_the_lake_by_at_most_the_in_flight_window`):
-    // whether each exposure stayed within the in-flight window.
     let window = MAX_IN_FLIGHT * SSE_BATCH;
     let over: Vec<usize> = watch.exposures.iter().map(|(_, e)| *e).filter(|e| *e > window).collect();
-    eprintln!("{ctx}: exposures over the in-flight window ({window}): {over:?}");
+    assert!(over.is_empty(), "{ctx}: kills found the lake past the stored id by more than the in-flight window ({window}): {over:?}");
     eprintln!("{ctx}: {} duplicates", tally.duplicates());
 }
 
@@ -245,19 +243,11 @@ async fn sse_with_a_resume_file_to_file_sink_survives_sigkill() {
 /// (`max_in_flight × batch_size`). This samples, while a run goes on, how far the sink is past
 /// the stored id (the sink's count read before the file, so the lag is never overestimated).
 ///
-/// It fails: the file is written by a task of its own once a batch's acknowledgement resolves
-/// (src/source/sse/resume.rs, `write_updates`), and the driver returns the batch's in-flight
-/// permit at that same moment, so the source reads, the sink writes and commits further batches
-/// while the id's fsync'ed write is in progress; nothing bounds how far the sink gets ahead
-/// (here the sink commits in memory, so the file falls behind by hundreds of events; with the
-/// file sink and fsync, 60 events were seen at kills). Proposed fix: backpressure from the
-/// writer, e.g. the connection loop (src/source/sse/stream.rs, `next_item`) waits before
-/// reading on while the ids of more than one acknowledged batch are waiting to be written
-/// (a `watch` of the last written sequence number in `Resume`, compared with the
-/// watermark's); the doc of `SseSource::last_event_id_file`, which still says the write is
-/// synchronous in the pipeline's task, should say how far the file may lag.
+/// It holds because the source reads its next batch only once the resume file covers every
+/// acknowledged batch (`src/source/sse/resume.rs`, `Resume::caught_up`); without that rule the
+/// sink got hundreds of events ahead here (it commits in memory while the id's fsync'ed write
+/// is in progress).
 #[tokio::test]
-#[ignore = "fails: the SSE resume file can lag the sink by more than the in-flight window (see the doc comment)"]
 async fn sse_resume_file_lags_the_lake_by_at_most_the_in_flight_window() {
     let server = SseServer::start().await;
     for n in 1..=SSE_EVENTS {

@@ -88,6 +88,21 @@ impl<P> Watermark<P> {
         self.failed.is_some()
     }
 
+    /// How many sequence numbers the committed prefix holds (the first one not in it).
+    ///
+    /// ```
+    /// use etl::ack::{Status, Watermark};
+    /// let mut w = Watermark::new();
+    /// let (a, b) = (w.issue(), w.issue());
+    /// w.resolve(b, "b", Status::Delivered);
+    /// assert_eq!(w.completed(), 0);
+    /// w.resolve(a, "a", Status::Delivered);
+    /// assert_eq!(w.completed(), 2);
+    /// ```
+    pub fn completed(&self) -> u64 {
+        self.next
+    }
+
     /// Issued and not yet part of the committed prefix (in flight, completed after a gap, or
     /// failed).
     ///

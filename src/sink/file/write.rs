@@ -199,6 +199,14 @@ impl Finalise {
     }
 }
 
+/// Remove `path`; already gone is fine.
+fn remove_if_there(path: &Path) -> Result<(), IoFailure> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err((path.to_path_buf(), e)),
+        _ => Ok(()),
+    }
+}
+
 /// Finalise the in-progress files of `prefix` a crash left in `dir` (truncated to their
 /// committed length) and delete its temporary files.
 pub(super) fn recover(dir: &Path, prefix: &str, sync: bool) -> Result<(), IoFailure> {
@@ -215,10 +223,15 @@ pub(super) fn recover(dir: &Path, prefix: &str, sync: bool) -> Result<(), IoFail
             }
             changed = true;
             if len == 0 {
-                std::fs::remove_file(&path).map_err(at(&path))?;
+                remove_if_there(&path)?;
                 continue;
             }
-            let file = OpenOptions::new().write(true).open(&path).map_err(at(&path))?;
+            let file = match OpenOptions::new().write(true).open(&path) {
+                Ok(file) => file,
+                // Gone meanwhile: a predecessor that had not quite stopped finished with it.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err((path, e)),
+            };
             let actual = file.metadata().map_err(at(&path))?.len();
             if actual < len {
                 tracing::warn!(file = %path.display(), committed = len, actual, "in-progress file is shorter than its committed length; keeping what is there");
@@ -235,7 +248,7 @@ pub(super) fn recover(dir: &Path, prefix: &str, sync: bool) -> Result<(), IoFail
         } else if is_temporary_of(file_name, prefix) {
             changed = true;
             tracing::info!(file = %path.display(), "removing a temporary file left by an earlier run");
-            std::fs::remove_file(&path).map_err(at(&path))?;
+            remove_if_there(&path)?;
         }
     }
     if changed && sync {

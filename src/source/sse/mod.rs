@@ -282,11 +282,12 @@ impl<T> SseSource<T> {
     /// that exists but cannot be read, or a missing directory, fails the start-up. After each
     /// batch is delivered or dead-lettered (and every batch before it too), the id of its last
     /// event is written to the file atomically: a temporary file beside it, fsync, rename,
-    /// fsync of the directory. The write is a few bytes done synchronously where the
-    /// acknowledgement resolves (in the pipeline's task), once per batch and only when the id
-    /// changed: size batches so that one fsync per batch is cheap. A failed write is logged and
-    /// the run goes on: a restart then resumes from an older id and repeats events (at least
-    /// once), it never skips any.
+    /// fsync of the directory. A task of its own writes it (never the pipeline's task), one
+    /// write for the newest id when several batches resolve during a write, and the source
+    /// reads its next batch only once the file covers every batch acknowledged so far: after a
+    /// crash, a restart repeats at most the batches that were in flight (`max_in_flight`). A
+    /// failed write is logged and the run goes on: a restart then resumes from an older id and
+    /// repeats events (at least once), it never skips any.
     ///
     /// ```
     /// let src = etl::source::sse::<etl::Json>("http://localhost/e").last_event_id_file("/var/lib/etl/trades.last-id");

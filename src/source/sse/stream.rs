@@ -366,10 +366,21 @@ pub(super) async fn open<T: Record>(source: SseSource<T>, ctx: SourceContext) ->
         Some((item, connection))
     });
     let origin: Arc<str> = Arc::from(format!("sse {}", source.url));
+    let resume_gate = resume.clone();
     let make_ack = move |tokens: Vec<Option<Arc<str>>>| match (&resume, tokens.last()) {
         (Some(resume), Some(Some(id))) => resume.ack(Arc::clone(id)),
         _ => Ack::none(),
     };
     let batches = batched(input, source.batching, ctx.shutdown, origin, make_ack);
+    // With a resume file, the next batch is read only once the file covers every batch
+    // acknowledged so far (see `resume`).
+    let batches: BatchStream<T> = match resume_gate {
+        Some(resume) => Box::pin(futures::stream::unfold((batches, resume), |(mut batches, resume)| async move {
+            resume.caught_up().await;
+            let item = batches.next().await?;
+            Some((item, (batches, resume)))
+        })),
+        None => batches,
+    };
     Ok(Box::pin(settle_at_end(batches, outstanding, ())))
 }
