@@ -77,6 +77,8 @@ struct Message {
 struct Lease {
     message: Message,
     token: u64,
+    /// When it expires (`None`: never); moved forward by [`WorkQueue::extend`].
+    deadline: Option<Instant>,
 }
 
 /// A claimed message: its payload and the lease that [`WorkQueue::ack`] and
@@ -109,7 +111,7 @@ impl Claim {
 }
 
 /// What an acknowledgement needs of a claim: the message id and the lease token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct LeaseId {
     pub(crate) id: u64,
     pub(crate) token: u64,
@@ -276,6 +278,47 @@ impl WorkQueue {
     }
 
     /// Ack (`requeue` false) or nack a lease.
+    /// Extend the lease of `claim` by the queue's `claim_timeout` from now (a heartbeat of a
+    /// consumer still working on the message), so that it is not claimed again meanwhile.
+    /// Refused when the lease already expired or was resolved.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let queue = etl::channel::WorkQueue::new();
+    /// queue.push("x".into()).await.unwrap();
+    /// let claim = queue.try_claim().unwrap();
+    /// queue.extend(&claim).unwrap();
+    /// queue.ack(&claim).unwrap();
+    /// assert!(queue.extend(&claim).is_err());
+    /// # });
+    /// ```
+    pub fn extend(&self, claim: &Claim) -> Result<(), LeaseError> {
+        self.extend_lease(claim.lease())
+    }
+
+    pub(crate) fn extend_lease(&self, lease: LeaseId) -> Result<(), LeaseError> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.reclaim_expired(now);
+        let deadline = now.checked_add(self.shared.claim_timeout);
+        match state.leased.get_mut(&lease.id) {
+            Some(held) if held.token == lease.token => held.deadline = deadline,
+            _ => return Err(LeaseError::Stale { id: lease.id }),
+        }
+        // Later than every deadline listed (the timeout is the same for all): the list stays
+        // sorted; the entry it supersedes is dropped by `forget_resolved` or skipped when due.
+        if let Some(deadline) = deadline {
+            state.expiries.push_back((deadline, lease.id, lease.token));
+        }
+        state.forget_resolved();
+        Ok(())
+    }
+
+    /// The claim timeout of this queue.
+    pub(crate) fn claim_timeout(&self) -> Duration {
+        self.shared.claim_timeout
+    }
+
     pub(crate) fn resolve(&self, lease: LeaseId, requeue: bool) -> Result<(), LeaseError> {
         let mut state = self.lock();
         let message = state.take_lease(lease)?;
@@ -324,7 +367,8 @@ impl State {
                 break;
             }
             self.expiries.pop_front();
-            if self.leased.get(&id).is_some_and(|lease| lease.token == token) {
+            // An entry superseded by an extension (the lease's deadline moved) expires nothing.
+            if self.leased.get(&id).is_some_and(|lease| lease.token == token && lease.deadline.is_some_and(|d| d <= now)) {
                 if let Some(lease) = self.leased.remove(&id) {
                     expired.push(lease.message);
                 }
@@ -346,10 +390,11 @@ impl State {
         self.next_token += 1;
         let claim = Claim { id: message.id, token, payload: message.payload.clone(), deliveries: message.deliveries };
         // A timeout too long to add to the clock (`Duration::MAX`: never) has no expiry.
-        if let Some(deadline) = Instant::now().checked_add(claim_timeout) {
+        let deadline = Instant::now().checked_add(claim_timeout);
+        if let Some(deadline) = deadline {
             self.expiries.push_back((deadline, message.id, token));
         }
-        self.leased.insert(message.id, Lease { message, token });
+        self.leased.insert(message.id, Lease { message, token, deadline });
         Some(claim)
     }
 
@@ -368,7 +413,9 @@ impl State {
     /// over (one long-held lease at the front), so that memory follows the messages in flight,
     /// not the messages claimed within the last `claim_timeout`.
     fn forget_resolved(&mut self) {
-        let live = |leased: &HashMap<u64, Lease>, &(_, id, token): &(Instant, u64, u64)| leased.get(&id).is_some_and(|l| l.token == token);
+        let live = |leased: &HashMap<u64, Lease>, &(deadline, id, token): &(Instant, u64, u64)| {
+            leased.get(&id).is_some_and(|l| l.token == token && l.deadline == Some(deadline))
+        };
         while self.expiries.front().is_some_and(|entry| !live(&self.leased, entry)) {
             self.expiries.pop_front();
         }
@@ -406,6 +453,38 @@ mod tests {
         assert!(expiries <= 2 + 64, "{expiries} expiries kept for 1 lease in flight");
         queue.ack(&held).expect("own lease");
         assert_eq!(queue.lock().expiries.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_extended_lease_outlives_its_first_deadline_and_a_stale_one_cannot_be_extended() {
+        let timeout = Duration::from_secs(10);
+        let queue = queue_of(10, timeout, &["a", "b"]).await;
+        let (a, b) = (queue.try_claim().expect("a"), queue.try_claim().expect("b"));
+        tokio::time::advance(Duration::from_secs(6)).await;
+        queue.extend(&a).expect("own lease");
+        tokio::time::advance(Duration::from_secs(6)).await;
+        // b expired at 10 s and is claimable again; a was extended to 16 s.
+        let again = queue.try_claim().expect("b again");
+        assert_eq!((again.id, again.deliveries), (b.id, 2));
+        assert!(queue.try_claim().is_none(), "a is still leased");
+        assert_eq!(queue.extend(&b), Err(LeaseError::Stale { id: b.id }), "b's old lease is gone");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let a_again = queue.try_claim().expect("a expired at 16 s");
+        assert_eq!(a_again.id, a.id);
+        assert_eq!(queue.ack(&a), Err(LeaseError::Stale { id: a.id }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn repeated_extensions_keep_the_expiry_list_short() {
+        let queue = queue_of(10, Duration::from_secs(10), &["a"]).await;
+        let a = queue.try_claim().expect("a");
+        for _ in 0..1000 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            queue.extend(&a).expect("own lease");
+        }
+        assert!(queue.lock().expiries.len() <= 2, "{} expiries for one lease", queue.lock().expiries.len());
+        queue.ack(&a).expect("own lease");
+        assert!(queue.is_empty() && queue.lock().expiries.is_empty());
     }
 
     #[tokio::test]

@@ -1,19 +1,24 @@
 //! [`QueueSource`]: a pipeline source that consumes a [`WorkQueue`].
 
 use super::queue::{LeaseId, WorkQueue};
-use crate::ack::{Ack, Status};
+use crate::ack::{settle_at_end, Ack, Leases, Outstanding, Status};
 use crate::batch::{batched, BatchConfig, BatchOptions, Failure, FailureKind, Incoming};
 use crate::record::{Extra, Meta, Position};
 use crate::source::{BatchStream, Source, SourceContext};
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Reads JSON messages from a [`WorkQueue`] and decodes them into `T`. See
 /// [`WorkQueue::source`].
 ///
 /// A batch's messages are acked when it is delivered (or its failed records were
-/// dead-lettered) and nacked (claimable again at once) when it errored. A message that does
+/// dead-lettered) and nacked (claimable again at once) when it errored. While a batch is in
+/// the pipeline, a heartbeat extends its claims at half the queue's `claim_timeout`, so a slow
+/// sink does not make the queue hand the messages to another consumer. A message that does
 /// not decode is dead-lettered with its bytes; a message claimed more than `max_deliver`
 /// times is dead-lettered ([`FailureKind::MaxDeliveries`]) instead of being processed again.
 /// The stream ends when the queue is closed and drained, or on shutdown.
@@ -86,36 +91,139 @@ impl<T: DeserializeOwned + Send + 'static> Source for QueueSource<T> {
     async fn open(self, ctx: SourceContext) -> crate::Result<BatchStream<T>> {
         let origin: Arc<str> = Arc::from(self.describe());
         let QueueSource { queue, max_deliver, batching, .. } = self;
-        let claims = futures::stream::unfold((queue.clone(), ctx.shutdown.clone()), move |(queue, shutdown)| async move {
-            let claim = queue.claim(&shutdown).await?;
-            let lease = claim.lease();
-            let mut meta = Meta::at(Position::Sequence(claim.id)).with_raw(claim.payload.clone());
-            if claim.deliveries > 1 {
-                meta = meta.with_extra(Extra { delivery_count: Some(claim.deliveries), ..Extra::default() });
-            }
-            let incoming = if claim.deliveries > max_deliver {
-                let error = format!("delivered {} times without success (max_deliver = {max_deliver})", claim.deliveries - 1);
-                Incoming::failed(Failure::new(claim.payload, FailureKind::MaxDeliveries, error, meta), lease)
-            } else {
-                match serde_json::from_slice::<T>(&claim.payload) {
-                    Ok(record) => Incoming::record(record, meta, claim.payload.len(), lease),
-                    Err(e) => Incoming::failed(Failure::new(claim.payload, FailureKind::Decode, e.to_string(), meta), lease),
+        // Claims not yet resolved, renewed at half the claim timeout by the heartbeat.
+        let leases = Arc::new(Mutex::new(Leases::new(queue.claim_timeout() / 2)));
+        let held = Arc::clone(&leases);
+        let claims = futures::stream::unfold((queue.clone(), ctx.shutdown.clone()), move |(queue, shutdown)| {
+            let held = Arc::clone(&held);
+            async move {
+                let claim = queue.claim(&shutdown).await?;
+                let lease = claim.lease();
+                lock(&held).insert(lease, Instant::now());
+                let mut meta = Meta::at(Position::Sequence(claim.id)).with_raw(claim.payload.clone());
+                if claim.deliveries > 1 {
+                    meta = meta.with_extra(Extra { delivery_count: Some(claim.deliveries), ..Extra::default() });
                 }
-            };
-            Some((Ok(incoming), (queue, shutdown)))
+                let incoming = if claim.deliveries > max_deliver {
+                    let error = format!("delivered {} times without success (max_deliver = {max_deliver})", claim.deliveries - 1);
+                    Incoming::failed(Failure::new(claim.payload, FailureKind::MaxDeliveries, error, meta), lease)
+                } else {
+                    match serde_json::from_slice::<T>(&claim.payload) {
+                        Ok(record) => Incoming::record(record, meta, claim.payload.len(), lease),
+                        Err(e) => Incoming::failed(Failure::new(claim.payload, FailureKind::Decode, e.to_string(), meta), lease),
+                    }
+                };
+                Some((Ok(incoming), (queue, shutdown)))
+            }
         });
-        let make_ack = move |leases: Vec<LeaseId>| {
-            let queue = queue.clone();
+        // The heartbeat runs until every emitted batch is resolved (the stream's end waits).
+        let outstanding = Outstanding::new();
+        let stop = CancellationToken::new();
+        if queue.claim_timeout() < NEVER {
+            tokio::spawn(heartbeat(queue.clone(), Arc::clone(&leases), stop.clone()));
+        }
+        let owed = outstanding.clone();
+        let make_ack = move |batch: Vec<LeaseId>| {
+            let (queue, leases, token) = (queue.clone(), Arc::clone(&leases), owed.token());
             Ack::new(move |status| {
+                lock(&leases).remove(batch.iter());
                 // Rejected: the failed records are in the dead-letter queue; the batch is done.
                 let requeue = status == Status::Errored;
-                for lease in leases {
+                for lease in batch {
                     if let Err(e) = queue.resolve(lease, requeue) {
                         tracing::warn!(error = %e, "work-queue acknowledgement refused; the message may be processed twice");
                     }
                 }
+                drop(token);
             })
         };
-        Ok(batched(claims, batching, ctx.shutdown, origin, make_ack))
+        let batches = batched(claims, batching, ctx.shutdown, origin, make_ack);
+        Ok(Box::pin(settle_at_end(batches, outstanding, stop.drop_guard())))
+    }
+}
+
+/// Claim timeouts this long (or `Duration::MAX`) never expire in practice: no heartbeat.
+const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn lock(leases: &Mutex<Leases<LeaseId>>) -> MutexGuard<'_, Leases<LeaseId>> {
+    // The table holds no invariant a panic could break half-way.
+    leases.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Extends the leases of claims in flight past half the claim timeout, so that a batch that
+/// takes longer than `claim_timeout` in the pipeline is not handed to another consumer.
+async fn heartbeat(queue: WorkQueue, leases: Arc<Mutex<Leases<LeaseId>>>, stop: CancellationToken) {
+    let tick = (queue.claim_timeout() / 4).clamp(Duration::from_millis(10), Duration::from_secs(5));
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let now = Instant::now();
+        let due = lock(&leases).due(now);
+        let (mut kept, mut gone) = (Vec::new(), Vec::new());
+        for lease in due {
+            match queue.extend_lease(lease) {
+                Ok(()) => kept.push(lease),
+                Err(e) => {
+                    tracing::warn!(error = %e, "work-queue lease could not be extended; the message may be processed twice");
+                    gone.push(lease);
+                }
+            }
+        }
+        let mut leases = lock(&leases);
+        leases.renewed(kept, now);
+        leases.remove(gone.iter());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Pipeline;
+    use crate::sink::{Sink, Written};
+
+    /// A sink that takes `delay` per batch and notes the delivery counts it saw.
+    struct Slow {
+        delay: Duration,
+        seen: Arc<Mutex<Vec<i64>>>,
+    }
+
+    impl Sink<i64> for Slow {
+        fn describe(&self) -> String {
+            "slow".into()
+        }
+        async fn write(&mut self, records: &[i64]) -> Result<Written, crate::ConnectorError> {
+            tokio::time::sleep(self.delay).await;
+            self.seen.lock().unwrap().extend_from_slice(records);
+            Ok(Written::all())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_slower_than_the_claim_timeout_is_not_handed_to_another_consumer() {
+        let queue = WorkQueue::with_limits(100, Duration::from_millis(200));
+        for n in 0..2i64 {
+            queue.push(n.to_string().into()).await.unwrap();
+        }
+        queue.close();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        // Each batch spends 1 s (five claim timeouts) in the sink; both are claimed at once
+        // (two batches in flight).
+        let sink = Slow { delay: Duration::from_secs(1), seen: Arc::clone(&seen) };
+        let run = tokio::spawn(Pipeline::from(queue.source::<i64>().batch_size(1)).to(sink).handle_signals(false).run());
+        // Another consumer of the same queue, well past the claim timeout.
+        let other = queue.clone();
+        let stolen = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            other.try_claim()
+        });
+        assert_eq!(stolen.await.unwrap(), None, "the claims of the batches in flight were extended");
+        let report = run.await.unwrap().unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![0, 1], "each message once");
+        assert_eq!(report.records_in, 2);
+        assert!(queue.is_empty() && queue.in_flight() == 0);
     }
 }
