@@ -39,7 +39,8 @@
 //!   once (to this consumer or another one).
 //!
 //! These calls run in tasks of their own (an acknowledgement can resolve after the stream has
-//! ended). **The stream waits for them**: once the source stops reading (shutdown,
+//! ended), and the source reads its next batch only once the calls of the batches resolved so
+//! far are done: after a crash, at most the batches in flight (`max_in_flight`) come back. **The stream waits for them**: once the source stops reading (shutdown,
 //! `max_records`, `max_batches`), the stream's end waits until every batch it emitted has been
 //! resolved and its delete or visibility call has finished, so that `Pipeline::run` returns
 //! only after the queue has heard about every batch. If the run ends with an error instead, the

@@ -42,6 +42,8 @@ struct Shared {
     visibility_lock: tokio::sync::Mutex<()>,
     /// Every acknowledgement call, and a token per emitted batch until its call is done.
     outstanding: Outstanding,
+    /// Delete and release calls of resolved batches in progress.
+    acknowledging: tokio::sync::watch::Sender<usize>,
     runtime: tokio::runtime::Handle,
     /// Retries of delete and change-visibility entries.
     retry: RetryPolicy,
@@ -73,14 +75,25 @@ impl Shared {
             return;
         }
         let shared = Arc::clone(self);
+        self.acknowledging.send_modify(|n| *n += 1);
         self.outstanding.spawn_on(&self.runtime, async move {
             if status.is_done() {
                 shared.delete(receipts).await;
             } else {
                 shared.release(receipts).await;
             }
+            shared.acknowledging.send_modify(|n| *n -= 1);
         });
         drop(owed);
+    }
+
+    /// Wait until the queue has heard about every batch resolved so far (their delete or
+    /// release calls finished, or gave up). The source waits for this before it reads its next
+    /// batch, so that after a crash at most the batches in flight come back.
+    async fn acknowledged(&self) {
+        let mut calls = self.acknowledging.subscribe();
+        // The sender lives in `self`: the wait ends when the count is 0.
+        let _ = calls.wait_for(|n| *n == 0).await;
     }
 
     /// Delete messages that are done, retrying failed entries.
@@ -349,6 +362,7 @@ pub(super) async fn open<T: Record>(source: SqsSource<T>, ctx: SourceContext) ->
         leases: Mutex::new(Leases::new(in_effect / 2)),
         visibility_lock: tokio::sync::Mutex::new(()),
         outstanding: outstanding.clone(),
+        acknowledging: tokio::sync::watch::channel(0).0,
         runtime: tokio::runtime::Handle::current(),
         retry: RetryPolicy::default().initial_delay(Duration::from_millis(100)).max_delay(Duration::from_secs(5)),
     });
@@ -374,13 +388,20 @@ pub(super) async fn open<T: Record>(source: SqsSource<T>, ctx: SourceContext) ->
         let item = reader.next::<T>().await?;
         Some((item, reader))
     });
+    let acks = Arc::clone(&shared);
     let make_ack = move |receipts: Vec<Receipt>| {
-        let owed = shared.outstanding.token();
-        let shared = Arc::clone(&shared);
+        let owed = acks.outstanding.token();
+        let shared = Arc::clone(&acks);
         Ack::new(move |status| shared.resolve(receipts, status, owed))
     };
     let origin: Arc<str> = Arc::from(format!("sqs {label}"));
     let batches = batched(input, source.batching, ctx.shutdown, origin, make_ack);
+    // The next batch is read once the queue heard about every batch resolved so far.
+    let batches: BatchStream<T> = Box::pin(futures::stream::unfold((batches, shared), |(mut batches, shared)| async move {
+        shared.acknowledged().await;
+        let item = futures::StreamExt::next(&mut batches).await?;
+        Some((item, (batches, shared)))
+    }));
     // The stream's end waits for every emitted batch to be resolved and acknowledged to the
     // queue (see the module docs), then stops the heartbeat.
     Ok(Box::pin(settle_at_end(batches, outstanding, stop_heartbeat.drop_guard())))
