@@ -27,10 +27,11 @@
 //! # Columns
 //!
 //! Typed records (`#[derive(Record)]`) write one column per field, named as serde names the
-//! field, in every row. [`Json`](crate::Json) records have no schema: each batch writes the
-//! columns named by the keys of its records (the columns no record of the batch has take
-//! their defaults; a record without a key that others of its batch have writes NULL there),
-//! and a record with a key that is no column of the table is refused. Identifiers are always
+//! field, in every row. [`Json`](crate::Json) records have no schema: each record writes the
+//! columns its keys name (one `COPY` per set of keys in a batch, usually one), the other
+//! columns take their defaults (NULL when they have none), and a record with a key that is no
+//! column of the table (or a generated one, or one of a type the sink cannot write) is
+//! refused. Identifiers are always
 //! quoted: names are case-sensitive.
 //!
 //! Values are converted to the column's type as they are serialized: integers (range-checked)
@@ -83,9 +84,10 @@
 //! the same URL. A write holds one connection from its transaction's first write to its
 //! commit. The URL is `postgres://user:password@host:port/db?options` or the `key=value`
 //! form, with `${VAR}` resolved at start-up; its password never appears in logs, errors or
-//! `Debug` output. `sslmode=require` needs the `postgres-tls` feature (rustls with ring, the
-//! Mozilla roots plus [`ca_file`](PostgresSink::ca_file)); without it, `prefer` (the default)
-//! connects without TLS.
+//! `Debug` output. `sslmode=require` needs the `postgres-tls` feature: rustls with ring, and
+//! the server's certificate checked against the Mozilla roots plus
+//! [`ca_file`](PostgresSink::ca_file) and the host name (stricter than libpq's `require`, like
+//! its `verify-full`). `prefer` (the default) and `disable` connect without TLS.
 
 mod encode;
 #[cfg(test)]
@@ -101,7 +103,6 @@ use bytes::BytesMut;
 use deadpool_postgres::Pool;
 use encode::{Column, Encoder, Kind, Plan, Target};
 use serde::Serialize;
-use std::collections::HashSet;
 use std::time::Duration;
 use write::{Statements, Tls, Transaction};
 
@@ -348,101 +349,105 @@ impl Open {
         }
     }
 
-    /// The plan of a batch of dynamic records: the columns their keys name, in the table's
-    /// order. Records with a key that is no writable column are refused.
-    fn dynamic_plan<T: Serialize>(&self, records: &[T], refused: &mut Vec<(usize, String)>) -> Plan {
-        let mut used = vec![false; self.columns.len()];
+    /// The plans of a batch of dynamic records: one per set of keys (the columns they name, in
+    /// the table's order), with the records that have that set, in order. Records with a key
+    /// that is no writable column are refused.
+    fn dynamic_groups<T: Serialize>(&self, records: &[T], refused: &mut Vec<(usize, String)>) -> Vec<(Plan, Vec<usize>)> {
+        let mut groups: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
         let mut names = Vec::new();
-        for (i, record) in records.iter().enumerate() {
+        'records: for (i, record) in records.iter().enumerate() {
             names.clear();
             if let Err(e) = record.serialize(encode_names::Names(&mut names)) {
                 refused.push((i, e.0));
                 continue;
             }
             let mut positions = Vec::with_capacity(names.len());
-            let mut problem = None;
             for name in &names {
-                match self.columns.iter().position(|c| &c.name == name) {
-                    None => {
-                        problem = Some(format!("field `{name}` is not a column of table {}", self.target));
-                        break;
-                    }
+                let reason = match self.columns.iter().position(|c| &c.name == name) {
+                    None => format!("field `{name}` is not a column of table {}", self.target),
                     Some(p) if self.columns[p].generated => {
-                        problem = Some(format!("column `{name}` of table {} is generated: it cannot be written", self.target));
-                        break;
+                        format!("column `{name}` of table {} is generated: it cannot be written", self.target)
                     }
-                    Some(p) if self.columns[p].kind == Kind::Unsupported => {
-                        let c = &self.columns[p];
-                        problem = Some(format!("column `{name}` of table {} is of type {}, which the postgres sink cannot write", self.target, c.type_name));
-                        break;
+                    Some(p) if self.columns[p].kind == Kind::Unsupported => format!(
+                        "column `{name}` of table {} is of type {}, which the postgres sink cannot write",
+                        self.target, self.columns[p].type_name
+                    ),
+                    Some(p) => {
+                        positions.push(p);
+                        continue;
                     }
-                    Some(p) => positions.push(p),
-                }
+                };
+                refused.push((i, reason));
+                continue 'records;
             }
-            match problem {
-                Some(reason) => refused.push((i, reason)),
-                None => positions.into_iter().for_each(|p| used[p] = true),
+            positions.sort_unstable();
+            positions.dedup();
+            match groups.iter_mut().find(|(set, _)| *set == positions) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((positions, vec![i])),
             }
         }
-        let targets = self.columns.iter().zip(&used).filter(|(_, used)| **used).map(|(c, _)| target_of(c)).collect();
-        Plan::new(targets, &self.keys)
+        groups
+            .into_iter()
+            .map(|(set, members)| (Plan::new(set.iter().map(|&p| target_of(&self.columns[p])).collect(), &self.keys), members))
+            .collect()
     }
 
     async fn write<T: Record>(&mut self, records: &[T]) -> Result<Written, ConnectorError> {
         let mut refused = Vec::new();
-        let dynamic = self.fixed.is_none();
-        let (plan, copy, merge) = match &self.fixed {
-            Some(fixed) => (None, fixed.copy.clone(), fixed.merge.clone()),
-            None => {
-                let plan = self.dynamic_plan(records, &mut refused);
-                let (copy, merge) = self.statements_for(&plan);
-                (Some(plan), copy, merge)
+        let groups = match &self.fixed {
+            Some(_) => vec![(None, (0..records.len()).collect::<Vec<_>>())],
+            None => self.dynamic_groups(records, &mut refused).into_iter().map(|(plan, members)| (Some(plan), members)).collect(),
+        };
+        let mut transaction = self.transaction.take();
+        let earlier = transaction.as_ref().map_or(0, |t| t.batches);
+        for (plan, members) in groups {
+            let (plan, copy, merge) = match (plan, &self.fixed) {
+                (Some(plan), _) => {
+                    let (copy, merge) = self.statements_for(&plan);
+                    (std::borrow::Cow::Owned(plan), std::borrow::Cow::Owned(copy), merge.map(std::borrow::Cow::Owned))
+                }
+                (None, Some(fixed)) => (
+                    std::borrow::Cow::Borrowed(&fixed.plan),
+                    std::borrow::Cow::Borrowed(fixed.copy.as_str()),
+                    fixed.merge.as_deref().map(std::borrow::Cow::Borrowed),
+                ),
+                (None, None) => return Err(ConnectorError::permanent(self.component.clone(), "no plan (a bug of the sink)")),
+            };
+            self.encoder.clear();
+            for i in members {
+                if let Err(reason) = self.encoder.push(&plan, i, &records[i]) {
+                    refused.push((i, reason));
+                }
             }
-        };
-        let already: HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
-        let plan_ref = match (&plan, &self.fixed) {
-            (Some(plan), _) => plan,
-            (None, Some(fixed)) => &fixed.plan,
-            (None, None) => return Err(ConnectorError::permanent(self.component.clone(), "no plan (a bug of the sink)")),
-        };
-        self.encoder.clear();
-        for (i, record) in records.iter().enumerate() {
-            if dynamic && already.contains(&i) {
+            if self.encoder.rows.is_empty() {
                 continue;
             }
-            if let Err(reason) = self.encoder.push(plan_ref, i, record) {
-                refused.push((i, reason));
-            }
-        }
-        if !self.encoder.rows.is_empty() {
-            let transaction = match self.transaction.take() {
+            let mut current = match transaction.take() {
                 Some(t) => t,
                 None => Transaction::new(write::connection(&self.pool, &self.component).await?),
             };
-            let mut transaction = transaction;
-            let statements = Statements {
-                component: &self.component,
-                timeout: self.timeout,
-                begin: &self.begin,
-                copy: &copy,
-                merge: merge.as_deref(),
-            };
-            match write::write_rows(&mut transaction, &statements, &self.encoder.body, &self.encoder.rows, &mut self.buffer).await {
+            let statements =
+                Statements { component: &self.component, timeout: self.timeout, begin: &self.begin, copy: &copy, merge: merge.as_deref() };
+            match write::write_rows(&mut current, &statements, &self.encoder.body, &self.encoder.rows, &mut self.buffer).await {
                 Ok(more) => {
                     refused.extend(more);
-                    transaction.batches += 1;
-                    self.transaction = Some(transaction);
+                    transaction = Some(current);
                 }
                 Err(e) => {
-                    if transaction.batches > 0 {
+                    if earlier > 0 {
                         self.lost = true;
                     }
-                    tracing::warn!(error = %e, table = %self.target, lost_batches = transaction.batches, "write failed; transaction abandoned");
-                    transaction.discard();
+                    tracing::warn!(error = %e, table = %self.target, lost_batches = earlier, "write failed; transaction abandoned");
+                    current.discard();
                     return Err(e);
                 }
             }
         }
+        if let Some(t) = &mut transaction {
+            t.batches = earlier + 1;
+        }
+        self.transaction = transaction;
         refused.sort_by_key(|(i, _)| *i);
         tracing::debug!(table = %self.target, records = records.len(), refused = refused.len(), "batch written (uncommitted)");
         Ok(Written { rejected: refused })
@@ -757,7 +762,10 @@ impl PostgresSink {
     fn tls(&self, config: &tokio_postgres::Config, component: &str) -> Result<Tls, ConnectorError> {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::CertificateDer;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
+        if config.get_ssl_mode() != tokio_postgres::config::SslMode::Require {
+            // `prefer` (the default) and `disable`: plain TCP, as without the feature. libpq's
+            // `prefer` would try TLS without checking the certificate; a TLS connection that
+            // checks nothing protects nothing, so TLS here is asked for explicitly.
             return Ok(Tls::None);
         }
         let permanent = |message: String| ConnectorError::permanent(component.to_owned(), message);
