@@ -240,3 +240,282 @@ async fn json_records_insert_and_upsert_awkward_text_and_refuse_what_cannot_be_s
     assert_eq!(got[1], (2, s("changed"), None, None, s("2026-11-30 12:00:00"), "done".into()));
     assert_eq!(got[4], (10, s("new"), None, None, None, "new".into()));
 }
+
+#[derive(Debug, Clone, PartialEq, Record, Serialize, Deserialize)]
+struct Item {
+    id: i64,
+    name: String,
+    qty: i32,
+}
+
+fn items(range: std::ops::Range<i64>) -> Vec<Item> {
+    range.map(|id| Item { id, name: format!("item {id}"), qty: (id % 7) as i32 }).collect()
+}
+
+/// The error `open` fails with, checked to be permanent.
+async fn open_error<T: Record + Sync>(sink: etl::sink::PostgresSink) -> String {
+    let mut sink = sink;
+    let e = open::<T>(&mut sink).await.expect_err("open refuses");
+    assert!(!e.is_retryable(), "a start-up error is permanent: {e}");
+    e.to_string()
+}
+
+#[tokio::test]
+async fn start_up_errors_name_the_table_and_the_column() {
+    let client = pg::client().await;
+    let url = pg::database_url();
+    // A missing table.
+    let missing = pg::unique("missing");
+    let e = open_error::<Item>(etl::sink::postgres(&url, &missing)).await;
+    assert!(e.contains(&format!("public.{missing}")) && e.contains("does not exist") && e.contains("create = true"), "{e}");
+    // A field without a column (with a hint for a case mismatch).
+    let table = pg::unique("items");
+    pg::exec(&client, &format!("CREATE TABLE \"{table}\" (id bigint PRIMARY KEY, \"Name\" text, qty integer)")).await;
+    let e = open_error::<Item>(etl::sink::postgres(&url, &table)).await;
+    assert!(e.contains(&table) && e.contains("no column `name`") && e.contains("did you mean `Name`"), "{e}");
+    // A column whose type cannot hold the field.
+    let table = pg::unique("items");
+    pg::exec(&client, &format!("CREATE TABLE \"{table}\" (id bigint PRIMARY KEY, name text, qty timestamptz)")).await;
+    let e = open_error::<Item>(etl::sink::postgres(&url, &table)).await;
+    assert!(e.contains(&table) && e.contains("`qty`") && e.contains("timestamp with time zone") && e.contains("i32"), "{e}");
+    // A NOT NULL column without a default that no field fills.
+    let table = pg::unique("items");
+    pg::exec(&client, &format!("CREATE TABLE \"{table}\" (id bigint, name text, qty integer, owner text NOT NULL)")).await;
+    let e = open_error::<Item>(etl::sink::postgres(&url, &table)).await;
+    assert!(e.contains(&table) && e.contains("`owner`") && e.contains("NOT NULL"), "{e}");
+    // An upsert without a unique index on the key (a non-unique index does not count), or on another key.
+    let table = pg::unique("items");
+    pg::exec(&client, &format!("CREATE TABLE \"{table}\" (id bigint, name text UNIQUE, qty integer); CREATE INDEX ON \"{table}\" (id)")).await;
+    let e = open_error::<Item>(etl::sink::postgres(&url, &table).mode(Mode::upsert(&["id"]))).await;
+    assert!(e.contains(&table) && e.contains("no unique index or constraint on exactly (id)"), "{e}");
+    let e = open_error::<Item>(etl::sink::postgres(&url, &table).mode(Mode::upsert(&["nope"]))).await;
+    assert!(e.contains("upsert key `nope`"), "{e}");
+    // ... which the same table accepts on `name`, and for Json records too.
+    let mut sink = etl::sink::postgres(&url, &table).mode(Mode::upsert(&["name"]));
+    open::<Item>(&mut sink).await.expect("name is unique");
+    let mut sink = etl::sink::postgres(&url, &table).mode(Mode::upsert(&["name"]));
+    open::<Json>(&mut sink).await.expect("name is unique");
+    // A generated column.
+    let table = pg::unique("items");
+    pg::exec(&client, &format!("CREATE TABLE \"{table}\" (id bigint, name text, qty integer GENERATED ALWAYS AS (id * 2) STORED)")).await;
+    let e = open_error::<Item>(etl::sink::postgres(&url, &table)).await;
+    assert!(e.contains("`qty`") && e.contains("generated"), "{e}");
+    // A view.
+    let view = pg::unique("items_view");
+    pg::exec(&client, &format!("CREATE VIEW \"{view}\" AS SELECT 1::bigint AS id, 'x'::text AS name, 1 AS qty")).await;
+    let e = open_error::<Item>(etl::sink::postgres(&url, &view)).await;
+    assert!(e.contains("is not a table"), "{e}");
+    // An unset variable, named; `create` for records without a schema.
+    let e = open_error::<Item>(etl::sink::postgres("${ETL_TEST_SURELY_UNSET_URL}", &table)).await;
+    assert!(e.contains("ETL_TEST_SURELY_UNSET_URL"), "{e}");
+    let e = open_error::<Json>(etl::sink::postgres(&url, pg::unique("missing")).create(true)).await;
+    assert!(e.contains("typed record"), "{e}");
+    // Through the pipeline: the run fails before anything is read.
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&read);
+    let source = etl::source::iter((0..10).map(move |id| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Item { id, name: String::new(), qty: 0 }
+    }));
+    let result = Pipeline::from(source).to(etl::sink::postgres(&url, &missing)).handle_signals(false).run().await;
+    assert!(result.is_err_and(|e| e.to_string().contains(&missing)));
+    assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing consumed");
+}
+
+#[tokio::test]
+async fn create_true_makes_the_table_from_the_record_schema() {
+    #[derive(Debug, Clone, Record, Serialize, Deserialize)]
+    struct Reading {
+        sensor: String,
+        at: i64,
+        value: f64,
+        ok: bool,
+        small: u8,
+        note: Option<String>,
+        extra: Vec<i32>,
+    }
+    let client = pg::client().await;
+    let table = pg::unique("readings");
+    let sink = etl::sink::postgres(pg::database_url(), &table).create(true).mode(Mode::upsert(&["sensor", "at"]));
+    let readings: Vec<Reading> = (0..20)
+        .map(|i| Reading { sensor: format!("s{}", i % 4), at: i / 4, value: i as f64 * 0.5, ok: true, small: 3, note: None, extra: vec![i as i32] })
+        .collect();
+    let dlq = MemoryDeadLetters::new();
+    run(readings.clone(), sink, 6, &dlq).await.expect("the run");
+    let columns: Vec<(String, String, String)> = client
+        .query(
+            "SELECT column_name::text, data_type::text, is_nullable::text FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
+            &[&table],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let want = [
+        ("sensor", "text", "NO"),
+        ("at", "bigint", "NO"),
+        ("value", "double precision", "NO"),
+        ("ok", "boolean", "NO"),
+        ("small", "smallint", "NO"),
+        ("note", "text", "YES"),
+        ("extra", "jsonb", "NO"),
+    ];
+    let want: Vec<(String, String, String)> = want.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
+    assert_eq!(columns, want);
+    assert_eq!(pg::count(&client, &table).await, 20);
+    // The keys are the primary key: a second run upserts.
+    run(readings, etl::sink::postgres(pg::database_url(), &table).create(true).mode(Mode::upsert(&["sensor", "at"])), 6, &dlq)
+        .await
+        .expect("a second run");
+    assert_eq!(pg::count(&client, &table).await, 20);
+    assert!(dlq.is_empty());
+}
+
+#[tokio::test]
+async fn rows_the_table_refuses_are_dead_lettered_with_their_record_and_the_rest_land() {
+    let client = pg::client().await;
+    let url = pg::database_url();
+    let table = pg::unique("checked");
+    pg::exec(
+        &client,
+        &format!(
+            "CREATE TABLE \"{table}\" (id bigint PRIMARY KEY, name text NOT NULL, qty integer CONSTRAINT qty_small CHECK (qty < 5))"
+        ),
+    )
+    .await;
+    // qty = id % 7: ids with qty 5 or 6 break the CHECK; id 3 appears twice (a duplicate key in
+    // insert mode: the second is refused).
+    let mut records = items(0..60);
+    records.insert(30, Item { id: 3, name: "duplicate".into(), qty: 0 });
+    let dlq = MemoryDeadLetters::new();
+    let report = run(records.clone(), etl::sink::postgres(&url, &table), 25, &dlq).await.expect("the run");
+    let breaking: Vec<i64> = (0..60).filter(|id| id % 7 >= 5).collect();
+    assert_eq!(report.dead_lettered as usize, breaking.len() + 1, "{report}");
+    assert_eq!(report.records_out as usize, 61 - breaking.len() - 1, "{report}");
+    let entries = dlq.list().await.unwrap();
+    let mut refused: Vec<Item> = entries.iter().map(|e| serde_json::from_slice(&e.payload).expect("the record")).collect();
+    refused.sort_by_key(|i| (i.id, i.name.clone()));
+    let mut want: Vec<Item> = records.iter().filter(|i| i.qty >= 5 || i.name == "duplicate").cloned().collect();
+    want.sort_by_key(|i| (i.id, i.name.clone()));
+    assert_eq!(refused, want, "each refused record dead-lettered once, as it was");
+    for e in &entries {
+        assert!(e.error.contains("qty_small") || e.error.contains("duplicate key"), "the database's reason: {}", e.error);
+        assert!(e.error.contains("SQLSTATE 23"), "{}", e.error);
+    }
+    let ids: Vec<i64> =
+        client.query(&format!("SELECT id FROM \"{table}\" ORDER BY id"), &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let want_ids: Vec<i64> = (0..60).filter(|id| id % 7 < 5).collect();
+    assert_eq!(ids, want_ids, "the rest landed, once");
+    let name: String = client.query_one(&format!("SELECT name FROM \"{table}\" WHERE id = 3"), &[]).await.unwrap().get(0);
+    assert_eq!(name, "item 3", "the first of the duplicates");
+}
+
+#[tokio::test]
+async fn values_out_of_range_are_refused_before_sending() {
+    #[derive(Debug, Clone, Record, Serialize, Deserialize)]
+    struct Wide {
+        id: i64,
+        qty: i64,
+        at: String,
+    }
+    let client = pg::client().await;
+    let table = pg::unique("narrow");
+    pg::exec(&client, &format!("CREATE TABLE \"{table}\" (id bigint, qty smallint, at timestamptz)")).await;
+    let records = vec![
+        Wide { id: 1, qty: 32767, at: "2026-01-01T00:00:00Z".into() },
+        Wide { id: 2, qty: 32768, at: "2026-01-01T00:00:00Z".into() },
+        Wide { id: 3, qty: 1, at: "2026-01-01 00:00:00".into() },
+        Wide { id: 4, qty: 1, at: "yesterday".into() },
+        Wide { id: 5, qty: -32768, at: "2026-02-30T00:00:00Z".into() },
+    ];
+    let dlq = MemoryDeadLetters::new();
+    let report = run(records, etl::sink::postgres(pg::database_url(), &table), 10, &dlq).await.expect("the run");
+    assert_eq!((report.records_out, report.dead_lettered), (1, 4), "{report}");
+    let errors: Vec<String> = dlq.list().await.unwrap().into_iter().map(|e| e.error).collect();
+    assert!(errors[0].contains("32768") && errors[0].contains("out of range") && errors[0].contains("`qty`"), "{errors:?}");
+    assert!(errors[1].contains("no UTC offset"), "{errors:?}");
+    assert!(errors[2].contains("yesterday"), "{errors:?}");
+    assert!(errors[3].contains("2026-02-30") && errors[3].contains("`at`"), "{errors:?}");
+    assert_eq!(pg::count(&client, &table).await, 1);
+}
+
+#[tokio::test]
+async fn nothing_is_visible_before_commit_and_a_lost_transaction_fails_the_commit() {
+    let client = pg::client().await;
+    let url = pg::database_url();
+    let table = pg::unique("two_phase");
+    pg::exec(&client, &format!("CREATE TABLE \"{table}\" (id bigint PRIMARY KEY, name text, qty integer)")).await;
+    let mut sink = etl::sink::postgres(&url, &table);
+    open::<Item>(&mut sink).await.expect("open");
+    let written = sink.write(&items(0..10)).await.expect("write");
+    assert_eq!(written, Written::all());
+    sink.write(&items(10..20)).await.expect("a second write, same transaction");
+    assert_eq!(pg::count(&client, &table).await, 0, "nothing visible from another session before commit");
+    Sink::<Item>::commit(&mut sink).await.expect("commit");
+    assert_eq!(pg::count(&client, &table).await, 20, "everything visible after commit");
+    Sink::<Item>::commit(&mut sink).await.expect("a commit with nothing written");
+
+    // The server ends the sink's session between a write and the commit: the commit fails
+    // (retryably) and nothing of the batch is committed.
+    sink.write(&items(20..30)).await.expect("write");
+    let killed: i64 = client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'etl' AND state LIKE 'idle in transaction%' \
+             AND strpos(query, $1) > 0 AND datname = current_database()",
+            &[&table],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1, "the sink's session, idle in its transaction");
+    let e = Sink::<Item>::commit(&mut sink).await.expect_err("the commit fails");
+    assert!(e.is_retryable(), "{e}");
+    assert_eq!(pg::count(&client, &table).await, 20, "nothing of the lost transaction");
+    // Writing again (as the pipeline does after a failed commit) and committing lands it.
+    sink.write(&items(20..30)).await.expect("write again");
+    Sink::<Item>::commit(&mut sink).await.expect("commit");
+    assert_eq!(pg::count(&client, &table).await, 30);
+
+    // A write that fails after earlier writes of the same transaction: the retried write
+    // succeeds on a new connection, but the commit fails so that the earlier batch is written
+    // again too.
+    sink.write(&items(30..40)).await.expect("write");
+    client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'etl' \
+             AND state LIKE 'idle in transaction%' AND strpos(query, $1) > 0 AND datname = current_database()",
+            &[&table],
+        )
+        .await
+        .unwrap();
+    let e = sink.write(&items(40..50)).await.expect_err("the connection is gone");
+    assert!(e.is_retryable(), "{e}");
+    sink.write(&items(40..50)).await.expect("the retried write");
+    let e = Sink::<Item>::commit(&mut sink).await.expect_err("the batch 30..40 was lost with its transaction");
+    assert!(e.is_retryable() && e.to_string().contains("written again"), "{e}");
+    assert_eq!(pg::count(&client, &table).await, 30);
+    sink.write(&items(30..40)).await.expect("rewrite");
+    sink.write(&items(40..50)).await.expect("rewrite");
+    Sink::<Item>::commit(&mut sink).await.expect("commit");
+    assert_eq!(pg::count(&client, &table).await, 50);
+    Sink::<Item>::close(&mut sink).await.expect("close");
+}
+
+#[tokio::test]
+async fn the_password_never_shows() {
+    let sink = etl::sink::postgres("postgres://etl:hunter2@127.0.0.1:1/db?sslmode=disable&password=hunter3", "t");
+    let debug = format!("{sink:?}");
+    assert!(!debug.contains("hunter"), "{debug}");
+    assert!(debug.contains("etl:***@127.0.0.1"), "{debug}");
+    let sink = etl::sink::postgres("host=127.0.0.1 port=1 user=etl password='hunter 2' dbname=db", "t");
+    let debug = format!("{sink:?}");
+    assert!(!debug.contains("hunter"), "{debug}");
+    // Nothing listens on port 1: the error names the table, not the password.
+    std::env::set_var("ETL_TEST_PG_PASSWORD", "hunter4");
+    let mut sink = etl::sink::postgres("postgres://etl:${ETL_TEST_PG_PASSWORD}@127.0.0.1:1/db", "t").timeout(Duration::from_secs(5));
+    let e = open::<Item>(&mut sink).await.expect_err("nothing listens there");
+    let text = format!("{e} {e:?}");
+    assert!(!text.contains("hunter4") && text.contains("postgres sink public.t"), "{text}");
+    assert!(!format!("{sink:?}").contains("hunter4"));
+}
