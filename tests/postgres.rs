@@ -9,7 +9,7 @@ mod pg;
 #[path = "common/proxy.rs"]
 mod proxy;
 
-use common::{quick_retries, wait_until_async, Event, Fed, Timeline, PATIENCE};
+use common::{quick_retries, wait_until_async, Fed, Timeline, PATIENCE};
 use etl::ack::Status;
 use etl::batch::BatchConfig;
 use etl::dead_letter::{DeadLetters, MemoryDeadLetters};
@@ -518,4 +518,69 @@ async fn the_password_never_shows() {
     let text = format!("{e} {e:?}");
     assert!(!text.contains("hunter4") && text.contains("postgres sink public.t"), "{text}");
     assert!(!format!("{sink:?}").contains("hunter4"));
+}
+
+#[tokio::test]
+async fn postgres_unreachable_for_10_seconds_mid_run_loses_nothing_and_commits_nothing_meanwhile() {
+    const CUT: Duration = Duration::from_secs(10);
+    let client = pg::client().await;
+    let table = pg::unique("outage");
+    pg::exec(&client, &format!("CREATE TABLE \"{table}\" (id bigint PRIMARY KEY, name text, qty integer)")).await;
+    let proxy = proxy::TcpProxy::start(pg::address(&pg::database_url())).await;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let timeline = Timeline::default();
+    let batching = BatchConfig { batch_size: 10, batch_timeout: Duration::from_millis(100), ..BatchConfig::default() };
+    let source = Fed { rx, batching, timeline: timeline.clone() };
+    let sink = etl::sink::postgres(pg::url_via(proxy.addr), &table).mode(Mode::upsert(&["id"])).timeout(Duration::from_secs(5));
+    // Retries spread over more than the outage.
+    let retry = RetryPolicy::default().max_retries(60).initial_delay(Duration::from_millis(100)).max_delay(Duration::from_secs(1));
+    let run = tokio::spawn(
+        Pipeline::from(source)
+            .map(|id: i64| Item { id, name: format!("item {id}"), qty: (id % 7) as i32 })
+            .to(sink)
+            .retry(retry)
+            .max_in_flight(3)
+            .dead_letters(MemoryDeadLetters::new())
+            .handle_signals(false)
+            .run(),
+    );
+    let feed = |range: std::ops::Range<i64>| {
+        let tx = tx.clone();
+        async move {
+            for id in range {
+                tx.send(id).expect("the source is open");
+                if id % 10 == 9 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    };
+    feed(0..200).await;
+    wait_until_async(PATIENCE, "the first 200 rows committed", || async { pg::count(&client, &table).await == 200 }).await;
+
+    proxy.cut();
+    let cut_at = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let acks_at_cut = timeline.acks().len();
+    feed(200..400).await;
+    while cut_at.elapsed() < CUT {
+        assert_eq!(pg::count(&client, &table).await, 200, "nothing committed while PostgreSQL is unreachable");
+        assert_eq!(timeline.acks().len(), acks_at_cut, "nothing acknowledged while PostgreSQL is unreachable");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(proxy.dropped() >= 1, "the sink's connection was cut");
+    proxy.restore();
+    feed(400..600).await;
+    drop(tx);
+    let report = tokio::time::timeout(PATIENCE, run).await.expect("the run ends").expect("no panic").expect("the run succeeds");
+    assert!(report.retries > 0, "the sink retried: {report}");
+    assert_eq!((report.records_out, report.dead_lettered), (600, 0), "{report}");
+    let ids: Vec<i64> =
+        client.query(&format!("SELECT id FROM \"{table}\" ORDER BY id"), &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, (0..600).collect::<Vec<_>>(), "every row exactly once");
+    let acks = timeline.acks();
+    assert!(acks.iter().all(|(_, s)| *s == Status::Delivered), "{acks:?}");
+    let mut batches: Vec<usize> = acks.iter().map(|(i, _)| *i).collect();
+    batches.sort_unstable();
+    assert_eq!(batches, (0..acks.len()).collect::<Vec<_>>(), "every batch acknowledged once");
 }
