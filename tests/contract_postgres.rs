@@ -65,7 +65,8 @@ impl SinkHarness for PostgresHarness {
     }
 
     async fn read_back(&mut self) -> Vec<Vec<Json>> {
-        let rows = self.client.query(&format!("SELECT n, text, multiline FROM \"{}\" ORDER BY n", self.table), &[]).await.expect("read back");
+        let rows =
+            self.client.query(&format!("SELECT n, text, multiline FROM \"{}\" ORDER BY n", self.table), &[]).await.expect("read back");
         let records: Vec<Json> = rows
             .iter()
             .map(|r| {

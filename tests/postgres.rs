@@ -217,8 +217,12 @@ async fn json_records_insert_and_upsert_awkward_text_and_refuse_what_cannot_be_s
     assert!(refused[3].1.contains("out of range") && refused[3].1.contains("`n`"), "{}", refused[3].1);
     assert!(refused[4].1.contains("tags") && refused[4].1.contains("text[]"), "{}", refused[4].1);
     type Row = (i64, Option<String>, Option<String>, Option<i32>, Option<String>, String);
-    let select = format!("SELECT id, \"Title\", body::text, n, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), status FROM \"{table}\" ORDER BY id");
-    let read = |rows: Vec<tokio_postgres::Row>| -> Vec<Row> { rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))).collect() };
+    let select = format!(
+        "SELECT id, \"Title\", body::text, n, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), status FROM \"{table}\" ORDER BY id"
+    );
+    let read = |rows: Vec<tokio_postgres::Row>| -> Vec<Row> {
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))).collect()
+    };
     let got = read(client.query(&select, &[]).await.unwrap());
     let s = |v: &str| Some(v.to_owned());
     let want: Vec<Row> = vec![
@@ -229,10 +233,11 @@ async fn json_records_insert_and_upsert_awkward_text_and_refuse_what_cannot_be_s
     ];
     assert_eq!(got, want, "missing fields take the column's default; JSON null is NULL");
     // Upsert of Json records: only the columns a record names are updated.
-    let changes: Vec<Json> = vec![json!({"id": 1, "n": 8}), json!({"id": 2, "Title": "changed", "status": "done"}), json!({"id": 10, "Title": "new"})]
-        .into_iter()
-        .map(|v| serde_json::from_value(v).unwrap())
-        .collect();
+    let changes: Vec<Json> =
+        vec![json!({"id": 1, "n": 8}), json!({"id": 2, "Title": "changed", "status": "done"}), json!({"id": 10, "Title": "new"})]
+            .into_iter()
+            .map(|v| serde_json::from_value(v).unwrap())
+            .collect();
     let report = run(changes, etl::sink::postgres(&url, &table).mode(Mode::upsert(&["id"])), 100, &dlq).await.expect("the upsert");
     assert_eq!(report.records_out, 3, "{report}");
     let got = read(client.query(&select, &[]).await.unwrap());
@@ -285,7 +290,8 @@ async fn start_up_errors_name_the_table_and_the_column() {
     assert!(e.contains(&table) && e.contains("`owner`") && e.contains("NOT NULL"), "{e}");
     // An upsert without a unique index on the key (a non-unique index does not count), or on another key.
     let table = pg::unique("items");
-    pg::exec(&client, &format!("CREATE TABLE \"{table}\" (id bigint, name text UNIQUE, qty integer); CREATE INDEX ON \"{table}\" (id)")).await;
+    pg::exec(&client, &format!("CREATE TABLE \"{table}\" (id bigint, name text UNIQUE, qty integer); CREATE INDEX ON \"{table}\" (id)"))
+        .await;
     let e = open_error::<Item>(etl::sink::postgres(&url, &table).mode(Mode::upsert(&["id"]))).await;
     assert!(e.contains(&table) && e.contains("no unique index or constraint on exactly (id)"), "{e}");
     let e = open_error::<Item>(etl::sink::postgres(&url, &table).mode(Mode::upsert(&["nope"]))).await;
@@ -338,7 +344,15 @@ async fn create_true_makes_the_table_from_the_record_schema() {
     let table = pg::unique("readings");
     let sink = etl::sink::postgres(pg::database_url(), &table).create(true).mode(Mode::upsert(&["sensor", "at"]));
     let readings: Vec<Reading> = (0..20)
-        .map(|i| Reading { sensor: format!("s{}", i % 4), at: i / 4, value: i as f64 * 0.5, ok: true, small: 3, note: None, extra: vec![i as i32] })
+        .map(|i| Reading {
+            sensor: format!("s{}", i % 4),
+            at: i / 4,
+            value: i as f64 * 0.5,
+            ok: true,
+            small: 3,
+            note: None,
+            extra: vec![i as i32],
+        })
         .collect();
     let dlq = MemoryDeadLetters::new();
     run(readings.clone(), sink, 6, &dlq).await.expect("the run");
@@ -379,9 +393,7 @@ async fn rows_the_table_refuses_are_dead_lettered_with_their_record_and_the_rest
     let table = pg::unique("checked");
     pg::exec(
         &client,
-        &format!(
-            "CREATE TABLE \"{table}\" (id bigint PRIMARY KEY, name text NOT NULL, qty integer CONSTRAINT qty_small CHECK (qty < 5))"
-        ),
+        &format!("CREATE TABLE \"{table}\" (id bigint PRIMARY KEY, name text NOT NULL, qty integer CONSTRAINT qty_small CHECK (qty < 5))"),
     )
     .await;
     // qty = id % 7: ids with qty 5 or 6 break the CHECK; id 3 appears twice (a duplicate key in

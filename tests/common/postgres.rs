@@ -51,8 +51,9 @@ pub fn url_via(addr: std::net::SocketAddr) -> String {
 
 /// A client of its own (the test's view of the table, from another session than the sink's).
 pub async fn client() -> tokio_postgres::Client {
-    let (client, connection) =
-        tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await.unwrap_or_else(|e| panic!("connect to PostgreSQL: {e}: {HOW}"));
+    let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to PostgreSQL: {e}: {HOW}"));
     tokio::spawn(async move {
         let _ = connection.await;
     });

@@ -116,9 +116,7 @@ pub(super) fn field_kind(ty: &str) -> FieldKind {
         "f32" | "f64" => FieldKind::Float,
         "bool" => FieldKind::Bool,
         "String" | "str" | "char" | "Cow" | "Box<str>" | "Arc<str>" => FieldKind::Text,
-        "Vec" | "VecDeque" | "HashMap" | "BTreeMap" | "IndexMap" | "HashSet" | "BTreeSet" | "Value" | "Map" | "Json" => {
-            FieldKind::Nested
-        }
+        "Vec" | "VecDeque" | "HashMap" | "BTreeMap" | "IndexMap" | "HashSet" | "BTreeSet" | "Value" | "Map" | "Json" => FieldKind::Nested,
         _ => FieldKind::Unknown,
     }
 }
@@ -227,8 +225,7 @@ pub(super) fn create_stage_sql(stage: &str, columns: &[Column], row_number: &str
 pub(super) fn merge_sql(target: &str, stage: &str, row_number: &str, columns: &[&str], keys: &[&str]) -> String {
     let cols = column_list(columns.iter().copied());
     let key_list = column_list(keys.iter().copied());
-    let updates: Vec<String> =
-        columns.iter().filter(|c| !keys.contains(c)).map(|c| format!("{0} = EXCLUDED.{0}", quote(c))).collect();
+    let updates: Vec<String> = columns.iter().filter(|c| !keys.contains(c)).map(|c| format!("{0} = EXCLUDED.{0}", quote(c))).collect();
     let action = if updates.is_empty() { "NOTHING".to_owned() } else { format!("UPDATE SET {}", updates.join(", ")) };
     format!(
         "INSERT INTO {target} ({cols}) SELECT {cols} FROM (SELECT DISTINCT ON ({key_list}) {cols} FROM pg_temp.{stage} \
@@ -275,9 +272,7 @@ pub(super) enum Class {
 /// The class of SQLSTATE `code`.
 pub(super) fn classify(code: &str) -> Class {
     match code {
-        "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "58030" | "25006" | "25P02" | "25P03" => {
-            Class::Retryable
-        }
+        "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "58030" | "25006" | "25P02" | "25P03" => Class::Retryable,
         "P0001" => Class::Data,
         _ => match code.get(..2) {
             Some("22" | "23" | "44") => Class::Data,
@@ -405,7 +400,9 @@ impl Encoder {
         self.scratch.clear();
         self.cells.clear();
         self.cells.resize(plan.targets.len(), Cell::Missing);
-        record.serialize(RowSerializer { plan, scratch: &mut self.scratch, cells: &mut self.cells, key: None, next: 0 }).map_err(|e| e.0)?;
+        record
+            .serialize(RowSerializer { plan, scratch: &mut self.scratch, cells: &mut self.cells, key: None, next: 0 })
+            .map_err(|e| e.0)?;
         if let Some(&missing) = plan.keys.iter().find(|&&k| self.cells[k] == Cell::Missing) {
             return Err(format!("the record has no field `{}`, a key of the upsert", plan.targets[missing].name));
         }
@@ -580,10 +577,22 @@ impl<'a> ser::Serializer for RowSerializer<'a> {
     fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, EncodeError> {
         Err(EncodeError(NOT_A_ROW.into()))
     }
-    fn serialize_tuple_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeTupleVariant, EncodeError> {
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, EncodeError> {
         Err(EncodeError(NOT_A_ROW.into()))
     }
-    fn serialize_struct_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeStructVariant, EncodeError> {
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, EncodeError> {
         Err(EncodeError(NOT_A_ROW.into()))
     }
 }
@@ -831,7 +840,13 @@ impl<'a> ser::Serializer for CellSerializer<'a> {
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<bool, EncodeError> {
         value.serialize(self)
     }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(self, _: &'static str, _: u32, _: &'static str, _: &T) -> Result<bool, EncodeError> {
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<bool, EncodeError> {
         Err(self.nested())
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, EncodeError> {
@@ -843,7 +858,13 @@ impl<'a> ser::Serializer for CellSerializer<'a> {
     fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, EncodeError> {
         Err(self.nested())
     }
-    fn serialize_tuple_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeTupleVariant, EncodeError> {
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, EncodeError> {
         Err(self.nested())
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, EncodeError> {
@@ -852,7 +873,13 @@ impl<'a> ser::Serializer for CellSerializer<'a> {
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, EncodeError> {
         Err(self.nested())
     }
-    fn serialize_struct_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeStructVariant, EncodeError> {
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, EncodeError> {
         Err(self.nested())
     }
 }

@@ -528,7 +528,13 @@ mod encode_names {
         fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<(), EncodeError> {
             value.serialize(self)
         }
-        fn serialize_newtype_variant<T: Serialize + ?Sized>(self, _: &'static str, _: u32, _: &'static str, _: &T) -> Result<(), EncodeError> {
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<(), EncodeError> {
             Err(EncodeError(NOT_A_ROW.into()))
         }
         fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, EncodeError> {
@@ -540,7 +546,13 @@ mod encode_names {
         fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, EncodeError> {
             Err(EncodeError(NOT_A_ROW.into()))
         }
-        fn serialize_tuple_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeTupleVariant, EncodeError> {
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, EncodeError> {
             Err(EncodeError(NOT_A_ROW.into()))
         }
         fn serialize_map(self, _: Option<usize>) -> Result<Self, EncodeError> {
@@ -549,7 +561,13 @@ mod encode_names {
         fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, EncodeError> {
             Ok(self)
         }
-        fn serialize_struct_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeStructVariant, EncodeError> {
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, EncodeError> {
             Err(EncodeError(NOT_A_ROW.into()))
         }
     }
@@ -712,7 +730,9 @@ impl PostgresSink {
                 }
                 targets.push(target_of(c));
             }
-            if let Some(c) = columns.iter().find(|c| c.not_null && !c.has_default && !c.generated && !fields.iter().any(|(n, _)| *n == c.name)) {
+            if let Some(c) =
+                columns.iter().find(|c| c.not_null && !c.has_default && !c.generated && !fields.iter().any(|(n, _)| *n == c.name))
+            {
                 return Err(permanent(format!(
                     "column `{}` of table {schema_name}.{table} is NOT NULL without a default, and {} has no field `{}`",
                     c.name, schema.name, c.name

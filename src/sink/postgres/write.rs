@@ -354,7 +354,8 @@ pub(super) async fn write_rows(
     buffer: &mut BytesMut,
 ) -> Result<Vec<(usize, String)>, ConnectorError> {
     let mut refused = Vec::new();
-    let mut pending = vec![0..rows.len()];
+    let mut pending: Vec<Range<usize>> = Vec::new();
+    pending.push(0..rows.len());
     let mut attempts = 0usize;
     while let Some(range) = pending.pop() {
         if range.is_empty() {
