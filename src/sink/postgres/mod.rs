@@ -177,6 +177,12 @@ impl Mode {
 }
 
 /// Writes records into a PostgreSQL table. See [`postgres()`] and the [module docs](self).
+///
+/// ```
+/// use etl::sink::postgres::{Mode, PostgresSink};
+/// let sink: PostgresSink = etl::sink::postgres("${DATABASE_URL}", "orders").schema("sales").mode(Mode::upsert(&["id"]));
+/// assert!(!format!("{sink:?}").contains("DATABASE_URL=")); // Debug never shows a password
+/// ```
 pub struct PostgresSink {
     url: String,
     table: String,
@@ -634,7 +640,15 @@ impl PostgresSink {
         let pool: Pool = resources.get_or_try_init(&key, || async { write::pool(config, tls, size, limit, &component) }).await?;
         let client = write::connection(&pool, &component).await?;
         let target = encode::qualified(&schema_name, &table);
-        let keys = self.mode.keys().to_vec();
+        let mut keys: Vec<String> = Vec::new();
+        for key in self.mode.keys() {
+            if !keys.contains(key) {
+                keys.push(key.clone());
+            }
+        }
+        if matches!(self.mode, Mode::Upsert(_)) && keys.is_empty() {
+            return Err(permanent("an upsert needs at least one key column: Mode::upsert(&[\"id\"])".into()));
+        }
         let fields: Vec<(&str, &str)> = schema.fields.iter().map(|f| (f.name, f.ty)).collect();
         let mut info = write::table_info(&client, &schema_name, &table, &component, limit).await?;
         if info.is_none() && self.create {
@@ -670,9 +684,6 @@ impl PostgresSink {
         if !keys.is_empty() {
             if !info.can_update {
                 return Err(permanent(format!("the role may not UPDATE table {schema_name}.{table}, which an upsert needs")));
-            }
-            if keys.is_empty() {
-                return Err(permanent("an upsert needs at least one key column".into()));
             }
             for key in &keys {
                 if column(key).is_none() {
