@@ -49,6 +49,44 @@ ensure_moto() {
   log "moto at $MOTO_URL"
 }
 
+# PostgreSQL for the postgres sink's tests. When nothing answers on 127.0.0.1:${PGPORT:-5432},
+# starts the machine's cluster (Debian's pg_ctlcluster; installs the `postgresql` package when
+# there is none), makes sure the `test` database exists, and exports DATABASE_URL (only when
+# unset; trust authentication for postgres on loopback, as Debian's default pg_hba allows).
+ensure_postgres() {
+  local port=${PGPORT:-5432}
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+      log "installing PostgreSQL (apt-get install postgresql)"
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } \
+        || { log "could not install PostgreSQL"; return 1; }
+      # A fresh cluster asks for passwords on TCP: trust loopback, as the tests expect.
+      local hba
+      for hba in /etc/postgresql/*/main/pg_hba.conf; do
+        sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+      done
+    fi
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    log "starting PostgreSQL $version on 127.0.0.1:$port"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start \
+      || { log "could not start PostgreSQL $version"; return 1; }
+    wait_for_port 127.0.0.1 "$port" 60 || return 1
+  fi
+  if [ -z "${DATABASE_URL:-}" ]; then
+    export DATABASE_URL="postgres://postgres@127.0.0.1:$port/test"
+  fi
+  # The suite's database: create it when missing (as the postgres superuser on loopback).
+  if command -v psql >/dev/null 2>&1 \
+    && ! psql "$DATABASE_URL" -Atqc 'SELECT 1' >/dev/null 2>&1 \
+    && psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atqc 'SELECT 1' >/dev/null 2>&1; then
+    log "creating database test"
+    psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -qc 'CREATE DATABASE test' >/dev/null || true
+  fi
+  log "PostgreSQL at ${DATABASE_URL%%@*}@..."
+}
+
 ensure_services() {
   ensure_moto
+  ensure_postgres
 }
