@@ -38,6 +38,8 @@ pub mod config;
 pub mod dead_letter;
 mod durable;
 mod error;
+#[cfg(feature = "kafka")]
+mod kafka;
 pub mod format;
 pub mod operator;
 pub mod pipeline;
