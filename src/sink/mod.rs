@@ -4,6 +4,8 @@
 mod blackhole;
 mod collect;
 pub mod file;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 #[cfg(feature = "s3")]
 pub mod s3;
 #[cfg(feature = "sqs")]
@@ -14,6 +16,8 @@ pub use crate::format::Encoded;
 pub use blackhole::{blackhole, Blackhole};
 pub use collect::{collect, Collect, Collected};
 pub use file::{file, FileSink, Rolling};
+#[cfg(feature = "kafka")]
+pub use kafka::{kafka, KafkaSink};
 #[cfg(feature = "s3")]
 pub use s3::{s3, S3Sink};
 #[cfg(feature = "sqs")]
