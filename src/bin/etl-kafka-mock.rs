@@ -6,11 +6,12 @@
 //! etl-kafka-mock [--brokers N] [--env-file PATH]
 //! ```
 //!
-//! Prints (and writes to `PATH`, atomically, when given) two lines a shell can `source`:
+//! Prints (and writes to `PATH`, atomically, when given) lines a shell can `source`:
 //!
 //! ```text
 //! KAFKA_BROKERS=127.0.0.1:40211
 //! KAFKA_MOCK_CONTROL=127.0.0.1:40212
+//! KAFKA_MOCK_PID=31337
 //! ```
 //!
 //! The mock cluster has no CreateTopics handler (the admin API), so topics are created through
@@ -32,7 +33,6 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
 
 fn main() {
     if let Err(e) = run() {
@@ -61,7 +61,11 @@ fn run() -> Result<(), String> {
     let cluster = MockCluster::new(brokers).map_err(|e| format!("cannot start the mock cluster: {e}"))?;
     let control = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot open the control port: {e}"))?;
     let control_addr = control.local_addr().map_err(|e| e.to_string())?;
-    let env = format!("KAFKA_BROKERS={}\nKAFKA_MOCK_CONTROL={control_addr}\n", cluster.bootstrap_servers());
+    let env = format!(
+        "KAFKA_BROKERS={}\nKAFKA_MOCK_CONTROL={control_addr}\nKAFKA_MOCK_PID={}\n",
+        cluster.bootstrap_servers(),
+        std::process::id()
+    );
     if let Some(path) = env_file {
         let tmp = format!("{path}.tmp");
         std::fs::write(&tmp, &env).map_err(|e| format!("cannot write {tmp}: {e}"))?;
@@ -69,25 +73,22 @@ fn run() -> Result<(), String> {
     }
     print!("{env}");
     let _ = std::io::stdout().flush();
-    // One connection at a time is plenty for tests; the cluster is not `Sync`.
-    let cluster = Arc::new(Mutex::new(cluster));
+    // One connection at a time, on this thread (the cluster handle is not `Send`): a client
+    // sends its commands and closes; a connection idle for 5 s is dropped.
     for stream in control.incoming() {
         let Ok(stream) = stream else { continue };
-        let cluster = Arc::clone(&cluster);
-        std::thread::spawn(move || serve(stream, &cluster));
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+        serve(stream, &cluster);
     }
     Ok(())
 }
 
-fn serve(stream: TcpStream, cluster: &Mutex<MockCluster<'static, rdkafka::producer::DefaultProducerContext>>) {
+fn serve(stream: TcpStream, cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>) {
     let Ok(mut out) = stream.try_clone() else { return };
     for line in BufReader::new(stream).lines() {
         let Ok(line) = line else { return };
         let words: Vec<&str> = line.split_whitespace().collect();
-        let answer = {
-            let cluster = cluster.lock().unwrap_or_else(|p| p.into_inner());
-            command(&cluster, &words)
-        };
+        let answer = command(cluster, &words);
         let reply = match answer {
             Ok(()) => "ok\n".to_owned(),
             Err(e) => format!("error {e}\n"),
