@@ -68,6 +68,9 @@ struct Slot<W> {
     done: Option<i64>,
     /// A seek this slot waits for (messages are not admitted meanwhile).
     seek_to: Option<i64>,
+    /// Whether a batch of this assignment completed the prefix (before that, `done` is only
+    /// where reading started: nothing to commit).
+    moved: bool,
     /// The last offset the group confirmed.
     committed: Option<i64>,
     /// (end offset, what is owed) released once a commit reaches the end offset.
@@ -121,6 +124,7 @@ impl<W> Partitions<W> {
                 epoch: 0,
                 done: None,
                 seek_to: None,
+                moved: false,
                 committed: None,
                 waiting: Vec::new(),
             },
@@ -201,6 +205,7 @@ impl<W> Partitions<W> {
         if status.is_done() {
             if let Some(end) = slot.watermark.resolve(issued.seq, issued.end, status) {
                 slot.done = Some(end);
+                slot.moved = true;
             }
             if slot.committed.is_some_and(|c| c >= issued.end) {
                 return vec![owed];
@@ -251,7 +256,7 @@ impl<W> Partitions<W> {
             .values()
             .filter(|s| only.is_none_or(|o| o.iter().any(|(t, p)| **t == *s.topic && *p == s.partition)))
             .filter_map(|s| {
-                let done = s.done?;
+                let done = s.done.filter(|_| s.moved)?;
                 (s.committed.is_none_or(|c| c < done)).then(|| Commit { topic: Arc::clone(&s.topic), partition: s.partition, offset: done })
             })
             .collect();

@@ -64,7 +64,7 @@ fn commits_only_the_contiguous_prefix_and_releases_what_waited_once_committed() 
     let a = { let t = admit(&mut p, 10..15); p.issue(&t) };
     let b = { let t = admit(&mut p, 15..20); p.issue(&t) };
     assert_eq!(p.resolve(b[0], Status::Delivered, "b"), Vec::<&str>::new());
-    assert_eq!(p.to_commit(None)[0].offset, 10, "the first offset, nothing done yet: b waits for a");
+    assert!(p.to_commit(None).is_empty(), "nothing done yet: b waits for a");
     assert!(p.resolve(a[0], Status::Rejected, "a").is_empty());
     let commits = p.to_commit(None);
     assert_eq!(commits.len(), 1);
@@ -153,8 +153,8 @@ proptest! {
             } else {
                 resolved.iter().take_while(|r| **r).count()
             };
-            let want = if prefix == 0 { 100 } else { batches[prefix - 1].1 };
-            let got = p.to_commit(None).first().map_or(100, |c| c.offset);
+            let want = if prefix == 0 { None } else { Some(batches[prefix - 1].1) };
+            let got = p.to_commit(None).first().map(|c| c.offset);
             prop_assert_eq!(got, want, "after resolving {:?}", &order);
         }
         if let Some(f) = failed {
@@ -162,7 +162,7 @@ proptest! {
             prop_assert_eq!(seeks.len(), 1);
             prop_assert!(seeks[0].offset <= batches[f].0, "the seek goes back at least to the failed batch's first offset");
             let committed = p.to_commit(None).first().map_or(100, |c| c.offset);
-            prop_assert_eq!(committed, seeks[0].offset, "the commit point is where the seek goes");
+            prop_assert_eq!(committed, seeks[0].offset, "the commit point (or the start) is where the seek goes");
         }
     }
 }
