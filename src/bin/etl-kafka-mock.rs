@@ -22,6 +22,7 @@
 //! * `produce-errors <count> <error>`: fail the next `count` Produce requests with `error`
 //!   (`not_enough_replicas`, `request_timed_out`, `not_leader`, `message_too_large`), the
 //!   way a broker in trouble would;
+//! * `clear-errors`: forget the Produce errors not used yet;
 //! * `ping`: `ok`.
 //!
 //! `scripts/services.sh` (`ensure_kafka`) builds and starts it when `KAFKA_BROKERS` is unset;
@@ -116,6 +117,10 @@ fn command(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerCont
                 other => return Err(format!("unknown error `{other}`")),
             };
             cluster.request_errors(RDKafkaApiKey::Produce, &vec![error; count]);
+            Ok(())
+        }
+        ["clear-errors"] => {
+            cluster.clear_request_errors(RDKafkaApiKey::Produce);
             Ok(())
         }
         _ => Err(format!("unknown command `{}`", words.join(" "))),

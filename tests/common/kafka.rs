@@ -89,6 +89,13 @@ pub fn produce_errors(count: usize, error: &str) -> bool {
     }
 }
 
+/// Forget the Produce errors injected and not used yet.
+pub fn clear_produce_errors() {
+    if let Some(answer) = control("clear-errors") {
+        assert_eq!(answer, "ok", "clearing produce errors");
+    }
+}
+
 pub fn config() -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", brokers());
