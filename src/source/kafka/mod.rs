@@ -39,8 +39,9 @@
 //! in flight waits for it: the group's committed offset never passes an unfinished record
 //! (the bug of vector#24215 and faust#312). The offset committed is the next offset to read, as
 //! Kafka stores it (offset + 1 of the last record done), given as is to the commit call.
-//! Commits are made by the consumer's thread, synchronously, at most every
-//! 100 ms while the watermark moves.
+//! The acknowledgement that moves the watermark commits at once, asynchronously (the group's
+//! offset trails the sink by a round trip: a crash repeats at most the batches in flight); a
+//! commit that fails is made again by the consumer's thread, synchronously, within 100 ms.
 //!
 //! An **errored** batch (the pipeline could not write it) holds the watermark of each of its
 //! partitions: the source seeks those partitions back to their first unfinished offset, and

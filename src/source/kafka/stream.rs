@@ -16,11 +16,11 @@ use bytes::Bytes;
 use futures::StreamExt;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -55,6 +55,8 @@ struct Shared {
     stop: AtomicBool,
     /// The consumer's thread, to wake it (a commit or a seek to make, room in the hand-over).
     thread: OnceLock<std::thread::Thread>,
+    /// The consumer, for the acknowledgements' asynchronous commits (the thread owns it).
+    consumer: OnceLock<Weak<BaseConsumer<Context>>>,
 }
 
 impl Shared {
@@ -76,16 +78,40 @@ impl Shared {
     /// A batch's final status: move (or hold and rewind) the watermark of each partition.
     fn resolve(&self, owed: Vec<(Issued, OutstandingToken)>, status: Status) {
         let mut released = Vec::new();
-        {
+        let commits = {
             let mut partitions = self.partitions();
             for (issued, token) in owed {
                 released.extend(partitions.resolve(issued, status, token));
             }
             self.generation.store(partitions.generation(), Ordering::Release);
-        }
+            partitions.to_request()
+        };
         drop(released);
         self.resolved.notify_all();
         self.wake();
+        // Commit at once (asynchronously: the result comes to `commit_callback` through the
+        // thread's poll), so that the group's offset trails the sink by a round trip.
+        if !commits.is_empty() {
+            if let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) {
+                self.commit_async(&consumer, &commits);
+            }
+        }
+    }
+
+    fn commit_async(&self, consumer: &BaseConsumer<Context>, commits: &[Commit]) {
+        let mut list = TopicPartitionList::with_capacity(commits.len());
+        for c in commits {
+            if list.add_partition_offset(&c.topic, c.partition, Offset::Offset(c.offset)).is_err() {
+                self.partitions().request_failed(&c.topic, c.partition);
+            }
+        }
+        if let Err(e) = consumer.commit(&list, CommitMode::Async) {
+            tracing::warn!(error = %e, topics = %self.label, "commit failed, retrying");
+            let mut partitions = self.partitions();
+            for c in commits {
+                partitions.request_failed(&c.topic, c.partition);
+            }
+        }
     }
 
     /// Commit `commits` synchronously; on success, release what waited for them.
@@ -153,6 +179,31 @@ impl ConsumerContext for Context {
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, topics = %self.shared.label, "rebalance failed"),
         }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        let mut partitions = self.shared.partitions();
+        let mut released = Vec::new();
+        for e in offsets.elements() {
+            let Offset::Offset(offset) = e.offset() else { continue };
+            let error = match (&result, e.error()) {
+                (Ok(()), Ok(())) => None,
+                (Err(error), _) => Some(error.to_string()),
+                (_, Err(error)) => Some(error.to_string()),
+            };
+            match error {
+                None => {
+                    released.extend(partitions.committed(&Commit { topic: Arc::from(e.topic()), partition: e.partition(), offset }));
+                    tracing::debug!(topic = e.topic(), partition = e.partition(), offset, "offset committed");
+                }
+                Some(error) => {
+                    tracing::warn!(error = %error, topic = e.topic(), partition = e.partition(), offset, "commit failed, retrying");
+                    partitions.request_failed(e.topic(), e.partition());
+                }
+            }
+        }
+        drop(partitions);
+        drop(released);
     }
 }
 
@@ -234,7 +285,7 @@ fn admit<T: Record>(shared: &Shared, message: &BorrowedMessage<'_>, first: bool,
 
 /// The consumer's thread.
 struct Worker<T> {
-    consumer: BaseConsumer<Context>,
+    consumer: Arc<BaseConsumer<Context>>,
     shared: Arc<Shared>,
     tx: mpsc::Sender<Result<Chunk<T>, ConnectorError>>,
     poll_timeout: Duration,
@@ -257,8 +308,9 @@ impl<T: Record> Worker<T> {
             self.seek();
             self.commit(false);
             if self.tx.is_closed() {
-                // The stream has ended: only the commits of the last acknowledgements are left.
-                std::thread::park_timeout(self.poll_timeout);
+                // The stream has ended: only the commits of the last acknowledgements are left
+                // (polling serves their results; a message polled now is not handed over).
+                let _ = self.consumer.poll(self.poll_timeout);
                 continue;
             }
             if !self.hand_over() {
@@ -303,6 +355,7 @@ impl<T: Record> Worker<T> {
         // close the consumer (it leaves the group; the revoke callback finds nothing in flight).
         self.commit(true);
         let Worker { consumer, .. } = self;
+        // The last reference: closing runs here (an acknowledgement holds it only for a call).
         drop(consumer);
         tracing::debug!("kafka consumer closed");
         let _ = closed.send(());
@@ -478,6 +531,7 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
         outstanding: outstanding.clone(),
         stop: AtomicBool::new(false),
         thread: OnceLock::new(),
+        consumer: OnceLock::new(),
     });
 
     // Blocking calls (metadata, subscribe) off the runtime's threads.
@@ -509,6 +563,8 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
     .map_err(Error::Source)?;
     tracing::info!(topics = %label, group = %group, "kafka source subscribed");
 
+    let consumer = Arc::new(consumer);
+    let _ = shared.consumer.set(Arc::downgrade(&consumer));
     let (tx, rx) = mpsc::channel(CHUNKS_IN_HAND_OVER);
     let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
     let worker = Worker {
