@@ -50,6 +50,8 @@ async fn child(args: Value) {
     let source = etl::source::kafka::<Json>([topic], group)
         .brokers(brokers())
         .poll_timeout(Duration::from_millis(20))
+        // A killed child never leaves the group: the next one waits for its session to expire
+        // (6 s, the shortest the mock broker's group coordinator took here).
         .session_timeout(Duration::from_secs(6))
         .batch_size(BATCH)
         .batch_timeout(Duration::from_millis(200))
