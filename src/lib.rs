@@ -38,9 +38,9 @@ pub mod config;
 pub mod dead_letter;
 mod durable;
 mod error;
+pub mod format;
 #[cfg(feature = "kafka")]
 mod kafka;
-pub mod format;
 pub mod operator;
 pub mod pipeline;
 pub mod record;

@@ -26,7 +26,9 @@ use etl::batch::BatchOptions;
 use etl::record::{Extra, Position};
 use etl::source::{BatchStream, Source, SourceContext};
 use etl::Json;
-use kafka_broker::{brokers, clear_produce_errors, committed_async, create_topic, end_offsets_async, produce_async, produce_errors, unique, Out};
+use kafka_broker::{
+    brokers, clear_produce_errors, committed_async, create_topic, end_offsets_async, produce_async, produce_errors, unique, Out,
+};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Message;
 use std::time::Duration;

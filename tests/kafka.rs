@@ -48,7 +48,10 @@ fn n_of(record: &Json) -> u64 {
 }
 
 fn source(topic: &str, group: &str) -> etl::source::KafkaSource<Json> {
-    etl::source::kafka::<Json>([topic], group).brokers(brokers()).poll_timeout(Duration::from_millis(20)).session_timeout(Duration::from_secs(6))
+    etl::source::kafka::<Json>([topic], group)
+        .brokers(brokers())
+        .poll_timeout(Duration::from_millis(20))
+        .session_timeout(Duration::from_secs(6))
 }
 
 /// Wait until the broker says `group` committed exactly `want` on `topic`.
@@ -67,7 +70,13 @@ async fn round_trip() {
     let topic = create_topic("round-trip", 3).await;
     let records: Vec<Json> = (0..N).map(|n| serde_json::from_value(json!({"n": n, "customer": format!("c{}", n % 7)})).unwrap()).collect();
     let sink = etl::sink::kafka(&topic).brokers(brokers()).key("customer").headers([("source", "etl-test")]);
-    let report = Pipeline::from(etl::source::iter(records).batch_size(50)).to(sink).max_in_flight(4).handle_signals(false).run().await.expect("produce");
+    let report = Pipeline::from(etl::source::iter(records).batch_size(50))
+        .to(sink)
+        .max_in_flight(4)
+        .handle_signals(false)
+        .run()
+        .await
+        .expect("produce");
     assert_eq!(report.records_out, N);
     assert_eq!(end_offsets_async(&topic).await.iter().sum::<i64>(), N as i64, "every record produced once");
 
@@ -108,7 +117,8 @@ async fn out_of_order_completion_never_commits_past_an_unfinished_batch() {
     let group = unique("out-of-order");
     produce_async(&topic, (0..30).map(|n| Out::value(json!({"n": n}).to_string())).collect()).await;
     let shutdown = CancellationToken::new();
-    let mut stream = source(&topic, &group).batch_size(10).batch_timeout(LONG).open(SourceContext::new(shutdown.clone())).await.expect("open");
+    let mut stream =
+        source(&topic, &group).batch_size(10).batch_timeout(LONG).open(SourceContext::new(shutdown.clone())).await.expect("open");
     let offsets = |meta: &[etl::record::Meta]| -> Vec<i64> {
         meta.iter().map(|m| if let Position::Offset { offset, .. } = m.position { offset } else { -1 }).collect()
     };
@@ -172,7 +182,10 @@ async fn poison_payloads_are_dead_lettered_and_the_rest_flows() {
     let entries = dlq.list().await.unwrap();
     let got: Vec<(Bytes, Position, FailureKind)> = entries.iter().map(|e| (e.payload.clone(), e.position.clone(), e.kind)).collect();
     let at = |i: usize| Position::Offset { partition: positions[i].0, offset: positions[i].1 };
-    assert_eq!(got, vec![(messages[3].value.clone(), at(3), FailureKind::Decode), (messages[11].value.clone(), at(11), FailureKind::Decode)]);
+    assert_eq!(
+        got,
+        vec![(messages[3].value.clone(), at(3), FailureKind::Decode), (messages[11].value.clone(), at(11), FailureKind::Decode)]
+    );
     assert_eq!(committed_async(&group, &topic).await, vec![Some(20)], "the batches with dead letters are done");
 }
 

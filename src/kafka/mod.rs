@@ -82,11 +82,8 @@ pub(crate) fn is_secret_property(key: &str) -> bool {
 
 impl std::fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let properties: Vec<(&str, &str)> = self
-            .properties
-            .iter()
-            .map(|(k, v)| (k.as_str(), if is_secret_property(k) { "***" } else { v.as_str() }))
-            .collect();
+        let properties: Vec<(&str, &str)> =
+            self.properties.iter().map(|(k, v)| (k.as_str(), if is_secret_property(k) { "***" } else { v.as_str() })).collect();
         f.debug_struct("ClientOptions")
             .field("brokers", &self.brokers)
             .field("security_protocol", &self.security_protocol)

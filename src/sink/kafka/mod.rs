@@ -211,10 +211,7 @@ impl<K> KafkaSink<K> {
             let component = self.component();
             let config_error = |e: crate::ConfigError| ConnectorError::permanent(component.clone(), e);
             let topic = interpolate(&self.topic).map_err(config_error)?;
-            let config = self
-                .client
-                .config(&[("enable.idempotence", "true".into()), ("acks", "all".into())])
-                .map_err(config_error)?;
+            let config = self.client.config(&[("enable.idempotence", "true".into()), ("acks", "all".into())]).map_err(config_error)?;
             let deliveries = Arc::new(Deliveries::default());
             let context = Context { deliveries: Arc::clone(&deliveries), topic: topic.clone() };
             let (comp, name) = (component.clone(), topic.clone());

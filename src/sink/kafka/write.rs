@@ -2,8 +2,8 @@
 //! what is still in flight and keeps the failures until the next commit.
 
 use super::encode::fingerprint;
-use crate::kafka::{connector_error, is_permanent};
 use crate::error::ConnectorError;
+use crate::kafka::{connector_error, is_permanent};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedHeaders};
@@ -120,7 +120,10 @@ impl Open {
                     let _ = tokio::time::timeout(Duration::from_millis(10), reported).await;
                 }
                 Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
-                    return Err(SendError::Rejected(format!("the message ({} bytes) is larger than the producer's message.max.bytes: {error}", payload.len())))
+                    return Err(SendError::Rejected(format!(
+                        "the message ({} bytes) is larger than the producer's message.max.bytes: {error}",
+                        payload.len()
+                    )))
                 }
                 _ => return Err(SendError::Failed(connector_error(&self.component, "produce", &error))),
             }
@@ -147,7 +150,8 @@ impl Open {
         self.too_large.extend(failures.too_large);
         let Some(first) = failures.first else {
             // Only values too large: the rewrite dead-letters them.
-            let message = format!("the broker refused {too_large} message(s) as too large; they are dead-lettered when the batch is written again");
+            let message =
+                format!("the broker refused {too_large} message(s) as too large; they are dead-lettered when the batch is written again");
             tracing::warn!(topic = %self.topic, count = too_large, "messages too large for the broker");
             return Err(ConnectorError::retryable(self.component.clone(), message));
         };

@@ -46,7 +46,10 @@ pub(crate) fn meta(message: &Received) -> Meta {
 pub(crate) fn decode<T: Record>(message: Received, token: Token) -> Incoming<T, Token> {
     let meta = meta(&message);
     let Some(payload) = message.payload else {
-        let error = format!("kafka {} partition {} offset {}: a message without a value (tombstone)", message.topic, message.partition, message.offset);
+        let error = format!(
+            "kafka {} partition {} offset {}: a message without a value (tombstone)",
+            message.topic, message.partition, message.offset
+        );
         return Incoming::failed(Failure::new(Bytes::new(), FailureKind::Decode, error, meta), token);
     };
     let size = payload.len();

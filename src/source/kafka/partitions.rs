@@ -253,7 +253,7 @@ impl<W> Partitions<W> {
 
     /// The offsets to commit asynchronously now: those past the last commit and past the
     /// last request; they are noted as requested.
-    pub(crate) fn to_request(&mut self) -> Vec<Commit> {
+    pub(crate) fn take_requests(&mut self) -> Vec<Commit> {
         let mut out = Vec::new();
         for s in self.slots.values_mut() {
             let Some(done) = s.done.filter(|_| s.moved) else { continue };

@@ -84,7 +84,7 @@ impl Shared {
                 released.extend(partitions.resolve(issued, status, token));
             }
             self.generation.store(partitions.generation(), Ordering::Release);
-            partitions.to_request()
+            partitions.take_requests()
         };
         drop(released);
         self.resolved.notify_all();
@@ -274,7 +274,8 @@ fn received(m: &BorrowedMessage<'_>) -> Received {
 fn admit<T: Record>(shared: &Shared, message: &BorrowedMessage<'_>, first: bool, generation: &mut u64) -> Option<Incoming<T, Token>> {
     let token = {
         let mut partitions = shared.partitions();
-        let token = partitions.slot_of(message.topic(), message.partition()).and_then(|slot| partitions.admit_to(slot, message.offset()))?;
+        let token =
+            partitions.slot_of(message.topic(), message.partition()).and_then(|slot| partitions.admit_to(slot, message.offset()))?;
         if first {
             *generation = partitions.generation();
         }
@@ -473,7 +474,8 @@ impl<T> Reader<T> {
     async fn next(&mut self) -> Option<crate::Result<Incoming<T, Token>>> {
         loop {
             if let Some(incoming) = self.chunk.next() {
-                if self.generation == self.shared.generation.load(Ordering::Acquire) || self.shared.partitions().is_current(&incoming.token) {
+                if self.generation == self.shared.generation.load(Ordering::Acquire) || self.shared.partitions().is_current(&incoming.token)
+                {
                     return Some(Ok(incoming));
                 }
                 // Fetched before a seek back or a revoke: dropped (it comes again).
@@ -548,8 +550,14 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
             match metadata.topics().iter().find(|t| t.name() == topic) {
                 Some(t) if t.error().is_none() && !t.partitions().is_empty() => {}
                 Some(t) => {
-                    let error = t.error().map(|e| format!("{:?}", rdkafka::error::RDKafkaErrorCode::from(e))).unwrap_or_else(|| "no partitions".into());
-                    return Err(ConnectorError::permanent(comp.clone(), format!("topic `{topic}` cannot be read: {error} (does it exist?)")));
+                    let error = t
+                        .error()
+                        .map(|e| format!("{:?}", rdkafka::error::RDKafkaErrorCode::from(e)))
+                        .unwrap_or_else(|| "no partitions".into());
+                    return Err(ConnectorError::permanent(
+                        comp.clone(),
+                        format!("topic `{topic}` cannot be read: {error} (does it exist?)"),
+                    ));
                 }
                 None => return Err(ConnectorError::permanent(comp.clone(), format!("topic `{topic}` does not exist"))),
             }

@@ -61,8 +61,14 @@ fn admit(p: &mut Partitions<&'static str>, offsets: std::ops::Range<i64>) -> Vec
 #[test]
 fn commits_only_the_contiguous_prefix_and_releases_what_waited_once_committed() {
     let mut p = table();
-    let a = { let t = admit(&mut p, 10..15); p.issue(&t) };
-    let b = { let t = admit(&mut p, 15..20); p.issue(&t) };
+    let a = {
+        let t = admit(&mut p, 10..15);
+        p.issue(&t)
+    };
+    let b = {
+        let t = admit(&mut p, 15..20);
+        p.issue(&t)
+    };
     assert_eq!(p.resolve(b[0], Status::Delivered, "b"), Vec::<&str>::new());
     assert!(p.to_commit(None).is_empty(), "nothing done yet: b waits for a");
     assert!(p.resolve(a[0], Status::Rejected, "a").is_empty());
@@ -80,7 +86,10 @@ fn an_errored_batch_seeks_back_and_makes_everything_fetched_after_it_stale() {
     let mut p = table();
     let t1 = admit(&mut p, 0..5);
     let a = p.issue(&t1);
-    let b = { let t = admit(&mut p, 5..10); p.issue(&t) };
+    let b = {
+        let t = admit(&mut p, 5..10);
+        p.issue(&t)
+    };
     let later = p.admit("t", 0, 10).unwrap();
     let generation = p.generation();
     assert!(p.resolve(b[0], Status::Delivered, "b").is_empty(), "b waits for a");
@@ -94,7 +103,10 @@ fn an_errored_batch_seeks_back_and_makes_everything_fetched_after_it_stale() {
     assert_eq!(p.admit("t", 0, 10), None, "nothing admitted until the seek is made");
     assert!(p.issue(&[later]).is_empty(), "stale tokens are never issued");
     p.seeked(&seeks[0]);
-    let again = { let t = admit(&mut p, 0..5); p.issue(&t) };
+    let again = {
+        let t = admit(&mut p, 0..5);
+        p.issue(&t)
+    };
     assert!(p.resolve(again[0], Status::Delivered, "again").is_empty());
     assert_eq!(p.to_commit(None)[0].offset, 5);
 }
@@ -102,7 +114,10 @@ fn an_errored_batch_seeks_back_and_makes_everything_fetched_after_it_stale() {
 #[test]
 fn revoked_partitions_forget_their_batches() {
     let mut p = table();
-    let a = { let t = admit(&mut p, 0..3); p.issue(&t) };
+    let a = {
+        let t = admit(&mut p, 0..3);
+        p.issue(&t)
+    };
     assert_eq!(p.in_flight("t", 0), 1);
     assert!(p.resolve(a[0], Status::Delivered, "a").is_empty());
     assert_eq!(p.to_commit(Some(&[("t".into(), 0)]))[0].offset, 3);
