@@ -2,7 +2,7 @@
 //! (`scripts/test.sh` starts librdkafka's mock cluster in a process of its own, which survives
 //! the kills; a missing broker is a failure saying how to start it).
 //!
-//! A topic of its own with 3 partitions holds 3000 messages `{"n": 0..3000}`. The child (this
+//! A topic of its own with 3 partitions holds 6000 messages `{"n": 0..6000}`. The child (this
 //! test binary, re-run) consumes it in the group of the test into a file sink: batches of 20,
 //! `max_in_flight` 2, and `max_records` set to what the group has not committed when it starts
 //! (so that a clean run ends once it has read everything). It is SIGKILLed 5 times at random
@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-const MESSAGES: u64 = 3000;
+const MESSAGES: u64 = 6000;
 const BATCH: usize = 20;
 const MAX_IN_FLIGHT: usize = 2;
 const KILLS: usize = 5;
