@@ -86,7 +86,55 @@ ensure_postgres() {
   log "PostgreSQL at ${DATABASE_URL%%@*}@..."
 }
 
+# A Kafka broker for the kafka tests: librdkafka's mock cluster (the real protocol: groups,
+# commits, rebalances, idempotent producers), hosted by the project's own `etl-kafka-mock`
+# binary in a process of its own, so that the crash tests can SIGKILL a pipeline and keep the
+# broker. Nothing to install: librdkafka is built from source by rdkafka-sys. When
+# KAFKA_BROKERS is set (a real cluster), nothing is started and the tests use it. Otherwise the
+# mock is built, started unless the one started before still answers, and KAFKA_BROKERS plus
+# KAFKA_MOCK_CONTROL (its control port: the mock has no CreateTopics handler, so the tests
+# create topics through it) are exported from the file it writes.
+ensure_kafka() {
+  if [ -n "${KAFKA_BROKERS:-}" ]; then
+    log "kafka at $KAFKA_BROKERS (given)"
+    return 0
+  fi
+  local envfile="${TMPDIR:-/tmp}/etl-kafka-mock.env"
+  local logfile="${TMPDIR:-/tmp}/etl-kafka-mock.log"
+  if [ -f "$envfile" ]; then
+    # shellcheck disable=SC1090
+    source "$envfile"
+    local control=${KAFKA_MOCK_CONTROL:-} first=${KAFKA_BROKERS%%,*}
+    if [ -n "$control" ] && [ -n "$first" ] && (exec 3<>"/dev/tcp/${control%:*}/${control##*:}") 2>/dev/null \
+      && (exec 3<>"/dev/tcp/${first%:*}/${first##*:}") 2>/dev/null; then
+      export KAFKA_BROKERS KAFKA_MOCK_CONTROL
+      log "kafka mock at $KAFKA_BROKERS (control $KAFKA_MOCK_CONTROL), already running"
+      return 0
+    fi
+    unset KAFKA_BROKERS KAFKA_MOCK_CONTROL
+    rm -f "$envfile"
+  fi
+  # With every feature, as `cargo test --workspace --all-features` builds the library next.
+  log "building the kafka mock broker (cargo build --all-features --bin etl-kafka-mock)"
+  cargo build --quiet --all-features --bin etl-kafka-mock || { log "could not build etl-kafka-mock"; return 1; }
+  log "starting the kafka mock broker (log: $logfile)"
+  nohup "$CARGO_TARGET_DIR/debug/etl-kafka-mock" --env-file "$envfile" >"$logfile" 2>&1 &
+  local waited=0
+  until [ -f "$envfile" ]; do
+    if (( waited >= 300 )); then
+      log "the kafka mock did not start within 30s"; tail -n 20 "$logfile" >&2; return 1
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  # shellcheck disable=SC1090
+  source "$envfile"
+  export KAFKA_BROKERS KAFKA_MOCK_CONTROL
+  log "kafka mock at $KAFKA_BROKERS (control $KAFKA_MOCK_CONTROL)"
+}
+
 ensure_services() {
   ensure_moto
   ensure_postgres
+  ensure_kafka
 }

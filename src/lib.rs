@@ -39,6 +39,8 @@ pub mod dead_letter;
 mod durable;
 mod error;
 pub mod format;
+#[cfg(feature = "kafka")]
+mod kafka;
 pub mod operator;
 pub mod pipeline;
 pub mod record;

@@ -4,6 +4,8 @@
 mod blackhole;
 mod collect;
 pub mod file;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "s3")]
@@ -16,6 +18,8 @@ pub use crate::format::Encoded;
 pub use blackhole::{blackhole, Blackhole};
 pub use collect::{collect, Collect, Collected};
 pub use file::{file, FileSink, Rolling};
+#[cfg(feature = "kafka")]
+pub use kafka::{kafka, KafkaSink};
 #[cfg(feature = "postgres")]
 pub use postgres::{postgres, PostgresSink};
 #[cfg(feature = "s3")]

@@ -3,6 +3,8 @@
 
 pub mod file;
 mod iter;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 #[cfg(feature = "sse")]
@@ -10,6 +12,8 @@ pub mod sse;
 
 pub use file::{file, FileSource};
 pub use iter::{iter, IterSource};
+#[cfg(feature = "kafka")]
+pub use kafka::{kafka, KafkaSource};
 #[cfg(feature = "sqs")]
 pub use sqs::{sqs, SqsSource};
 #[cfg(feature = "sse")]
