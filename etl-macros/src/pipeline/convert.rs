@@ -88,7 +88,38 @@ pub fn convert(kind: Kind, what: &str, tokens: &TokenStream, parsed: Option<&syn
             }
         }
         Kind::Fields | Kind::Renames => list(kind, &[tokens]),
+        Kind::WriteMode => write_mode(what, tokens),
     }
+}
+
+/// `insert`, or `upsert(key, ..)` with one or more key fields.
+fn write_mode(what: &str, tokens: &TokenStream) -> Result<Value, Diagnostic> {
+    let bad = || wrong_kind(tokens, what, Kind::WriteMode);
+    let parsed = (|input: ParseStream<'_>| -> syn::Result<Option<Vec<FieldRef>>> {
+        let word = Ident::parse_any(input)?;
+        if word == "insert" {
+            return Ok(None);
+        }
+        if word != "upsert" {
+            return Err(syn::Error::new(word.span(), "not a write mode"));
+        }
+        let keys;
+        syn::parenthesized!(keys in input);
+        let keys = keys.parse_terminated(field_path, Token![,])?;
+        Ok(Some(keys.into_iter().collect()))
+    })
+    .parse2(tokens.clone())
+    .map_err(|_| bad())?;
+    Ok(Value::Format(match parsed {
+        None => quote!(::etl::sink::postgres::Mode::Insert),
+        Some(keys) if keys.is_empty() => {
+            return Err(Diagnostic::spanned(tokens, format!("`{what} = upsert(..)` needs at least one key column"), "write `upsert(id)`"))
+        }
+        Some(keys) => {
+            let keys = keys.iter().map(|k| &k.path);
+            quote!(::etl::sink::postgres::Mode::upsert(&[#(#keys),*]))
+        }
+    }))
 }
 
 /// A dotted field path: `a`, `a.b`, `type`, or a string literal for any other name.
