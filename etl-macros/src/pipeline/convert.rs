@@ -172,3 +172,25 @@ pub fn list(kind: Kind, items: &[&TokenStream]) -> Result<Value, Diagnostic> {
     }
     Ok(if kind == Kind::Renames { Value::Renames(renames) } else { Value::Fields(fields) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(tokens: TokenStream) -> Result<String, String> {
+        match convert(Kind::WriteMode, "mode", &tokens, None) {
+            Ok(value) => Ok(quote!(#value).to_string().replace(' ', "")),
+            Err(d) => Err(d.message.clone()),
+        }
+    }
+
+    #[test]
+    fn write_modes() {
+        assert_eq!(mode(quote!(insert)).unwrap(), "::etl::sink::postgres::Mode::Insert");
+        assert_eq!(mode(quote!(upsert(id))).unwrap(), "::etl::sink::postgres::Mode::upsert(&[\"id\"])");
+        assert_eq!(mode(quote!(upsert(id, region))).unwrap(), "::etl::sink::postgres::Mode::upsert(&[\"id\",\"region\"])");
+        assert!(mode(quote!(upsert())).unwrap_err().contains("at least one key"));
+        assert!(mode(quote!(replace)).unwrap_err().contains("takes a write mode"));
+        assert!(mode(quote!("insert")).unwrap_err().contains("takes a write mode"));
+    }
+}
