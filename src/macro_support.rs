@@ -225,6 +225,50 @@ macro_rules! __with_s3 {
     };
 }
 
+/// `pipeline!`'s `kafka` steps expand inside this macro: as they are with the `kafka` feature,
+/// as a compile error naming the feature without it.
+#[cfg(feature = "kafka")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_kafka {
+    ($($step:tt)*) => { $($step)* };
+}
+
+/// `pipeline!`'s `kafka` steps expand inside this macro: as they are with the `kafka` feature,
+/// as a compile error naming the feature without it.
+#[cfg(not(feature = "kafka"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_kafka {
+    ($($step:tt)*) => {
+        ::core::compile_error!(
+            "the `kafka` step needs etl's `kafka` cargo feature: add `features = [\"kafka\"]` to the `etl` dependency in Cargo.toml"
+        )
+    };
+}
+
+/// `pipeline!`'s `postgres` steps expand inside this macro: as they are with the `postgres` feature,
+/// as a compile error naming the feature without it.
+#[cfg(feature = "postgres")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_postgres {
+    ($($step:tt)*) => { $($step)* };
+}
+
+/// `pipeline!`'s `postgres` steps expand inside this macro: as they are with the `postgres` feature,
+/// as a compile error naming the feature without it.
+#[cfg(not(feature = "postgres"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_postgres {
+    ($($step:tt)*) => {
+        ::core::compile_error!(
+            "the `postgres` step needs etl's `postgres` cargo feature: add `features = [\"postgres\"]` to the `etl` dependency in Cargo.toml"
+        )
+    };
+}
+
 // ---- `#[stage]` ----
 
 /// What a `#[stage]` function's body must return: a `Result`.

@@ -30,6 +30,8 @@ pub enum Kind {
     Renames,
     /// A Rust type (`into(Type)`; `as Type` is parsed on its own).
     Type,
+    /// How a table sink writes: `insert` or `upsert(key, ..)`.
+    WriteMode,
 }
 
 impl Kind {
@@ -44,6 +46,7 @@ impl Kind {
             Kind::Duration => "a duration (`2s`, `500ms`, `1.5s`, `1m`, `1h`)",
             Kind::Format => "a format (`\"jsonl\"` or `\"csv\"`)",
             Kind::DataFormat => "a data format (`\"json\"` or `\"text\"`)",
+            Kind::WriteMode => "a write mode (`insert` or `upsert(key, ..)`)",
             Kind::Fields => "field names (`a, b.c`)",
             Kind::Renames => "renames (`a -> b`)",
             Kind::Type => "a type",
@@ -61,6 +64,7 @@ impl Kind {
             Kind::Duration => "2s",
             Kind::Format => "\"jsonl\"",
             Kind::DataFormat => "\"json\"",
+            Kind::WriteMode => "upsert(id)",
             Kind::Fields => "id, customer.name",
             Kind::Renames => "old -> new",
             Kind::Type => "Order",

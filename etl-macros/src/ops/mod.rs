@@ -24,7 +24,10 @@ mod flat_map;
 mod inspect;
 mod into;
 mod iter;
+mod kafka_sink;
+mod kafka_source;
 mod map;
+mod postgres;
 mod rename;
 mod s3;
 mod select;
@@ -161,6 +164,7 @@ pub const TABLE: &[&Op] = &[
     &file_source::OP,
     &sse::OP,
     &sqs_source::OP,
+    &kafka_source::OP,
     &map::OP,
     &filter::OP,
     &filter_map::OP,
@@ -174,6 +178,8 @@ pub const TABLE: &[&Op] = &[
     &file_sink::OP,
     &sqs_sink::OP,
     &s3::OP,
+    &kafka_sink::OP,
+    &postgres::OP,
     &collect::OP,
     &blackhole::OP,
 ];

@@ -88,7 +88,38 @@ pub fn convert(kind: Kind, what: &str, tokens: &TokenStream, parsed: Option<&syn
             }
         }
         Kind::Fields | Kind::Renames => list(kind, &[tokens]),
+        Kind::WriteMode => write_mode(what, tokens),
     }
+}
+
+/// `insert`, or `upsert(key, ..)` with one or more key fields.
+fn write_mode(what: &str, tokens: &TokenStream) -> Result<Value, Diagnostic> {
+    let bad = || wrong_kind(tokens, what, Kind::WriteMode);
+    let parsed = (|input: ParseStream<'_>| -> syn::Result<Option<Vec<FieldRef>>> {
+        let word = Ident::parse_any(input)?;
+        if word == "insert" {
+            return Ok(None);
+        }
+        if word != "upsert" {
+            return Err(syn::Error::new(word.span(), "not a write mode"));
+        }
+        let keys;
+        syn::parenthesized!(keys in input);
+        let keys = keys.parse_terminated(field_path, Token![,])?;
+        Ok(Some(keys.into_iter().collect()))
+    })
+    .parse2(tokens.clone())
+    .map_err(|_| bad())?;
+    Ok(Value::Format(match parsed {
+        None => quote!(::etl::sink::postgres::Mode::Insert),
+        Some(keys) if keys.is_empty() => {
+            return Err(Diagnostic::spanned(tokens, format!("`{what} = upsert(..)` needs at least one key column"), "write `upsert(id)`"))
+        }
+        Some(keys) => {
+            let keys = keys.iter().map(|k| &k.path);
+            quote!(::etl::sink::postgres::Mode::upsert(&[#(#keys),*]))
+        }
+    }))
 }
 
 /// A dotted field path: `a`, `a.b`, `type`, or a string literal for any other name.
@@ -140,4 +171,26 @@ pub fn list(kind: Kind, items: &[&TokenStream]) -> Result<Value, Diagnostic> {
         }
     }
     Ok(if kind == Kind::Renames { Value::Renames(renames) } else { Value::Fields(fields) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(tokens: TokenStream) -> Result<String, String> {
+        match convert(Kind::WriteMode, "mode", &tokens, None) {
+            Ok(value) => Ok(quote!(#value).to_string().replace(' ', "")),
+            Err(d) => Err(d.message.clone()),
+        }
+    }
+
+    #[test]
+    fn write_modes() {
+        assert_eq!(mode(quote!(insert)).unwrap(), "::etl::sink::postgres::Mode::Insert");
+        assert_eq!(mode(quote!(upsert(id))).unwrap(), "::etl::sink::postgres::Mode::upsert(&[\"id\"])");
+        assert_eq!(mode(quote!(upsert(id, region))).unwrap(), "::etl::sink::postgres::Mode::upsert(&[\"id\",\"region\"])");
+        assert!(mode(quote!(upsert())).unwrap_err().contains("at least one key"));
+        assert!(mode(quote!(replace)).unwrap_err().contains("takes a write mode"));
+        assert!(mode(quote!("insert")).unwrap_err().contains("takes a write mode"));
+    }
 }

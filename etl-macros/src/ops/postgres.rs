@@ -1,0 +1,30 @@
+//! `postgres(url = "..", table = "..", mode = upsert(id))`: a sink writing records into a
+//! PostgreSQL table with binary COPY (feature `postgres`).
+
+use super::{ArgSpec, Build, Category, Kind, Op, Typing};
+
+/// The `postgres` sink.
+pub const OP: Op = Op {
+    name: "postgres",
+    category: Category::Sink,
+    positional: None,
+    args: &[
+        ArgSpec::required("url", Kind::Str, "The connection URL, `postgres://user:password@host/db` (`${VAR}` resolved at start-up; the password is never printed)."),
+        ArgSpec::required("table", Kind::Str, "The table to write."),
+        ArgSpec::optional("schema", Kind::Str, "\"public\"", "The table's schema."),
+        ArgSpec::optional(
+            "mode",
+            Kind::WriteMode,
+            "insert",
+            "`insert` (binary COPY) or `upsert(key, ..)` (COPY into a temporary table, then `INSERT .. ON CONFLICT (key) DO UPDATE`).",
+        ),
+        ArgSpec::optional("create", Kind::Bool, "false", "Create the table from the record's schema when it does not exist."),
+    ],
+    shared: &[],
+    accepts_as: false,
+    feature: Some("postgres"),
+    typing: Typing::Keep,
+    build: Build::Connector { path: &["etl", "sink", "postgres"], record_type: false },
+    doc: "Writes each batch inside a transaction committed with the pipeline's commit (binary COPY; upsert through a temporary table); the table's columns are checked against the record at start-up; a row the database refuses is dead-lettered and the rest is written.",
+    example: "... | postgres(url = \"${DATABASE_URL}\", table = \"orders\", mode = upsert(id))",
+};
