@@ -83,6 +83,15 @@ fn expected() -> Vec<(&'static str, &'static str, &'static str, String)> {
         ("sinks", "file", "sync", sink::file::DEFAULT_SYNC.to_string()),
         ("sinks", "s3", "key", quoted(sink::s3::DEFAULT_KEY)),
         ("sinks", "s3", "format", format(sink::s3::DEFAULT_FORMAT)),
+        ("sources", "kafka", "brokers", quoted(source::kafka::DEFAULT_BROKERS)),
+        ("sources", "kafka", "auto_offset_reset", quoted(source::kafka::DEFAULT_AUTO_OFFSET_RESET)),
+        ("sources", "kafka", "poll_timeout", duration(source::kafka::DEFAULT_POLL_TIMEOUT)),
+        ("sources", "kafka", "session_timeout", duration(source::kafka::DEFAULT_SESSION_TIMEOUT)),
+        ("sinks", "kafka", "brokers", quoted(source::kafka::DEFAULT_BROKERS)),
+        ("sinks", "postgres", "schema", quoted(sink::postgres::DEFAULT_SCHEMA)),
+        ("sinks", "postgres", "create", sink::postgres::DEFAULT_CREATE.to_string()),
+        ("sinks", "postgres", "pool_size", sink::postgres::DEFAULT_POOL_SIZE.to_string()),
+        ("sinks", "postgres", "timeout", duration(sink::postgres::DEFAULT_TIMEOUT)),
     ]
 }
 

@@ -13,13 +13,17 @@ fn ui() {
         t.compile_fail("ui-tests/fail/*.rs");
     }
     // A step whose cargo feature of `etl` is off is one compile error naming the feature:
-    // checked in the runs where it is off (`cargo test --test ui` for `sqs` and `s3`,
-    // `cargo test --no-default-features --test ui` for `sse`); trybuild builds the cases with
-    // the features of this run.
+    // checked in the runs where it is off (`cargo test --test ui` for `sqs`, `s3`, `kafka` and
+    // `postgres`, `cargo test --no-default-features --test ui` for `sse`); trybuild builds the
+    // cases with the features of this run.
     #[cfg(not(feature = "sse"))]
     t.compile_fail("ui-tests/feature-off/sse.rs");
     #[cfg(not(feature = "sqs"))]
     t.compile_fail("ui-tests/feature-off/sqs.rs");
     #[cfg(not(feature = "s3"))]
     t.compile_fail("ui-tests/feature-off/s3.rs");
+    #[cfg(not(feature = "kafka"))]
+    t.compile_fail("ui-tests/feature-off/kafka.rs");
+    #[cfg(not(feature = "postgres"))]
+    t.compile_fail("ui-tests/feature-off/postgres.rs");
 }

@@ -20,7 +20,12 @@ pub const OP: Op = Op {
         ),
         ArgSpec::optional("poll_timeout", Kind::Duration, "100ms", "Longest wait of one poll of the consumer."),
         ArgSpec::optional("session_timeout", Kind::Duration, "45s", "The group session timeout (`session.timeout.ms`)."),
-        ArgSpec::optional("security_protocol", Kind::Str, "\"plaintext\"", "`plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`."),
+        ArgSpec::optional(
+            "security_protocol",
+            Kind::Str,
+            "librdkafka's (`plaintext`)",
+            "`plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl` (TLS needs librdkafka's `ssl` feature).",
+        ),
         ArgSpec::optional("sasl_mechanism", Kind::Str, "none", "`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`, ..."),
         ArgSpec::optional("sasl_username", Kind::Str, "none", "The SASL user (`${VAR}` resolved at start-up)."),
         ArgSpec::optional("sasl_password", Kind::Str, "none", "The SASL password (`${VAR}` resolved at start-up; never printed)."),
