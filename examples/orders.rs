@@ -10,7 +10,9 @@
 //! Flags (each with an environment default): `--brokers` (`KAFKA_BROKERS`), `--topic`
 //! (`orders`), `--group` (`etl-orders`), `--database-url` (`DATABASE_URL`), `--table`
 //! (`orders`, created from the record's schema if missing), `--max-records N` (stop after N
-//! orders). It runs until SIGINT/SIGTERM: then the batch in hand is flushed, written, committed
+//! orders), `--property KEY=VALUE` (any librdkafka consumer property, repeatable: e.g.
+//! `session.timeout.ms=6000` for a group that notices a dead member sooner). It runs until
+//! SIGINT/SIGTERM: then the batch in hand is flushed, written, committed
 //! to PostgreSQL, its offsets committed to Kafka, and it exits 0. A second signal stops at once.
 //!
 //! Delivery: offsets are committed only after PostgreSQL committed the rows (at least once);
@@ -39,6 +41,8 @@ pub struct Config {
     pub database_url: String,
     pub table: String,
     pub max_records: Option<u64>,
+    /// Extra librdkafka consumer properties (`--property session.timeout.ms=6000`).
+    pub properties: Vec<(String, String)>,
     pub handle_signals: bool,
 }
 
@@ -51,6 +55,7 @@ impl Default for Config {
             database_url: "${DATABASE_URL}".into(),
             table: "orders".into(),
             max_records: None,
+            properties: Vec::new(),
             handle_signals: true,
         }
     }
@@ -58,11 +63,11 @@ impl Default for Config {
 
 /// Run the pipeline until the topic's source stops (a signal, or `max_records`).
 pub async fn run(config: Config) -> etl::Result<RunReport> {
-    let Config { brokers, topic, group, database_url, table, max_records, handle_signals } = config;
+    let Config { brokers, topic, group, database_url, table, max_records, properties, handle_signals } = config;
     let max_records = max_records.unwrap_or(u64::MAX);
     pipeline! {
         kafka(topics = [topic.as_str()], brokers = brokers, group = group, max_records = max_records,
-              batch_size = 500, batch_timeout = 1s) as Order
+              properties = properties, batch_size = 500, batch_timeout = 1s) as Order
         | filter(|o| o.status != "test")
         | rename(amount_cents -> amount)
         | postgres(url = database_url, table = table, mode = upsert(id), create = true)
@@ -87,6 +92,13 @@ fn parse_args() -> Result<Config, lexopt::Error> {
             Long("database-url") => config.database_url = parser.value()?.string()?,
             Long("table") => config.table = parser.value()?.string()?,
             Long("max-records") => config.max_records = Some(parser.value()?.parse()?),
+            Long("property") => {
+                let pair = parser.value()?.string()?;
+                let Some((key, value)) = pair.split_once('=') else {
+                    return Err(format!("--property takes KEY=VALUE, not `{pair}`").into());
+                };
+                config.properties.push((key.to_owned(), value.to_owned()));
+            }
             Long("help") | Short('h') => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -97,8 +109,8 @@ fn parse_args() -> Result<Config, lexopt::Error> {
     Ok(config)
 }
 
-const USAGE: &str =
-    "usage: orders [--brokers HOST:PORT,..] [--topic NAME] [--group NAME] [--database-url URL] [--table NAME] [--max-records N]";
+const USAGE: &str = "usage: orders [--brokers HOST:PORT,..] [--topic NAME] [--group NAME] [--database-url URL] [--table NAME] \
+[--max-records N] [--property KEY=VALUE]..";
 
 #[allow(dead_code)] // Tests include this file as a module and call `run`.
 #[tokio::main]

@@ -50,7 +50,8 @@ pub struct Child {
 }
 
 impl Child {
-    fn spawn(&self, n: usize) -> (std::process::Child, PathBuf) {
+    /// Start the child (its `n`th run): the process and its log file.
+    pub fn spawn(&self, n: usize) -> (std::process::Child, PathBuf) {
         let log = self.log_dir.join(format!("child-{n}.log"));
         let out = std::fs::File::create(&log).expect("child log");
         let err = out.try_clone().expect("child log");

@@ -660,8 +660,18 @@ impl PostgresSink {
             }
             let sql = encode::create_table_sql(&target, &fields, &keys);
             tracing::info!(table = %target, %sql, "creating the table");
-            write::timed(&component, "creating the table", limit, client.batch_execute(&sql)).await?;
+            let created = write::timed(&component, "creating the table", limit, client.batch_execute(&sql)).await;
             info = write::table_info(&client, &schema_name, &table, &component, limit).await?;
+            match created {
+                // Two pipelines starting together: `IF NOT EXISTS` does not stop PostgreSQL
+                // from failing the second CREATE (a unique violation in its catalog) while the
+                // first commits; the table is there, which is what was asked.
+                Err(e) if info.is_some() => {
+                    tracing::debug!(table = %target, error = %e, "the table was created by another session meanwhile")
+                }
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
         }
         let Some(info) = info else {
             return Err(permanent(format!("table {schema_name}.{table} does not exist (create it, or set `create = true`)")));
