@@ -78,9 +78,13 @@ impl ProducerContext for Context {
     }
 }
 
+/// The longest a commit's flush blocks before it leaves the wait to the delivery reports.
+const COMMIT_FLUSH: Duration = Duration::from_secs(30);
+
 /// An open producer.
 pub(super) struct Open {
-    pub producer: ThreadedProducer<Context>,
+    /// Shared with the blocking flush of a commit.
+    pub producer: Arc<ThreadedProducer<Context>>,
     pub deliveries: Arc<Deliveries>,
     pub topic: String,
     pub component: String,
@@ -132,6 +136,16 @@ impl Open {
 
     /// Wait for the delivery report of every message handed over, then say how it went.
     pub(super) async fn settle(&mut self) -> Result<(), ConnectorError> {
+        if self.deliveries.in_flight.load(Ordering::Acquire) > 0 {
+            // librdkafka holds messages for `linger.ms` to fill its requests; a commit waits for
+            // them all, so send them now: `flush` does (a blocking call). Its outcome is read
+            // from the delivery reports below; a flush that times out leaves the wait to them.
+            let producer = Arc::clone(&self.producer);
+            let flushed = tokio::task::spawn_blocking(move || producer.flush(COMMIT_FLUSH)).await;
+            if let Ok(Err(e)) = flushed {
+                tracing::debug!(error = %e, topic = %self.topic, "flush before the commit did not finish; waiting for the delivery reports");
+            }
+        }
         loop {
             let reported = self.deliveries.reported.notified();
             tokio::pin!(reported);

@@ -1,0 +1,300 @@
+//! Kafka → PostgreSQL, the `orders` pipeline's shape (decode, drop test orders, rename
+//! `amount_cents` to `amount`, write), beside a hand-written loop doing the same job with the
+//! same crates in the same run: an rdkafka `BaseConsumer` polling and decoding, rows gathered
+//! 500 at a time, each group written with binary COPY (`tokio_postgres::binary_copy`) in a
+//! transaction (insert; or COPY into a temporary table then `INSERT .. ON CONFLICT (id) DO
+//! UPDATE` for upsert), and the consumer's offsets committed after each COPY.
+//!
+//! Against `KAFKA_BROKERS` (the mock broker `scripts/services.sh` starts) and `DATABASE_URL`.
+//! `cargo bench --bench orders --features kafka,postgres`; `ETL_BENCH_RECORDS` (default
+//! `100000,1000000`). Prints records/s, wall and CPU seconds, the etl side's peak heap (a
+//! counting allocator; librdkafka's buffers are C allocations, counted on neither side) and the
+//! ratio etl / loop. Both sides read the same topic (each in a group of its own) and write a
+//! table of their own; the tables are compared row for row after each run.
+
+use etl::prelude::*;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{BufRead, BufReader, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const BATCH: usize = 500;
+
+#[derive(Debug, Clone, Record, Serialize, Deserialize)]
+struct Order {
+    id: i64,
+    customer: String,
+    amount_cents: i64,
+    status: String,
+}
+
+fn order(i: u64) -> Order {
+    Order {
+        id: i as i64,
+        customer: format!("customer-{:05}", i % 10_000),
+        amount_cents: (i as i64 * 7919) % 100_000,
+        status: if i % 10 == 0 { "test".into() } else { "paid".into() },
+    }
+}
+
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct we pass; RUSAGE_SELF is a valid selector.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+fn brokers() -> String {
+    std::env::var("KAFKA_BROKERS").expect("KAFKA_BROKERS is not set: `source scripts/services.sh && ensure_kafka`")
+}
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000_000)
+}
+
+fn kafka_config() -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers());
+    config
+}
+
+async fn create_topic(partitions: i32) -> String {
+    let topic = unique("bench-orders").replace('_', "-");
+    let addr = std::env::var("KAFKA_MOCK_CONTROL").expect("KAFKA_MOCK_CONTROL: the mock broker's control port");
+    let mut stream = std::net::TcpStream::connect(addr).expect("the mock's control port");
+    stream.write_all(format!("create {topic} {partitions}\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).unwrap();
+    assert_eq!(answer.trim(), "ok");
+    topic
+}
+
+async fn produce(topic: &str, n: u64) {
+    let producer: FutureProducer = kafka_config().set("enable.idempotence", "true").set("acks", "all").create().unwrap();
+    let mut pending = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let payload = serde_json::to_vec(&order(i)).unwrap();
+        let key = i.to_string();
+        loop {
+            match producer.send_result(FutureRecord::to(topic).key(&key).payload(&payload)) {
+                Ok(delivery) => {
+                    pending.push(delivery);
+                    break;
+                }
+                Err((e, _)) => {
+                    assert_eq!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull), "{e}");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    }
+    for delivery in pending {
+        delivery.await.unwrap().unwrap();
+    }
+}
+
+async fn client() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await.expect("PostgreSQL");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+async fn create_table(client: &tokio_postgres::Client, table: &str) {
+    client
+        .batch_execute(&format!("CREATE TABLE {table} (id bigint PRIMARY KEY, customer text NOT NULL, amount bigint NOT NULL, status text NOT NULL)"))
+        .await
+        .unwrap();
+}
+
+/// The hand-written loop: poll, decode, filter, COPY 500 rows at a time, commit the offsets.
+async fn hand_written(topic: &str, table: &str, n: u64, upsert: bool) {
+    let mut db = client().await;
+    let consumer: BaseConsumer = kafka_config()
+        .set("group.id", unique("bench-loop"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut rows: Vec<Order> = Vec::with_capacity(BATCH);
+    let mut read = 0;
+    while read < n {
+        let mut polled = 0;
+        while rows.len() < BATCH && read < n && polled < BATCH {
+            // A short poll on the runtime's thread, as a loop written with rdkafka would.
+            let Some(message) = consumer.poll(Duration::from_millis(10)) else { break };
+            let message = message.unwrap();
+            read += 1;
+            polled += 1;
+            let o: Order = serde_json::from_slice(rdkafka::Message::payload(&message).unwrap()).unwrap();
+            if o.status != "test" {
+                rows.push(o);
+            }
+        }
+        if rows.len() >= BATCH || (read >= n && !rows.is_empty()) {
+            let tx = db.transaction().await.unwrap();
+            let target = if upsert {
+                tx.batch_execute("CREATE TEMP TABLE staging (id bigint, customer text, amount bigint, status text) ON COMMIT DROP").await.unwrap();
+                "staging".to_owned()
+            } else {
+                table.to_owned()
+            };
+            let sink = tx.copy_in(&format!("COPY {target} (id, customer, amount, status) FROM STDIN BINARY")).await.unwrap();
+            let writer = BinaryCopyInWriter::new(sink, &[Type::INT8, Type::TEXT, Type::INT8, Type::TEXT]);
+            futures::pin_mut!(writer);
+            for o in rows.drain(..) {
+                writer.as_mut().write(&[&o.id, &o.customer, &o.amount_cents, &o.status]).await.unwrap();
+            }
+            writer.as_mut().finish().await.unwrap();
+            if upsert {
+                tx.batch_execute(&format!(
+                    "INSERT INTO {table} SELECT DISTINCT ON (id) * FROM staging ORDER BY id ON CONFLICT (id) DO UPDATE SET customer = EXCLUDED.customer, amount = EXCLUDED.amount, status = EXCLUDED.status"
+                ))
+                .await
+                .unwrap();
+            }
+            tx.commit().await.unwrap();
+            consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+        }
+    }
+}
+
+/// The etl side: the `orders` pipeline.
+async fn with_etl(topic: &str, table: &str, n: u64, upsert: bool) {
+    let (group, url) = (unique("bench-etl"), database_url());
+    let report = if upsert {
+        pipeline! {
+            kafka(topics = [topic], brokers = brokers(), group = group, max_records = n, batch_size = 500, batch_timeout = 1s) as Order
+            | filter(|o| o.status != "test")
+            | rename(amount_cents -> amount)
+            | postgres(url = url, table = table, mode = upsert(id))
+        }
+        .max_in_flight(4)
+        .handle_signals(false)
+        .run()
+        .await
+    } else {
+        pipeline! {
+            kafka(topics = [topic], brokers = brokers(), group = group, max_records = n, batch_size = 500, batch_timeout = 1s) as Order
+            | filter(|o| o.status != "test")
+            | rename(amount_cents -> amount)
+            | postgres(url = url, table = table, mode = insert)
+        }
+        .max_in_flight(4)
+        .handle_signals(false)
+        .run()
+        .await
+    };
+    let report = report.expect("the etl pipeline");
+    assert_eq!(report.records_in, n);
+}
+
+struct Side {
+    wall: f64,
+    cpu: f64,
+    heap: usize,
+}
+
+async fn measure<F: std::future::Future<Output = ()>>(run: F) -> Side {
+    let live = LIVE.load(Ordering::Relaxed);
+    PEAK.store(live, Ordering::Relaxed);
+    let cpu = cpu_seconds();
+    let started = Instant::now();
+    run.await;
+    Side { wall: started.elapsed().as_secs_f64(), cpu: cpu_seconds() - cpu, heap: PEAK.load(Ordering::Relaxed).saturating_sub(live) }
+}
+
+fn row(label: &str, n: u64, side: &Side, base: &Side) {
+    println!(
+        "| {label} | {:.0} | {:.2} | {:.2} | {:.1} MiB | **{:.2}** |",
+        n as f64 / side.wall,
+        side.wall,
+        side.cpu,
+        side.heap as f64 / (1 << 20) as f64,
+        base.wall / side.wall
+    );
+}
+
+/// Every row of `table`, hashed in id order.
+async fn digest(client: &tokio_postgres::Client, table: &str) -> (i64, u64) {
+    use std::hash::{Hash, Hasher};
+    let rows = client.query(&format!("SELECT id, customer, amount, status FROM {table} ORDER BY id"), &[]).await.unwrap();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for r in &rows {
+        (r.get::<_, i64>(0), r.get::<_, String>(1), r.get::<_, i64>(2), r.get::<_, String>(3)).hash(&mut h);
+    }
+    (rows.len() as i64, h.finish())
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return; // `cargo test --benches` builds it; only `cargo bench` runs it.
+    }
+    let sizes: Vec<u64> = std::env::var("ETL_BENCH_RECORDS")
+        .unwrap_or_else(|_| "100000,1000000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("ETL_BENCH_RECORDS: numbers"))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        println!("orders: Kafka ({}) → PostgreSQL, batches of {BATCH}\n", brokers());
+        println!("| what | side | records/s | wall s | CPU s | peak heap | ratio |");
+        println!("|---|---|---|---|---|---|---|");
+        let db = client().await;
+        for &n in &sizes {
+            let topic = create_topic(3).await;
+            produce(&topic, n).await;
+            for upsert in [false, true] {
+                let mode = if upsert { "upsert" } else { "insert" };
+                let (loop_table, etl_table) = (unique("bench_loop"), unique("bench_etl"));
+                create_table(&db, &loop_table).await;
+                create_table(&db, &etl_table).await;
+                let base = measure(hand_written(&topic, &loop_table, n, upsert)).await;
+                row(&format!("{mode}, {n} orders | rdkafka loop + binary COPY, offsets committed per COPY"), n, &base, &base);
+                let side = measure(with_etl(&topic, &etl_table, n, upsert)).await;
+                row(&format!("{mode}, {n} orders | etl `orders` pipeline (4 batches in flight)"), n, &side, &base);
+                let (a, b) = (digest(&db, &loop_table).await, digest(&db, &etl_table).await);
+                assert_eq!(a, b, "both tables hold the same rows");
+                db.batch_execute(&format!("DROP TABLE {loop_table}; DROP TABLE {etl_table}")).await.unwrap();
+            }
+        }
+    });
+}
