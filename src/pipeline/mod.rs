@@ -3,10 +3,12 @@
 //! `pipeline!` generates exactly these calls.
 
 mod driver;
+mod graph;
 mod report;
 mod signals;
 
 pub use crate::retry::RetryPolicy;
+pub use graph::{Graph, GraphStep, RecordType, StepRole};
 pub use report::RunReport;
 
 use crate::dead_letter::DeadLetters;
@@ -207,6 +209,8 @@ pub(crate) struct RunOptions {
     pub(crate) cancel: CancellationToken,
     pub(crate) handle_signals: bool,
     pub(crate) progress_interval: Duration,
+    /// The pipeline's shape, as `pipeline!` described it.
+    pub(crate) graph: Option<Arc<Graph>>,
 }
 
 impl Default for RunOptions {
@@ -221,6 +225,7 @@ impl Default for RunOptions {
             cancel: CancellationToken::new(),
             handle_signals: true,
             progress_interval: Duration::from_secs(10),
+            graph: None,
         }
     }
 }
@@ -333,6 +338,37 @@ where
     pub fn progress_interval(mut self, d: Duration) -> Self {
         self.options.progress_interval = d;
         self
+    }
+
+    /// Describe the pipeline's shape (`pipeline!` does it with every step, its arguments and
+    /// the record type after it); the runner's `graph` subcommand prints it.
+    ///
+    /// ```
+    /// use etl::pipeline::{Graph, GraphStep, StepRole};
+    /// # let run = etl::Pipeline::from(etl::source::iter(vec![1i64])).to(etl::sink::blackhole());
+    /// let run = run.graph(Graph::new("numbers").step(GraphStep::new(StepRole::Source, "iter")));
+    /// assert_eq!(run.to_graph().steps.len(), 1);
+    /// ```
+    pub fn graph(mut self, graph: Graph) -> Self {
+        self.options.graph = Some(Arc::new(graph));
+        self
+    }
+
+    /// The pipeline's shape: what [`graph`](Self::graph) set, otherwise its source and sink
+    /// as they describe themselves, named after the run.
+    ///
+    /// ```
+    /// let run = etl::Pipeline::from(etl::source::iter(vec![1i64])).to(etl::sink::blackhole()).name("n");
+    /// let g = run.to_graph();
+    /// assert_eq!((g.name.as_str(), g.steps.len()), ("n", 2));
+    /// ```
+    pub fn to_graph(&self) -> Graph {
+        match &self.options.graph {
+            Some(graph) => Graph { name: self.options.name.clone(), ..Graph::clone(graph) },
+            None => Graph::new(self.options.name.clone())
+                .step(GraphStep::new(StepRole::Source, self.source.describe()))
+                .step(GraphStep::new(StepRole::Sink, self.sink.describe())),
+        }
     }
 
     /// Run until the source ends, a shutdown is requested, or an error stops it.
