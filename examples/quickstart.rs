@@ -5,8 +5,14 @@
 //! into `./lake/orders/` (temporary name, fsync, rename). The malformed lines go to
 //! `./dead-letters/quickstart.jsonl` with their raw bytes. Prints the run report.
 //!
+//! It runs under etl's runner (`#[etl::main]`), so it also has the runner's subcommands:
+//!
 //! ```sh
-//! cargo run --example quickstart    # from the repository root
+//! cargo run --example quickstart                          # from the repository root
+//! cargo run --example quickstart -- check                 # open the file and the lake, read nothing
+//! cargo run --example quickstart -- graph                 # the pipeline as a Mermaid chart
+//! cargo run --example quickstart -- dead-letters list     # the two malformed lines
+//! cargo run --example quickstart -- --log-format json --metrics-addr 127.0.0.1:9898
 //! ```
 
 use etl::prelude::*;
@@ -27,12 +33,8 @@ struct Paid {
     amount_cents: i64,
 }
 
-#[tokio::main]
+#[etl::main]
 async fn main() -> etl::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-
     let report = pipeline! {
         file(path = "${ETL_QUICKSTART_INPUT:-examples/data/orders.jsonl}", batch_size = 50) as Order
         | filter(|o| o.status == "paid" && o.amount_cents > 0)

@@ -23,7 +23,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// let e = etl::Error::from(etl::ConfigError::UnsetVariable { name: "DB_PASS".into() });
 /// assert!(e.to_string().contains("DB_PASS"));
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A configuration value could not be resolved at start-up.
@@ -47,6 +47,33 @@ pub enum Error {
         /// Batches still in flight when it expired.
         unfinished: usize,
     },
+    /// A pipeline could not start: its sink or source failed to open (nothing was consumed).
+    #[error("pipeline `{pipeline}` could not start: {error}")]
+    Start {
+        /// The pipeline's name.
+        pipeline: String,
+        /// Why: the sink's or the source's error, or a configuration error.
+        #[source]
+        error: Box<Error>,
+    },
+    /// The share of dead-lettered records passed the run's `max_dead_letter_ratio`: records fail
+    /// systematically (a misspelled field, a schema that changed). The run stopped; what was
+    /// dead-lettered is kept.
+    #[error(
+        "{dead_lettered} of {records_in} records dead-lettered (more than {max_ratio} of them), most at step {step}; first error: {first_error}; the run stopped (dead letters are kept; fix the cause, or raise `max_dead_letter_ratio`)"
+    )]
+    DeadLetterRatio {
+        /// Records read so far.
+        records_in: u64,
+        /// Records dead-lettered so far.
+        dead_lettered: u64,
+        /// The ratio that was passed.
+        max_ratio: f64,
+        /// The step where most records failed (`rename(amount_cents -> amount)`, `decode`, ...).
+        step: String,
+        /// The first error seen at that step.
+        first_error: String,
+    },
     /// A second signal arrived during the graceful stop: the run stopped at once; unfinished
     /// batches were left unacknowledged (their sources redeliver them).
     #[error("stopped at once by a second signal; {unfinished} batch(es) left unacknowledged for redelivery")]
@@ -54,6 +81,76 @@ pub enum Error {
         /// Batches still in flight when it arrived.
         unfinished: usize,
     },
+}
+
+impl Error {
+    /// True when the error happened before anything was consumed: a configuration value that
+    /// cannot be resolved, or a source or sink that could not open.
+    ///
+    /// ```
+    /// let e = etl::Error::from(etl::ConfigError::UnsetVariable { name: "X".into() });
+    /// assert!(e.is_startup());
+    /// ```
+    pub fn is_startup(&self) -> bool {
+        matches!(self, Error::Config(_) | Error::Start { .. })
+    }
+
+    /// Whether a retry of the whole run can help, when it is known: the innermost connector
+    /// error's [`Retry`].
+    ///
+    /// ```
+    /// use etl::{ConnectorError, Error, Retry};
+    /// let e = Error::Sink(ConnectorError::retryable("file sink ./lake", "disk full"));
+    /// assert_eq!(e.retry(), Some(Retry::Retryable));
+    /// ```
+    pub fn retry(&self) -> Option<Retry> {
+        match self {
+            Error::Source(c) | Error::Sink(c) | Error::DeadLetters(c) => Some(c.retry),
+            Error::Start { error, .. } => error.retry(),
+            Error::Config(_) => Some(Retry::Permanent),
+            _ => None,
+        }
+    }
+}
+
+/// The error and its causes, one a line, without repeating what a cause's message already
+/// said, then whether a retry could help: what a `main() -> etl::Result<()>` prints.
+///
+/// ```
+/// use etl::{ConnectorError, Error};
+/// let e = Error::Sink(ConnectorError::permanent("postgres sink orders", std::io::Error::other("password authentication failed")));
+/// let printed = format!("{e:?}");
+/// assert!(printed.starts_with("sink failed: postgres sink orders: password authentication failed"), "{printed}");
+/// assert!(printed.contains("retrying will not help"), "{printed}");
+/// ```
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if f.alternate() {
+            return f.write_str(&self.to_string());
+        }
+        write_chain(f, self)?;
+        match self.retry() {
+            Some(Retry::Retryable) => f.write_str("\n  (a transient failure: retrying later can help)"),
+            Some(Retry::Permanent) => f.write_str("\n  (retrying will not help: fix the cause first)"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `error`'s message, then each cause whose message the one before did not already include.
+pub(crate) fn write_chain(f: &mut impl std::fmt::Write, error: &dyn std::error::Error) -> std::fmt::Result {
+    let mut said = error.to_string();
+    f.write_str(&said)?;
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let message = c.to_string();
+        if !said.contains(&message) {
+            write!(f, "\n  caused by: {message}")?;
+            said = message;
+        }
+        cause = c.source();
+    }
+    Ok(())
 }
 
 /// Whether repeating the failed call can succeed.
@@ -78,7 +175,7 @@ pub enum Retry {
 /// assert!(e.is_retryable());
 /// assert_eq!(e.to_string(), "file sink ./lake: disk full");
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[error("{component}: {error}")]
 pub struct ConnectorError {
     /// The component and its target, e.g. `file sink ./lake` or `kafka source orders/3`.
@@ -88,6 +185,27 @@ pub struct ConnectorError {
     /// The underlying error.
     #[source]
     pub error: BoxError,
+}
+
+/// The message and its causes, then whether a retry can help (`{:#?}`: the fields).
+///
+/// ```
+/// let e = etl::ConnectorError::retryable("sqs source q", "timed out");
+/// assert_eq!(format!("{e:?}"), "sqs source q: timed out (retryable)");
+/// ```
+impl std::fmt::Debug for ConnectorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if f.alternate() {
+            return f
+                .debug_struct("ConnectorError")
+                .field("component", &self.component)
+                .field("retry", &self.retry)
+                .field("error", &self.error)
+                .finish();
+        }
+        write_chain(f, self)?;
+        f.write_str(if self.is_retryable() { " (retryable)" } else { " (permanent)" })
+    }
 }
 
 impl ConnectorError {

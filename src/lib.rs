@@ -34,6 +34,8 @@ mod aws;
 pub mod batch;
 mod blocking;
 pub mod channel;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod config;
 pub mod dead_letter;
 mod durable;
@@ -49,9 +51,12 @@ pub mod retry;
 pub mod sink;
 pub mod source;
 pub mod stage;
+mod telemetry;
 
 pub use config::ConfigError;
 pub use error::{BoxError, ConnectorError, Error, Result, Retry};
+#[cfg(feature = "cli")]
+pub use etl_macros::main;
 pub use etl_macros::{pipeline, stage};
 pub use operator::Operator;
 pub use pipeline::{Pipeline, RunReport};

@@ -28,6 +28,7 @@ fn entry(source: &str, payload: &[u8]) -> DeadLetter {
         kind: FailureKind::Decode,
         source: source.into(),
         position: Position::Line(1),
+        step: None,
         headers: Vec::new(),
         attempts: 1,
         first_failed: now,

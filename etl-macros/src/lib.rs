@@ -11,6 +11,7 @@
 
 mod diagnostic;
 mod duration;
+mod main_attr;
 mod ops;
 mod pipeline;
 mod record;
@@ -20,6 +21,26 @@ mod suggest;
 mod wire;
 
 use proc_macro::TokenStream;
+
+/// Runs the program's `async fn main` under etl's runner (`etl::cli::main`, cargo feature
+/// `cli` of `etl`): a command line (`run`, `check`, `graph`, `dead-letters`, `--log-level`,
+/// `--log-format`, `--metrics-addr`), logging set up, the error printed readably and a
+/// documented exit code. The function takes no argument, or one: the program's own flags, any
+/// `clap::Args`.
+///
+/// ```no_run
+/// use etl::prelude::*;
+///
+/// #[etl::main]
+/// async fn main() -> etl::Result<()> {
+///     pipeline! { iter(1..=3) | stdout() }.run().await?;
+///     Ok(())
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
+    main_attr::expand(attr.into(), item.into()).into()
+}
 
 /// Implements `etl::record::Record` for a struct with named fields.
 ///

@@ -77,12 +77,15 @@ pub struct Failure {
     pub meta: Meta,
     /// How many attempts were made before giving up.
     pub attempts: u32,
+    /// The pipeline step where it failed (0 is the source; set by the pipeline, see
+    /// [`Step`](crate::operator::Step)); `None` until a step claims it.
+    pub step: Option<usize>,
 }
 
 impl Failure {
     /// A failure after one attempt.
     pub fn new(payload: Bytes, kind: FailureKind, error: impl Into<String>, meta: Meta) -> Failure {
-        Failure { payload, kind, error: error.into(), meta, attempts: 1 }
+        Failure { payload, kind, error: error.into(), meta, attempts: 1, step: None }
     }
 
     /// A failure of a decoded record: keeps the source's raw bytes when there are any,
@@ -170,6 +173,11 @@ impl<T> Batch<T> {
     /// Failed records carried toward the dead-letter queue.
     pub fn failures(&self) -> &[Failure] {
         &self.failures
+    }
+
+    /// The records that failed on the way, to amend (the pipeline stamps each with its step).
+    pub(crate) fn failures_mut(&mut self) -> &mut [Failure] {
+        &mut self.failures
     }
 
     /// Number of records (failures not included).

@@ -45,6 +45,60 @@ pub enum ConfigError {
     },
 }
 
+/// `url` with its password replaced by `***`: in the URL form
+/// (`postgres://user:secret@host/db`, `?password=secret`) and the key=value form
+/// (`password=secret`, `password='a secret'`).
+///
+/// ```
+/// assert_eq!(etl::config::redact("postgres://me:s3cret@db/x"), "postgres://me:***@db/x");
+/// assert_eq!(etl::config::redact("host=db password='a b' user=me"), "host=db password=*** user=me");
+/// ```
+pub fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..authority_end].rfind('@') {
+            let userinfo = &out[rest..rest + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest + colon + 1..rest + at, "***");
+            }
+        }
+    }
+    // `password=...` as a query parameter or a key=value pair.
+    let mut searched = 0;
+    while let Some(found) = out[searched..].find("password") {
+        let key_end = searched + found + "password".len();
+        let after = out[key_end..].trim_start();
+        let Some(value) = after.strip_prefix('=') else {
+            searched = key_end;
+            continue;
+        };
+        let value = value.trim_start();
+        let start = out.len() - value.len();
+        let end = if let Some(quoted) = value.strip_prefix('\'') {
+            quoted.find('\'').map_or(out.len(), |i| start + 1 + i + 1)
+        } else {
+            value.find([' ', '&', '\t', '\n']).map_or(out.len(), |i| start + i)
+        };
+        out.replace_range(start..end, "***");
+        searched = start + 3;
+    }
+    out
+}
+
+/// `text` as logs show it: `${VAR}`s resolved (the template as written when one cannot be),
+/// passwords redacted ([`redact`]).
+///
+/// ```
+/// std::env::set_var("ETL_DOC_DB", "postgres://me:pw@db/x");
+/// assert_eq!(etl::config::display("${ETL_DOC_DB}"), "postgres://me:***@db/x");
+/// assert_eq!(etl::config::display("${ETL_DOC_UNSET_FOR_SURE}"), "${ETL_DOC_UNSET_FOR_SURE}");
+/// ```
+pub fn display(text: &str) -> String {
+    redact(&interpolate(text).unwrap_or_else(|_| text.to_owned()))
+}
+
 /// Resolve `${VAR}` and `${VAR:-default}` in `text` from the process environment.
 ///
 /// `$${` writes a literal `${`. An unset variable without a default is an error naming it;

@@ -28,7 +28,7 @@ use tracing::{debug, warn};
 ///
 /// ```text
 /// {"id":"1718000000000-42-0","payload":"/wA=","error":"invalid UTF-8","kind":"decode",
-///  "source":"file in.jsonl","position":{"line":3},"headers":[{"name":"trace","value":"AQI="}],
+///  "source":"file in.jsonl","position":{"line":3},"step":"rename(a -> b)","headers":[{"name":"trace","value":"AQI="}],
 ///  "attempts":1,"first_failed":1718000000000,"last_failed":1718000000000}
 /// ```
 ///
@@ -211,6 +211,8 @@ struct Line {
     kind: FailureKind,
     source: String,
     position: Position,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    step: Option<String>,
     #[serde(default)]
     headers: Vec<HeaderLine>,
     attempts: u32,
@@ -227,6 +229,21 @@ struct HeaderLine {
     value: String,
 }
 
+impl DeadLetter {
+    /// The entry as one line of JSON, in the format of [`FileDeadLetters`] (payload in base64).
+    ///
+    /// ```
+    /// # use etl::batch::{Failure, FailureKind};
+    /// # use etl::dead_letter::DeadLetter;
+    /// let f = Failure::new(bytes::Bytes::from_static(b"\xff"), FailureKind::Decode, "invalid UTF-8", Default::default());
+    /// let line = DeadLetter::from_failure(f, "file in.jsonl").to_json_line();
+    /// assert!(line.contains(r#""payload":"/w==""#), "{line}");
+    /// ```
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(&Line::from(self)).unwrap_or_else(|e| format!("{{\"id\":{:?},\"unprintable\":{:?}}}", self.id, e.to_string()))
+    }
+}
+
 impl From<&DeadLetter> for Line {
     fn from(e: &DeadLetter) -> Line {
         Line {
@@ -236,6 +253,7 @@ impl From<&DeadLetter> for Line {
             kind: e.kind,
             source: e.source.clone(),
             position: e.position.clone(),
+            step: e.step.clone(),
             headers: e.headers.iter().map(|(name, value)| HeaderLine { name: name.clone(), value: BASE64.encode(value) }).collect(),
             attempts: e.attempts,
             first_failed: to_millis(e.first_failed),
@@ -263,6 +281,7 @@ impl TryFrom<Line> for DeadLetter {
             kind: l.kind,
             source: l.source,
             position: l.position,
+            step: l.step,
             headers,
             attempts: l.attempts,
             first_failed: from_millis(l.first_failed).ok_or("first_failed is out of range")?,
@@ -459,6 +478,7 @@ mod tests {
             kind: FailureKind::Transform,
             source: "kafka orders".into(),
             position: Position::Offset { partition: 3, offset: -1 },
+            step: Some("rename(a -> b)".into()),
             headers: headers.into_iter().map(|(k, v)| (k, Bytes::from(v))).collect(),
             attempts: 7,
             first_failed: from_millis(first).unwrap(),

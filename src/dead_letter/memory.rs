@@ -122,6 +122,7 @@ mod tests {
             kind: FailureKind::Decode,
             source: "test".into(),
             position: Position::None,
+            step: None,
             headers: Vec::new(),
             attempts: 1,
             first_failed: now,

@@ -38,6 +38,9 @@ pub struct DeadLetter {
     pub source: String,
     /// Its position in the source.
     pub position: Position,
+    /// The pipeline step where it failed (`rename(amount_cents -> amount)`, the source's or the
+    /// sink's description), when known.
+    pub step: Option<String>,
     /// The message headers, if any.
     pub headers: Vec<(String, Bytes)>,
     /// Attempts made before it was dead-lettered.
@@ -60,11 +63,28 @@ impl DeadLetter {
             kind: failure.kind,
             source: source.to_owned(),
             position: failure.meta.position,
+            step: None,
             headers,
             attempts: failure.attempts,
             first_failed: now,
             last_failed: now,
         }
+    }
+}
+
+impl DeadLetter {
+    /// The same entry, failed at `step`.
+    ///
+    /// ```
+    /// # use etl::batch::{Failure, FailureKind};
+    /// # use etl::dead_letter::DeadLetter;
+    /// # let f = Failure::new(bytes::Bytes::from_static(b"{}"), FailureKind::Transform, "no field `x`", Default::default());
+    /// let d = DeadLetter::from_failure(f, "iter").at_step(Some("rename(x -> y)".into()));
+    /// assert_eq!(d.step.as_deref(), Some("rename(x -> y)"));
+    /// ```
+    pub fn at_step(mut self, step: Option<String>) -> DeadLetter {
+        self.step = step;
+        self
     }
 }
 

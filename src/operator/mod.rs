@@ -48,6 +48,55 @@ impl<T: Send + 'static> Operator<T> for Identity {
     }
 }
 
+/// An operator at a known position of its pipeline: records that fail in it are stamped with
+/// its index (the dead-letter entries and the run's summary name the step), and, inside a run,
+/// the records going in and out of it are counted in the run's metrics. [`Pipeline`]'s
+/// builder wraps every operator in one; index 0 is the source.
+///
+/// [`Pipeline`]: crate::Pipeline
+///
+/// ```
+/// use etl::operator::{Map, Step};
+/// let _second = Step::new(2, Map(|n: i64| n + 1));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Step<O> {
+    index: usize,
+    op: O,
+    /// The step's in and out counters, made on the first batch inside a run.
+    counters: Option<(metrics::Counter, metrics::Counter)>,
+}
+
+impl<O> Step<O> {
+    /// `op` as step `index` of its pipeline.
+    pub fn new(index: usize, op: O) -> Self {
+        Step { index, op, counters: None }
+    }
+}
+
+impl<In, O> Operator<In> for Step<O>
+where
+    In: Send,
+    O: Operator<In>,
+{
+    type Out = O::Out;
+    async fn apply(&mut self, batch: Batch<In>) -> Batch<O::Out> {
+        if self.counters.is_none() {
+            self.counters = crate::telemetry::step_counters(self.index);
+        }
+        let (records, before) = (batch.len(), batch.failures().len());
+        let mut out = self.op.apply(batch).await;
+        for failure in out.failures_mut().iter_mut().skip(before) {
+            failure.step.get_or_insert(self.index);
+        }
+        if let Some((records_in, records_out)) = &self.counters {
+            records_in.increment(records as u64);
+            records_out.increment(out.len() as u64);
+        }
+        out
+    }
+}
+
 /// Two operators, one after the other, fused: no channel, no copy between them.
 ///
 /// ```

@@ -14,7 +14,7 @@
 //! permit before it reads a batch, and the permit is returned once that batch's
 //! acknowledgement is resolved.
 
-use super::report::{counting_retries, Counters};
+use super::report::{counting_retries, Counters, DeadLetterSummary};
 use super::signals::SignalGuard;
 use super::RunOptions;
 use crate::ack::{Ack, Status};
@@ -26,17 +26,18 @@ use crate::pipeline::RunReport;
 use crate::record::Meta;
 use crate::resources::Resources;
 use crate::sink::{Sink, SinkContext, Written};
-use crate::source::{Source, SourceContext};
+use crate::source::{Lag, Source, SourceContext};
 use futures::StreamExt;
 use serde::Serialize;
-use std::sync::Arc;
+use crate::telemetry::{with_run, RunMetrics};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 
-pub(crate) async fn run<S, O, K>(source: S, ops: O, sink: K, options: RunOptions) -> crate::Result<RunReport>
+pub(crate) async fn run<S, O, K>(source: S, ops: O, sink: K, labels: Vec<String>, options: RunOptions) -> crate::Result<RunReport>
 where
     S: Source,
     O: Operator<S::Item>,
@@ -44,10 +45,33 @@ where
     K: Sink<O::Out>,
 {
     let span = info_span!("pipeline", name = %options.name, source = %source.describe(), sink = %sink.describe());
-    run_inner(source, ops, sink, options).instrument(span).await
+    run_inner(source, ops, sink, labels, options).instrument(span).await
 }
 
-async fn run_inner<S, O, K>(source: S, mut ops: O, mut sink: K, options: RunOptions) -> crate::Result<RunReport>
+/// The runner's `check`: open the sink and the source (which resolves every `${VAR}` and
+/// reaches every server), consume nothing, close.
+pub(crate) async fn check<S, K, T>(source: S, mut sink: K, options: RunOptions) -> crate::Result<RunReport>
+where
+    S: Source,
+    K: Sink<T>,
+{
+    let (source_name, sink_name) = (source.describe(), sink.describe());
+    let start = |error| Error::Start { pipeline: options.name.clone(), error: Box::new(error) };
+    let stop = options.cancel.child_token();
+    let resources = Resources::default();
+    sink.open(SinkContext::new(options.name.clone(), stop.clone()).with_resources(resources.clone()))
+        .await
+        .map_err(|e| start(Error::Sink(e)))?;
+    let opened = source.open(SourceContext::new(stop.clone()).with_resources(resources)).await;
+    stop.cancel();
+    let stream = opened.map_err(start)?;
+    drop(stream);
+    sink.close().await.map_err(|e| start(Error::Sink(e)))?;
+    info!(pipeline = %options.name, source = %source_name, sink = %sink_name, "check passed: the source and the sink opened");
+    Ok(RunReport::default())
+}
+
+async fn run_inner<S, O, K>(source: S, mut ops: O, mut sink: K, labels: Vec<String>, options: RunOptions) -> crate::Result<RunReport>
 where
     S: Source,
     O: Operator<S::Item>,
@@ -65,14 +89,22 @@ where
     };
 
     // The sink is checked before anything is consumed.
+    let start = |error| Error::Start { pipeline: options.name.clone(), error: Box::new(error) };
     let resources = Resources::default();
-    sink.open(SinkContext::new(options.name.clone(), shutdown.clone()).with_resources(resources.clone())).await.map_err(Error::Sink)?;
+    sink.open(SinkContext::new(options.name.clone(), shutdown.clone()).with_resources(resources.clone()))
+        .await
+        .map_err(|e| start(Error::Sink(e)))?;
     // Cancelled on shutdown, and by the writer when it fails, so the reader stops too.
     let stop = shutdown.child_token();
-    let stream = source.open(SourceContext::new(stop.clone()).with_resources(resources)).await?;
+    let context = SourceContext::new(stop.clone()).with_resources(resources);
+    let lag = context.lag.clone();
+    let stream = source.open(context).await.map_err(start)?;
     info!("started");
 
+    let sink_step = labels.len().saturating_sub(1);
+    let metrics = RunMetrics::new(&options.name, labels);
     let counters = Counters::default();
+    let dead = Mutex::new(DeadLetterSummary::default());
     let in_flight = Arc::new(Semaphore::new(options.max_in_flight));
     // The permits bound the channel too: it never holds more than `max_in_flight` batches.
     let (tx, rx) = mpsc::channel::<(Batch<O::Out>, OwnedSemaphorePermit)>(options.max_in_flight);
@@ -84,8 +116,11 @@ where
             let Some(next) = stream.next().await else { break };
             let batch = next?;
             Counters::add(&counters.batches_in, 1);
-            Counters::add(&counters.records_in, (batch.len() + batch.failures().len()) as u64);
-            let batch = counting_retries(&counters, ops.apply(batch)).await;
+            let read = (batch.len() + batch.failures().len()) as u64;
+            Counters::add(&counters.records_in, read);
+            metrics.records_in.absolute(counters.records_in.load(std::sync::atomic::Ordering::Relaxed));
+            metrics.in_flight.set(counters.unfinished() as f64);
+            let batch = with_run(&metrics, counting_retries(&counters, ops.apply(batch))).await;
             if tx.send((batch, permit)).await.is_err() {
                 break; // the writer failed; its error is the run's
             }
@@ -102,6 +137,9 @@ where
             dead_letters: &*dead_letters,
             options: &options,
             counters: &counters,
+            metrics: &metrics,
+            dead: &dead,
+            sink_step,
             uncommitted: Vec::new(),
             since: None,
             failed: None,
@@ -135,7 +173,7 @@ where
                     break Err(e);
                 }
             }
-            progress.tick(&counters, started);
+            progress.tick(&counters, started, &lag, &metrics);
         };
         if result.is_err() {
             // Every batch written and not committed is redelivered.
@@ -168,6 +206,8 @@ where
     };
     let closed = sink.close().await.map_err(Error::Sink);
     let report = counters.report(started.elapsed());
+    sync(&metrics, &report, counters.unfinished());
+    dead.lock().unwrap_or_else(PoisonError::into_inner).log(&report);
     // The writer's error explains a reader that stopped early; report it first.
     write.and(read).and(closed)?;
     info!(%report, "finished");
@@ -193,6 +233,11 @@ struct Writer<'a, K, T> {
     dead_letters: &'a dyn DeadLetters,
     options: &'a RunOptions,
     counters: &'a Counters,
+    metrics: &'a RunMetrics,
+    /// Dead letters by step and error, for the guardrail and the summary at the end.
+    dead: &'a Mutex<DeadLetterSummary>,
+    /// The sink's step index (what it refuses is dead-lettered under it).
+    sink_step: usize,
     /// Written and not committed, in the order they were read.
     uncommitted: Vec<Uncommitted<T>>,
     /// When the oldest uncommitted batch was written.
@@ -209,7 +254,10 @@ where
     /// the next commit. On error the batch is errored (redelivered).
     async fn write(&mut self, batch: Batch<T>, permit: OwnedSemaphorePermit) -> crate::Result<()> {
         let BatchParts { records, meta, failures, ack, origin } = batch.into_parts();
-        match self.write_and_triage(records, meta, failures, &origin).await {
+        let began = Instant::now();
+        let written = self.write_and_triage(records, meta, failures, &origin).await;
+        self.metrics.write_seconds.record(began.elapsed().as_secs_f64());
+        match written {
             Ok((records, meta, status)) => {
                 self.since.get_or_insert_with(Instant::now);
                 self.uncommitted.push(Uncommitted { records, meta, status, ack, _permit: permit });
@@ -251,7 +299,9 @@ where
             if !written.rejected.is_empty() {
                 let refused = refused_indices(&written, records.len(), &self.sink.describe()).map_err(Error::Sink)?;
                 for (index, reason) in written.rejected {
-                    failures.push(Failure::of_record(&records[index], meta[index].clone(), FailureKind::Sink, reason));
+                    let mut failure = Failure::of_record(&records[index], meta[index].clone(), FailureKind::Sink, reason);
+                    failure.step = Some(self.sink_step);
+                    failures.push(failure);
                 }
                 (records, meta) = keep_accepted(records, meta, &refused);
             }
@@ -259,10 +309,20 @@ where
         let status = if failures.is_empty() { Status::Delivered } else { Status::Rejected };
         if !failures.is_empty() {
             let n = failures.len() as u64;
-            let entries: Vec<DeadLetter> = failures.into_iter().map(|f| DeadLetter::from_failure(f, origin)).collect();
-            self.dead_letter_with_retries(entries).await.map_err(Error::DeadLetters)?;
+            let steps: Vec<usize> = failures.iter().map(|f| f.step.unwrap_or(0)).collect();
+            let entries: Vec<DeadLetter> = failures
+                .into_iter()
+                .zip(&steps)
+                .map(|(f, step)| DeadLetter::from_failure(f, origin).at_step(Some(self.metrics.label(*step))))
+                .collect();
+            self.dead_letter_with_retries(entries.clone()).await.map_err(Error::DeadLetters)?;
             warn!(count = n, queue = %self.dead_letters.describe(), "records dead-lettered");
             Counters::add(&self.counters.dead_lettered, n);
+            let mut dead = self.dead.lock().unwrap_or_else(PoisonError::into_inner);
+            for (entry, step) in entries.iter().zip(steps) {
+                dead.add(step, entry.step.as_deref().unwrap_or_default(), &entry.error);
+                self.metrics.dead_lettered(step).increment(1);
+            }
         }
         Ok((records, meta, status))
     }
@@ -298,7 +358,9 @@ where
             Counters::add(&self.counters.batches, 1);
             batch.ack.resolve(batch.status);
         }
-        Ok(())
+        let report = self.counters.report(std::time::Duration::ZERO);
+        sync(self.metrics, &report, self.counters.unfinished());
+        self.dead.lock().unwrap_or_else(PoisonError::into_inner).guard(&report, self.options)
     }
 
     /// After a failed commit: write every uncommitted batch again.
@@ -383,33 +445,54 @@ fn keep_accepted<T>(records: Vec<T>, meta: Vec<Meta>, refused: &[bool]) -> (Vec<
     records.into_iter().zip(meta).zip(refused).filter(|(_, refused)| !**refused).map(|(pair, _)| pair).unzip()
 }
 
+/// Set the run-wide metrics to the report's figures: they are counted once, in the report's
+/// counters, so the two agree.
+fn sync(metrics: &RunMetrics, report: &RunReport, in_flight: usize) {
+    metrics.records_in.absolute(report.records_in);
+    metrics.records_out.absolute(report.records_out);
+    metrics.retries.absolute(report.retries);
+    metrics.batches.absolute(report.batches);
+    metrics.in_flight.set(in_flight as f64);
+}
+
 /// A progress line every `interval` on long runs.
 struct Progress {
     interval: std::time::Duration,
     last: Instant,
     last_in: u64,
+    last_out: u64,
 }
 
 impl Progress {
     fn new(interval: std::time::Duration) -> Self {
-        Progress { interval, last: Instant::now(), last_in: 0 }
+        Progress { interval, last: Instant::now(), last_in: 0, last_out: 0 }
     }
 
-    fn tick(&mut self, counters: &Counters, started: Instant) {
+    fn tick(&mut self, counters: &Counters, started: Instant, lag: &Lag, metrics: &RunMetrics) {
         let since = self.last.elapsed();
         if since < self.interval {
             return;
         }
         let report = counters.report(started.elapsed());
-        let rate = (report.records_in - self.last_in) as f64 / since.as_secs_f64();
+        let lag = lag.get();
+        if let Some(lag) = lag {
+            metrics.lag.set(lag as f64);
+        }
+        let secs = since.as_secs_f64();
+        let rate_in = (report.records_in - self.last_in) as f64 / secs;
+        let rate_out = (report.records_out - self.last_out) as f64 / secs;
         info!(
             records_in = report.records_in,
             records_out = report.records_out,
+            in_per_second = rate_in.round(),
+            out_per_second = rate_out.round(),
             dead_lettered = report.dead_lettered,
-            records_per_second = rate.round(),
+            retries = report.retries,
+            lag = lag.map(tracing::field::display),
             "progress"
         );
         self.last = Instant::now();
         self.last_in = report.records_in;
+        self.last_out = report.records_out;
     }
 }

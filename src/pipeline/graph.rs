@@ -86,8 +86,12 @@ impl GraphStep {
         self
     }
 
-    /// `name(arg = value, ..)` as one line.
+    /// `name(arg = value, ..)` as one line (the name alone for a step described without
+    /// arguments).
     pub fn label(&self) -> String {
+        if self.args.is_empty() && self.name.contains(' ') {
+            return self.name.clone();
+        }
         let args: Vec<String> = self.args.iter().map(|(k, v)| if k.is_empty() { v.clone() } else { format!("{k} = {v}") }).collect();
         format!("{}({})", self.name, args.join(", "))
     }

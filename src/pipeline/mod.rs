@@ -2,17 +2,23 @@
 //!
 //! `pipeline!` generates exactly these calls.
 
+mod commands;
 mod driver;
 mod graph;
+mod mode;
+mod replay;
 mod report;
 mod signals;
 
 pub use crate::retry::RetryPolicy;
 pub use graph::{Graph, GraphStep, RecordType, StepRole};
+pub use mode::{mode, set_mode, DeadLetterCommand, GraphFormat, Mode};
 pub use report::RunReport;
+#[cfg(feature = "cli")]
+pub(crate) use signals::Signals;
 
 use crate::dead_letter::DeadLetters;
-use crate::operator::{Chain, Filter, FilterMap, FlatMap, Identity, Inspect, Map, Operator, TryMap};
+use crate::operator::{Chain, Filter, FilterMap, FlatMap, Identity, Inspect, Map, Operator, Step, TryMap};
 use crate::sink::Sink;
 use crate::source::Source;
 use crate::stage::{MapStep, Stage, StageOutput};
@@ -42,13 +48,15 @@ use tokio_util::sync::CancellationToken;
 pub struct Pipeline<S, O = Identity> {
     source: S,
     ops: O,
+    /// Operators so far (the next one is step `steps + 1`; the source is step 0).
+    steps: usize,
 }
 
 impl<S: Source> Pipeline<S> {
     /// Start a pipeline at `source`.
     #[allow(clippy::should_implement_trait)] // reads as the DSL does: `Pipeline::from(source)`
     pub fn from(source: S) -> Pipeline<S> {
-        Pipeline { source, ops: Identity }
+        Pipeline { source, ops: Identity, steps: 0 }
     }
 }
 
@@ -57,13 +65,14 @@ where
     S: Source,
     O: Operator<S::Item>,
 {
-    /// Append an operator.
-    pub fn then<P: Operator<O::Out>>(self, op: P) -> Pipeline<S, Chain<O, P>> {
-        Pipeline { source: self.source, ops: Chain(self.ops, op) }
+    /// Append an operator (as the next [`Step`]: its failures name it).
+    pub fn then<P: Operator<O::Out>>(self, op: P) -> Pipeline<S, Chain<O, Step<P>>> {
+        let index = self.steps + 1;
+        Pipeline { source: self.source, ops: Chain(self.ops, Step::new(index, op)), steps: index }
     }
 
     /// Append a `map` step.
-    pub fn map<U, F>(self, f: F) -> Pipeline<S, Chain<O, Map<F>>>
+    pub fn map<U, F>(self, f: F) -> Pipeline<S, Chain<O, Step<Map<F>>>>
     where
         U: Send + 'static,
         F: FnMut(O::Out) -> U + Send,
@@ -72,7 +81,7 @@ where
     }
 
     /// Append a `filter` step.
-    pub fn filter<F>(self, f: F) -> Pipeline<S, Chain<O, Filter<F>>>
+    pub fn filter<F>(self, f: F) -> Pipeline<S, Chain<O, Step<Filter<F>>>>
     where
         F: FnMut(&O::Out) -> bool + Send,
     {
@@ -80,7 +89,7 @@ where
     }
 
     /// Append a `filter_map` step.
-    pub fn filter_map<U, F>(self, f: F) -> Pipeline<S, Chain<O, FilterMap<F>>>
+    pub fn filter_map<U, F>(self, f: F) -> Pipeline<S, Chain<O, Step<FilterMap<F>>>>
     where
         U: Send + 'static,
         F: FnMut(O::Out) -> Option<U> + Send,
@@ -89,7 +98,7 @@ where
     }
 
     /// Append a `flat_map` step.
-    pub fn flat_map<U, I, F>(self, f: F) -> Pipeline<S, Chain<O, FlatMap<F>>>
+    pub fn flat_map<U, I, F>(self, f: F) -> Pipeline<S, Chain<O, Step<FlatMap<F>>>>
     where
         U: Send + 'static,
         I: IntoIterator<Item = U>,
@@ -99,7 +108,7 @@ where
     }
 
     /// Append an `inspect` step.
-    pub fn inspect<F>(self, f: F) -> Pipeline<S, Chain<O, Inspect<F>>>
+    pub fn inspect<F>(self, f: F) -> Pipeline<S, Chain<O, Step<Inspect<F>>>>
     where
         F: FnMut(&O::Out) + Send,
     {
@@ -107,7 +116,7 @@ where
     }
 
     /// Append a fallible `map`: a record whose call fails is dead-lettered with the error.
-    pub fn try_map<U, E, F>(self, f: F) -> Pipeline<S, Chain<O, TryMap<F>>>
+    pub fn try_map<U, E, F>(self, f: F) -> Pipeline<S, Chain<O, Step<TryMap<F>>>>
     where
         O::Out: Serialize,
         U: Send + 'static,
@@ -142,7 +151,7 @@ where
     /// assert_eq!(out.records(), ["#2", "#4"]);
     /// # Ok::<(), etl::Error>(()) }).unwrap();
     /// ```
-    pub fn map_step<M, F>(self, f: F) -> Pipeline<S, Chain<O, F::Op>>
+    pub fn map_step<M, F>(self, f: F) -> Pipeline<S, Chain<O, Step<F::Op>>>
     where
         F: MapStep<O::Out, M>,
     {
@@ -168,7 +177,7 @@ where
     /// assert_eq!(out.records(), [10, 20, 30]);
     /// # Ok::<(), etl::Error>(()) }).unwrap();
     /// ```
-    pub fn map_async<U, F, R>(self, f: F, concurrency: usize) -> Pipeline<S, Chain<O, Stage<F>>>
+    pub fn map_async<U, F, R>(self, f: F, concurrency: usize) -> Pipeline<S, Chain<O, Step<Stage<F>>>>
     where
         O::Out: Clone + Serialize + 'static,
         F: Fn(O::Out) -> R + Send + Sync,
@@ -179,7 +188,7 @@ where
 
     /// End the pipeline at `sink`; then [`Run::run`] it.
     pub fn to<K: Sink<O::Out>>(self, sink: K) -> Run<S, O, K> {
-        Run { source: self.source, ops: self.ops, sink, options: RunOptions::default() }
+        Run { source: self.source, ops: self.ops, sink, steps: self.steps, options: RunOptions::default() }
     }
 }
 
@@ -197,6 +206,22 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 2;
 /// ```
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The default of [`Run::max_dead_letter_ratio`]: a run stops when more than half of its
+/// records were dead-lettered.
+///
+/// ```
+/// assert_eq!(etl::pipeline::DEFAULT_MAX_DEAD_LETTER_RATIO, 0.5);
+/// ```
+pub const DEFAULT_MAX_DEAD_LETTER_RATIO: f64 = 0.5;
+
+/// The default of [`Run::max_dead_letter_ratio`]'s second argument: the ratio is checked once
+/// this many records were read.
+///
+/// ```
+/// assert_eq!(etl::pipeline::DEFAULT_DEAD_LETTER_RATIO_AFTER, 100);
+/// ```
+pub const DEFAULT_DEAD_LETTER_RATIO_AFTER: u64 = 100;
+
 /// How a run behaves; set through [`Run`]'s builder methods.
 #[derive(Clone)]
 pub(crate) struct RunOptions {
@@ -211,6 +236,8 @@ pub(crate) struct RunOptions {
     pub(crate) progress_interval: Duration,
     /// The pipeline's shape, as `pipeline!` described it.
     pub(crate) graph: Option<Arc<Graph>>,
+    pub(crate) max_dead_letter_ratio: f64,
+    pub(crate) dead_letter_ratio_after: u64,
 }
 
 impl Default for RunOptions {
@@ -226,6 +253,8 @@ impl Default for RunOptions {
             handle_signals: true,
             progress_interval: Duration::from_secs(10),
             graph: None,
+            max_dead_letter_ratio: DEFAULT_MAX_DEAD_LETTER_RATIO,
+            dead_letter_ratio_after: DEFAULT_DEAD_LETTER_RATIO_AFTER,
         }
     }
 }
@@ -235,6 +264,8 @@ pub struct Run<S, O, K> {
     source: S,
     ops: O,
     sink: K,
+    /// How many operators: the sink is step `steps + 1`.
+    steps: usize,
     options: RunOptions,
 }
 
@@ -340,6 +371,23 @@ where
         self
     }
 
+    /// Stop the run with [`Error::DeadLetterRatio`](crate::Error::DeadLetterRatio) when more
+    /// than `ratio` of the records read were dead-lettered, checked after each commit once
+    /// `after` records were read: records that fail systematically (a misspelled field, a
+    /// changed schema) stop the run instead of all going to the dead-letter queue. What was
+    /// dead-lettered is kept. `1.0` turns the check off. Default
+    /// [`DEFAULT_MAX_DEAD_LETTER_RATIO`] after [`DEFAULT_DEAD_LETTER_RATIO_AFTER`] records.
+    ///
+    /// ```
+    /// # let run = etl::Pipeline::from(etl::source::iter(vec![1i64])).to(etl::sink::blackhole());
+    /// let run = run.max_dead_letter_ratio(0.9, 1_000);
+    /// ```
+    pub fn max_dead_letter_ratio(mut self, ratio: f64, after: u64) -> Self {
+        self.options.max_dead_letter_ratio = ratio;
+        self.options.dead_letter_ratio_after = after;
+        self
+    }
+
     /// Describe the pipeline's shape (`pipeline!` does it with every step, its arguments and
     /// the record type after it); the runner's `graph` subcommand prints it.
     ///
@@ -375,7 +423,55 @@ where
     ///
     /// On shutdown: stop reading, flush the partial batch through the operators and the sink,
     /// resolve every acknowledgement, return the report; all within `shutdown_timeout`.
+    ///
+    /// Under a runner whose subcommand is not `run` (see [`Mode`]), it only checks, describes
+    /// or works on the dead letters, and returns an empty report.
     pub async fn run(self) -> crate::Result<RunReport> {
-        driver::run(self.source, self.ops, self.sink, self.options).await
+        match mode() {
+            Mode::Run => {
+                let labels = self.step_labels();
+                driver::run(self.source, self.ops, self.sink, labels, self.options).await
+            }
+            Mode::Check => driver::check(self.source, self.sink, self.options).await,
+            Mode::Graph(format) => {
+                let graph = self.to_graph();
+                // The subcommand's output, on stdout.
+                print!("{}", if *format == GraphFormat::Dot { graph.dot() } else { graph.mermaid() });
+                Ok(RunReport::default())
+            }
+            Mode::DeadLetters(DeadLetterCommand::Replay) => self.replay().await,
+            Mode::DeadLetters(command) => commands::dead_letters(command, &self.options).await,
+        }
+    }
+
+    /// `dead-letters replay`: this pipeline's operators and sink on its dead letters.
+    async fn replay(self) -> crate::Result<RunReport> {
+        let labels = self.step_labels();
+        let Some(decode) = self.source.dead_letter_decoder() else {
+            let message = format!(
+                "the source `{}` cannot turn its dead letters back into records; replay them with a pipeline that starts at `dead_letters(path = \"{}\") as Type`",
+                self.source.describe(),
+                commands::default_path(&self.options.name)
+            );
+            let error = crate::ConfigError::Invalid { option: "dead-letters replay", message };
+            return Err(crate::Error::Start { pipeline: self.options.name.clone(), error: Box::new(error.into()) });
+        };
+        let queue = commands::queue(&self.options);
+        let mut options = self.options;
+        options.dead_letters = Some(Arc::clone(&queue));
+        driver::run(replay::Replay { queue, decode }, self.ops, self.sink, labels, options).await
+    }
+
+    /// The label of each step, source first: the graph's, or the connectors' descriptions and
+    /// `step N` without one.
+    fn step_labels(&self) -> Vec<String> {
+        let graph = self.options.graph.as_deref().filter(|g| g.steps.len() == self.steps + 2);
+        match graph {
+            Some(graph) => graph.steps.iter().map(GraphStep::label).collect(),
+            None => std::iter::once(self.source.describe())
+                .chain((1..=self.steps).map(|i| format!("step {i}")))
+                .chain(std::iter::once(self.sink.describe()))
+                .collect(),
+        }
     }
 }

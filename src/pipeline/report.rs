@@ -107,3 +107,123 @@ impl Counters {
         usize::try_from(read.saturating_sub(done)).unwrap_or(usize::MAX)
     }
 }
+
+/// At most this many distinct errors are kept per step; the rest are counted together.
+const ERRORS_PER_STEP: usize = 20;
+
+/// Dead-lettered records by step and error: what the guardrail and the summary at the end of
+/// a run read.
+#[derive(Debug, Default)]
+pub(crate) struct DeadLetterSummary {
+    /// By step index: its label, its total, its errors (message → count), in first-seen order.
+    steps: std::collections::BTreeMap<usize, StepDeadLetters>,
+}
+
+#[derive(Debug, Default)]
+struct StepDeadLetters {
+    label: String,
+    total: u64,
+    errors: Vec<(String, u64)>,
+    /// Dead-lettered with an error beyond the first [`ERRORS_PER_STEP`] distinct ones.
+    other: u64,
+}
+
+impl DeadLetterSummary {
+    /// Count one record dead-lettered at step `index` (labelled `label`) with `error`.
+    pub(crate) fn add(&mut self, index: usize, label: &str, error: &str) {
+        let step = self.steps.entry(index).or_default();
+        if step.label.is_empty() {
+            step.label = label.to_owned();
+        }
+        step.total += 1;
+        if let Some((_, n)) = step.errors.iter_mut().find(|(e, _)| e == error) {
+            *n += 1;
+        } else if step.errors.len() < ERRORS_PER_STEP {
+            step.errors.push((error.to_owned(), 1));
+        } else {
+            step.other += 1;
+        }
+    }
+
+    /// The step where most records were dead-lettered, with its first error.
+    fn worst(&self) -> Option<&StepDeadLetters> {
+        self.steps.values().max_by_key(|s| s.total)
+    }
+
+    /// The guardrail: an error when more than the run's `max_dead_letter_ratio` of the records
+    /// read so far were dead-lettered, once enough were read.
+    pub(crate) fn guard(&self, report: &RunReport, options: &super::RunOptions) -> crate::Result<()> {
+        if report.records_in == 0 || report.records_in < options.dead_letter_ratio_after {
+            return Ok(());
+        }
+        let ratio = report.dead_lettered as f64 / report.records_in as f64;
+        if ratio <= options.max_dead_letter_ratio {
+            return Ok(());
+        }
+        let (step, first_error) = match self.worst() {
+            Some(s) => (s.label.clone(), s.errors.first().map(|(e, _)| e.clone()).unwrap_or_default()),
+            None => (String::from("?"), String::new()),
+        };
+        Err(crate::Error::DeadLetterRatio {
+            records_in: report.records_in,
+            dead_lettered: report.dead_lettered,
+            max_ratio: options.max_dead_letter_ratio,
+            step,
+            first_error,
+        })
+    }
+
+    /// Log what was dead-lettered, by step and error (nothing when nothing was).
+    pub(crate) fn log(&self, report: &RunReport) {
+        for step in self.steps.values() {
+            tracing::warn!(
+                step = %step.label,
+                dead_lettered = step.total,
+                of = report.records_in,
+                "dead-letter summary: {} record(s) dead-lettered at this step",
+                step.total
+            );
+            for (error, n) in &step.errors {
+                tracing::warn!(step = %step.label, count = n, error = %error, "dead-letter summary");
+            }
+            if step.other > 0 {
+                tracing::warn!(step = %step.label, count = step.other, "dead-letter summary: other errors");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(records_in: u64, dead_lettered: u64) -> RunReport {
+        RunReport { records_in, dead_lettered, ..RunReport::default() }
+    }
+
+    #[test]
+    fn the_guard_names_the_step_with_most_dead_letters_and_its_first_error() {
+        let mut s = DeadLetterSummary::default();
+        s.add(0, "file in.jsonl", "expected value");
+        for i in 0..150 {
+            s.add(2, "rename(amount_cnts -> amount)", &format!("no field `amount_cnts` ({})", i % 2));
+        }
+        let options = crate::pipeline::RunOptions::default();
+        assert!(s.guard(&report(99, 99), &options).is_ok(), "too few records to judge");
+        assert!(s.guard(&report(400, 151), &options).is_ok(), "under half");
+        let err = s.guard(&report(200, 151), &options).unwrap_err().to_string();
+        assert!(err.contains("151 of 200 records dead-lettered"), "{err}");
+        assert!(err.contains("at step rename(amount_cnts -> amount)"), "{err}");
+        assert!(err.contains("first error: no field `amount_cnts` (0)"), "{err}");
+    }
+
+    #[test]
+    fn distinct_errors_are_capped_per_step() {
+        let mut s = DeadLetterSummary::default();
+        for i in 0..(ERRORS_PER_STEP + 5) {
+            s.add(1, "step 1", &i.to_string());
+        }
+        let step = &s.steps[&1];
+        assert_eq!((step.total, step.errors.len(), step.other), ((ERRORS_PER_STEP + 5) as u64, ERRORS_PER_STEP, 5));
+    }
+}

@@ -29,14 +29,14 @@ impl Drop for SignalGuard {
 }
 
 /// The process's SIGINT and SIGTERM (Ctrl-C elsewhere), as one source of events.
-struct Signals {
+pub(crate) struct Signals {
     #[cfg(unix)]
     listening: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
 }
 
 impl Signals {
     #[cfg(unix)]
-    fn register() -> Signals {
+    pub(crate) fn register() -> Signals {
         use tokio::signal::unix::{signal, SignalKind};
         match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
             (Ok(int), Ok(term)) => Signals { listening: Some((int, term)) },
@@ -48,13 +48,13 @@ impl Signals {
     }
 
     #[cfg(not(unix))]
-    fn register() -> Signals {
+    pub(crate) fn register() -> Signals {
         Signals {}
     }
 
     /// The next signal (never, when none can be listened for).
     #[cfg(unix)]
-    async fn next(&mut self) {
+    pub(crate) async fn next(&mut self) {
         match &mut self.listening {
             Some((int, term)) => {
                 tokio::select! {
@@ -67,7 +67,7 @@ impl Signals {
     }
 
     #[cfg(not(unix))]
-    async fn next(&mut self) {
+    pub(crate) async fn next(&mut self) {
         if let Err(e) = tokio::signal::ctrl_c().await {
             warn!(error = %e, "cannot listen for Ctrl-C; stop the pipeline with its cancellation token");
             std::future::pending::<()>().await;

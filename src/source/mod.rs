@@ -22,6 +22,8 @@ pub use sse::{sse, DataFormat, SseSource};
 pub use crate::batch::BatchStream;
 use crate::resources::Resources;
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// What a source receives when the pipeline opens it.
@@ -37,12 +39,45 @@ pub struct SourceContext {
     pub shutdown: CancellationToken,
     /// What the run's connectors share (the sink's context holds the same).
     pub resources: Resources,
+    /// Where a source that knows how far behind it is (records not yet read) says so, for
+    /// the progress line and the `etl_source_lag` metric.
+    pub lag: Lag,
+}
+
+/// How many records a source has not read yet, when it knows (a Kafka consumer group's lag).
+/// Cheap to clone; clones share the value.
+///
+/// ```
+/// let lag = etl::source::Lag::default();
+/// assert_eq!(lag.get(), None);
+/// lag.set(42);
+/// assert_eq!(lag.clone().get(), Some(42));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Lag(Arc<AtomicI64>);
+
+impl Default for Lag {
+    fn default() -> Self {
+        Lag(Arc::new(AtomicI64::new(-1)))
+    }
+}
+
+impl Lag {
+    /// Say how many records are left to read.
+    pub fn set(&self, records: u64) {
+        self.0.store(i64::try_from(records).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// The last value set, if any.
+    pub fn get(&self) -> Option<u64> {
+        u64::try_from(self.0.load(Ordering::Relaxed)).ok()
+    }
 }
 
 impl SourceContext {
     /// A context with the given shutdown token and resources of its own.
     pub fn new(shutdown: CancellationToken) -> Self {
-        SourceContext { shutdown, resources: Resources::default() }
+        SourceContext { shutdown, resources: Resources::default(), lag: Lag::default() }
     }
 
     /// Share `resources` with the other connectors of the run.
@@ -89,4 +124,33 @@ pub trait Source: Send + 'static {
 
     /// Connect and start reading.
     fn open(self, ctx: SourceContext) -> impl Future<Output = crate::Result<BatchStream<Self::Item>>> + Send;
+
+    /// How to turn a dead letter's payload (bytes this source read) back into a record, for
+    /// the runner's `dead-letters replay`, which runs the pipeline's operators and sink on
+    /// them. `None` (the default): this source's dead letters are replayed with a pipeline
+    /// that starts at `dead_letters(path = ..) as Type` instead.
+    ///
+    /// ```
+    /// # use etl::prelude::*;
+    /// let decode = etl::source::file::<Json>("in.jsonl").dead_letter_decoder().unwrap();
+    /// assert!(decode(br#"{"id": 1}"#).is_ok());
+    /// assert!(decode(b"{oops").is_err());
+    /// ```
+    fn dead_letter_decoder(&self) -> Option<DeadLetterDecoder<Self::Item>> {
+        None
+    }
+}
+
+/// Decodes a dead letter's payload into a record (see [`Source::dead_letter_decoder`]); the
+/// error says why it cannot.
+pub type DeadLetterDecoder<T> = std::sync::Arc<dyn Fn(&[u8]) -> Result<T, String> + Send + Sync>;
+
+/// The decoder of a source whose records are JSON documents of `T`.
+///
+/// ```
+/// let decode = etl::source::json_decoder::<etl::Json>();
+/// assert!(decode(br#"{"a": 1}"#).is_ok());
+/// ```
+pub fn json_decoder<T: serde::de::DeserializeOwned + 'static>() -> DeadLetterDecoder<T> {
+    std::sync::Arc::new(|bytes| serde_json::from_slice(bytes).map_err(|e| e.to_string()))
 }

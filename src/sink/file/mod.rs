@@ -406,7 +406,7 @@ impl<T: Record + Sync> Sink<T> for FileSink {
     fn describe(&self) -> String {
         match &self.resolved {
             Some(dir) => format!("file {}", dir.display()),
-            None => format!("file {}", self.dir),
+            None => format!("file {}", crate::config::display(&self.dir)),
         }
     }
 

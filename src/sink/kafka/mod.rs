@@ -203,7 +203,7 @@ impl<K> KafkaSink<K> {
     }
 
     fn component(&self) -> String {
-        format!("kafka sink {}", self.topic)
+        format!("kafka sink {}", crate::config::display(&self.topic))
     }
 
     async fn ensure_open(&mut self) -> Result<&mut Open, ConnectorError> {

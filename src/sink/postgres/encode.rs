@@ -285,42 +285,7 @@ pub(super) fn classify(code: &str) -> Class {
 // ---------------------------------------------------------------------------------------------
 // Secrets
 
-/// `url` with its password replaced by `***`: in the URL form
-/// (`postgres://user:secret@host/db`, `?password=secret`) and the key=value form
-/// (`password=secret`, `password='a secret'`).
-pub(super) fn redact(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let rest = scheme_end + 3;
-        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
-        if let Some(at) = out[rest..authority_end].rfind('@') {
-            let userinfo = &out[rest..rest + at];
-            if let Some(colon) = userinfo.find(':') {
-                out.replace_range(rest + colon + 1..rest + at, "***");
-            }
-        }
-    }
-    // `password=...` as a query parameter or a key=value pair.
-    let mut searched = 0;
-    while let Some(found) = out[searched..].find("password") {
-        let key_end = searched + found + "password".len();
-        let after = out[key_end..].trim_start();
-        let Some(value) = after.strip_prefix('=') else {
-            searched = key_end;
-            continue;
-        };
-        let value = value.trim_start();
-        let start = out.len() - value.len();
-        let end = if let Some(quoted) = value.strip_prefix('\'') {
-            quoted.find('\'').map_or(out.len(), |i| start + 1 + i + 1)
-        } else {
-            value.find([' ', '&', '\t', '\n']).map_or(out.len(), |i| start + i)
-        };
-        out.replace_range(start..end, "***");
-        searched = start + 3;
-    }
-    out
-}
+pub(super) use crate::config::redact;
 
 // ---------------------------------------------------------------------------------------------
 // Binary COPY

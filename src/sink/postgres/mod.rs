@@ -307,7 +307,7 @@ impl PostgresSink {
     fn component(&self) -> String {
         match &self.open {
             Some(open) => open.component.clone(),
-            None => format!("postgres sink {}.{}", self.schema, self.table),
+            None => format!("postgres sink {}.{}", crate::config::display(&self.schema), crate::config::display(&self.table)),
         }
     }
 }

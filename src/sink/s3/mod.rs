@@ -179,7 +179,7 @@ impl S3Sink {
     }
 
     fn component(&self) -> String {
-        format!("s3 sink s3://{}", self.bucket)
+        format!("s3 sink s3://{}", crate::config::display(&self.bucket))
     }
 
     async fn ensure_open(&mut self, resources: &crate::resources::Resources) -> Result<(), ConnectorError> {

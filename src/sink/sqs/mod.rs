@@ -140,7 +140,7 @@ impl SqsSink {
     }
 
     fn component(&self) -> String {
-        format!("sqs sink {}", self.queue_url)
+        format!("sqs sink {}", crate::config::display(&self.queue_url))
     }
 
     async fn ensure_open(&mut self, resources: &Resources) -> Result<&Open, ConnectorError> {

@@ -102,7 +102,7 @@ impl<T: Record> Source for FileSource<T> {
     type Item = T;
 
     fn describe(&self) -> String {
-        format!("file {}", self.path)
+        format!("file {}", crate::config::display(&self.path))
     }
 
     async fn open(self, ctx: SourceContext) -> crate::Result<BatchStream<T>> {
@@ -127,5 +127,14 @@ impl<T: Record> Source for FileSource<T> {
             Format::Csv => decoded_on_a_thread(path, move |path, send| read_csv::<T, _>(file, path, &shutdown, send)).boxed(),
         };
         Ok(batched(input, self.batching, ctx.shutdown, origin, |_| Ack::none()))
+    }
+
+    /// JSON Lines: a dead letter holds the record's JSON text. CSV: `None` (a
+    /// row needs its header; replay such entries with a `dead_letters(..)` pipeline).
+    fn dead_letter_decoder(&self) -> Option<super::DeadLetterDecoder<T>> {
+        match self.format.or_else(|| Format::from_path(self.path.as_ref())) {
+            Some(Format::Jsonl) => Some(super::json_decoder::<T>()),
+            _ => None,
+        }
     }
 }

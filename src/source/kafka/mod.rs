@@ -281,10 +281,14 @@ impl<T: Record> Source for KafkaSource<T> {
     type Item = T;
 
     fn describe(&self) -> String {
-        format!("kafka source {}", self.topics.join(","))
+        format!("kafka source {}", crate::config::display(&self.topics.join(",")))
     }
 
     async fn open(self, ctx: SourceContext) -> crate::Result<BatchStream<T>> {
         stream::open(self, ctx).await
+    }
+
+    fn dead_letter_decoder(&self) -> Option<super::DeadLetterDecoder<T>> {
+        Some(super::json_decoder::<T>())
     }
 }

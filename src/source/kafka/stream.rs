@@ -57,6 +57,8 @@ struct Shared {
     thread: OnceLock<std::thread::Thread>,
     /// The consumer, for the acknowledgements' asynchronous commits (the thread owns it).
     consumer: OnceLock<Weak<BaseConsumer<Context>>>,
+    /// The group's lag on the assigned partitions, from librdkafka's statistics.
+    lag: crate::source::Lag,
 }
 
 impl Shared {
@@ -161,7 +163,17 @@ impl ClientContext for Context {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(error = %error, reason, topics = %self.shared.label, "kafka consumer error");
     }
+
+    /// The lag: the sum of `consumer_lag` over the partitions this consumer fetches (librdkafka
+    /// reports -1 for the others).
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let lag: i64 = statistics.topics.values().flat_map(|t| t.partitions.values()).map(|p| p.consumer_lag.max(0)).sum();
+        self.shared.lag.set(u64::try_from(lag).unwrap_or(0));
+    }
 }
+
+/// How often librdkafka reports its statistics (the lag), in milliseconds.
+const STATISTICS_INTERVAL_MS: u64 = 5_000;
 
 impl ConsumerContext for Context {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -523,6 +535,8 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
         ("enable.partition.eof", "false".into()),
         ("auto.offset.reset", reset),
         ("session.timeout.ms", source.session_timeout.as_millis().to_string()),
+        // Statistics (the consumer lag, for the progress line and the metrics) every 5 s.
+        ("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string()),
     ])?;
     let outstanding = Outstanding::new();
     let shared = Arc::new(Shared {
@@ -534,6 +548,7 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
         stop: AtomicBool::new(false),
         thread: OnceLock::new(),
         consumer: OnceLock::new(),
+        lag: ctx.lag.clone(),
     });
 
     // Blocking calls (metadata, subscribe) off the runtime's threads.

@@ -248,10 +248,14 @@ impl<T: Record> Source for SqsSource<T> {
     type Item = T;
 
     fn describe(&self) -> String {
-        format!("sqs {}", self.queue_url)
+        format!("sqs {}", crate::config::display(&self.queue_url))
     }
 
     async fn open(self, ctx: SourceContext) -> crate::Result<BatchStream<T>> {
         stream::open(self, ctx).await
+    }
+
+    fn dead_letter_decoder(&self) -> Option<super::DeadLetterDecoder<T>> {
+        Some(super::json_decoder::<T>())
     }
 }

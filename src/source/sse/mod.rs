@@ -321,10 +321,14 @@ impl<T: Record> Source for SseSource<T> {
     type Item = T;
 
     fn describe(&self) -> String {
-        format!("sse {}", self.url)
+        format!("sse {}", crate::config::display(&self.url))
     }
 
     async fn open(self, ctx: SourceContext) -> crate::Result<BatchStream<T>> {
         stream::open(self, ctx).await
+    }
+
+    fn dead_letter_decoder(&self) -> Option<super::DeadLetterDecoder<T>> {
+        (self.data_format == DataFormat::Json).then(super::json_decoder::<T>)
     }
 }
