@@ -32,17 +32,33 @@ pub struct Order {
     pub status: String,
 }
 
-/// What to run, from the command line.
-#[derive(Debug, Clone)]
+/// What to run, from the command line (the runner's own flags and subcommands come with
+/// `#[etl::main]`: `orders check`, `orders graph`, `orders dead-letters list`, `--metrics-addr`).
+#[derive(Debug, Clone, etl::cli::clap::Args)]
 pub struct Config {
+    /// Kafka bootstrap servers.
+    #[arg(long, default_value = "${KAFKA_BROKERS:-localhost:9092}")]
     pub brokers: String,
+    /// The topic of orders.
+    #[arg(long, default_value = "orders")]
     pub topic: String,
+    /// The consumer group (processes with the same group share the partitions).
+    #[arg(long, default_value = "etl-orders")]
     pub group: String,
+    /// The PostgreSQL URL.
+    #[arg(long, default_value = "${DATABASE_URL}")]
     pub database_url: String,
+    /// The table (created from the record's schema if missing).
+    #[arg(long, default_value = "orders")]
     pub table: String,
+    /// Stop after this many orders.
+    #[arg(long)]
     pub max_records: Option<u64>,
-    /// Extra librdkafka consumer properties (`--property session.timeout.ms=6000`).
+    /// Extra librdkafka consumer properties, KEY=VALUE, repeatable (`session.timeout.ms=6000`).
+    #[arg(long = "property", value_name = "KEY=VALUE", value_parser = property)]
     pub properties: Vec<(String, String)>,
+    /// Stop gracefully on SIGINT/SIGTERM (tests that stop it otherwise turn it off).
+    #[arg(skip = true)]
     pub handle_signals: bool,
 }
 
@@ -58,6 +74,14 @@ impl Default for Config {
             properties: Vec::new(),
             handle_signals: true,
         }
+    }
+}
+
+/// `KEY=VALUE` into a pair.
+fn property(pair: &str) -> Result<(String, String), String> {
+    match pair.split_once('=') {
+        Some((key, value)) => Ok((key.to_owned(), value.to_owned())),
+        None => Err(format!("--property takes KEY=VALUE, not `{pair}`")),
     }
 }
 
@@ -79,60 +103,10 @@ pub async fn run(config: Config) -> etl::Result<RunReport> {
     .await
 }
 
-/// `--flag value` arguments into a [`Config`].
-fn parse_args() -> Result<Config, lexopt::Error> {
-    use lexopt::prelude::*;
-    let mut config = Config::default();
-    let mut parser = lexopt::Parser::from_env();
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Long("brokers") => config.brokers = parser.value()?.string()?,
-            Long("topic") => config.topic = parser.value()?.string()?,
-            Long("group") => config.group = parser.value()?.string()?,
-            Long("database-url") => config.database_url = parser.value()?.string()?,
-            Long("table") => config.table = parser.value()?.string()?,
-            Long("max-records") => config.max_records = Some(parser.value()?.parse()?),
-            Long("property") => {
-                let pair = parser.value()?.string()?;
-                let Some((key, value)) = pair.split_once('=') else {
-                    return Err(format!("--property takes KEY=VALUE, not `{pair}`").into());
-                };
-                config.properties.push((key.to_owned(), value.to_owned()));
-            }
-            Long("help") | Short('h') => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            _ => return Err(arg.unexpected()),
-        }
-    }
-    Ok(config)
-}
-
-const USAGE: &str = "usage: orders [--brokers HOST:PORT,..] [--topic NAME] [--group NAME] [--database-url URL] [--table NAME] \
-[--max-records N] [--property KEY=VALUE]..";
-
 #[allow(dead_code)] // Tests include this file as a module and call `run`.
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let config = match parse_args() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("{e}\n{USAGE}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    match run(config).await {
-        Ok(report) => {
-            println!("orders: {report}");
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+#[etl::main]
+async fn main(config: Config) -> etl::Result<()> {
+    let report = run(config).await?;
+    println!("orders: {report}");
+    Ok(())
 }

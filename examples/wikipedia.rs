@@ -26,6 +26,11 @@
 //! `--from-file FILE.jsonl` (feed the second pipeline straight from a file of events, for
 //! benchmarks), `--max-records N` (stop after N events). Against a live stream it runs until
 //! SIGINT/SIGTERM: then the partial batch is flushed and written, and it exits 0.
+//!
+//! It runs under etl's runner (`#[etl::main]`): `wikipedia check` opens both pipelines' sources
+//! and sinks and reads nothing, `wikipedia graph` prints both pipelines, `wikipedia
+//! dead-letters list` their dead letters; `--log-format json` and `--metrics-addr ADDR` work
+//! with any subcommand.
 
 use etl::channel::WorkQueue;
 use etl::prelude::*;
@@ -405,73 +410,62 @@ pub mod sample_stream {
     }
 }
 
-/// `--flag value` arguments into a [`Config`].
-fn parse_args() -> Result<Config, lexopt::Error> {
-    use lexopt::prelude::*;
-    let mut config = Config::default();
-    let (mut sqs_endpoint, mut queue_url, mut s3_endpoint, mut bucket) = (None, None, None, None);
-    let mut parser = lexopt::Parser::from_env();
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Long("sse-url") => config.sse_url = Some(parser.value()?.string()?),
-            Long("lake") => config.lake = parser.value()?.into(),
-            Long("sqs-endpoint") => sqs_endpoint = Some(parser.value()?.string()?),
-            Long("queue-url") => queue_url = Some(parser.value()?.string()?),
-            Long("s3-endpoint") => s3_endpoint = Some(parser.value()?.string()?),
-            Long("bucket") => bucket = Some(parser.value()?.string()?),
-            Long("from-file") => config.from_file = Some(parser.value()?.into()),
-            Long("max-records") => config.max_records = Some(parser.value()?.parse()?),
-            Long("help") | Short('h') => {
-                println!("{}", USAGE);
-                std::process::exit(0);
-            }
-            _ => return Err(arg.unexpected()),
-        }
-    }
-    config.sqs = match (sqs_endpoint, queue_url) {
-        (endpoint, Some(url)) => Some((endpoint, url)),
-        (Some(_), None) => return Err("--sqs-endpoint needs --queue-url".into()),
-        (None, None) => None,
-    };
-    config.s3 = match (s3_endpoint, bucket) {
-        (endpoint, Some(bucket)) => Some((endpoint, bucket)),
-        (Some(_), None) => return Err("--s3-endpoint needs --bucket".into()),
-        (None, None) => None,
-    };
-    Ok(config)
+/// The command line (the runner adds its own flags and subcommands: `wikipedia check`,
+/// `wikipedia graph`, `wikipedia dead-letters list`, `--log-format json`, `--metrics-addr`).
+#[derive(Debug, Clone, etl::cli::clap::Args)]
+pub struct Flags {
+    /// The SSE stream (default: serve the bundled sample locally).
+    #[arg(long)]
+    sse_url: Option<String>,
+    /// The local data lake (when no bucket is given).
+    #[arg(long, default_value = "lake")]
+    lake: PathBuf,
+    /// SQS endpoint (with --queue-url).
+    #[arg(long, requires = "queue_url")]
+    sqs_endpoint: Option<String>,
+    /// SQS in place of the in-process queue.
+    #[arg(long)]
+    queue_url: Option<String>,
+    /// S3 endpoint (with --bucket).
+    #[arg(long, requires = "bucket")]
+    s3_endpoint: Option<String>,
+    /// S3 in place of the local lake.
+    #[arg(long)]
+    bucket: Option<String>,
+    /// Feed the second pipeline from this JSONL file of events (the first does not run).
+    #[arg(long)]
+    from_file: Option<PathBuf>,
+    /// Stop after this many events.
+    #[arg(long)]
+    max_records: Option<u64>,
 }
 
-const USAGE: &str = "usage: wikipedia [--sse-url URL] [--lake DIR] [--sqs-endpoint URL --queue-url URL] \
-[--s3-endpoint URL --bucket NAME] [--from-file FILE.jsonl] [--max-records N]";
-
-#[allow(dead_code)] // Tests include this file as a module and call `run`.
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let config = match parse_args() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("{e}\n{USAGE}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    match run(config.clone()).await {
-        Ok(summary) => {
-            if let Some(ingest) = &summary.ingest {
-                println!("ingest:  {ingest}");
-            }
-            println!("process: {}", summary.process);
-            match &config.s3 {
-                Some((_, bucket)) => println!("lake:    s3://{bucket}/recentchange/"),
-                None => println!("lake:    {}", config.lake.display()),
-            }
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
+impl From<Flags> for Config {
+    fn from(f: Flags) -> Config {
+        Config {
+            sse_url: f.sse_url,
+            lake: f.lake,
+            sqs: f.queue_url.map(|url| (f.sqs_endpoint, url)),
+            s3: f.bucket.map(|bucket| (f.s3_endpoint, bucket)),
+            from_file: f.from_file,
+            max_records: f.max_records,
+            handle_signals: true,
         }
     }
+}
+
+#[allow(dead_code)] // Tests include this file as a module and call `run`.
+#[etl::main]
+async fn main(flags: Flags) -> Result<(), etl::BoxError> {
+    let config = Config::from(flags);
+    let summary = run(config.clone()).await?;
+    if let Some(ingest) = &summary.ingest {
+        println!("ingest:  {ingest}");
+    }
+    println!("process: {}", summary.process);
+    match &config.s3 {
+        Some((_, bucket)) => println!("lake:    s3://{bucket}/recentchange/"),
+        None => println!("lake:    {}", config.lake.display()),
+    }
+    Ok(())
 }

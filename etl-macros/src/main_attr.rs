@@ -55,8 +55,8 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             );
         }
     };
-    let outer_attrs: Vec<_> = function.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect();
-    function.attrs.retain(|a| !a.path().is_ident("doc"));
+    // The attributes (docs, `#[allow(..)]`) go on the `main` the program gets.
+    let outer_attrs = std::mem::take(&mut function.attrs);
     let vis = &function.vis;
     let name = &function.sig.ident;
     quote! {

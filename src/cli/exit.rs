@@ -41,7 +41,7 @@ pub(super) enum Failed {
     /// The runner itself could not start (metrics address taken, ...).
     Startup(String),
     /// The program's body returned an error.
-    Error(Error),
+    Error(crate::BoxError),
 }
 
 /// Print the outcome and turn it into the process's exit code.
@@ -58,10 +58,19 @@ pub(super) fn finish(format: LogFormat, checking: bool, result: Result<(), Faile
             EXIT_STARTUP
         }
         Err(Failed::Error(e)) => {
-            let code = exit_code(Err(e), checking);
             let what = if checking { "check failed" } else { "error" };
-            print(format, &format!("{what}: {e:?}"));
-            code
+            match e.downcast_ref::<Error>() {
+                Some(e) => {
+                    print(format, &format!("{what}: {e:?}"));
+                    exit_code(Err(e), checking)
+                }
+                None => {
+                    let mut chain = String::new();
+                    let _ = crate::error::write_chain(&mut chain, e.as_ref());
+                    print(format, &format!("{what}: {chain}"));
+                    EXIT_FAILED
+                }
+            }
         }
     };
     code

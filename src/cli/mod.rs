@@ -217,7 +217,9 @@ impl<A: Args> Cli<A> {
 
 /// Run a pipeline program under the runner: parse the command line (`A` is the program's
 /// own flags), set up logging (and metrics with `--metrics-addr`), run `body` on a
-/// multi-threaded tokio runtime, print its error readably, and return the exit code.
+/// multi-threaded tokio runtime, print its error readably, and return the exit code. The body
+/// returns an [`etl::Result`](crate::Result), or any error that converts into a
+/// [`BoxError`](crate::BoxError) (an `etl::Error` inside is still classified for the exit code).
 /// `#[etl::main]` writes this call for you.
 ///
 /// ```no_run
@@ -228,11 +230,12 @@ impl<A: Args> Cli<A> {
 ///     })
 /// }
 /// ```
-pub fn main<A, F, Fut>(body: F) -> std::process::ExitCode
+pub fn main<A, F, Fut, E>(body: F) -> std::process::ExitCode
 where
     A: Args + FromArgMatches,
     F: FnOnce(A) -> Fut,
-    Fut: Future<Output = crate::Result<()>>,
+    Fut: Future<Output = Result<(), E>>,
+    E: Into<crate::BoxError>,
 {
     let cli = Cli::<A>::parse();
     main_with(cli, body)
@@ -245,11 +248,12 @@ where
 /// let cli = etl::cli::Cli::<etl::cli::NoArgs>::parse_from(["prog", "check"]);
 /// let code = etl::cli::main_with(cli, |_| async { Ok(()) });
 /// ```
-pub fn main_with<A, F, Fut>(cli: Cli<A>, body: F) -> std::process::ExitCode
+pub fn main_with<A, F, Fut, E>(cli: Cli<A>, body: F) -> std::process::ExitCode
 where
     A: Args + FromArgMatches,
     F: FnOnce(A) -> Fut,
-    Fut: Future<Output = crate::Result<()>>,
+    Fut: Future<Output = Result<(), E>>,
+    E: Into<crate::BoxError>,
 {
     std::process::ExitCode::from(run_with(cli, body))
 }
@@ -261,11 +265,12 @@ where
 /// let cli = etl::cli::Cli::<etl::cli::NoArgs>::parse_from(["prog"]);
 /// assert_eq!(etl::cli::run_with(cli, |_| async { Ok(()) }), etl::cli::EXIT_OK);
 /// ```
-pub fn run_with<A, F, Fut>(cli: Cli<A>, body: F) -> ExitCode
+pub fn run_with<A, F, Fut, E>(cli: Cli<A>, body: F) -> ExitCode
 where
     A: Args + FromArgMatches,
     F: FnOnce(A) -> Fut,
-    Fut: Future<Output = crate::Result<()>>,
+    Fut: Future<Output = Result<(), E>>,
+    E: Into<crate::BoxError>,
 {
     let format = logging::init(&cli.runner);
     let mode = cli.mode();
@@ -291,7 +296,7 @@ where
             }
         }
         let _forced = signals::exit_on_second_signal();
-        body(args).await.map_err(exit::Failed::Error)
+        body(args).await.map_err(|e| exit::Failed::Error(e.into()))
     });
     // Whatever the body left running (a metrics listener, a stuck task) does not hold the exit.
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -104,7 +104,7 @@ impl GraphStep {
 /// let g = Graph::new("orders")
 ///     .step(GraphStep::new(StepRole::Source, "iter").arg("", "1..=3").record(RecordType::new("i64")))
 ///     .step(GraphStep::new(StepRole::Sink, "stdout"));
-/// assert!(g.mermaid().starts_with("flowchart LR"));
+/// assert!(g.mermaid().starts_with("---\ntitle: orders\n---\nflowchart LR\n"));
 /// assert!(g.dot().starts_with("digraph"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -127,10 +127,14 @@ impl Graph {
         self
     }
 
-    /// The graph as a Mermaid flowchart: one node per step, each edge labelled with the record
-    /// type that flows along it and its fields.
+    /// The graph as a Mermaid flowchart titled with the pipeline's name: one node per step,
+    /// each edge labelled with the record type that flows along it and its fields.
     pub fn mermaid(&self) -> String {
-        let mut out = String::from("flowchart LR\n");
+        let mut out = String::new();
+        if !self.name.is_empty() {
+            let _ = writeln!(out, "---\ntitle: {}\n---", self.name.replace(['\n', '\r'], " "));
+        }
+        out.push_str("flowchart LR\n");
         for (i, step) in self.steps.iter().enumerate() {
             let (open, close) = match step.role {
                 StepRole::Source => ("([", "])"),
@@ -222,7 +226,7 @@ mod tests {
         let m = orders().mermaid();
         assert_eq!(
             m,
-            "flowchart LR\n    s0([\"kafka(topics = [#quot;orders#quot;], sasl_password = ***)\"])\n    s1[\"filter(|o| o.status != #quot;test#quot;)\"]\n    s2[(\"postgres(table = #quot;orders#quot;)\")]\n    s0 -->|\"Order { id: i64, status: String }\"| s1\n    s1 -->|\"Order { id: i64, status: String }\"| s2\n"
+            "---\ntitle: orders\n---\nflowchart LR\n    s0([\"kafka(topics = [#quot;orders#quot;], sasl_password = ***)\"])\n    s1[\"filter(|o| o.status != #quot;test#quot;)\"]\n    s2[(\"postgres(table = #quot;orders#quot;)\")]\n    s0 -->|\"Order { id: i64, status: String }\"| s1\n    s1 -->|\"Order { id: i64, status: String }\"| s2\n"
         );
     }
 
