@@ -34,7 +34,7 @@ fn child() {
     let Ok(program) = std::env::var(CHILD) else { return };
     let args: Vec<String> = serde_json::from_str(&std::env::var(ARGS).expect("ETL_CLI_ARGS")).expect("args as JSON");
     let dir = PathBuf::from(std::env::var(DIR).expect("ETL_CLI_DIR"));
-    let cli = <Cli<NoArgs> as clap::Parser>::parse_from(args);
+    let cli = Cli::<NoArgs>::try_parse_line(args).unwrap_or_else(|e| e.exit());
     let code = match program.as_str() {
         "orders" => etl::cli::run_with(cli, |_| orders(dir)),
         "typo" => etl::cli::run_with(cli, |_| typo(dir)),

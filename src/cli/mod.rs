@@ -113,7 +113,6 @@ pub struct NoArgs {}
 #[command(
     about = "A pipeline program built with etl: `run` (the default), `check`, `graph`, `dead-letters`.",
     long_about = None,
-    args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
 pub struct Cli<A: Args> {
@@ -183,6 +182,42 @@ enum GraphFormatArg {
     Dot,
 }
 
+impl<A: Args + FromArgMatches> Cli<A> {
+    /// Parse a command line (the first item is the program's name). The program's flags given
+    /// before a subcommand are refused (they would be the subcommand's defaults otherwise):
+    /// they follow it, `orders check --topic t`. The runner's options go anywhere.
+    ///
+    /// ```
+    /// let cli = etl::cli::Cli::<etl::cli::NoArgs>::try_parse_line(["orders", "--log-level", "debug", "check"]).unwrap();
+    /// assert_eq!(cli.mode(), etl::pipeline::Mode::Check);
+    /// ```
+    pub fn try_parse_line<I, T>(line: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::CommandFactory;
+        let mut command = Self::command();
+        let matches = command.try_get_matches_from_mut(line)?;
+        if let Some((subcommand, _)) = matches.subcommand() {
+            let flags = A::augment_args(clap::Command::new("flags"));
+            let given = flags.get_arguments().find(|arg| {
+                matches.try_contains_id(arg.get_id().as_str()).unwrap_or(false)
+                    && matches.value_source(arg.get_id().as_str()) == Some(clap::parser::ValueSource::CommandLine)
+            });
+            if let Some(arg) = given {
+                let name = arg.get_long().map_or_else(|| arg.get_id().to_string(), |l| format!("--{l}"));
+                return Err(command.error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("`{name}` is the program's flag: give it after the subcommand (`{subcommand} {name} ..`)"),
+                ));
+            }
+        }
+        let mut matches = matches;
+        Self::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command))
+    }
+}
+
 impl<A: Args> Cli<A> {
     /// What the pipelines of the program do under this command line.
     pub fn mode(&self) -> Mode {
@@ -237,7 +272,7 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Into<crate::BoxError>,
 {
-    let cli = Cli::<A>::parse();
+    let cli = Cli::<A>::try_parse_line(std::env::args_os()).unwrap_or_else(|e| e.exit());
     main_with(cli, body)
 }
 
@@ -301,4 +336,57 @@ where
     // Whatever the body left running (a metrics listener, a stuck task) does not hold the exit.
     runtime.shutdown_timeout(Duration::from_secs(1));
     exit::finish(format, checking, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, Args, PartialEq)]
+    struct Flags {
+        #[arg(long, default_value = "orders")]
+        topic: String,
+    }
+
+    fn parse(line: &[&str]) -> Result<Cli<Flags>, clap::Error> {
+        Cli::<Flags>::try_parse_line(line)
+    }
+
+    #[test]
+    fn no_subcommand_runs_with_the_programs_flags() {
+        let cli = parse(&["orders", "--topic", "t1", "--log-level", "debug"]).unwrap();
+        assert_eq!(cli.mode(), Mode::Run);
+        assert_eq!(cli.runner.log_level.as_deref(), Some("debug"));
+        assert_eq!(cli.into_args(), Flags { topic: "t1".into() });
+    }
+
+    #[test]
+    fn the_programs_flags_follow_a_subcommand_and_the_runners_go_anywhere() {
+        let cli = parse(&["orders", "check", "--topic", "t2", "--log-format", "json"]).unwrap();
+        assert_eq!(cli.mode(), Mode::Check);
+        assert_eq!(cli.runner.log_format, LogFormat::Json);
+        assert_eq!(cli.into_args(), Flags { topic: "t2".into() });
+        let cli = parse(&["orders", "--metrics-addr", "127.0.0.1:9898", "dead-letters", "purge", "--older-than", "7d"]).unwrap();
+        assert_eq!(cli.mode(), Mode::DeadLetters(DeadLetterCommand::Purge { older_than: Duration::from_secs(7 * 86_400) }));
+        assert_eq!(cli.runner.metrics_addr, Some("127.0.0.1:9898".parse().unwrap()));
+        assert_eq!(cli.into_args(), Flags { topic: "orders".into() });
+    }
+
+    #[test]
+    fn every_subcommand_has_its_mode() {
+        assert_eq!(parse(&["p", "run"]).unwrap().mode(), Mode::Run);
+        assert_eq!(parse(&["p", "graph"]).unwrap().mode(), Mode::Graph(GraphFormat::Mermaid));
+        assert_eq!(parse(&["p", "graph", "--format", "dot"]).unwrap().mode(), Mode::Graph(GraphFormat::Dot));
+        assert_eq!(parse(&["p", "dead-letters", "list"]).unwrap().mode(), Mode::DeadLetters(DeadLetterCommand::List { json: false }));
+        assert_eq!(parse(&["p", "dead-letters", "list", "--json"]).unwrap().mode(), Mode::DeadLetters(DeadLetterCommand::List { json: true }));
+        assert_eq!(parse(&["p", "dead-letters", "replay"]).unwrap().mode(), Mode::DeadLetters(DeadLetterCommand::Replay));
+    }
+
+    #[test]
+    fn mistakes_are_usage_errors() {
+        for line in [&["p", "--topic", "a", "check"][..], &["p", "chekc"], &["p", "dead-letters", "purge"], &["p", "--log-format", "xml"]] {
+            let e = parse(line).unwrap_err();
+            assert_eq!(e.exit_code(), i32::from(EXIT_USAGE), "{line:?}: {e}");
+        }
+    }
 }

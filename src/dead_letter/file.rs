@@ -520,7 +520,7 @@ mod tests {
             serde_json::json!({
                 "id": "id-1", "payload": "/wA=", "error": "bad \"thing\"\n", "kind": "transform",
                 "source": "kafka orders", "position": {"offset": {"partition": 3, "offset": -1}},
-                "headers": [{"name": "trace", "value": "AQI="}], "attempts": 7,
+                "step": "rename(a -> b)", "headers": [{"name": "trace", "value": "AQI="}], "attempts": 7,
                 "first_failed": 1_718_000_000_000i64, "last_failed": 1_718_000_000_001i64,
             })
         );
