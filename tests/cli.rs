@@ -142,7 +142,11 @@ impl Sink<i64> for Stuck {
 /// A pipeline whose sink never finishes a write: only a second signal ends the run.
 async fn stuck(dir: PathBuf) -> etl::Result<()> {
     std::fs::write(dir.join("started"), b"").expect("marker");
-    pipeline! { iter(0..10i64) | crate::Stuck::new() }.name("stuck").dead_letters(FileDeadLetters::new(dir.join("dlq.jsonl"))).run().await?;
+    pipeline! { iter(0..10i64) | crate::Stuck::new() }
+        .name("stuck")
+        .dead_letters(FileDeadLetters::new(dir.join("dlq.jsonl")))
+        .run()
+        .await?;
     Ok(())
 }
 
@@ -238,8 +242,12 @@ fn check_with_an_unset_variable_fails_naming_it_and_run_exits_with_the_start_up_
 
     let out = run("unset", dir.path(), &[], &[]);
     assert_eq!(out.status.code(), Some(i32::from(etl::cli::EXIT_STARTUP)), "{}", said(&out));
-    assert!(text(&out.stderr).contains("error: environment variable `ETL_CLI_TEST_SURELY_UNSET` is not set")
-        || text(&out.stderr).contains("ETL_CLI_TEST_SURELY_UNSET"), "{}", said(&out));
+    assert!(
+        text(&out.stderr).contains("error: environment variable `ETL_CLI_TEST_SURELY_UNSET` is not set")
+            || text(&out.stderr).contains("ETL_CLI_TEST_SURELY_UNSET"),
+        "{}",
+        said(&out)
+    );
     assert!(written(dir.path()).is_empty(), "nothing may be written");
 }
 
@@ -294,8 +302,11 @@ fn dead_letters_list_then_replay_after_the_fix_then_nothing_is_left() {
 
     let out = run("orders", dir.path(), &["dead-letters", "list", "--json"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", said(&out));
-    let entries: Vec<serde_json::Value> =
-        program_stdout(&text(&out.stdout)).lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).expect("entry")).collect();
+    let entries: Vec<serde_json::Value> = program_stdout(&text(&out.stdout))
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("entry"))
+        .collect();
     assert_eq!(entries.len(), 10, "{}", said(&out));
     for e in &entries {
         assert!(e["error"].as_str().unwrap_or_default().starts_with("negative amount"), "{e}");

@@ -257,3 +257,24 @@ async fn a_message_too_large_is_dead_lettered_not_retried() {
     assert_eq!(entries[0].kind, FailureKind::Sink);
     assert_eq!(end_offsets_async(&topic).await, vec![9], "the others were produced, once");
 }
+
+/// The runner's `check` on a Kafka source reaches the brokers and checks the topics, and
+/// consumes nothing: the group has no committed offset afterwards; a missing topic is an
+/// error naming it. (It does not subscribe, so it never joins the group: the mock broker
+/// answers no ListGroups and rebalances on its own, so that part is not observed here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reaches_the_topic_and_consumes_nothing() {
+    let topic = create_topic("check", 2).await;
+    produce_async(&topic, (0..10).map(|n| Out::value(json!({ "n": n }).to_string())).collect()).await;
+    let group = unique("check-group");
+    source(&topic, &group).check(SourceContext::new(CancellationToken::new())).await.expect("the topic exists");
+    assert_eq!(committed_async(&group, &topic).await, vec![None, None], "check consumed");
+
+    let missing = unique("no-such-topic");
+    match source(&missing, &group).check(SourceContext::new(CancellationToken::new())).await {
+        Err(err) => assert!(err.to_string().contains(&missing), "{err}"),
+        // The mock broker creates topics on first use (auto-creation); a cluster without it
+        // refuses.
+        Ok(()) => eprintln!("the broker auto-created `{missing}`"),
+    }
+}

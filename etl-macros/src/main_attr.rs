@@ -83,22 +83,51 @@ mod tests {
 
     #[test]
     fn without_arguments_the_runner_gets_no_flags() {
-        let out = expand(TokenStream::new(), quote!(async fn main() -> etl::Result<()> { Ok(()) }));
+        let out = expand(
+            TokenStream::new(),
+            quote!(
+                async fn main() -> etl::Result<()> {
+                    Ok(())
+                }
+            ),
+        );
         let out = norm(out);
-        assert!(out.starts_with("fn main () -> :: std :: process :: ExitCode { async fn main () -> etl :: Result < () > { Ok (()) }"), "{out}");
+        assert!(
+            out.starts_with("fn main () -> :: std :: process :: ExitCode { async fn main () -> etl :: Result < () > { Ok (()) }"),
+            "{out}"
+        );
         assert!(out.contains(":: etl :: cli :: main (| _ : :: etl :: cli :: NoArgs | main ())"), "{out}");
     }
 
     #[test]
     fn one_argument_is_the_programs_flags() {
-        let out = norm(expand(TokenStream::new(), quote!(pub async fn main(args: Args) -> etl::Result<()> { run(args).await })));
+        let out = norm(expand(
+            TokenStream::new(),
+            quote!(
+                pub async fn main(args: Args) -> etl::Result<()> {
+                    run(args).await
+                }
+            ),
+        ));
         assert!(out.starts_with("pub fn main () -> :: std :: process :: ExitCode"), "{out}");
         assert!(out.ends_with(":: etl :: cli :: main (main) }"), "{out}");
     }
 
     #[test]
     fn not_async_and_two_arguments_are_errors() {
-        assert!(norm(expand(TokenStream::new(), quote!(fn main() {}))).contains("needs an `async fn`"));
-        assert!(norm(expand(TokenStream::new(), quote!(async fn main(a: A, b: B) {}))).contains("at most one argument"));
+        assert!(norm(expand(
+            TokenStream::new(),
+            quote!(
+                fn main() {}
+            )
+        ))
+        .contains("needs an `async fn`"));
+        assert!(norm(expand(
+            TokenStream::new(),
+            quote!(
+                async fn main(a: A, b: B) {}
+            )
+        ))
+        .contains("at most one argument"));
     }
 }

@@ -57,11 +57,11 @@ mod exit;
 mod logging;
 mod signals;
 
-pub use exit::{exit_code, ExitCode, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_STARTUP, EXIT_USAGE};
-pub use logging::LogFormat;
 /// The command-line parser the runner uses, for the program's own flags: `use etl::cli::clap;` then
 /// `#[derive(clap::Args)]`, without a dependency of your own.
 pub use clap;
+pub use exit::{exit_code, ExitCode, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_STARTUP, EXIT_USAGE};
+pub use logging::LogFormat;
 
 use crate::pipeline::{set_mode, DeadLetterCommand, GraphFormat, Mode};
 use clap::{Args, FromArgMatches, Parser, Subcommand};
@@ -243,7 +243,9 @@ impl<A: Args> Cli<A> {
                 Command::Run { args }
                 | Command::Check { args }
                 | Command::Graph { args, .. }
-                | Command::DeadLetters(DeadLetterAction::List { args, .. } | DeadLetterAction::Replay { args } | DeadLetterAction::Purge { args, .. }),
+                | Command::DeadLetters(
+                    DeadLetterAction::List { args, .. } | DeadLetterAction::Replay { args } | DeadLetterAction::Purge { args, .. },
+                ),
             ) => args,
             None => self.args,
         }
@@ -378,7 +380,10 @@ mod tests {
         assert_eq!(parse(&["p", "graph"]).unwrap().mode(), Mode::Graph(GraphFormat::Mermaid));
         assert_eq!(parse(&["p", "graph", "--format", "dot"]).unwrap().mode(), Mode::Graph(GraphFormat::Dot));
         assert_eq!(parse(&["p", "dead-letters", "list"]).unwrap().mode(), Mode::DeadLetters(DeadLetterCommand::List { json: false }));
-        assert_eq!(parse(&["p", "dead-letters", "list", "--json"]).unwrap().mode(), Mode::DeadLetters(DeadLetterCommand::List { json: true }));
+        assert_eq!(
+            parse(&["p", "dead-letters", "list", "--json"]).unwrap().mode(),
+            Mode::DeadLetters(DeadLetterCommand::List { json: true })
+        );
         assert_eq!(parse(&["p", "dead-letters", "replay"]).unwrap().mode(), Mode::DeadLetters(DeadLetterCommand::Replay));
     }
 

@@ -27,9 +27,9 @@ use crate::record::Meta;
 use crate::resources::Resources;
 use crate::sink::{Sink, SinkContext, Written};
 use crate::source::{Lag, Source, SourceContext};
+use crate::telemetry::{with_run, RunMetrics};
 use futures::StreamExt;
 use serde::Serialize;
-use crate::telemetry::{with_run, RunMetrics};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tokio::sync::mpsc::error::TryRecvError;
@@ -62,10 +62,9 @@ where
     sink.open(SinkContext::new(options.name.clone(), stop.clone()).with_resources(resources.clone()))
         .await
         .map_err(|e| start(Error::Sink(e)))?;
-    let opened = source.open(SourceContext::new(stop.clone()).with_resources(resources)).await;
+    let checked = source.check(SourceContext::new(stop.clone()).with_resources(resources)).await;
     stop.cancel();
-    let stream = opened.map_err(start)?;
-    drop(stream);
+    checked.map_err(start)?;
     sink.close().await.map_err(|e| start(Error::Sink(e)))?;
     info!(pipeline = %options.name, source = %source_name, sink = %sink_name, "check passed: the source and the sink opened");
     Ok(RunReport::default())

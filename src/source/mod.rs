@@ -139,6 +139,23 @@ pub trait Source: Send + 'static {
     fn dead_letter_decoder(&self) -> Option<DeadLetterDecoder<Self::Item>> {
         None
     }
+
+    /// The runner's `check`: what [`open`](Self::open) checks (options resolved, servers
+    /// reached), consuming nothing. The default opens the source and drops its stream unread;
+    /// a source whose opening has effects on others (a Kafka consumer joining its group makes
+    /// the group rebalance) checks without them.
+    fn check(self, ctx: SourceContext) -> impl Future<Output = crate::Result<()>> + Send
+    where
+        Self: Sized,
+    {
+        async move {
+            let shutdown = ctx.shutdown.clone();
+            let stream = self.open(ctx).await;
+            shutdown.cancel();
+            drop(stream?);
+            Ok(())
+        }
+    }
 }
 
 /// Decodes a dead letter's payload into a record (see [`Source::dead_letter_decoder`]); the

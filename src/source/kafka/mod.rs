@@ -291,4 +291,8 @@ impl<T: Record> Source for KafkaSource<T> {
     fn dead_letter_decoder(&self) -> Option<super::DeadLetterDecoder<T>> {
         Some(super::json_decoder::<T>())
     }
+
+    async fn check(self, _ctx: SourceContext) -> crate::Result<()> {
+        stream::check(self).await
+    }
 }

@@ -172,6 +172,46 @@ impl ClientContext for Context {
     }
 }
 
+/// Every topic exists and has partitions, as the brokers say (a blocking call).
+fn check_topics<C: ConsumerContext>(consumer: &BaseConsumer<C>, topics: &[String], comp: &str) -> Result<(), ConnectorError> {
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), OPEN_TIMEOUT)
+            .map_err(|e| connector_error(comp, &format!("the brokers did not answer for topic `{topic}`"), &e))?;
+        match metadata.topics().iter().find(|t| t.name() == topic) {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {}
+            Some(t) => {
+                let error =
+                    t.error().map(|e| format!("{:?}", rdkafka::error::RDKafkaErrorCode::from(e))).unwrap_or_else(|| "no partitions".into());
+                return Err(ConnectorError::permanent(
+                    comp.to_owned(),
+                    format!("topic `{topic}` cannot be read: {error} (does it exist?)"),
+                ));
+            }
+            None => return Err(ConnectorError::permanent(comp.to_owned(), format!("topic `{topic}` does not exist"))),
+        }
+    }
+    Ok(())
+}
+
+/// The runner's `check`: resolve the options, reach the brokers, and check that every topic
+/// exists, without joining the group (a check beside running consumers must not make them
+/// rebalance).
+pub(super) async fn check<T: Record>(source: KafkaSource<T>) -> crate::Result<()> {
+    let component = format!("kafka source {}", source.topics.join(","));
+    let topics = source.topics.iter().map(|t| resolve("topics", t)).collect::<Result<Vec<_>, _>>()?;
+    let group = resolve("group", &source.group)?;
+    let config = source.client.config(&[("group.id", group)])?;
+    let comp = component.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), ConnectorError> {
+        let consumer: BaseConsumer = config.create().map_err(|e| connector_error(&comp, "cannot create the consumer", &e))?;
+        check_topics(&consumer, &topics, &comp)
+    })
+    .await
+    .map_err(|e| Error::Source(ConnectorError::permanent(component, format!("checking panicked: {e}"))))?
+    .map_err(Error::Source)
+}
+
 /// How often librdkafka reports its statistics (the lag), in milliseconds.
 const STATISTICS_INTERVAL_MS: u64 = 5_000;
 
@@ -558,25 +598,7 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
     let consumer = tokio::task::spawn_blocking(move || -> Result<BaseConsumer<Context>, ConnectorError> {
         let consumer: BaseConsumer<Context> =
             config.create_with_context(context).map_err(|e| connector_error(&comp, "cannot create the consumer", &e))?;
-        for topic in &subscribe {
-            let metadata = consumer
-                .fetch_metadata(Some(topic), OPEN_TIMEOUT)
-                .map_err(|e| connector_error(&comp, &format!("the brokers did not answer for topic `{topic}`"), &e))?;
-            match metadata.topics().iter().find(|t| t.name() == topic) {
-                Some(t) if t.error().is_none() && !t.partitions().is_empty() => {}
-                Some(t) => {
-                    let error = t
-                        .error()
-                        .map(|e| format!("{:?}", rdkafka::error::RDKafkaErrorCode::from(e)))
-                        .unwrap_or_else(|| "no partitions".into());
-                    return Err(ConnectorError::permanent(
-                        comp.clone(),
-                        format!("topic `{topic}` cannot be read: {error} (does it exist?)"),
-                    ));
-                }
-                None => return Err(ConnectorError::permanent(comp.clone(), format!("topic `{topic}` does not exist"))),
-            }
-        }
+        check_topics(&consumer, &subscribe, &comp)?;
         let names: Vec<&str> = subscribe.iter().map(String::as_str).collect();
         consumer.subscribe(&names).map_err(|e| connector_error(&comp, "cannot subscribe", &e))?;
         Ok(consumer)
