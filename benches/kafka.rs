@@ -99,6 +99,13 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
+/// Partitions for a topic of `n` records: at least 3, and enough that librdkafka's mock broker
+/// keeps them all (it trims each partition's log past 5 MiB; 30 000 of these records are about
+/// 3 MB). A real cluster keeps them anyway.
+fn partitions_for(n: u64) -> i32 {
+    i32::try_from(n / 30_000 + 1).unwrap_or(i32::MAX).max(3)
+}
+
 async fn create_topic(prefix: &str, partitions: i32) -> String {
     let topic = unique(prefix);
     if let Ok(addr) = std::env::var("KAFKA_MOCK_CONTROL") {
@@ -200,10 +207,10 @@ fn main() {
         println!("|---|---|---|---|---|---|---|");
         for &n in &sizes {
             // The sink first: it also fills the topic the sources read.
-            let topic = create_topic("bench", 3).await;
+            let topic = create_topic("bench", partitions_for(n)).await;
             let base = measure(raw_produce(&topic, n)).await;
             row(&format!("sink, {n} records | raw FutureProducer loop"), n, &base, &base);
-            let sink_topic = create_topic("bench-sink", 3).await;
+            let sink_topic = create_topic("bench-sink", partitions_for(n)).await;
             let etl_side = measure(async {
                 let report = Pipeline::from(etl::source::iter((0..n).map(order)).batch_size(1000))
                     .to(etl::sink::kafka(&sink_topic).brokers(brokers()))
