@@ -6,8 +6,9 @@
 //! typed records, codegen) over the table of steps in `ops/` (one file per step), `record/`
 //! (`#[derive(Record)]`), `stage/` (`#[stage]`); what they share: `diagnostic.rs` (every
 //! compile error), `wire.rs` (the schema format between the derive and `pipeline!`),
-//! `shape.rs` (a typed record's fields at a point of a pipeline), `suggest.rs`, `duration.rs`. Use the macros through `etl` (`use etl::prelude::*;`), whose paths the
-//! generated code refers to.
+//! `shape.rs` (a typed record's fields at a point of a pipeline), `suggest.rs`, `duration.rs`,
+//! `text.rs` (the user's tokens as text). Use the macros through `etl` (`use etl::prelude::*;`),
+//! whose paths the generated code refers to.
 
 mod diagnostic;
 mod duration;
@@ -17,6 +18,7 @@ mod record;
 mod shape;
 mod stage;
 mod suggest;
+mod text;
 mod wire;
 
 use proc_macro::TokenStream;
@@ -229,6 +231,14 @@ pub fn pipeline(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn stage(args: TokenStream, item: TokenStream) -> TokenStream {
     stage::expand(args.into(), item.into()).into()
+}
+
+/// What `pipeline!` calls in place of a record's schema macro when the type has none: the
+/// error that it must derive `Record`. Not a public API: use `pipeline!`.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __pipeline_no_schema(input: TokenStream) -> TokenStream {
+    pipeline::expand_no_schema(input.into()).into()
 }
 
 /// The second stage of `pipeline!`, called back by the schema macros of `#[derive(Record)]`
