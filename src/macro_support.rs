@@ -43,17 +43,25 @@ pub fn with_graph<S, O, K>(run: Run<S, O, K>, graph: Graph) -> Run<S, O, K> {
     run.with_graph(graph)
 }
 
-/// The graph `pipeline!` hands to `Run::graph`: `steps[i]` is the name and the arguments of the
-/// `i`-th step (the first a source, the last a sink), `records[i]` the record type after it.
-pub fn graph<const N: usize>(steps: &[(&str, &[(&str, &str)]); N], records: [RecordType; N]) -> Graph {
+/// A step of [`graph`]: its name, its arguments `(name, value)` (the name empty for a
+/// positional one), the position of the record type after it.
+pub type StepText<'a> = (&'a str, &'a [(&'a str, &'a str)], usize);
+
+/// The graph `pipeline!` hands to `Run::graph`: `steps[i]` is the name, the arguments of the
+/// `i`-th step (the first a source, the last a sink) and the position in `records` of the
+/// record type after it (each distinct type described once).
+pub fn graph(steps: &[StepText<'_>], records: &[RecordType]) -> Graph {
     let mut graph = Graph::new("");
-    for (i, ((name, args), record)) in steps.iter().zip(records).enumerate() {
+    for (i, (name, args, record)) in steps.iter().enumerate() {
         let role = match i {
             0 => StepRole::Source,
-            _ if i + 1 == N => StepRole::Sink,
+            _ if i + 1 == steps.len() => StepRole::Sink,
             _ => StepRole::Operator,
         };
-        let mut step = GraphStep::new(role, *name).record(record);
+        let mut step = GraphStep::new(role, *name);
+        if let Some(record) = records.get(*record) {
+            step = step.record(record.clone());
+        }
         for (arg, value) in args.iter() {
             step = step.arg(*arg, *value);
         }

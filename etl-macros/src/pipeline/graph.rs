@@ -86,20 +86,93 @@ pub fn label(step: &Checked) -> String {
 }
 
 /// The argument of `Run::graph`: the graph of `steps`, `records[i]` the record type after
-/// `steps[i]`.
+/// `steps[i]`. Each distinct record type is described once; a step names it by position.
 pub fn generate(steps: &[Checked], records: &[Described]) -> TokenStream {
-    let steps = steps.iter().map(|step| {
+    let mut distinct: Vec<&Described> = Vec::new();
+    let steps = steps.iter().zip(records).map(|(step, record)| {
         let (name, args) = step_text(step);
         let args = args.iter().map(|(k, v)| quote!((#k, #v)));
-        quote!((#name, &[#(#args),*]))
+        let at = match distinct.iter().position(|d| d.same(record)) {
+            Some(at) => at,
+            None => {
+                distinct.push(record);
+                distinct.len() - 1
+            }
+        };
+        quote!((#name, &[#(#args),*], #at))
     });
-    let records = records.iter().map(|r| match r {
+    let steps: Vec<TokenStream> = steps.collect();
+    let records = distinct.iter().map(|r| match r {
         Described::Name(name) => quote!(::etl::pipeline::RecordType::new(#name)),
         Described::Type { ty, name } => quote!((&::etl::__private::Describe::<#ty>::new(#name)).__etl_describe()),
     });
     quote!({
         #[allow(unused_imports)]
         use ::etl::__private::{DescribeRecord as _, DescribeType as _};
-        ::etl::__private::graph(&[#(#steps),*], [#(#records),*])
+        ::etl::__private::graph(&[#(#steps),*], &[#(#records),*])
     })
+}
+
+impl Described {
+    /// Whether the graph shows `other` the same (the same name, the same type's tokens).
+    fn same(&self, other: &Described) -> bool {
+        match (self, other) {
+            (Described::Name(a), Described::Name(b)) => a == b,
+            (Described::Type { ty: a, name: x }, Described::Type { ty: b, name: y }) => x == y && a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{check, parse};
+
+    fn steps(tokens: TokenStream) -> Vec<Checked> {
+        let (ast, errors) = parse::parse(tokens);
+        assert!(errors.is_empty());
+        check::check(&ast).0
+    }
+
+    #[test]
+    fn written_types_the_code_can_name_are_described_at_run_time() {
+        let shown = |ty: syn::Type| match Described::written(&ty) {
+            Described::Name(n) => format!("name {n}"),
+            Described::Type { name, .. } => format!("type {name}"),
+        };
+        assert_eq!(shown(syn::parse_quote!(shop::Order)), "type shop::Order");
+        assert_eq!(shown(syn::parse_quote!(Page<i64>)), "type Page<i64>");
+        assert_eq!(shown(syn::parse_quote!(Vec<_>)), "name Vec<_>");
+        assert_eq!(shown(syn::parse_quote!((i64, String))), "name (i64, String)");
+        assert_eq!(shown(syn::parse_quote!(&'static str)), "name &'static str");
+    }
+
+    #[test]
+    fn each_record_type_once_each_step_by_position() {
+        let steps = steps(quote!(iter(v) as Order | filter(|o| o.ok) | map(|o| o.id) as i64 | stdout()));
+        let order = Described::written(&syn::parse_quote!(Order));
+        let int = Described::written(&syn::parse_quote!(i64));
+        let out = generate(&steps, &[order.clone(), order, int.clone(), int]).to_string().replace(' ', "");
+        assert!(out.contains("&[(\"iter\",&[(\"\",\"v\")],0usize),(\"filter\",&[(\"\",\"|o|o.ok\")],0usize),(\"map\",&[(\"\",\"|o|o.id\")],1usize),(\"stdout\",&[],1usize)]"), "{out}");
+        assert_eq!(out.matches("Describe::").count(), 2, "{out}");
+    }
+
+    #[test]
+    fn labels_are_as_written_with_secrets_hidden() {
+        let steps = steps(quote!(
+            sse(url = "https://u:pw@host/stream", headers = [("Authorization", "Bearer abc")], batch_timeout = 2s)
+            | rename(amount_cents -> amount, ts -> timestamp)
+            | my::sink(token)
+        ));
+        let labels: Vec<String> = steps.iter().map(label).collect();
+        assert_eq!(
+            labels,
+            [
+                "sse(url = \"https://u:***@host/stream\", headers = [(\"Authorization\", \"***\")], batch_timeout = 2s)",
+                "rename(amount_cents -> amount, ts -> timestamp)",
+                "my::sink(token)"
+            ]
+        );
+    }
 }

@@ -110,7 +110,7 @@ mod tests {
         quote!({
             #[allow(unused_imports)]
             use ::etl::__private::{DescribeRecord as _, DescribeType as _};
-            ::etl::__private::graph(&[#steps], [#records])
+            ::etl::__private::graph(&[#steps], &[#records])
         })
     }
 
@@ -123,12 +123,12 @@ mod tests {
         let int = quote!((&::etl::__private::Describe::<i64>::new("i64")).__etl_describe());
         let graph = graph(
             quote!(
-                ("iter", &[("", "orders")]),
-                ("filter", &[("", "|o| o.amount > 0")]),
-                ("map", &[("", "|o| o.amount")]),
-                ("collect", &[("", "out")])
+                ("iter", &[("", "orders")], 0usize),
+                ("filter", &[("", "|o| o.amount > 0")], 0usize),
+                ("map", &[("", "|o| o.amount")], 1usize),
+                ("collect", &[("", "out")], 1usize)
             ),
-            quote!(#order, #order, #int, #int),
+            quote!(#order, #int),
         );
         assert_eq!(
             out,
@@ -154,13 +154,13 @@ mod tests {
         let json = quote!(::etl::pipeline::RecordType::new("Json"));
         let graph = graph(
             quote!(
-                ("file", &[("path", "\"in.jsonl\""), ("batch_size", "2"), ("batch_timeout", "1.5s")]),
-                ("rename", &[("", "a -> b"), ("", "c.d -> e")]),
-                ("select", &[("", "b")]),
-                ("drop", &[("", "x")]),
-                ("file", &[("dir", "\"lake\""), ("format", "\"csv\""), ("prefix", "\"p\"")])
+                ("file", &[("path", "\"in.jsonl\""), ("batch_size", "2"), ("batch_timeout", "1.5s")], 0usize),
+                ("rename", &[("", "a -> b"), ("", "c.d -> e")], 0usize),
+                ("select", &[("", "b")], 0usize),
+                ("drop", &[("", "x")], 0usize),
+                ("file", &[("dir", "\"lake\""), ("format", "\"csv\""), ("prefix", "\"p\"")], 0usize)
             ),
-            quote!(#json, #json, #json, #json, #json),
+            quote!(#json),
         );
         let want = norm(quote! {{
             ::etl::__private::with_graph(
@@ -182,8 +182,8 @@ mod tests {
         let out = norm(expand(quote! { my::source(1, |a, b| a + b) as T | my::Op::new() | my::SINK }));
         let unknown = quote!(::etl::pipeline::RecordType::new("?"));
         let graph = graph(
-            quote!(("my::source", &[("", "1"), ("", "|a, b| a + b")]), ("my::Op::new", &[]), ("my::SINK", &[])),
-            quote!((&::etl::__private::Describe::<T>::new("T")).__etl_describe(), #unknown, #unknown),
+            quote!(("my::source", &[("", "1"), ("", "|a, b| a + b")], 0usize), ("my::Op::new", &[], 1usize), ("my::SINK", &[], 1usize)),
+            quote!((&::etl::__private::Describe::<T>::new("T")).__etl_describe(), #unknown),
         );
         assert_eq!(
             out,
