@@ -100,6 +100,8 @@ impl Writer {
             // A call, an index, a macro's arguments; a tuple or an array after an operator.
             self.space_unless(&[Prev::Start, Prev::Glue, Prev::Word]);
         }
+        // `#[attr]` before an expression: what follows starts an operand.
+        let attribute = delimiter == Delimiter::Bracket && (self.out.ends_with('#') || self.out.ends_with("#!"));
         let saved = (self.closure_params, self.generics);
         (self.closure_params, self.generics) = (false, 0);
         self.out.push_str(open);
@@ -113,7 +115,7 @@ impl Writer {
         self.out.push_str(close);
         (self.closure_params, self.generics) = saved;
         self.last_word.clear();
-        self.prev = Prev::Word;
+        self.prev = if attribute { Prev::Op } else { Prev::Word };
     }
 
     fn puncts(&mut self, run: &str) {
@@ -256,6 +258,26 @@ mod tests {
             (quote!(::etl::Json), "::etl::Json"),
             (quote!(Option<HashMap<String, i64>>), "Option<HashMap<String, i64>>"),
             (quote!(if a { 1 } else { 2 }), "if a { 1 } else { 2 }"),
+            (quote!(|_| true), "|_| true"),
+            (
+                quote!(match x {
+                    A => 1,
+                    _ => 2,
+                }),
+                "match x { A => 1, _ => 2 }",
+            ),
+            (quote!(vec![1, 2]), "vec![1, 2]"),
+            (quote!(o.a.b()?.c), "o.a.b()?.c"),
+            (quote!(Some(1..)), "Some(1..)"),
+            (quote!(|o| -> i64 { o * 2 }), "|o| -> i64 { o * 2 }"),
+            (quote!(|&(a, b)| a == b), "|&(a, b)| a == b"),
+            (
+                quote!(
+                    #[inline]
+                    |x| x
+                ),
+                "#[inline] |x| x",
+            ),
         ];
         for (tokens, want) in cases {
             assert_eq!(text(&tokens), want, "{tokens}");
