@@ -259,13 +259,7 @@ mod tests {
             (quote!(Option<HashMap<String, i64>>), "Option<HashMap<String, i64>>"),
             (quote!(if a { 1 } else { 2 }), "if a { 1 } else { 2 }"),
             (quote!(|_| true), "|_| true"),
-            (
-                quote!(match x {
-                    A => 1,
-                    _ => 2,
-                }),
-                "match x { A => 1, _ => 2 }",
-            ),
+            (quote! { match x { A => 1, _ => 2 } }, "match x { A => 1, _ => 2 }"),
             (quote!(vec![1, 2]), "vec![1, 2]"),
             (quote!(o.a.b()?.c), "o.a.b()?.c"),
             (quote!(Some(1..)), "Some(1..)"),

@@ -67,7 +67,8 @@ pub const FALLBACKS: usize = 8;
 /// otherwise. (In one block, rustc refuses a macro-expanded import that shadows a glob. `N`
 /// is the round, so that a later round's glob is never found before an earlier round's
 /// import. The call is a `let`'s value, an expression, so that it cannot define items and the
-/// imports resolve without it.)
+/// imports resolve without it.) Past [`FALLBACKS`] rounds, and for a path `use` refuses, the
+/// macro is called by the type's own name.
 pub fn callback(path: &syn::Path, sent: &[TokenStream], input: TokenStream) -> TokenStream {
     // The macro is named by the type's path without generic arguments: `Page<i64>` → `Page!`.
     let mut path = path.clone();
@@ -80,7 +81,7 @@ pub fn callback(path: &syn::Path, sent: &[TokenStream], input: TokenStream) -> T
     let body = quote!({
         ::etl::__private::pipeline_with_schema! { #(#sent)* #input }
     });
-    if round >= FALLBACKS || path.segments.first().is_some_and(|s| s.ident == "Self") {
+    if round >= FALLBACKS || cannot_be_imported(&path) {
         let mut bang = proc_macro2::Punct::new('!', proc_macro2::Spacing::Alone);
         bang.set_span(span);
         let mut call = quote!(#path);
@@ -101,6 +102,22 @@ pub fn callback(path: &syn::Path, sent: &[TokenStream], input: TokenStream) -> T
     })
 }
 
+/// Whether `path` is one that `use` refuses: `Self`, or what looks like a type parameter (`T`,
+/// `U2`: one capital letter, maybe digits), which cannot be imported (rustc would add two errors
+/// about the import to the one that the type has no schema). Such a type's macro is called by
+/// its name: a struct `T` that derives `Record` still works, one that does not gets rustc's
+/// "cannot find macro `T`".
+fn cannot_be_imported(path: &syn::Path) -> bool {
+    let Some(first) = path.segments.first() else { return true };
+    let name = first.ident.to_string();
+    let mut chars = name.chars();
+    let type_parameter = path.leading_colon.is_none()
+        && path.segments.len() == 1
+        && chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && chars.all(|c| c.is_ascii_digit());
+    name == "Self" || type_parameter
+}
+
 /// The error for a record type (at `path`) whose fields `step` needs, and that has no schema
 /// macro: it is not a `#[derive(Record)]` struct.
 pub fn not_a_record(path: &syn::Path, step: &str) -> Diagnostic {
@@ -109,7 +126,7 @@ pub fn not_a_record(path: &syn::Path, step: &str) -> Diagnostic {
         path,
         format!("`{name}` must derive `Record`: `{step}` needs its fields at compile time"),
         format!(
-            "add `#[derive(Record, Serialize, Deserialize)]` to `struct {name}` (a type alias or a type parameter has no fields to give: name the struct itself)"
+            "add `#[derive(Record, Serialize, Deserialize)]` to `struct {name}` (a type alias has no fields to give: name the struct itself)"
         ),
     )
 }
@@ -175,10 +192,17 @@ mod tests {
             })
             .to_string()
         );
-        // Past the fallbacks, by the type's own name.
+        // Past the fallbacks, by the type's own name; so is what looks like a type parameter.
         let sent = vec![quote!(@etl_record { A }); FALLBACKS];
         let out = callback(&path, &sent, quote!(iter(v) | stdout())).to_string();
         assert!(out.starts_with("shop :: Page ! { :: etl :: __private :: pipeline_with_schema !"), "{out}");
+        for path in [syn::parse_quote!(T), syn::parse_quote!(U2), syn::parse_quote!(Self)] {
+            let out = callback(&path, &[], quote!(iter(v) | stdout())).to_string();
+            assert!(!out.contains("use"), "{out}");
+        }
+        for path in [syn::parse_quote!(Tx), syn::parse_quote!(m::T), syn::parse_quote!(Order)] {
+            assert!(callback(&path, &[], quote!(iter(v) | stdout())).to_string().contains("use"), "{}", path.to_token_stream());
+        }
     }
 
     #[test]
