@@ -2,10 +2,11 @@
 //! `etl::__private`, and may change with any release.
 
 use crate::operator::Identity;
-use crate::pipeline::{Pipeline, Run};
+use crate::pipeline::{Graph, GraphStep, Pipeline, RecordType, Run, StepRole};
 use crate::record::Record;
 use crate::sink::{Blackhole, Collect, Collected};
 use crate::source::{IterSource, Source};
+use std::marker::PhantomData;
 
 /// `iter(expr) as T`: an `iter` source whose items must be `T`.
 pub fn iter_as<T, I: IntoIterator<Item = T>>(items: I) -> IterSource<I::IntoIter> {
@@ -34,6 +35,77 @@ pub fn stub() -> Stub {
     Pipeline::from(crate::source::iter(std::iter::empty::<()>())).to(crate::sink::blackhole())
 }
 
+// ---- The pipeline's graph (`Run::graph`) ----
+
+/// `Run::graph` without its bounds: a sink that cannot take the records is rustc's error on
+/// the sink, and none here.
+pub fn with_graph<S, O, K>(run: Run<S, O, K>, graph: Graph) -> Run<S, O, K> {
+    run.with_graph(graph)
+}
+
+/// A step of [`graph`]: its name, its arguments `(name, value)` (the name empty for a
+/// positional one), the position of the record type after it.
+pub type StepText<'a> = (&'a str, &'a [(&'a str, &'a str)], usize);
+
+/// The graph `pipeline!` hands to `Run::graph`: `steps[i]` is the name, the arguments of the
+/// `i`-th step (the first a source, the last a sink) and the position in `records` of the
+/// record type after it (each distinct type described once).
+pub fn graph(steps: &[StepText<'_>], records: &[RecordType]) -> Graph {
+    let mut graph = Graph::new("");
+    for (i, (name, args, record)) in steps.iter().enumerate() {
+        let role = match i {
+            0 => StepRole::Source,
+            _ if i + 1 == steps.len() => StepRole::Sink,
+            _ => StepRole::Operator,
+        };
+        let mut step = GraphStep::new(role, *name);
+        if let Some(record) = records.get(*record) {
+            step = step.record(record.clone());
+        }
+        for (arg, value) in args.iter() {
+            step = step.arg(*arg, *value);
+        }
+        graph = graph.step(step);
+    }
+    graph
+}
+
+/// A record type named in a pipeline, for its graph: `(&Describe::<T>::new("Order")).__etl_describe()`
+/// is `T`'s name with its fields when `T` is a [`Record`] ([`DescribeRecord`]), the name alone
+/// otherwise ([`DescribeType`]; method resolution tries the first, then the second).
+pub struct Describe<T: ?Sized>(&'static str, PhantomData<fn() -> *const T>);
+
+impl<T: ?Sized> Describe<T> {
+    /// The type `T`, called `name` in the graph.
+    pub fn new(name: &'static str) -> Describe<T> {
+        Describe(name, PhantomData)
+    }
+}
+
+/// [`Describe`] of a record: its name and its fields (as serde names them, with their types).
+pub trait DescribeRecord {
+    /// The record type.
+    fn __etl_describe(&self) -> RecordType;
+}
+
+impl<T: Record> DescribeRecord for Describe<T> {
+    fn __etl_describe(&self) -> RecordType {
+        T::schema().fields.iter().fold(RecordType::new(self.0), |r, f| r.field(f.name, f.ty))
+    }
+}
+
+/// [`Describe`] of a type that is not a record (`i64`): its name.
+pub trait DescribeType {
+    /// The type, without fields.
+    fn __etl_describe(&self) -> RecordType;
+}
+
+impl<T: ?Sized> DescribeType for &Describe<T> {
+    fn __etl_describe(&self) -> RecordType {
+        RecordType::new(self.0)
+    }
+}
+
 // ---- Typed schema steps (`rename`, `select`, `drop`, `into` on `#[derive(Record)]` structs) ----
 //
 // `#[derive(Record)]` implements the traits below for each field of the struct (by declaration
@@ -46,6 +118,30 @@ pub use serde;
 
 /// The second stage of `pipeline!`: called back by a record's schema macro with its fields.
 pub use etl_macros::__pipeline_with_schema as pipeline_with_schema;
+
+/// What `pipeline!` calls when a record type it needs the fields of has no schema macro (it
+/// does not derive `Record`): one name per round of schema calls, each glob-imported beside an
+/// explicit import of the type's own macro under the same name, which shadows it when there is
+/// one (see `etl-macros/src/pipeline/schema.rs`). Each is the error that the type must derive
+/// `Record`.
+pub mod no_schema {
+    /// The fallback of the first schema call.
+    pub use etl_macros::__pipeline_no_schema as __etl_schema_0;
+    /// The fallback of the second schema call.
+    pub use etl_macros::__pipeline_no_schema as __etl_schema_1;
+    /// The fallback of the third schema call.
+    pub use etl_macros::__pipeline_no_schema as __etl_schema_2;
+    /// The fallback of the fourth schema call.
+    pub use etl_macros::__pipeline_no_schema as __etl_schema_3;
+    /// The fallback of the fifth schema call.
+    pub use etl_macros::__pipeline_no_schema as __etl_schema_4;
+    /// The fallback of the sixth schema call.
+    pub use etl_macros::__pipeline_no_schema as __etl_schema_5;
+    /// The fallback of the seventh schema call.
+    pub use etl_macros::__pipeline_no_schema as __etl_schema_6;
+    /// The fallback of the eighth schema call.
+    pub use etl_macros::__pipeline_no_schema as __etl_schema_7;
+}
 
 /// The type of field `N` (declaration position) of a record.
 pub trait FieldType<const N: usize> {

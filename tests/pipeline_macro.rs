@@ -201,7 +201,12 @@ async fn typed_rename_select_filter_collect() -> etl::Result<()> {
         T::schema().fields.iter().map(|f| (f.name, f.ty)).collect()
     }
     assert_eq!(schema_of(&out.records()), [("id", "i64"), ("amount", "i64")]);
-    assert_eq!(format!("{:?}", out.records()[0]), "OrderSelect3 { id: 4, amount: 400 }");
+    assert_eq!(format!("{:?}", out.records()[0]), "Order_after_select { id: 4, amount: 400 }");
+    // Named, for messages and the pipeline's graph, after the step that made it.
+    fn name_of<T: Record>(_: &[T]) -> &'static str {
+        T::schema().name
+    }
+    assert_eq!(name_of(&out.records()), "Order after select(id, amount)");
     Ok(())
 }
 

@@ -33,6 +33,15 @@ fn unit(suffix: &str) -> Option<u64> {
 pub fn parse(lit: &syn::Lit) -> Result<Parsed, Diagnostic> {
     let bad_unit = |suffix: &str| Diagnostic::new(lit.span(), format!("unknown duration unit `{suffix}`"), HELP);
     let too_long = || Diagnostic::new(lit.span(), "duration too long", HELP);
+    let digits = match lit {
+        syn::Lit::Int(i) => i.base10_digits(),
+        syn::Lit::Float(f) => f.base10_digits(),
+        _ => "",
+    };
+    if digits.starts_with('-') {
+        // The callers report it on all its tokens first; syn spans the literal on its `-`.
+        return Err(Diagnostic::new(lit.span(), "a duration cannot be negative", HELP));
+    }
     match lit {
         syn::Lit::Int(i) => {
             let per = unit(i.suffix()).ok_or_else(|| bad_unit(i.suffix()))?;

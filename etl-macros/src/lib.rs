@@ -6,8 +6,9 @@
 //! typed records, codegen) over the table of steps in `ops/` (one file per step), `record/`
 //! (`#[derive(Record)]`), `stage/` (`#[stage]`); what they share: `diagnostic.rs` (every
 //! compile error), `wire.rs` (the schema format between the derive and `pipeline!`),
-//! `shape.rs` (a typed record's fields at a point of a pipeline), `suggest.rs`, `duration.rs`. Use the macros through `etl` (`use etl::prelude::*;`), whose paths the
-//! generated code refers to.
+//! `shape.rs` (a typed record's fields at a point of a pipeline), `suggest.rs`, `duration.rs`,
+//! `text.rs` (the user's tokens as text). Use the macros through `etl` (`use etl::prelude::*;`),
+//! whose paths the generated code refers to.
 
 mod diagnostic;
 mod duration;
@@ -18,6 +19,7 @@ mod record;
 mod shape;
 mod stage;
 mod suggest;
+mod text;
 mod wire;
 
 use proc_macro::TokenStream;
@@ -85,7 +87,12 @@ pub fn derive_record(input: TokenStream) -> TokenStream {
 /// Evaluates to an `etl::pipeline::Run`: add options (`.name("orders")`,
 /// `.dead_letters(..)`), then `.run().await`. The steps become exactly the builder calls
 /// `etl::Pipeline::from(source).filter(f).map(g).to(sink)`, so closures get their argument
-/// types from the upstream step (`filter` and `inspect` closures get `&T`).
+/// types from the upstream step (`filter` and `inspect` closures get `&T`). The `Run` carries
+/// the pipeline's graph (`run.to_graph()`, `.mermaid()`, `.dot()`): each step as written, its
+/// secrets shown as `"***"` (a password argument, a URL's password, a `("sasl.password", ..)`
+/// property; `${VAR}` templates are shown), and the record type after it with its fields
+/// (`Order after select(id, amount)` for the types schema steps generate, `Json`, `?` where the
+/// macro cannot see it).
 ///
 /// * Sources: `iter(expr)`, `file(path = "in.jsonl", format = "jsonl")`, `sse(url = "..")`,
 ///   `sqs(queue_url = "..")` (cargo feature `sqs`); every source takes `batch_size`,
@@ -115,10 +122,12 @@ pub fn derive_record(input: TokenStream) -> TokenStream {
 /// * Any path with `::` (`my_mod::my_sink(..)`) is your own expression implementing
 ///   `Source`, `Operator` or `Sink`, by position.
 ///
-/// Mistakes (unknown step or argument, wrong value kind, a source or sink out of place, an
-/// unknown field with a "did you mean", a rename onto an existing field, a closure reading a
-/// field renamed away, a field missing, left over or of another type in `into`, ...) are
-/// compile errors on the offending token, with a `help:` line, all reported at once.
+/// Mistakes (unknown step or argument, wrong value kind, a negative count, a pipeline without
+/// a source or a sink, a source or sink out of place, an unknown field with a "did you mean", a
+/// rename onto an existing field, a closure reading a field renamed away or a field of `Json`
+/// records, a schema step on a type that does not derive `Record`, a field missing, left over
+/// or of another type in `into`, ...) are compile errors on the offending token, with a
+/// `help:` line, all reported at once.
 ///
 /// ```
 /// use etl::prelude::*;
@@ -171,6 +180,25 @@ pub fn derive_record(input: TokenStream) -> TokenStream {
 /// .await?;
 /// assert_eq!(out.records(), [Payment { id: 1, amount: 250 }]);
 /// # Ok::<(), etl::Error>(()) }).unwrap();
+/// ```
+///
+/// The graph of a pipeline:
+///
+/// ```
+/// use etl::prelude::*;
+///
+/// #[derive(Debug, Clone, Record, Serialize, Deserialize)]
+/// struct Order { id: i64, amount_cents: i64 }
+///
+/// let run = pipeline! {
+///     iter(Vec::<Order>::new()) as Order
+///     | select(id)
+///     | file(dir = "lake", prefix = "postgres://etl:hunter2@db/orders")
+/// };
+/// let graph = run.to_graph();
+/// assert_eq!(graph.steps[2].label(), r#"file(dir = "lake", prefix = "postgres://etl:***@db/orders")"#);
+/// let edges: Vec<String> = graph.mermaid().lines().filter(|l| l.contains("-->")).map(|l| l.trim().to_owned()).collect();
+/// assert_eq!(edges, [r#"s0 -->|"Order { id: i64, amount_cents: i64 }"| s1"#, r#"s1 -->|"Order after select(id) { id: i64 }"| s2"#]);
 /// ```
 #[proc_macro]
 pub fn pipeline(input: TokenStream) -> TokenStream {
@@ -250,6 +278,14 @@ pub fn pipeline(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn stage(args: TokenStream, item: TokenStream) -> TokenStream {
     stage::expand(args.into(), item.into()).into()
+}
+
+/// What `pipeline!` calls in place of a record's schema macro when the type has none: the
+/// error that it must derive `Record`. Not a public API: use `pipeline!`.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __pipeline_no_schema(input: TokenStream) -> TokenStream {
+    pipeline::expand_no_schema(input.into()).into()
 }
 
 /// The second stage of `pipeline!`, called back by the schema macros of `#[derive(Record)]`

@@ -284,6 +284,15 @@ where
     }
 }
 
+impl<S, O, K> Run<S, O, K> {
+    /// [`graph`](Self::graph) without its bounds: what `pipeline!` calls, so that a sink that
+    /// cannot take the records is one error (rustc's, on the sink), not a second one here.
+    pub(crate) fn with_graph(mut self, graph: Graph) -> Self {
+        self.options.graph = Some(Arc::new(graph));
+        self
+    }
+}
+
 impl<S, O, K> Run<S, O, K>
 where
     S: Source,
@@ -397,9 +406,8 @@ where
     /// let run = run.graph(Graph::new("numbers").step(GraphStep::new(StepRole::Source, "iter")));
     /// assert_eq!(run.to_graph().steps.len(), 1);
     /// ```
-    pub fn graph(mut self, graph: Graph) -> Self {
-        self.options.graph = Some(Arc::new(graph));
-        self
+    pub fn graph(self, graph: Graph) -> Self {
+        self.with_graph(graph)
     }
 
     /// The pipeline's shape: what [`graph`](Self::graph) set, otherwise its source and sink

@@ -104,23 +104,31 @@ pub struct ArgSpec {
     pub doc: &'static str,
     /// How the builder takes it (an optional argument).
     pub set: Set,
+    /// Whether its value is a secret (a password): the pipeline's graph shows `"***"` for
+    /// its literals, but for the `${VAR}` templates in them.
+    pub secret: bool,
 }
 
 impl ArgSpec {
     /// A required argument: the connector's constructor takes it, in table order.
     pub const fn required(name: &'static str, kind: Kind, doc: &'static str) -> ArgSpec {
-        ArgSpec { name, kind, required: true, default: None, doc, set: Set::Method }
+        ArgSpec { name, kind, required: true, default: None, doc, set: Set::Method, secret: false }
     }
 
     /// An optional argument, set by the builder method of the same name; `default` says what
     /// it is when left out.
     pub const fn optional(name: &'static str, kind: Kind, default: &'static str, doc: &'static str) -> ArgSpec {
-        ArgSpec { name, kind, required: false, default: Some(default), doc, set: Set::Method }
+        ArgSpec { name, kind, required: false, default: Some(default), doc, set: Set::Method, secret: false }
     }
 
     /// The same argument, taken by the builder otherwise than `.name(value)`.
     pub const fn set(self, set: Set) -> ArgSpec {
         ArgSpec { set, ..self }
+    }
+
+    /// The same argument, its value a secret (never shown in the pipeline's graph).
+    pub const fn secret(self) -> ArgSpec {
+        ArgSpec { secret: true, ..self }
     }
 }
 

@@ -14,11 +14,7 @@ pub const OP: Op = Op {
     shared: &[],
     accepts_as: false,
     feature: None,
-    typing: Typing::Schema(SchemaRule::Reshape {
-        suffix: "Drop",
-        empty: ("`drop` needs at least one field to remove", "drop(internal_id)"),
-        apply,
-    }),
+    typing: Typing::Schema(SchemaRule::Reshape { empty: ("`drop` needs at least one field to remove", "drop(internal_id)"), apply }),
     build: Build::Then(&["etl", "operator", "json", "DropFields", "new"]),
     doc: "Removes the named fields. On typed records, checked at compile time (an unknown field is an error; \
           dropping every field too), the output a generated record type without them. On `Json` records, applied \

@@ -28,7 +28,7 @@ pub const OP: Op = Op {
         ),
         ArgSpec::optional("sasl_mechanism", Kind::Str, "none", "`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`, ..."),
         ArgSpec::optional("sasl_username", Kind::Str, "none", "The SASL user (`${VAR}` resolved at start-up)."),
-        ArgSpec::optional("sasl_password", Kind::Str, "none", "The SASL password (`${VAR}` resolved at start-up; never printed)."),
+        ArgSpec::optional("sasl_password", Kind::Str, "none", "The SASL password (`${VAR}` resolved at start-up; never printed).").secret(),
         ArgSpec::optional("ssl_ca_location", Kind::Str, "none", "A CA certificate file for TLS."),
         ArgSpec::optional("properties", Kind::Expr, "none", "Any librdkafka consumer properties: an iterable of `(key, value)` string pairs."),
     ],

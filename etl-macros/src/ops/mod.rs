@@ -103,8 +103,6 @@ pub enum Typing {
 pub enum SchemaRule {
     /// Changes the fields; the record type after it is generated (`rename`, `select`, `drop`).
     Reshape {
-        /// The generated type is named `__{Record}{suffix}{position}`.
-        suffix: &'static str,
         /// The error when the list is empty (`select()`), and an example for its `help:`.
         empty: (&'static str, &'static str),
         /// The check: the record after the step, or `None` after reporting every error.

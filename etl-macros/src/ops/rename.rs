@@ -15,11 +15,7 @@ pub const OP: Op = Op {
     shared: &[],
     accepts_as: false,
     feature: None,
-    typing: Typing::Schema(SchemaRule::Reshape {
-        suffix: "Rename",
-        empty: ("`rename` needs at least one `old -> new`", "rename(ts -> timestamp)"),
-        apply,
-    }),
+    typing: Typing::Schema(SchemaRule::Reshape { empty: ("`rename` needs at least one `old -> new`", "rename(ts -> timestamp)"), apply }),
     build: Build::Then(&["etl", "operator", "json", "Rename", "new"]),
     doc: "Renames fields, in order. On typed records (`as Order`), checked at compile time: the output is a generated \
           record type with the new names (later closures write `o.new`), serialised under the new names; an unknown \

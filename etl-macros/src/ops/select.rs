@@ -14,11 +14,7 @@ pub const OP: Op = Op {
     shared: &[],
     accepts_as: false,
     feature: None,
-    typing: Typing::Schema(SchemaRule::Reshape {
-        suffix: "Select",
-        empty: ("`select` needs at least one field to keep", "select(id, title)"),
-        apply,
-    }),
+    typing: Typing::Schema(SchemaRule::Reshape { empty: ("`select` needs at least one field to keep", "select(id, title)"), apply }),
     build: Build::Then(&["etl", "operator", "json", "Select", "new"]),
     doc: "Keeps only the named fields, in that order. On typed records, checked at compile time (an unknown field is \
           an error with a \"did you mean\"), the output a generated record type whose fields keep their serde names and \

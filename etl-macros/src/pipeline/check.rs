@@ -22,6 +22,9 @@ pub struct Checked {
     pub span: Span,
     /// Its position in the pipeline (steps that did not parse or resolve leave gaps).
     pub index: usize,
+    /// Its arguments as written, in order: `(name, value)`, the name empty for a positional
+    /// one (the pipeline's graph shows them).
+    pub args: Vec<(String, TokenStream)>,
 }
 
 /// A built-in step with its values, or a user expression.
@@ -67,7 +70,7 @@ fn check_step(step: &Step, role: Category, n: usize, index: usize, errors: &mut 
         Head::Path { path, call } => {
             let span = path.span();
             if n == 1 {
-                errors.push(Diagnostic::new(span, "a pipeline needs a source and a sink", "end it with a sink: `... | stdout()`"));
+                errors.push(no_sink(&quote::quote!(#path #call), span));
             }
             if let Some(a) = &step.as_type {
                 if role != Category::Source {
@@ -78,7 +81,9 @@ fn check_step(step: &Step, role: Category, n: usize, index: usize, errors: &mut 
                     ));
                 }
             }
-            Some(Checked { what: What::User { path: path.clone(), call: call.clone() }, role, as_type, span, index })
+            let args =
+                call.as_ref().map(|g| split_commas(g.stream())).unwrap_or_default().into_iter().map(|a| (String::new(), a)).collect();
+            Some(Checked { what: What::User { path: path.clone(), call: call.clone() }, role, as_type, span, index, args })
         }
         Head::Name { ident, args } => {
             let name = ident.unraw().to_string();
@@ -106,11 +111,14 @@ fn check_step(step: &Step, role: Category, n: usize, index: usize, errors: &mut 
             if op.category != role {
                 errors.push(misplaced(op, &name, span, role, n));
             } else if n == 1 {
-                errors.push(Diagnostic::new(
-                    span,
-                    format!("`{name}` is a source, but the pipeline has no sink"),
-                    "end it with a sink: `... | stdout()`",
-                ));
+                let values = args.iter().map(|a| {
+                    let value = &a.value;
+                    match &a.name {
+                        Some(name) => quote::quote!(#name = #value),
+                        None => value.clone(),
+                    }
+                });
+                errors.push(no_sink(&quote::quote!(#ident(#(#values),*)), span));
             }
             let (positional, named) = check_args(op, &name, span, args, errors);
             if let Some(a) = &step.as_type {
@@ -122,8 +130,44 @@ fn check_step(step: &Step, role: Category, n: usize, index: usize, errors: &mut 
                     ));
                 }
             }
-            Some(Checked { what: What::Builtin { op, positional, named }, role, as_type, span, index })
+            let args = args.iter().map(|a| (a.name.as_ref().map(|n| n.unraw().to_string()).unwrap_or_default(), a.value.clone())).collect();
+            Some(Checked { what: What::Builtin { op, positional, named }, role, as_type, span, index, args })
         }
+    }
+}
+
+/// A pipeline of one step, the source `source`: it needs a sink.
+fn no_sink(source: &TokenStream, span: Span) -> Diagnostic {
+    let mut source = crate::text::text(source);
+    if source.len() > 40 {
+        source = match source.find('(') {
+            Some(at) => format!("{}(..)", &source[..at]),
+            None => source,
+        };
+    }
+    Diagnostic::new(
+        span,
+        format!("a pipeline needs a sink: `{source}` is a source with nothing after it"),
+        format!("end it with a sink, e.g. `pipeline! {{ {source} | stdout() }}`; the sinks are {}", sinks()),
+    )
+}
+
+/// The built-in sinks, quoted.
+fn sinks() -> String {
+    let names: Vec<&str> = ops::TABLE.iter().filter(|op| op.category == Category::Sink).map(|op| op.name).collect();
+    suggest::quoted(&names)
+}
+
+/// The arguments of a user step's call, split on the commas outside brackets and closures'
+/// parameters (`my::sink(a, |x, y| x + y)` has two).
+fn split_commas(tokens: TokenStream) -> Vec<TokenStream> {
+    use syn::parse::Parser;
+    let exprs = syn::punctuated::Punctuated::<syn::Expr, syn::Token![,]>::parse_terminated.parse2(tokens.clone());
+    match exprs {
+        Ok(exprs) => exprs.iter().map(quote::ToTokens::to_token_stream).collect(),
+        // Not expressions (rustc says why): shown as one argument.
+        Err(_) if tokens.is_empty() => Vec::new(),
+        Err(_) => vec![tokens],
     }
 }
 
@@ -297,7 +341,9 @@ mod tests {
         assert!(errors(quote! { map(f) | stdout() })[0].starts_with("`map` is an operator; a pipeline starts with a source"));
         assert!(errors(quote! { iter(v) | map(f) })[0].starts_with("`map` is an operator; a pipeline ends with a sink"));
         assert!(errors(quote! { iter(v) | iter(w) | stdout() })[0].starts_with("`iter` is a source"));
-        assert!(errors(quote! { iter(v) })[0].contains("no sink"));
+        assert!(errors(quote! { iter(v) })[0].starts_with("a pipeline needs a sink: `iter(v)` is a source with nothing after it"));
+        assert!(errors(quote! { iter(v) })[0].contains("help: end it with a sink, e.g. `pipeline! { iter(v) | stdout() }`"));
+        assert!(errors(quote! { my::source(1) })[0].starts_with("a pipeline needs a sink: `my::source(1)` is a source"));
         assert!(errors(quote! { iter(v) | filter(f) as T | stdout() })[0].starts_with("`as Type` cannot follow `filter`"));
     }
 

@@ -1,9 +1,11 @@
-//! Checked steps → the builder calls: `::etl::Pipeline::from(src).filter(f)...to(sink)`.
+//! Checked steps → the builder calls: `::etl::Pipeline::from(src).filter(f)...to(sink)`, given
+//! the pipeline's shape (`Run::graph`, through `::etl::__private::with_graph`).
 //!
 //! Each built-in step's code comes from its table entry ([`crate::ops::gen::generate`]), or
 //! from `typed` for a schema step on typed records; a user step is its own expression.
 
 use super::check::{Checked, What};
+use super::graph;
 use super::typed::Typed;
 use crate::ops::{gen, Args, Category};
 use proc_macro2::TokenStream;
@@ -41,5 +43,7 @@ pub fn generate(steps: &[Checked], typed: &Typed) -> TokenStream {
         };
     }
     let items = &typed.items;
-    quote!({ #(#asserts)* #(#items)* #pipeline })
+    let records: Vec<graph::Described> = steps.iter().map(|s| typed.record(s.index)).collect();
+    let graph = graph::generate(steps, &records);
+    quote!({ #(#asserts)* #(#items)* ::etl::__private::with_graph(#pipeline, #graph) })
 }

@@ -4,6 +4,7 @@
 use crate::diagnostic::Diagnostic;
 use crate::duration;
 use crate::ops::{FieldRef, Kind, Value};
+use crate::text::text;
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::ext::IdentExt;
@@ -46,11 +47,24 @@ pub fn convert(kind: Kind, what: &str, tokens: &TokenStream, parsed: Option<&syn
                 format!("`{what}` must be at least 1"),
                 format!("`{what} = 1` is the smallest; e.g. `{what} = {}`", kind.example()),
             )),
+            Err(_) if negative(tokens, parsed) => Err(Diagnostic::spanned(
+                tokens,
+                format!("`{what}` must be at least 1, not `{}`", text(tokens)),
+                format!("`{what} = 1` is the smallest; e.g. `{what} = {}`", kind.example()),
+            )),
             Err(_) => Err(wrong_kind(tokens, what, kind)),
             other => other,
         },
         Kind::Int => {
             let int: syn::LitInt = match expr(tokens, parsed) {
+                // Every count and size a step takes is unsigned.
+                Ok(_) if negative(tokens, parsed) => {
+                    return Err(Diagnostic::spanned(
+                        tokens,
+                        format!("`{what}` cannot be negative: `{}`", text(tokens)),
+                        format!("write `{what} = {}`", kind.example()),
+                    ))
+                }
                 Ok(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(int), .. })) => int,
                 Ok(syn::Expr::Lit(_)) | Err(_) => return Err(wrong_kind(tokens, what, kind)),
                 Ok(expr) => return Ok(Value::Expr(expr)),
@@ -66,6 +80,9 @@ pub fn convert(kind: Kind, what: &str, tokens: &TokenStream, parsed: Option<&syn
             Ok(Value::Int(int))
         }
         Kind::Duration => match syn::parse2::<syn::Lit>(tokens.clone()) {
+            Ok(_) if negative(tokens, parsed) => {
+                Err(Diagnostic::spanned(tokens, format!("`{what}` cannot be negative: `{}`", text(tokens)), duration::HELP))
+            }
             Ok(lit @ (syn::Lit::Int(_) | syn::Lit::Float(_))) => duration::parse(&lit).map(|d| Value::Duration(duration::tokens(&d))),
             _ => Err(Diagnostic::spanned(tokens, format!("`{what}` takes a duration"), duration::HELP)),
         },
@@ -89,6 +106,19 @@ pub fn convert(kind: Kind, what: &str, tokens: &TokenStream, parsed: Option<&syn
         }
         Kind::Fields | Kind::Renames => list(kind, &[tokens]),
         Kind::WriteMode => write_mode(what, tokens),
+    }
+}
+
+/// Whether the value is a negative number literal (`-1`, `-0.5`; syn reads them as one
+/// literal).
+fn negative(tokens: &TokenStream, parsed: Option<&syn::Expr>) -> bool {
+    match expr(tokens, parsed) {
+        Ok(syn::Expr::Unary(syn::ExprUnary { op: syn::UnOp::Neg(_), expr, .. })) => {
+            matches!(&*expr, syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(_) | syn::Lit::Float(_), .. }))
+        }
+        Ok(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. })) => i.base10_digits().starts_with('-'),
+        Ok(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Float(f), .. })) => f.base10_digits().starts_with('-'),
+        _ => false,
     }
 }
 
@@ -182,6 +212,18 @@ mod tests {
             Ok(value) => Ok(quote!(#value).to_string().replace(' ', "")),
             Err(d) => Err(d.message.clone()),
         }
+    }
+
+    #[test]
+    fn negative_numbers_are_reported_whole() {
+        let tokens = quote!(-1);
+        let Err(e) = convert(Kind::Int, "batch_size", &tokens, None) else { panic!("negative") };
+        assert_eq!(e.text(), "`batch_size` cannot be negative: `-1`\nhelp: write `batch_size = 500`");
+        assert!(e.end.is_some(), "from `-` to `1`");
+        let Err(e) = convert(Kind::Count, "concurrency", &tokens, None) else { panic!("negative") };
+        assert_eq!(e.message, "`concurrency` must be at least 1, not `-1`");
+        assert!(e.end.is_some());
+        assert!(convert(Kind::Int, "batch_size", &quote!(-n), None).is_ok(), "an expression is rustc's to check");
     }
 
     #[test]

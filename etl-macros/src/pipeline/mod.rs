@@ -6,7 +6,8 @@
 //! * [`typed`]: the record type followed from step to step, schema steps on typed records
 //!   checked and generated (with the records' fields from their schema macros, [`schema`]);
 //! * [`codegen`]: the builder calls (`etl::Pipeline::from(..)...to(..)`), each step's from its
-//!   table entry.
+//!   table entry, then `.graph(..)`, the pipeline's shape ([`graph`], secrets hidden by
+//!   [`redact`]).
 //!
 //! With errors, the expansion is the `compile_error!`s plus a well-typed stub `Run`, so rustc
 //! adds no cascade of follow-up errors.
@@ -14,7 +15,9 @@
 mod check;
 mod codegen;
 mod convert;
+mod graph;
 mod parse;
+mod redact;
 mod schema;
 mod typed;
 
@@ -45,7 +48,7 @@ fn round(received: Vec<schema::Received>, input: TokenStream) -> TokenStream {
     errors.extend(check_errors);
     let schemas: Vec<&crate::wire::RecordSchema> = received.iter().map(|r| &r.schema).collect();
     let mut typed = match typed::walk(&steps, &schemas) {
-        typed::Outcome::Need(path) => {
+        typed::Outcome::Need(path, _) => {
             let sent: Vec<TokenStream> = received.iter().map(|r| r.tokens.clone()).collect();
             return schema::callback(&path, &sent, input);
         }
@@ -56,6 +59,36 @@ fn round(received: Vec<schema::Received>, input: TokenStream) -> TokenStream {
         return codegen::generate(&steps, &typed);
     }
     fail(&errors)
+}
+
+/// Expand `__pipeline_no_schema! { ::etl::__private::pipeline_with_schema! { .. } }`: a
+/// schema macro's call (see [`schema::callback`]) where the record type has none, so it is
+/// not a `#[derive(Record)]` struct. The round is run again to find the type that was asked
+/// for; the error is on its tokens.
+pub(crate) fn expand_no_schema(input: TokenStream) -> TokenStream {
+    let inner = input.into_iter().find_map(|tt| match tt {
+        proc_macro2::TokenTree::Group(g) if g.delimiter() == proc_macro2::Delimiter::Brace => Some(g.stream()),
+        _ => None,
+    });
+    let need = inner.and_then(|inner| {
+        let (received, input) = schema::split(inner).ok()?;
+        let (ast, _) = parse::parse(input);
+        let (steps, _) = check::check(&ast);
+        let schemas: Vec<&crate::wire::RecordSchema> = received.iter().map(|r| &r.schema).collect();
+        match typed::walk(&steps, &schemas) {
+            typed::Outcome::Need(path, step) => Some((path, step)),
+            typed::Outcome::Done(_) => None,
+        }
+    });
+    let error = match need {
+        Some((path, step)) => schema::not_a_record(&path, step),
+        None => crate::diagnostic::Diagnostic::new(
+            proc_macro2::Span::call_site(),
+            "etl: a record type has no schema macro",
+            "make every record type of the pipeline `#[derive(Record, Serialize, Deserialize)]`",
+        ),
+    };
+    fail(&Diagnostics::from_iter([error]))
 }
 
 /// The errors, then a well-typed stub so that rustc adds no error of its own.
@@ -72,19 +105,42 @@ mod tests {
         t.to_string().replace(' ', "")
     }
 
+    /// The graph's code, as `graph::generate` writes it for `steps` and `records`.
+    fn graph(steps: TokenStream, records: TokenStream) -> TokenStream {
+        quote!({
+            #[allow(unused_imports)]
+            use ::etl::__private::{DescribeRecord as _, DescribeType as _};
+            ::etl::__private::graph(&[#steps], &[#records])
+        })
+    }
+
     #[test]
     fn typed_pipeline() {
         let out = norm(expand(quote! {
             iter(orders) as Order | filter(|o| o.amount > 0) | map(|o| o.amount) as i64 | collect(out)
         }));
+        let order = quote!((&::etl::__private::Describe::<Order>::new("Order")).__etl_describe());
+        let int = quote!((&::etl::__private::Describe::<i64>::new("i64")).__etl_describe());
+        let graph = graph(
+            quote!(
+                ("iter", &[("", "orders")], 0usize),
+                ("filter", &[("", "|o| o.amount > 0")], 0usize),
+                ("map", &[("", "|o| o.amount")], 1usize),
+                ("collect", &[("", "out")], 1usize)
+            ),
+            quote!(#order, #int),
+        );
         assert_eq!(
             out,
             norm(quote! {{
                 ::etl::__private::assert_record::<Order>();
-                ::etl::Pipeline::from(::etl::__private::iter_as::<Order, _>(orders))
-                    .filter(|o| o.amount > 0)
-                    .map::<i64, _>(|o| o.amount)
-                    .to(::etl::__private::collect_sink(&(out)))
+                ::etl::__private::with_graph(
+                    ::etl::Pipeline::from(::etl::__private::iter_as::<Order, _>(orders))
+                        .filter(|o| o.amount > 0)
+                        .map::<i64, _>(|o| o.amount)
+                        .to(::etl::__private::collect_sink(&(out))),
+                    #graph
+                )
             }})
         );
     }
@@ -95,49 +151,99 @@ mod tests {
             file(path = "in.jsonl", batch_size = 2, batch_timeout = 1.5s) | rename(a -> b, c.d -> e) | select(b) | drop(x)
             | file(dir = "lake", format = "csv", prefix = "p")
         }));
+        let json = quote!(::etl::pipeline::RecordType::new("Json"));
+        let graph = graph(
+            quote!(
+                ("file", &[("path", "\"in.jsonl\""), ("batch_size", "2"), ("batch_timeout", "1.5s")], 0usize),
+                ("rename", &[("", "a -> b"), ("", "c.d -> e")], 0usize),
+                ("select", &[("", "b")], 0usize),
+                ("drop", &[("", "x")], 0usize),
+                ("file", &[("dir", "\"lake\""), ("format", "\"csv\""), ("prefix", "\"p\"")], 0usize)
+            ),
+            quote!(#json),
+        );
         let want = norm(quote! {{
-            ::etl::Pipeline::from(::etl::batch::BatchOptions::batch_timeout(
-                ::etl::batch::BatchOptions::batch_size(::etl::source::file::<::etl::Json>("in.jsonl"), 2),
-                ::core::time::Duration::from_secs_f64(1.5)))
-                .then(::etl::operator::json::Rename::new(&[("a", "b"), ("c.d", "e")]))
-                .then(::etl::operator::json::Select::new(&["b"]))
-                .then(::etl::operator::json::DropFields::new(&["x"]))
-                .to(::etl::sink::file("lake").format(::etl::format::Format::Csv).prefix("p"))
+            ::etl::__private::with_graph(
+                ::etl::Pipeline::from(::etl::batch::BatchOptions::batch_timeout(
+                    ::etl::batch::BatchOptions::batch_size(::etl::source::file::<::etl::Json>("in.jsonl"), 2),
+                    ::core::time::Duration::from_secs_f64(1.5)))
+                    .then(::etl::operator::json::Rename::new(&[("a", "b"), ("c.d", "e")]))
+                    .then(::etl::operator::json::Select::new(&["b"]))
+                    .then(::etl::operator::json::DropFields::new(&["x"]))
+                    .to(::etl::sink::file("lake").format(::etl::format::Format::Csv).prefix("p")),
+                #graph
+            )
         }});
         assert_eq!(out, want);
     }
 
     #[test]
     fn user_steps_by_path() {
-        let out = norm(expand(quote! { my::source(1) as T | my::Op::new() | my::SINK }));
+        let out = norm(expand(quote! { my::source(1, |a, b| a + b) as T | my::Op::new() | my::SINK }));
+        let unknown = quote!(::etl::pipeline::RecordType::new("?"));
+        let graph = graph(
+            quote!(("my::source", &[("", "1"), ("", "|a, b| a + b")], 0usize), ("my::Op::new", &[], 1usize), ("my::SINK", &[], 1usize)),
+            quote!((&::etl::__private::Describe::<T>::new("T")).__etl_describe(), #unknown),
+        );
         assert_eq!(
             out,
             norm(quote! {{
                 ::etl::__private::assert_record::<T>();
-                ::etl::Pipeline::from(::etl::__private::source_as::<T, _>(my::source(1))).then(my::Op::new()).to(my::SINK)
+                ::etl::__private::with_graph(
+                    ::etl::Pipeline::from(::etl::__private::source_as::<T, _>(my::source(1, |a, b| a + b))).then(my::Op::new()).to(my::SINK),
+                    #graph
+                )
             }})
+        );
+    }
+
+    #[test]
+    fn secrets_are_hidden_from_the_graph() {
+        let out = expand(quote! {
+            iter(v) | stdout()
+        });
+        assert!(!out.is_empty());
+        let (ast, _) = parse::parse(quote! {
+            kafka(topics = ["orders"], group = "g", sasl_password = "hunter2", sasl_username = "etl",
+                  properties = [("ssl.key.password", "pw"), ("client.id", "etl")])
+            | my::sink(url = "postgres://etl:pw@db/orders", "${DATABASE_URL}")
+        });
+        let (steps, _) = check::check(&ast);
+        let labels: Vec<String> = steps.iter().map(graph::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "kafka(topics = [\"orders\"], group = \"g\", sasl_password = \"***\", sasl_username = \"etl\", \
+                 properties = [(\"ssl.key.password\", \"***\"), (\"client.id\", \"etl\")])",
+                "my::sink(url = \"postgres://etl:***@db/orders\", \"${DATABASE_URL}\")"
+            ]
         );
     }
 
     #[test]
     fn typed_schema_steps_call_the_records_schema_macro_then_generate() {
         let input = quote! { iter(orders) as shop::Order | rename(amount_cents -> amount) | stdout() };
-        // Round 1: `Order`'s fields are needed; its macro is called with the whole input.
-        assert_eq!(
-            norm(expand(input.clone())),
-            norm(
-                quote! { shop::Order! { ::etl::__private::pipeline_with_schema! { iter(orders) as shop::Order | rename(amount_cents -> amount) | stdout() } } }
-            )
-        );
+        // Round 1: `Order`'s fields are needed; its macro is called with the whole input (under
+        // an alias that is an error when `Order` has none, see `schema::callback`).
+        assert_eq!(norm(expand(input.clone())), norm(schema::callback(&syn::parse_quote!(shop::Order), &[], input.clone())));
+        assert!(norm(expand(input.clone())).contains(
+            "__etl_schema_0!{::etl::__private::pipeline_with_schema!{iter(orders)asshop::Order|rename(amount_cents->amount)|stdout()}}"
+        ));
         // Round 2: the macro called back with the fields prepended.
         let schema = quote!(@etl_record { [("id", 0usize, "id", "i64", []), ("amount_cents", 1usize, "amount_cents", "i64", [])], [] });
         let out = norm(expand_with_schema(quote!(#schema #input)));
         assert!(out.starts_with("{::etl::__private::assert_record::<shop::Order>();#[allow(non_camel_case_types,dead_code)]"), "{out}");
         assert!(
-            out.contains("struct__OrderRename1{#[serde(rename=\"id\")]id:<shop::Orderas::etl::__private::FieldType<0usize>>::Type"),
+            out.contains("structOrder_after_rename{#[serde(rename=\"id\")]id:<shop::Orderas::etl::__private::FieldType<0usize>>::Type"),
             "{out}"
         );
-        assert!(out.contains(".map(|__etl_record:shop::Order|->__OrderRename1{letshop::Order{id:__etl_0,amount_cents:__etl_1,..}=__etl_record;__OrderRename1{id:__etl_0,amount:__etl_1}}).to(::etl::sink::stdout())"), "{out}");
+        assert!(out.contains(".map(|__etl_record:shop::Order|->Order_after_rename{letshop::Order{id:__etl_0,amount_cents:__etl_1,..}=__etl_record;Order_after_rename{id:__etl_0,amount:__etl_1}}).to(::etl::sink::stdout())"), "{out}");
+        assert!(
+            out.contains(
+                "(&::etl::__private::Describe::<Order_after_rename>::new(\"Orderafterrename(amount_cents->amount)\")).__etl_describe()"
+            ),
+            "{out}"
+        );
     }
 
     #[test]
@@ -148,11 +254,26 @@ mod tests {
         // Round 2 asks for `Paid`, sending `Order`'s schema on.
         assert_eq!(
             norm(expand_with_schema(quote!(#order #input))),
-            norm(quote! { Paid! { ::etl::__private::pipeline_with_schema! { #order #input } } })
+            norm(schema::callback(&syn::parse_quote!(Paid), std::slice::from_ref(&order), input.clone()))
         );
         // Round 3: newest first on the wire.
         let out = norm(expand_with_schema(quote!(#paid #order #input)));
         assert!(out.contains("into_field::<Paid,id,<Paidas::etl::__private::FieldType<0usize>>::Type,_>(__etl_0)"), "{out}");
+    }
+
+    #[test]
+    fn a_record_without_schema_macro_is_one_error_on_its_name() {
+        // What the fallback of `schema::callback` receives: the schema macro's input.
+        let order = quote!(@etl_record { [("id", 0usize, "id", "i64", [])], [] });
+        let out =
+            expand_no_schema(quote!(::etl::__private::pipeline_with_schema! { #order iter(v) as Order | into(shop::Paid) | stdout() }));
+        let text = out.to_string();
+        assert_eq!(text.matches("compile_error").count(), 1, "{text}");
+        assert!(text.contains("`Paid` must derive `Record`: `into` needs its fields at compile time"), "{text}");
+        assert!(text.contains(":: etl :: __private :: stub ()"), "{text}");
+        let out =
+            expand_no_schema(quote!(::etl::__private::pipeline_with_schema! { iter(v) as Order | rename(a -> b) | stdout() })).to_string();
+        assert!(out.contains("`Order` must derive `Record`: `rename` needs its fields"), "{out}");
     }
 
     #[test]

@@ -6,7 +6,6 @@
 use crate::diagnostic::Diagnostics;
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use syn::ext::IdentExt;
-use syn::parse::discouraged::Speculative;
 use syn::parse::{ParseStream, Parser};
 use syn::{Ident, Token};
 
@@ -72,8 +71,8 @@ pub fn parse(input: TokenStream) -> (Ast, Diagnostics) {
     if !any {
         errors.error(
             Span::call_site(),
-            "empty pipeline",
-            "a pipeline is `SOURCE(..) | OPERATOR(..) | ... | SINK(..)`, e.g. `iter(items) | stdout()`",
+            "a pipeline needs a source and a sink",
+            "write `pipeline! { SOURCE(..) | OPERATOR(..) | ... | SINK(..) }`, e.g. `pipeline! { iter(items) | stdout() }`",
         );
         return (Ast { steps }, errors);
     }
@@ -167,12 +166,24 @@ fn args(input: ParseStream<'_>) -> syn::Result<Vec<RawArg>> {
 
 /// One argument value: a whole Rust expression when it is one (closures may contain commas),
 /// with the expression; otherwise the tokens up to the next top-level `,` (`a -> b`, `type`).
+/// The tokens are the user's as written (syn's expression makes one token of `-1`, spanned on
+/// the `-` only).
 fn value(input: ParseStream<'_>) -> syn::Result<(TokenStream, Option<syn::Expr>)> {
     let fork = input.fork();
     if let Ok(expr) = fork.parse::<syn::Expr>() {
         if fork.is_empty() || fork.peek(Token![,]) {
-            input.advance_to(&fork);
-            return Ok((quote::ToTokens::to_token_stream(&expr), Some(expr)));
+            let end = fork.cursor();
+            let tokens = input.step(|cursor| {
+                let mut rest = *cursor;
+                let mut tokens = TokenStream::new();
+                while rest != end {
+                    let Some((tt, next)) = rest.token_tree() else { break };
+                    tokens.extend([tt]);
+                    rest = next;
+                }
+                Ok((tokens, rest))
+            })?;
+            return Ok((tokens, Some(expr)));
         }
     }
     let tokens = input.step(|cursor| {
@@ -240,7 +251,7 @@ mod tests {
 
     #[test]
     fn syntax_errors_all_at_once() {
-        assert!(errs(quote! {})[0].starts_with("empty pipeline"));
+        assert!(errs(quote! {})[0].starts_with("a pipeline needs a source and a sink"));
         let e = errs(quote! { iter(v) map(f) | | stdout });
         assert_eq!(e.len(), 3, "{e:?}");
         assert!(e[0].starts_with("expected `|` before this step"));

@@ -11,7 +11,7 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::wire::{RecordSchema, TAG};
-use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Ident, Span, TokenStream, TokenTree};
 use quote::quote;
 use syn::parse::{Parse, Parser};
 
@@ -48,22 +48,87 @@ pub fn split(input: TokenStream) -> Result<(Vec<Received>, TokenStream), Diagnos
     Ok((schemas, tokens.drain(at..).collect()))
 }
 
+/// How many schema macros a pipeline can call with a fallback: `etl::__private::no_schema`
+/// has a name for each round (`__etl_schema_0` ..). Past them (a pipeline of more record
+/// types), the macro is called by the type's own name, with rustc's error if it has none.
+pub const FALLBACKS: usize = 8;
+
 /// The call of the schema macro of the record type at `path` that brings its schema to
 /// `pipeline_with_schema!`, with the schemas already received (`sent`, their tokens, oldest
 /// first) and the pipeline's tokens.
+///
+/// The macro has the type's name (see `record::schema_callback`), but a type that does not
+/// derive `Record` has none, and rustc would only say "cannot find macro `Order`". So it is
+/// called under an alias, `__etl_schema_N`, imported twice: explicitly from the type's path
+/// (`use Order as __etl_schema_N;`, which brings the macro when there is one) in an inner
+/// block, and by a glob from `::etl::__private::no_schema`, whose `__etl_schema_N` is
+/// `__pipeline_no_schema!` (the error that the type must derive `Record`), in the outer one.
+/// The inner block's import is found first: the type's macro when it has one, the error
+/// otherwise. (In one block, rustc refuses a macro-expanded import that shadows a glob. `N`
+/// is the round, so that a later round's glob is never found before an earlier round's
+/// import. The call is a `let`'s value, an expression, so that it cannot define items and the
+/// imports resolve without it.) Past [`FALLBACKS`] rounds, and for a path `use` refuses, the
+/// macro is called by the type's own name.
 pub fn callback(path: &syn::Path, sent: &[TokenStream], input: TokenStream) -> TokenStream {
     // The macro is named by the type's path without generic arguments: `Page<i64>` → `Page!`.
     let mut path = path.clone();
     for seg in &mut path.segments {
         seg.arguments = syn::PathArguments::None;
     }
+    let round = sent.len();
     let sent = sent.iter().rev();
     let span = path.segments.last().map_or_else(Span::call_site, |s| s.ident.span());
-    let mut bang = proc_macro2::Punct::new('!', proc_macro2::Spacing::Alone);
-    bang.set_span(span);
-    let mut call = quote!(#path);
-    call.extend([TokenTree::Punct(bang)]);
-    quote!(#call { ::etl::__private::pipeline_with_schema! { #(#sent)* #input } })
+    let body = quote!({
+        ::etl::__private::pipeline_with_schema! { #(#sent)* #input }
+    });
+    if round >= FALLBACKS || cannot_be_imported(&path) {
+        let mut bang = proc_macro2::Punct::new('!', proc_macro2::Spacing::Alone);
+        bang.set_span(span);
+        let mut call = quote!(#path);
+        call.extend([TokenTree::Punct(bang)]);
+        return quote!(#call #body);
+    }
+    let alias = Ident::new(&format!("__etl_schema_{round}"), span);
+    let run = Ident::new("__etl_run", Span::mixed_site());
+    quote!({
+        #[allow(unused_imports)]
+        use ::etl::__private::no_schema::*;
+        {
+            #[allow(unused_imports)]
+            use #path as #alias;
+            let #run = #alias! #body;
+            #run
+        }
+    })
+}
+
+/// Whether `path` is one that `use` refuses: `Self`, or what looks like a type parameter (`T`,
+/// `U2`: one capital letter, maybe digits), which cannot be imported (rustc would add two errors
+/// about the import to the one that the type has no schema). Such a type's macro is called by
+/// its name: a struct `T` that derives `Record` still works, one that does not gets rustc's
+/// "cannot find macro `T`".
+fn cannot_be_imported(path: &syn::Path) -> bool {
+    let Some(first) = path.segments.first() else { return true };
+    let name = first.ident.to_string();
+    let mut chars = name.chars();
+    let type_parameter = path.leading_colon.is_none()
+        && path.segments.len() == 1
+        && chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && chars.all(|c| c.is_ascii_digit());
+    name == "Self" || type_parameter
+}
+
+/// The error for a record type (at `path`) whose fields `step` needs, and that has no schema
+/// macro: it is not a `#[derive(Record)]` struct.
+pub fn not_a_record(path: &syn::Path, step: &str) -> Diagnostic {
+    let name = path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+    Diagnostic::spanned(
+        path,
+        format!("`{name}` must derive `Record`: `{step}` needs its fields at compile time"),
+        format!(
+            "add `#[derive(Record, Serialize, Deserialize)]` to `struct {name}` (a type alias has no fields to give: name the struct itself)"
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -112,10 +177,39 @@ mod tests {
     fn callback_calls_the_types_macro_with_what_was_sent() {
         let path: syn::Path = syn::parse_quote!(shop::Page<i64>);
         let out = callback(&path, &[quote!(@etl_record { A }), quote!(@etl_record { B })], quote!(iter(v) | stdout()));
+        let run = Ident::new("__etl_run", Span::mixed_site());
         assert_eq!(
             out.to_string(),
-            quote!(shop::Page! { ::etl::__private::pipeline_with_schema! { @etl_record { B } @etl_record { A } iter(v) | stdout() } })
-                .to_string()
+            quote!({
+                #[allow(unused_imports)]
+                use ::etl::__private::no_schema::*;
+                {
+                    #[allow(unused_imports)]
+                    use shop::Page as __etl_schema_2;
+                    let #run = __etl_schema_2! { ::etl::__private::pipeline_with_schema! { @etl_record { B } @etl_record { A } iter(v) | stdout() } };
+                    #run
+                }
+            })
+            .to_string()
         );
+        // Past the fallbacks, by the type's own name; so is what looks like a type parameter.
+        let sent = vec![quote!(@etl_record { A }); FALLBACKS];
+        let out = callback(&path, &sent, quote!(iter(v) | stdout())).to_string();
+        assert!(out.starts_with("shop :: Page ! { :: etl :: __private :: pipeline_with_schema !"), "{out}");
+        for path in [syn::parse_quote!(T), syn::parse_quote!(U2), syn::parse_quote!(Self)] {
+            let out = callback(&path, &[], quote!(iter(v) | stdout())).to_string();
+            assert!(!out.contains("use"), "{out}");
+        }
+        for path in [syn::parse_quote!(Tx), syn::parse_quote!(m::T), syn::parse_quote!(Order)] {
+            assert!(callback(&path, &[], quote!(iter(v) | stdout())).to_string().contains("use"), "{}", path.to_token_stream());
+        }
+    }
+
+    #[test]
+    fn a_type_without_schema_macro_must_derive_record() {
+        let path: syn::Path = syn::parse_quote!(shop::Order);
+        let d = not_a_record(&path, "rename");
+        assert_eq!(d.message, "`Order` must derive `Record`: `rename` needs its fields at compile time");
+        assert!(d.help.as_deref().is_some_and(|h| h.starts_with("add `#[derive(Record, Serialize, Deserialize)]` to `struct Order`")));
     }
 }

@@ -9,8 +9,8 @@ use quote::quote;
 use syn::ext::IdentExt;
 use syn::{Generics, Ident};
 
-/// `impl ::etl::record::Record for S`, the schema a `static` inside `schema()`; `fields` are
-/// `(serde name, Rust name, type as text)` in order.
+/// `impl ::etl::record::Record for S`, the schema (named `name`) a `static` inside
+/// `schema()`; `fields` are `(serde name, Rust name, type as text)` in order.
 ///
 /// Generic structs get one bound on the whole type instead of bounds per parameter, so
 /// `struct Page<T> { items: Vec<T> }` works with whatever bounds serde's derive inferred:
@@ -18,10 +18,10 @@ use syn::{Generics, Ident};
 /// `Record`, spelled through `::etl` (`for<'de> Deserialize<'de>` is `DeserializeOwned`).
 pub(crate) fn record_impl<'a>(
     ident: &Ident,
+    record_name: &str,
     generics: &Generics,
     fields: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
 ) -> TokenStream {
-    let record_name = ident.unraw().to_string();
     let mut bounded = generics.clone();
     let (_, ty_generics, _) = generics.split_for_impl();
     if !generics.params.is_empty() {
@@ -51,7 +51,12 @@ pub(crate) fn record_impl<'a>(
 
 /// The `Record` impl of a struct that `#[derive(Record)]` accepted.
 pub(crate) fn expand(def: &RecordDef) -> TokenStream {
-    record_impl(&def.ident, &def.generics, def.fields.iter().map(|f| (f.name.as_str(), f.rust_name.as_str(), f.ty_text.as_str())))
+    record_impl(
+        &def.ident,
+        &def.ident.unraw().to_string(),
+        &def.generics,
+        def.fields.iter().map(|f| (f.name.as_str(), f.rust_name.as_str(), f.ty_text.as_str())),
+    )
 }
 
 /// The schema *callback macro* (DESIGN.md §3) and the field traits it relies on.

@@ -11,6 +11,7 @@
 use crate::diagnostic::{first_span, Diagnostic, Diagnostics};
 use crate::duration;
 use crate::suggest;
+use crate::text::text;
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::parse::Parser;
@@ -99,7 +100,7 @@ fn with_errors(d: &Diagnostics, item: TokenStream) -> TokenStream {
 
 fn parse_args(args: TokenStream, d: &mut Diagnostics) -> Options {
     let mut options: Options = vec![None; ARGS.len()];
-    let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
+    let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args.clone()) {
         Ok(m) => m,
         Err(e) => {
             d.error(
@@ -110,7 +111,10 @@ fn parse_args(args: TokenStream, d: &mut Diagnostics) -> Options {
             return options;
         }
     };
-    for meta in metas {
+    // Each value's tokens as written, for errors covering all of it: syn reads `-1` as one
+    // literal spanned on the `-`.
+    let raw = values(args);
+    for (meta, raw) in metas.into_iter().zip(raw.into_iter().map(Some).chain(std::iter::repeat(None))) {
         let (path, value) = match meta {
             Meta::NameValue(nv) => (nv.path, Some(nv.value)),
             Meta::Path(p) => (p, None),
@@ -140,10 +144,11 @@ fn parse_args(args: TokenStream, d: &mut Diagnostics) -> Options {
             d.error(ident.span(), format!("`{name}` is given twice"), "keep one");
             continue;
         }
+        let raw = raw.unwrap_or_else(|| value.to_token_stream());
         let converted = match arg.kind {
-            Kind::Integer => integer(arg, &value),
-            Kind::Number => number(arg, &value),
-            Kind::Duration => duration_value(arg, &value),
+            Kind::Integer => integer(arg, &value, &raw),
+            Kind::Number => number(arg, &value, &raw),
+            Kind::Duration => duration_value(arg, &value, &raw),
         };
         match converted {
             Ok(tokens) => options[at] = Some(tokens),
@@ -153,41 +158,75 @@ fn parse_args(args: TokenStream, d: &mut Diagnostics) -> Options {
     options
 }
 
+/// The value tokens of each `name = value` argument (empty for another form), in order.
+fn values(args: TokenStream) -> Vec<TokenStream> {
+    let mut out = vec![TokenStream::new()];
+    let mut after_eq = false;
+    for tt in args {
+        match &tt {
+            proc_macro2::TokenTree::Punct(p) if p.as_char() == ',' => {
+                out.push(TokenStream::new());
+                after_eq = false;
+            }
+            proc_macro2::TokenTree::Punct(p) if p.as_char() == '=' && !after_eq => after_eq = true,
+            _ if after_eq => out.last_mut().into_iter().for_each(|v| v.extend([tt.clone()])),
+            _ => {}
+        }
+    }
+    out
+}
+
 fn names() -> String {
     suggest::quoted(&ARGS.iter().map(|a| a.name).collect::<Vec<_>>())
 }
 
-fn wrong(arg: &Arg, value: &Expr, what: &str) -> Diagnostic {
-    Diagnostic::new(
-        first_span(value),
-        format!("`{}` takes {what}, not `{}`", arg.name, value.to_token_stream()),
-        format!("write `{} = {}`", arg.name, arg.example),
-    )
+/// The value's error, covering all of its tokens (`raw`: `-1` from `-` to `1`).
+fn wrong(arg: &Arg, value: &Expr, raw: &TokenStream, what: &str) -> Diagnostic {
+    let shown = text(raw);
+    if negative(value) {
+        return Diagnostic::spanned(
+            raw,
+            format!("`{}` cannot be negative: `{shown}`", arg.name),
+            format!("write `{} = {}`", arg.name, arg.example),
+        );
+    }
+    Diagnostic::spanned(raw, format!("`{}` takes {what}, not `{shown}`", arg.name), format!("write `{} = {}`", arg.name, arg.example))
+}
+
+/// Whether the value is a negative number literal (`-1`, `-2.0`; syn reads them as one
+/// literal).
+fn negative(value: &Expr) -> bool {
+    match value {
+        Expr::Unary(syn::ExprUnary { op: syn::UnOp::Neg(_), expr, .. }) => negative(expr) || matches!(&**expr, Expr::Lit(_)),
+        Expr::Lit(syn::ExprLit { lit: Lit::Int(i), .. }) => i.base10_digits().starts_with('-'),
+        Expr::Lit(syn::ExprLit { lit: Lit::Float(f), .. }) => f.base10_digits().starts_with('-'),
+        _ => false,
+    }
 }
 
 /// `retries = 3`, or a constant's path (`retries = RETRIES`).
-fn integer(arg: &Arg, value: &Expr) -> Result<TokenStream, Diagnostic> {
+fn integer(arg: &Arg, value: &Expr, raw: &TokenStream) -> Result<TokenStream, Diagnostic> {
     match value {
         Expr::Lit(syn::ExprLit { lit: Lit::Int(i), .. }) if matches!(i.suffix(), "" | "u32") => {
-            let n: u32 = i.base10_parse().map_err(|_| wrong(arg, value, "an integer up to 4294967295"))?;
+            let n: u32 = i.base10_parse().map_err(|_| wrong(arg, value, raw, "an integer up to 4294967295"))?;
             Ok(Literal::u32_unsuffixed(n).into_token_stream())
         }
         Expr::Path(_) | Expr::Field(_) | Expr::Paren(_) | Expr::Binary(_) | Expr::Call(_) => Ok(value.to_token_stream()),
-        _ => Err(wrong(arg, value, "an integer")),
+        _ => Err(wrong(arg, value, raw, "an integer")),
     }
 }
 
 /// `factor = 2.0` (or `2`), at least 1.
-fn number(arg: &Arg, value: &Expr) -> Result<TokenStream, Diagnostic> {
+fn number(arg: &Arg, value: &Expr, raw: &TokenStream) -> Result<TokenStream, Diagnostic> {
     let x: Option<f64> = match value {
         Expr::Lit(syn::ExprLit { lit: Lit::Float(f), .. }) if f.suffix().is_empty() => f.base10_parse().ok(),
         Expr::Lit(syn::ExprLit { lit: Lit::Int(i), .. }) if i.suffix().is_empty() => i.base10_parse().ok(),
         _ => None,
     };
-    let x = x.ok_or_else(|| wrong(arg, value, "a number"))?;
+    let x = x.ok_or_else(|| wrong(arg, value, raw, "a number"))?;
     if !(1.0..=1000.0).contains(&x) {
-        return Err(Diagnostic::new(
-            first_span(value),
+        return Err(Diagnostic::spanned(
+            raw,
             format!("`{}` must be between 1.0 and 1000.0", arg.name),
             "the delay is multiplied by it after each retry: `factor = 2.0` doubles it",
         ));
@@ -196,16 +235,13 @@ fn number(arg: &Arg, value: &Expr) -> Result<TokenStream, Diagnostic> {
 }
 
 /// `backoff = 500ms`, `2s`, `1.5s`, `1m`; a bare number means seconds (`backoff = 2.0`).
-fn duration_value(arg: &Arg, value: &Expr) -> Result<TokenStream, Diagnostic> {
+fn duration_value(arg: &Arg, value: &Expr, raw: &TokenStream) -> Result<TokenStream, Diagnostic> {
     let lit = match value {
-        Expr::Lit(syn::ExprLit { lit: lit @ (Lit::Int(_) | Lit::Float(_)), .. }) => lit,
-        _ => {
-            return Err(Diagnostic::new(
-                first_span(value),
-                format!("`{}` takes a duration, not `{}`", arg.name, value.to_token_stream()),
-                duration::HELP,
-            ))
+        _ if negative(value) => {
+            return Err(Diagnostic::spanned(raw, format!("`{}` cannot be negative: `{}`", arg.name, text(raw)), duration::HELP))
         }
+        Expr::Lit(syn::ExprLit { lit: lit @ (Lit::Int(_) | Lit::Float(_)), .. }) => lit,
+        _ => return Err(Diagnostic::spanned(raw, format!("`{}` takes a duration, not `{}`", arg.name, text(raw)), duration::HELP)),
     };
     // `const` context: whole nanoseconds through `from_nanos` (`from_secs_f64` is not const).
     let nanos: u64 = match duration::parse(lit)? {

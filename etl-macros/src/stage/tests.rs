@@ -75,6 +75,10 @@ fn argument_errors() {
     assert!(e[0].contains("unknown argument `retry` for `#[stage]`") && e[0].contains("did you mean `retries`?"), "{e:?}");
     let e = errors(quote!(retries = "x"), item.clone());
     assert!(e[0].contains("`retries` takes an integer, not `\\\"x\\\"`") && e[0].contains("help: write `retries = 3`"), "{e:?}");
+    let e = errors(quote!(retries = -1), item.clone());
+    assert!(e[0].contains("`retries` cannot be negative: `-1`") && e[0].contains("help: write `retries = 3`"), "{e:?}");
+    let e = errors(quote!(backoff = -1s), item.clone());
+    assert!(e[0].contains("`backoff` cannot be negative: `-1s`"), "{e:?}");
     let e = errors(quote!(backoff = 2x), item.clone());
     assert!(e[0].contains("unknown duration unit `x`"), "{e:?}");
     let e = errors(quote!(timeout = "5s"), item.clone());

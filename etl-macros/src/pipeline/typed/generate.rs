@@ -1,8 +1,9 @@
 //! The code of the typed schema steps:
 //!
-//! * for `rename` / `select` / `drop` ([`reshape`]), a record type (hidden in the pipeline's
-//!   block, named `__{Record}{Step}{position}`) whose fields are typed through the original
-//!   record (`<Order as ::etl::__private::FieldType<N>>::Type`) and keep their serde names and
+//! * for `rename` / `select` / `drop` ([`reshape`]), a record type (in the pipeline's block,
+//!   named `{Record}_after_{step}` for rustc's messages, its schema `Order after select(id,
+//!   amount)`) whose fields are typed through the original record
+//!   (`<Order as ::etl::__private::FieldType<N>>::Type`) and keep their serde names and
 //!   options, and a conversion into it;
 //! * for `into(Type)` ([`into`]), a conversion into `Type`'s struct literal by name, each value
 //!   through `::etl::__private::into_field` so that a type mismatch is an error naming the field.
@@ -14,6 +15,7 @@
 use super::{struct_path, Typed};
 use crate::diagnostic::first_span;
 use crate::pipeline::check::Checked;
+use crate::pipeline::graph::label;
 use crate::record;
 use crate::shape::{field_ident, Field, Reshaped, Shape};
 use proc_macro2::{Ident, Span, TokenStream};
@@ -46,10 +48,11 @@ fn conversion(
 
 /// `rename`, `select`, `drop`: the record type `ident` for `next`, and the conversion into it;
 /// the shape it is.
-pub fn reshape(out: &mut Typed, step: &Checked, name: &str, old: &Shape, next: Reshaped, ident: Ident) -> Shape {
+pub fn reshape(out: &mut Typed, step: &Checked, old: &Shape, next: Reshaped, ident: Ident) -> Shape {
     let Reshaped { mut shape, from, named } = next;
     let or_step = |s: Option<Span>| s.unwrap_or(step.span);
-    out.items.push(record_type(&ident, &shape.fields));
+    let name = format!("{} after {}", shape.base, label(step));
+    out.items.push(record_type(&ident, &name, &shape.fields));
     let mut pattern = Vec::new();
     let mut literal = Vec::new();
     for (k, ((at, new_span), f)) in from.iter().zip(&shape.fields).enumerate() {
@@ -72,7 +75,9 @@ pub fn reshape(out: &mut Typed, step: &Checked, name: &str, old: &Shape, next: R
     shape.path = ty.clone();
     shape.ty = ty;
     shape.skipped = Vec::new();
-    shape.label = format!("the record after `{name}`");
+    shape.label = format!("`{name}`");
+    shape.name = name;
+    shape.generated = true;
     shape
 }
 
@@ -111,9 +116,9 @@ pub fn into(out: &mut Typed, step: &Checked, shape: &Shape, target: &Rc<syn::Typ
     target_shape
 }
 
-/// A record type with `fields`: serde derives (the fields' serde names and options), `Record`,
-/// and `Clone` / `Debug` when every field has them.
-fn record_type(ident: &Ident, fields: &[Field]) -> TokenStream {
+/// A record type with `fields`: serde derives (the fields' serde names and options), `Record`
+/// (its schema named `name`, what made it), and `Clone` / `Debug` when every field has them.
+fn record_type(ident: &Ident, name: &str, fields: &[Field]) -> TokenStream {
     let mut defs = Vec::new();
     let mut field_tys = Vec::new();
     let mut names = Vec::new();
@@ -160,9 +165,13 @@ fn record_type(ident: &Ident, fields: &[Field]) -> TokenStream {
         field_tys.push(ty);
         names.push(name);
     }
-    let record_impl =
-        record::record_impl(ident, &syn::Generics::default(), fields.iter().map(|f| (f.serde.as_str(), f.rust.as_str(), f.ty.as_str())));
-    let shown = ident.to_string().trim_start_matches('_').to_owned();
+    let record_impl = record::record_impl(
+        ident,
+        name,
+        &syn::Generics::default(),
+        fields.iter().map(|f| (f.serde.as_str(), f.rust.as_str(), f.ty.as_str())),
+    );
+    let shown = ident.to_string();
     // `for<'__etl>` makes each bound non-trivial: where a field is not `Clone` (or `Debug`),
     // the impl does not apply, instead of being an error.
     quote! {

@@ -13,8 +13,9 @@
 //! On `Json` records, or records whose type the macro cannot see, the schema steps are the
 //! table's run-time operators (`into(Type)` decodes).
 //!
-//! Closures after a schema step that read a field renamed away or removed (`|o| o.amount_cents`)
-//! are reported by the macro with the field's new name, when the closure is written in place.
+//! Closures written in place that read a field the records do not have are reported by the
+//! macro ([`closures`]): on `Json` records any field, after a schema step a field renamed away
+//! or removed (with its new name), on a generated record type any unknown field.
 
 mod closures;
 mod generate;
@@ -22,8 +23,9 @@ mod generate;
 mod tests;
 
 use super::check::{is_json, Checked, What};
+use super::graph::Described;
 use crate::diagnostic::{first_span, Diagnostics};
-use crate::ops::{Op, SchemaRule, Typing, Value};
+use crate::ops::{Category, Op, SchemaRule, Typing, Value};
 use crate::record::type_text;
 use crate::shape::{quoted, Field, Shape};
 use crate::wire::RecordSchema;
@@ -33,8 +35,8 @@ use std::rc::Rc;
 
 /// What [`walk`] found.
 pub enum Outcome {
-    /// The fields of this record type are needed next.
-    Need(syn::Path),
+    /// The fields of this record type are needed next, by the step named.
+    Need(syn::Path, &'static str),
     /// Every schema needed is there.
     Done(Typed),
 }
@@ -48,12 +50,31 @@ pub struct Typed {
     pub ops: Vec<(usize, TokenStream)>,
     /// Errors, each on the user's token.
     pub errors: Diagnostics,
+    /// The record type after each step, by step position, for the pipeline's graph.
+    pub records: Vec<(usize, Described)>,
 }
 
 impl Typed {
     /// The generated operator of the step at `index`, if any.
     pub fn op(&self, index: usize) -> Option<&TokenStream> {
         self.ops.iter().find(|(i, _)| *i == index).map(|(_, t)| t)
+    }
+
+    /// The record type after the step at `index`.
+    pub fn record(&self, index: usize) -> Described {
+        self.records.iter().find(|(i, _)| *i == index).map_or_else(Described::unknown, |(_, r)| r.clone())
+    }
+}
+
+impl Flow {
+    /// What the pipeline's graph says of records of this type.
+    fn described(&self) -> Described {
+        match self {
+            Flow::Json => Described::Name("Json".to_owned()),
+            Flow::Unknown | Flow::Broken => Described::unknown(),
+            Flow::Named(ty, _) | Flow::Opaque(ty) => Described::written(ty),
+            Flow::Shape(shape) => Described::Type { ty: shape.ty.clone(), name: shape.name.clone() },
+        }
     }
 }
 
@@ -69,7 +90,7 @@ enum Flow {
     /// A type named by the user (a path: its schema macro's), fields not fetched yet.
     Named(Rc<syn::Type>, syn::Path),
     /// A declared type that is not a struct path (a tuple, a reference, ...).
-    Opaque,
+    Opaque(Rc<syn::Type>),
     /// Fields known.
     Shape(Shape),
 }
@@ -80,7 +101,7 @@ fn flow_of(ty: &syn::Type) -> Flow {
         syn::Type::Path(p) if p.qself.is_none() => Flow::Named(Rc::new(ty.clone()), p.path.clone()),
         syn::Type::Group(g) => flow_of(&g.elem),
         syn::Type::Paren(p) => flow_of(&p.elem),
-        _ => Flow::Opaque,
+        _ => Flow::Opaque(Rc::new(ty.clone())),
     }
 }
 
@@ -110,6 +131,8 @@ struct Walker<'a> {
     /// step uses it, and rustc checks the assumption on the closure that step generates
     /// (`|r: Type| ...`); closures are not checked under it.
     assumed: bool,
+    /// The names of the record types generated so far (each unique in the pipeline's block).
+    generated: Vec<String>,
     out: Typed,
 }
 
@@ -128,10 +151,13 @@ impl Walker<'_> {
             return Err(path.clone());
         };
         let base = path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+        let name = type_text(ty);
         Ok(Shape {
             ty: ty.to_token_stream(),
             path: struct_path(ty),
-            label: format!("`{}`", type_text(ty)),
+            label: format!("`{name}`"),
+            name,
+            generated: false,
             base: base.trim_start_matches("r#").to_owned(),
             fields: schema
                 .fields
@@ -151,6 +177,16 @@ impl Walker<'_> {
         })
     }
 
+    /// The name of the record type that `step` (a `rename`, ...) makes of a `base` record:
+    /// `Order_after_rename`, then `Order_after_rename_2`: what rustc's messages about it say.
+    fn generated_ident(&mut self, base: &str, step_name: &str, step: &Checked) -> Ident {
+        let name = format!("{base}_after_{step_name}");
+        let n = self.generated.iter().filter(|g| **g == name).count();
+        self.generated.push(name.clone());
+        let name = if n == 0 { name } else { format!("{name}_{}", n + 1) };
+        Ident::new(&name, step.span)
+    }
+
     /// The fields of the record when they are known or can be fetched; `None` for `Json`,
     /// undeclared and opaque records.
     fn known(&mut self, flow: &Flow) -> Result<Option<Shape>, syn::Path> {
@@ -165,7 +201,7 @@ impl Walker<'_> {
 /// Follow the record type through `steps`, with the schemas received so far (in the order
 /// they were asked for).
 pub fn walk(steps: &[Checked], schemas: &[&RecordSchema]) -> Outcome {
-    let mut w = Walker { schemas, requests: Vec::new(), assumed: false, out: Typed::default() };
+    let mut w = Walker { schemas, requests: Vec::new(), assumed: false, generated: Vec::new(), out: Typed::default() };
     let mut flow = Flow::Unknown;
     let mut expected = 0;
     for step in steps {
@@ -174,10 +210,21 @@ pub fn walk(steps: &[Checked], schemas: &[&RecordSchema]) -> Outcome {
             flow = Flow::Broken;
         }
         expected = step.index + 1;
+        // A sink's record type is the one it receives.
+        let received = (step.role == Category::Sink).then(|| if w.assumed { Described::unknown() } else { flow.described() });
         match walk_step(&mut w, step, flow) {
             Ok(next) => flow = next,
-            Err(path) => return Outcome::Need(path),
+            Err(path) => {
+                let name = match &step.what {
+                    What::Builtin { op, .. } => op.name,
+                    What::User { .. } => "a step",
+                };
+                return Outcome::Need(path, name);
+            }
         }
+        // After a `map` without `as`, the type is only assumed: the graph does not know it.
+        let described = received.unwrap_or_else(|| if w.assumed { Described::unknown() } else { flow.described() });
+        w.out.records.push((step.index, described));
     }
     Outcome::Done(w.out)
 }
@@ -185,14 +232,18 @@ pub fn walk(steps: &[Checked], schemas: &[&RecordSchema]) -> Outcome {
 fn walk_step(w: &mut Walker<'_>, step: &Checked, flow: Flow) -> Result<Flow, syn::Path> {
     let declared = step.as_type.as_ref().map(flow_of);
     let assumed = std::mem::take(&mut w.assumed);
-    let (op, positional) = match &step.what {
+    let (op, positional, named) = match &step.what {
         What::User { .. } => return Ok(declared.unwrap_or(Flow::Unknown)),
-        What::Builtin { op, positional, .. } => (*op, positional.first()),
+        What::Builtin { op, positional, named } => (*op, positional.first(), named),
     };
     let check_closure = |w: &mut Walker<'_>| {
-        if let (Flow::Shape(shape), false) = (&flow, assumed) {
-            closures::check(&mut w.out.errors, shape, positional);
-        }
+        let records = match (&flow, assumed) {
+            (Flow::Shape(shape), false) => closures::Records::Shape(shape),
+            (Flow::Json, _) => closures::Records::Json,
+            _ => return,
+        };
+        let values: Vec<&Value> = positional.into_iter().chain(named.iter().map(|(_, v)| v)).collect();
+        closures::check(&mut w.out.errors, records, &values);
     };
     match op.typing {
         Typing::JsonSource => Ok(declared.unwrap_or(Flow::Json)),
@@ -236,7 +287,7 @@ fn schema_step(w: &mut Walker<'_>, step: &Checked, op: &Op, rule: SchemaRule, fl
         Ok(Flow::Broken)
     };
     match rule {
-        SchemaRule::Reshape { suffix, empty: (message, example), apply } => {
+        SchemaRule::Reshape { empty: (message, example), apply } => {
             if value.is_empty_list() {
                 let help = match w.known(&flow)? {
                     Some(shape) => format!("write e.g. `{example}`; the fields of {} are {}", shape.label, quoted(&shape.names())),
@@ -245,14 +296,14 @@ fn schema_step(w: &mut Walker<'_>, step: &Checked, op: &Op, rule: SchemaRule, fl
                 w.out.errors.error(step.span, message, help);
                 return Ok(Flow::Broken);
             }
-            if let Flow::Opaque = flow {
+            if let Flow::Opaque(_) = flow {
                 return needs_struct(w);
             }
             // `Json`, undeclared: the table's run-time operator.
             let Some(shape) = w.known(&flow)? else { return Ok(flow) };
             let Some(next) = apply(&shape, value, step.span, &mut w.out.errors) else { return Ok(Flow::Broken) };
-            let ident = Ident::new(&format!("__{}{suffix}{}", next.shape.base, step.index), step.span);
-            Ok(Flow::Shape(generate::reshape(&mut w.out, step, name, &shape, next, ident)))
+            let ident = w.generated_ident(&next.shape.base, name, step);
+            Ok(Flow::Shape(generate::reshape(&mut w.out, step, &shape, next, ident)))
         }
         SchemaRule::Into { check } => {
             let Value::Type(target) = value else { return Ok(Flow::Broken) };
@@ -260,7 +311,7 @@ fn schema_step(w: &mut Walker<'_>, step: &Checked, op: &Op, rule: SchemaRule, fl
                 Flow::Broken => return Ok(Flow::Broken),
                 // Decoded at run time (the table's generator).
                 Flow::Json | Flow::Unknown => return Ok(flow_of(target)),
-                Flow::Opaque => return needs_struct(w),
+                Flow::Opaque(_) => return needs_struct(w),
                 flow => match w.known(&flow)? {
                     Some(shape) => shape,
                     None => return Ok(Flow::Broken),

@@ -30,7 +30,7 @@ fn walk_with(input: TokenStream, schemas: &[TokenStream]) -> Outcome {
 fn done(input: TokenStream, schemas: &[TokenStream]) -> Typed {
     match walk_with(input, schemas) {
         Outcome::Done(t) => t,
-        Outcome::Need(p) => panic!("needs {}", p.to_token_stream()),
+        Outcome::Need(p, _) => panic!("needs {}", p.to_token_stream()),
     }
 }
 
@@ -45,9 +45,9 @@ fn norm(t: impl ToTokens) -> String {
 #[test]
 fn schemas_are_asked_for_in_order_and_once() {
     let input = quote!(iter(v) as Order | rename(amount_cents -> amount) | drop(customer) | into(shop::Payment) | select(id) | stdout());
-    let Outcome::Need(first) = walk_with(input.clone(), &[]) else { panic!("needs Order") };
+    let Outcome::Need(first, _) = walk_with(input.clone(), &[]) else { panic!("needs Order") };
     assert_eq!(norm(first), "Order");
-    let Outcome::Need(second) = walk_with(input.clone(), &[order()]) else { panic!("needs Payment") };
+    let Outcome::Need(second, _) = walk_with(input.clone(), &[order()]) else { panic!("needs Payment") };
     assert_eq!(norm(second), "shop::Payment");
     let typed = done(input, &[order(), payment()]);
     assert!(typed.errors.is_empty(), "{:?}", typed.errors.iter().map(ToString::to_string).collect::<Vec<_>>());
@@ -72,7 +72,7 @@ fn json_and_undeclared_records_need_no_schema() {
 
 #[test]
 fn generic_records_call_the_macro_by_the_bare_path() {
-    let Outcome::Need(p) = walk_with(quote!(iter(v) as shop::Page<i64> | select(n) | stdout()), &[]) else { panic!() };
+    let Outcome::Need(p, _) = walk_with(quote!(iter(v) as shop::Page<i64> | select(n) | stdout()), &[]) else { panic!() };
     assert_eq!(norm(p), "shop::Page<i64>", "the callback strips the arguments (schema::callback)");
 }
 
@@ -94,7 +94,7 @@ fn field_errors_with_help() {
     let e = errors(quote!(iter(v) as Order | rename(amount_cents -> amount) | select(amount_cents) | stdout()));
     assert!(e[0].contains("an earlier `rename` renamed it to `amount`\nhelp: use its new name `amount`"), "{e:?}");
     let e = errors(quote!(iter(v) as Order | select(id) | drop(customer) | stdout()));
-    assert!(e[0].contains("no field `customer` in the record after `select`: an earlier `select` removed it"), "{e:?}");
+    assert!(e[0].contains("no field `customer` in `Order after select(id)`: an earlier `select` removed it"), "{e:?}");
     let e = errors(quote!(iter(v) as Order | select(id, id) | stdout()));
     assert!(e[0].starts_with("`id` is named twice in this `select`"), "{e:?}");
     let e = errors(quote!(iter(v) as Order | drop(id, customer, amount_cents) | stdout()));
@@ -146,7 +146,7 @@ fn into_on_records_of_an_unseen_type_decodes_at_run_time() {
     let typed = done(quote!(iter(rows) | select(a, b) | into(Payment) | rename(amount -> total) | stdout()), &[payment()]);
     assert!(typed.errors.is_empty(), "{:?}", typed.errors.texts());
     assert_eq!(typed.ops.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [3], "select and into are the run-time operators");
-    let Outcome::Need(p) = walk_with(quote!(iter(rows) | into(Payment) | rename(amount -> total) | stdout()), &[]) else { panic!() };
+    let Outcome::Need(p, _) = walk_with(quote!(iter(rows) | into(Payment) | rename(amount -> total) | stdout()), &[]) else { panic!() };
     assert_eq!(norm(p), "Payment");
 }
 
@@ -180,29 +180,30 @@ fn generated_type_keeps_serde_names_and_is_typed_through_the_record() {
     let typed = done(quote!(iter(v) as Order | rename(customer -> buyer) | select(amount_cents, buyer) | stdout()), &[order()]);
     assert!(typed.errors.is_empty());
     let rename = norm(&typed.items[0]);
-    assert!(rename.contains("struct__OrderRename1{"), "{rename}");
+    assert!(rename.contains("structOrder_after_rename{"), "{rename}");
+    assert!(rename.contains("name:\"Orderafterrename(customer->buyer)\""), "the schema says what made it: {rename}");
     assert!(rename.contains("#[serde(rename=\"buyer\")]buyer:<Orderas::etl::__private::FieldType<1usize>>::Type"), "{rename}");
     assert!(
         rename.contains("#[serde(rename=\"cents\",alias=\"c\")]amount_cents:<Orderas::etl::__private::FieldType<3usize>>::Type"),
         "kept fields keep their serde name and aliases: {rename}"
     );
-    assert!(rename.contains("impl::etl::record::Recordfor__OrderRename1"), "{rename}");
+    assert!(rename.contains("impl::etl::record::RecordforOrder_after_rename"), "{rename}");
     assert!(rename.contains("for<'__etl><Orderas::etl::__private::FieldType<0usize>>::Type:::core::clone::Clone"), "{rename}");
     let select = norm(&typed.items[1]);
-    assert!(select.contains("struct__OrderSelect2{#[serde(rename=\"cents\",alias=\"c\")]amount_cents"), "{select}");
+    assert!(select.contains("structOrder_after_select{#[serde(rename=\"cents\",alias=\"c\")]amount_cents"), "{select}");
     // The conversions move fields by name, the old record destructured.
     assert_eq!(
         norm(typed.op(1).expect("rename op")),
-        norm(quote!(.map(|__etl_record: Order| -> __OrderRename1 {
+        norm(quote!(.map(|__etl_record: Order| -> Order_after_rename {
             let Order { id: __etl_0, customer: __etl_1, amount_cents: __etl_2, .. } = __etl_record;
-            __OrderRename1 { id: __etl_0, buyer: __etl_1, amount_cents: __etl_2 }
+            Order_after_rename { id: __etl_0, buyer: __etl_1, amount_cents: __etl_2 }
         })))
     );
     assert_eq!(
         norm(typed.op(2).expect("select op")),
-        norm(quote!(.map(|__etl_record: __OrderRename1| -> __OrderSelect2 {
-            let __OrderRename1 { amount_cents: __etl_0, buyer: __etl_1, .. } = __etl_record;
-            __OrderSelect2 { amount_cents: __etl_0, buyer: __etl_1 }
+        norm(quote!(.map(|__etl_record: Order_after_rename| -> Order_after_select {
+            let Order_after_rename { amount_cents: __etl_0, buyer: __etl_1, .. } = __etl_record;
+            Order_after_select { amount_cents: __etl_0, buyer: __etl_1 }
         })))
     );
 }
@@ -230,7 +231,9 @@ fn into_moves_each_field_through_a_type_check_and_defaults_skipped_fields() {
     assert!(typed.errors.is_empty());
     let op = norm(typed.op(3).expect("into op"));
     assert!(
-        op.starts_with(".map(|__etl_record:__OrderRename2|->Payment{let__OrderRename2{id:__etl_0,amount:__etl_1,..}=__etl_record;Payment{"),
+        op.starts_with(
+            ".map(|__etl_record:Order_after_rename|->Payment{letOrder_after_rename{id:__etl_0,amount:__etl_1,..}=__etl_record;Payment{"
+        ),
         "{op}"
     );
     assert!(
@@ -239,4 +242,88 @@ fn into_moves_each_field_through_a_type_check_and_defaults_skipped_fields() {
         "{op}"
     );
     assert!(op.contains("note:::core::default::Default::default()"), "{op}");
+}
+
+#[test]
+fn generated_types_are_named_after_the_step_once_each() {
+    let typed = done(quote!(iter(v) as Order | rename(customer -> buyer) | rename(buyer -> client) | drop(client) | stdout()), &[order()]);
+    assert!(typed.errors.is_empty());
+    let names: Vec<String> = typed
+        .items
+        .iter()
+        .map(|i| norm(i).split("struct").nth(1).unwrap_or_default().split('{').next().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(names, ["Order_after_rename", "Order_after_rename_2", "Order_after_drop"]);
+}
+
+#[test]
+fn closures_reading_an_unknown_field_of_a_generated_type() {
+    let e = errors(quote!(iter(v) as Order | select(id, amount_cents) | filter(|o| o.amount_cent > 0) | stdout()));
+    assert_eq!(e, ["no field `amount_cent` on `Order after select(id, amount_cents)`\nhelp: did you mean `amount_cents`?"]);
+    let e = errors(quote!(iter(v) as Order | select(id) | inspect(|o| println!("{}", o.zzz)) | stdout()));
+    assert_eq!(e, ["no field `zzz` on `Order after select(id)`\nhelp: its fields are `id`"]);
+    // On the user's own struct, rustc reports it (a field serde skips is still a Rust field).
+    let into = quote!(iter(v) as Order | drop(customer) | rename(amount_cents -> amount) | into(Payment) | filter(|p| p.note.is_empty()) | stdout());
+    assert!(errors(into).is_empty());
+    assert!(errors(quote!(iter(v) as Order | filter(|o| o.cache.is_none()) | select(id) | stdout())).is_empty());
+}
+
+#[test]
+fn closures_reading_a_field_of_json_records() {
+    let typed = done(quote!(file(path = "in.jsonl") | rename(a -> b) | filter(|o| o.status != "test") | stdout()), &[]);
+    let e = typed.errors.texts();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("no field `status`: the records here are `etl::Json` (schemaless)\nhelp: read it with `o.get(\"status\")`"),
+        "{e:?}"
+    );
+    assert!(
+        e[0].contains("`as Order` after the source, with `#[derive(Record, Serialize, Deserialize)] struct Order { status: .., .. }`"),
+        "{e:?}"
+    );
+    // Methods, tuple fields, records of a type the macro cannot see, after a `map`: rustc's.
+    for ok in [
+        quote!(file(path = "in.jsonl") | filter(|o| o.get("status").is_some() && o.0.len() > 1) | stdout()),
+        quote!(iter(rows) | filter(|o| o.status != "test") | stdout()),
+        quote!(file(path = "in.jsonl") | map(|o| Row::from(o)) | filter(|o| o.status != "test") | stdout()),
+        quote!(file(path = "in.jsonl") as Order | filter(|o| o.status != "test") | stdout()),
+    ] {
+        assert!(done(ok.clone(), &[order()]).errors.is_empty(), "{ok}");
+    }
+}
+
+#[test]
+fn the_record_type_after_each_step_for_the_graph() {
+    let typed = done(
+        quote!(iter(v) as Order | filter(|o| true) | select(id, amount_cents) | map(|o| o) | rename(amount_cents -> amount) | into(Payment) | map(|p| p.id) as i64 | stdout()),
+        &[order(), payment()],
+    );
+    assert!(typed.errors.is_empty(), "{:?}", typed.errors.texts());
+    let shown: Vec<String> = (0..8)
+        .map(|i| match typed.record(i) {
+            Described::Name(n) => n,
+            Described::Type { ty, name } => format!("{name} ({})", norm(ty)),
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "Order (Order)",
+            "Order (Order)",
+            "Order after select(id, amount_cents) (Order_after_select)",
+            "?",
+            "Order after rename(amount_cents -> amount) (Order_after_rename)",
+            "Payment (Payment)",
+            "i64 (i64)",
+            "i64 (i64)"
+        ]
+    );
+    let typed = done(quote!(file(path = "x") | drop(a) | map(|r| r) as (i64, String) | my::sink()), &[]);
+    let shown: Vec<String> = (0..4)
+        .map(|i| match typed.record(i) {
+            Described::Name(n) => n,
+            Described::Type { name, .. } => name,
+        })
+        .collect();
+    assert_eq!(shown, ["Json", "Json", "(i64, String)", "(i64, String)"]);
 }
