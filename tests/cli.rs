@@ -288,9 +288,18 @@ fn graph_prints_the_pipeline() {
 }
 
 /// `orders graph` (a snapshot: the macro's description of the `orders` program above).
-const GRAPH_MERMAID: &str = "flowchart LR
-    s0([\"file(path = #quot;${ETL_CLI_DIR}/in.jsonl#quot;, batch_size = 25)\"])
-";
+const GRAPH_MERMAID: &str = r#"---
+title: orders
+---
+flowchart LR
+    s0(["file(path = #quot;${ETL_CLI_DIR}/in.jsonl#quot;, batch_size = 25)"])
+    s1["filter(|o| o.status != #quot;test#quot;)"]
+    s2["etl::operator::TryMap(move |o: Order| if o.amount_cents < 0 && !fixed { Err(format!(#quot;negative amount {}#quot;, o.amount_cents)) } else { Ok(o) })"]
+    s3[("file(dir = #quot;${ETL_CLI_DIR}/out#quot;, format = #quot;jsonl#quot;)")]
+    s0 -->|"Order { id: i64, amount_cents: i64, status: String }"| s1
+    s1 -->|"Order { id: i64, amount_cents: i64, status: String }"| s2
+    s2 -->|"?"| s3
+"#;
 
 #[test]
 fn dead_letters_list_then_replay_after_the_fix_then_nothing_is_left() {

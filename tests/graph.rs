@@ -28,7 +28,10 @@ fn a_typed_pipeline_shows_each_record_type_with_its_fields() {
     let graph = run.to_graph();
     assert_eq!(
         graph.mermaid(),
-        r##"flowchart LR
+        r##"---
+title: pipeline
+---
+flowchart LR
     s0(["iter(orders, batch_size = 100)"])
     s1["filter(|o| o.status != #quot;test#quot;)"]
     s2["rename(amount_cents -> amount)"]
@@ -67,7 +70,10 @@ fn a_json_pipeline_shows_json_and_hides_secrets() {
     };
     assert_eq!(
         run.to_graph().mermaid(),
-        r##"flowchart LR
+        r##"---
+title: pipeline
+---
+flowchart LR
     s0(["file(path = #quot;in.jsonl#quot;)"])
     s1["rename(ts -> timestamp)"]
     s2["filter(|r| r.get(#quot;timestamp#quot;).is_some())"]
