@@ -24,6 +24,8 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         Ok(f) => f,
         Err(e) => return e.to_compile_error(),
     };
+    let name = function.sig.ident.clone();
+    let error = |span, message: &str, help: &str| error(span, message, help, &name);
     if !attr.is_empty() {
         return error(attr.span(), "`#[etl::main]` takes no arguments", "write `#[etl::main]` alone");
     }
@@ -68,9 +70,11 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn error(span: proc_macro2::Span, message: &str, help: &str) -> TokenStream {
-    let text = format!("{message}\n       help: {help}");
-    quote_spanned!(span=> ::core::compile_error!(#text);)
+/// The error, and an empty `fn main() {}` in place of the function so that rustc does not
+/// add "`main` function not found".
+fn error(span: proc_macro2::Span, message: &str, help: &str, name: &syn::Ident) -> TokenStream {
+    let text = format!("{message}\nhelp: {help}");
+    quote_spanned!(span=> ::core::compile_error!(#text); fn #name() {})
 }
 
 #[cfg(test)]

@@ -1,0 +1,4 @@
+#[etl::main]
+fn main() -> etl::Result<()> {
+    Ok(())
+}
