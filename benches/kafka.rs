@@ -100,10 +100,12 @@ fn unique(prefix: &str) -> String {
 }
 
 /// Partitions for a topic of `n` records: at least 3, and enough that librdkafka's mock broker
-/// keeps them all (it trims each partition's log past 5 MiB; 30 000 of these records are about
-/// 3 MB). A real cluster keeps them anyway.
+/// keeps them all (it trims each partition's log past 5 MiB). The records have no key, so the
+/// producers' sticky partitioner fills one partition at a time, unevenly: 10 000 records
+/// (about 1 MB) a partition on average leaves room for five times that. A real cluster keeps
+/// them anyway.
 fn partitions_for(n: u64) -> i32 {
-    i32::try_from(n / 30_000 + 1).unwrap_or(i32::MAX).max(3)
+    i32::try_from(n / 10_000 + 1).unwrap_or(i32::MAX).max(3)
 }
 
 async fn create_topic(prefix: &str, partitions: i32) -> String {
