@@ -14,6 +14,9 @@
 //! `ETL_BENCH_ROWS` (default 100) records. Prints batches/s, records/s and CPU seconds per
 //! side, and each side's ratio to today's contract.
 
+#[path = "harness/measure.rs"]
+mod measure;
+
 use etl::prelude::*;
 use etl::sink::Written;
 use std::time::{Duration, Instant};
@@ -54,18 +57,6 @@ fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// CPU seconds (user + system) of this process so far.
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the struct we pass; RUSAGE_SELF is a valid selector.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
-}
-
 struct Outcome {
     wall: Duration,
     cpu: f64,
@@ -93,7 +84,7 @@ async fn run(records: i64, rows: usize, rtt: Duration, durable_in_write: bool, i
             Ok(())
         }
     }
-    let cpu = cpu_seconds();
+    let cpu = measure::cpu_seconds();
     let started = Instant::now();
     let source = etl::source::iter(0..records).batch_size(rows);
     let report = Pipeline::from(source)
@@ -104,7 +95,7 @@ async fn run(records: i64, rows: usize, rtt: Duration, durable_in_write: bool, i
         .await
         .expect("the bench pipeline runs");
     let wall = started.elapsed();
-    let cpu = cpu_seconds() - cpu;
+    let cpu = measure::cpu_seconds() - cpu;
     let (durable, commits) = rx.recv().expect("the sink reports at close");
     assert_eq!(report.records_out as usize, durable, "every record durable");
     Outcome { wall, cpu, durable, commits }

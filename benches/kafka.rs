@@ -16,42 +16,19 @@
 //! counting allocator; librdkafka's own buffers are C allocations, not counted on either side)
 //! and the ratio etl / loop (records/s).
 
+#[path = "harness/measure.rs"]
+mod measure;
+
 use etl::prelude::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::System;
 use std::io::{BufRead, BufReader, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
-
-fn reset_peak() -> usize {
-    let live = LIVE.load(Ordering::Relaxed);
-    PEAK.store(live, Ordering::Relaxed);
-    live
-}
+static ALLOC: measure::Counting<System> = measure::Counting(System);
 
 #[derive(Debug, Clone, Record, Serialize, Deserialize)]
 struct Order {
@@ -70,18 +47,6 @@ fn order(i: u64) -> Order {
         status: if i % 10 == 0 { "test".into() } else { "paid".into() },
         created_at: format!("2026-11-{:02}T{:02}:{:02}:00Z", 1 + i % 28, i % 24, i % 60),
     }
-}
-
-/// CPU seconds (user + system) of this process so far.
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the struct we pass; RUSAGE_SELF is a valid selector.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 fn brokers() -> String {
@@ -142,11 +107,11 @@ fn row(label: &str, n: u64, side: &Side, base: &Side) {
 }
 
 async fn measure<F: std::future::Future<Output = ()>>(run: F) -> Side {
-    let live = reset_peak();
-    let cpu = cpu_seconds();
+    let live = measure::reset_peak();
+    let cpu = measure::cpu_seconds();
     let started = Instant::now();
     run.await;
-    Side { wall: started.elapsed().as_secs_f64(), cpu: cpu_seconds() - cpu, heap: PEAK.load(Ordering::Relaxed).saturating_sub(live) }
+    Side { wall: started.elapsed().as_secs_f64(), cpu: measure::cpu_seconds() - cpu, heap: measure::peak().saturating_sub(live) }
 }
 
 /// The raw producer loop: send every record, await every delivery.

@@ -12,38 +12,21 @@
 //! ratio etl / loop. Both sides read the same topic (each in a group of its own) and write a
 //! table of their own; the tables are compared row for row after each run.
 
+#[path = "harness/measure.rs"]
+mod measure;
+
 use etl::prelude::*;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::System;
 use std::io::{BufRead, BufReader, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: measure::Counting<System> = measure::Counting(System);
 
 const BATCH: usize = 500;
 
@@ -62,17 +45,6 @@ fn order(i: u64) -> Order {
         amount_cents: (i as i64 * 7919) % 100_000,
         status: if i % 10 == 0 { "test".into() } else { "paid".into() },
     }
-}
-
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the struct we pass; RUSAGE_SELF is a valid selector.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 fn brokers() -> String {
@@ -245,12 +217,11 @@ struct Side {
 }
 
 async fn measure<F: std::future::Future<Output = ()>>(run: F) -> Side {
-    let live = LIVE.load(Ordering::Relaxed);
-    PEAK.store(live, Ordering::Relaxed);
-    let cpu = cpu_seconds();
+    let live = measure::reset_peak();
+    let cpu = measure::cpu_seconds();
     let started = Instant::now();
     run.await;
-    Side { wall: started.elapsed().as_secs_f64(), cpu: cpu_seconds() - cpu, heap: PEAK.load(Ordering::Relaxed).saturating_sub(live) }
+    Side { wall: started.elapsed().as_secs_f64(), cpu: measure::cpu_seconds() - cpu, heap: measure::peak().saturating_sub(live) }
 }
 
 fn row(label: &str, n: u64, side: &Side, base: &Side) {

@@ -23,47 +23,18 @@
 //! `100000,1000000`), `ETL_BENCH_BATCH` (default 10000), `ETL_BENCH_IN_FLIGHT` (default 4),
 //! `ETL_BENCH_DIR` (where the CSV goes; default `/dev/shm` when it exists).
 
+#[path = "harness/measure.rs"]
+mod measure;
+
 use etl::prelude::*;
 use etl::sink::postgres::Mode;
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::System;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
-                PEAK.fetch_max(live, Ordering::Relaxed);
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: measure::Counting<System> = measure::Counting(System);
 
 /// About 100 bytes per row in CSV.
 #[derive(Debug, Clone, Record, Serialize, Deserialize)]
@@ -98,18 +69,6 @@ fn env(name: &str, default: u64) -> u64 {
 
 fn database_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// CPU seconds (user + system) of this process, or of its waited-for children.
-fn cpu_seconds(who: i32) -> f64 {
-    // SAFETY: getrusage writes into the struct we pass; RUSAGE_SELF and RUSAGE_CHILDREN are valid.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        libc::getrusage(who, &mut usage);
-        usage
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 fn psql(sql: &str) {
@@ -159,11 +118,11 @@ struct Outcome {
 
 fn baseline(csv: &Path, n: u64) -> Outcome {
     fresh_table("bench_copy", false);
-    let cpu = cpu_seconds(libc::RUSAGE_CHILDREN);
+    let cpu = measure::cpu_seconds_of(libc::RUSAGE_CHILDREN);
     let started = Instant::now();
     psql(&format!("\\copy bench_copy ({NAMES}) from '{}' with (format csv, header true)", csv.display()));
     let wall = started.elapsed();
-    let cpu = cpu_seconds(libc::RUSAGE_CHILDREN) - cpu;
+    let cpu = measure::cpu_seconds_of(libc::RUSAGE_CHILDREN) - cpu;
     assert_eq!(count("bench_copy"), n);
     Outcome { wall, cpu, peak: 0 }
 }
@@ -172,14 +131,14 @@ fn baseline(csv: &Path, n: u64) -> Outcome {
 /// `INSERT ... ON CONFLICT (id) DO UPDATE`, in one transaction.
 fn baseline_upsert(csv: &Path, n: u64) -> Outcome {
     fresh_table("bench_copy_upsert", true);
-    let cpu = cpu_seconds(libc::RUSAGE_CHILDREN);
+    let cpu = measure::cpu_seconds_of(libc::RUSAGE_CHILDREN);
     let started = Instant::now();
     let copy = format!("\\copy bench_stage ({NAMES}) from '{}' with (format csv, header true)", csv.display());
     let updates = NAMES.split(", ").filter(|c| *c != "id").map(|c| format!("{c} = EXCLUDED.{c}")).collect::<Vec<_>>().join(", ");
     let merge = format!("INSERT INTO bench_copy_upsert SELECT * FROM bench_stage ON CONFLICT (id) DO UPDATE SET {updates}");
     psql_session(&["BEGIN", "CREATE TEMP TABLE bench_stage (LIKE bench_copy_upsert) ON COMMIT DROP", &copy, &merge, "COMMIT"]);
     let wall = started.elapsed();
-    let cpu = cpu_seconds(libc::RUSAGE_CHILDREN) - cpu;
+    let cpu = measure::cpu_seconds_of(libc::RUSAGE_CHILDREN) - cpu;
     assert_eq!(count("bench_copy_upsert"), n);
     Outcome { wall, cpu, peak: 0 }
 }
@@ -190,9 +149,8 @@ fn with_etl(runtime: &tokio::runtime::Runtime, n: u64, upsert: bool) -> Outcome 
     let batch = env("ETL_BENCH_BATCH", 10_000) as usize;
     let in_flight = env("ETL_BENCH_IN_FLIGHT", 4) as usize;
     let mode = if upsert { Mode::upsert(&["id"]) } else { Mode::Insert };
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
-    let cpu = cpu_seconds(libc::RUSAGE_SELF);
+    let base = measure::reset_peak();
+    let cpu = measure::cpu_seconds_of(libc::RUSAGE_SELF);
     let started = Instant::now();
     let report = runtime
         .block_on(
@@ -205,8 +163,8 @@ fn with_etl(runtime: &tokio::runtime::Runtime, n: u64, upsert: bool) -> Outcome 
         )
         .expect("the etl side runs");
     let wall = started.elapsed();
-    let cpu = cpu_seconds(libc::RUSAGE_SELF) - cpu;
-    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+    let cpu = measure::cpu_seconds_of(libc::RUSAGE_SELF) - cpu;
+    let peak = measure::peak().saturating_sub(base);
     assert_eq!(report.records_out, n, "{report}");
     assert_eq!(count(table), n);
     Outcome { wall, cpu, peak }

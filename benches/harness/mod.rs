@@ -26,49 +26,14 @@
 //! and hashed, must be the same on all sides (not only as many).
 
 use etl::prelude::*;
-use std::alloc::{GlobalAlloc, Layout};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Wraps the global allocator of a bench binary to count live and peak heap bytes.
-pub struct Counting<A>(pub A);
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
+mod measure;
 
-unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { self.0.alloc(layout) };
-        if !p.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { self.0.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { self.0.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
-                PEAK.fetch_max(live, Ordering::Relaxed);
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-}
-
-fn reset_peak() -> usize {
-    let live = LIVE.load(Ordering::Relaxed);
-    PEAK.store(live, Ordering::Relaxed);
-    live
-}
+pub use measure::Counting;
+use measure::{peak, reset_peak};
 
 /// The input record.
 #[derive(Debug, Clone, Record, Serialize, Deserialize)]
@@ -215,15 +180,9 @@ struct Row {
     peak_heap: usize,
 }
 
+/// User + system CPU time of the whole process (both threads of the runtime included).
 fn cpu_time() -> Duration {
-    // User + system CPU time of the whole process (both threads of the runtime included).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own; RUSAGE_SELF is always valid.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return Duration::ZERO;
-    }
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    Duration::from_secs_f64(measure::cpu_seconds())
 }
 
 fn measure(name: &str, run: impl FnOnce() -> u64) -> Row {
@@ -233,7 +192,7 @@ fn measure(name: &str, run: impl FnOnce() -> u64) -> Row {
     let records = run();
     let wall = t0.elapsed();
     let cpu = cpu_time().saturating_sub(cpu0);
-    let peak_heap = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+    let peak_heap = peak().saturating_sub(base);
     Row { name: name.to_string(), records, wall, cpu, peak_heap }
 }
 
