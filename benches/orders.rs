@@ -139,7 +139,9 @@ async fn client() -> tokio_postgres::Client {
 
 async fn create_table(client: &tokio_postgres::Client, table: &str) {
     client
-        .batch_execute(&format!("CREATE TABLE {table} (id bigint PRIMARY KEY, customer text NOT NULL, amount bigint NOT NULL, status text NOT NULL)"))
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (id bigint PRIMARY KEY, customer text NOT NULL, amount bigint NOT NULL, status text NOT NULL)"
+        ))
         .await
         .unwrap();
 }
@@ -172,7 +174,9 @@ async fn hand_written(topic: &str, table: &str, n: u64, upsert: bool) {
         if rows.len() >= BATCH || (read >= n && !rows.is_empty()) {
             let tx = db.transaction().await.unwrap();
             let target = if upsert {
-                tx.batch_execute("CREATE TEMP TABLE staging (id bigint, customer text, amount bigint, status text) ON COMMIT DROP").await.unwrap();
+                tx.batch_execute("CREATE TEMP TABLE staging (id bigint, customer text, amount bigint, status text) ON COMMIT DROP")
+                    .await
+                    .unwrap();
                 "staging".to_owned()
             } else {
                 table.to_owned()

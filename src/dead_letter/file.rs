@@ -1,7 +1,7 @@
 //! The embedded default dead-letter queue: a local JSONL file.
 
 use super::replay::republish;
-use super::{DeadLetter, DeadLetters, Republish};
+use super::{DeadLetter, DeadLetters, DynRepublish};
 use crate::batch::FailureKind;
 use crate::durable::{parent_dir, write_atomically};
 use crate::error::ConnectorError;
@@ -153,7 +153,7 @@ impl DeadLetters for FileDeadLetters {
     async fn replay(
         &self,
         filter: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync),
-        target: &mut dyn Republish,
+        target: &mut dyn DynRepublish,
     ) -> Result<usize, ConnectorError> {
         // Finite: only the entries present now are replayed, even if more are written meanwhile.
         let snapshot = self.list().await?;
