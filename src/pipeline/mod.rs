@@ -7,7 +7,7 @@ mod graph;
 mod report;
 mod signals;
 
-pub use crate::retry::RetryPolicy;
+pub use crate::retry::{Jitter, RetryPolicy};
 pub use graph::{Graph, GraphStep, RecordType, StepRole};
 pub use report::RunReport;
 

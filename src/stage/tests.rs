@@ -111,3 +111,44 @@ async fn concurrency_overlaps_and_keeps_order() {
     assert_eq!(peak.load(Ordering::SeqCst), 8);
     assert!(start.elapsed() < std::time::Duration::from_millis(250), "{:?}", start.elapsed());
 }
+
+/// The waits between a record's attempts follow the documented full jitter: the wait before
+/// retry `n` is between 0 and `backoff × factor^n` capped at `max_backoff`, and over many
+/// records it is spread over that range (mean about half of it), not fixed nor above the cap.
+#[tokio::test(start_paused = true)]
+async fn retry_waits_are_full_jitter_within_the_capped_backoff() {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Duration;
+    use tokio::time::Instant;
+    const RECORDS: u64 = 300;
+    let attempts: Arc<Mutex<HashMap<u64, Vec<Instant>>>> = Arc::default();
+    let seen = Arc::clone(&attempts);
+    let f = move |n: u64| {
+        seen.lock().unwrap().entry(n).or_default().push(Instant::now());
+        async move { Err::<u64, _>(Error::retryable("down")) }
+    };
+    let options =
+        StageOptions::new("jitter").retries(5).backoff(Duration::from_millis(100)).factor(2.0).max_backoff(Duration::from_millis(500));
+    let mut op = Stage::new(f).options(options).concurrency(RECORDS as usize);
+    let out = op.apply(Batch::from_records((0..RECORDS).collect())).await;
+    assert_eq!(out.failures().len(), RECORDS as usize);
+    let caps = [100u64, 200, 400, 500, 500].map(Duration::from_millis);
+    let attempts = attempts.lock().unwrap();
+    let mut ratios = vec![Vec::new(); caps.len()];
+    for times in attempts.values() {
+        assert_eq!(times.len(), 6, "one attempt and five retries");
+        for (n, pair) in times.windows(2).enumerate() {
+            let wait = pair[1] - pair[0];
+            // The timer's resolution is a millisecond: a wait may end up to 1 ms late.
+            assert!(wait <= caps[n] + Duration::from_millis(1), "retry {n} waited {wait:?}, over {:?}", caps[n]);
+            ratios[n].push(wait.as_secs_f64() / caps[n].as_secs_f64());
+        }
+    }
+    for (n, r) in ratios.iter().enumerate() {
+        // 300 draws of U[0, 1]: mean 0.5, standard error 0.017.
+        let mean = r.iter().sum::<f64>() / r.len() as f64;
+        assert!((0.4..0.6).contains(&mean), "retry {n}: mean wait {mean} of its bound");
+        assert!(r.iter().any(|x| *x < 0.2) && r.iter().any(|x| *x > 0.8), "retry {n}: waits not spread over [0, bound]");
+    }
+}
