@@ -186,7 +186,9 @@ pub fn pipeline(input: TokenStream) -> TokenStream {
 /// other type or module of the same name may sit beside it.
 ///
 /// In `pipeline!`: `map(enrich)` runs one record at a time; `map(enrich, concurrency = 8)` runs
-/// up to 8 records of a batch at once, output in input order. A plain `async fn` without the
+/// up to 8 records of a batch at once, output in input order; `map(enrich, concurrency = 8,
+/// ordered = false)` emits records as they complete, and a record waiting for its retry lets
+/// the others run meanwhile (8 attempts at most at once). A plain `async fn` without the
 /// attribute also runs with `concurrency` (one attempt per record); in `map` without it, it is
 /// a compile error saying so.
 ///

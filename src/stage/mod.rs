@@ -56,6 +56,9 @@
 //!   be retried (the last attempt takes the original), so its type must be `Clone`.
 //! * **Concurrency.** `map(f, concurrency = N)` runs up to N records of a batch at once (an
 //!   I/O-bound call), keeping the output in input order; without it, one at a time.
+//!   `map(f, concurrency = N, ordered = false)` emits records as they complete, and a record
+//!   waiting for its retry lets the next records run meanwhile (N bounds the attempts running
+//!   at once); see [`Stage::ordered`].
 //!
 //! Without the attribute, an `async fn` (or a closure returning a future of a `Result`) runs in
 //! `map(f, concurrency = N)` (and `map(|r| async move { .. })`) with one attempt per record; wrap
@@ -65,7 +68,7 @@ mod dispatch;
 mod operator;
 
 pub use dispatch::{MapStep, StageFn, StageOutput, SyncFn};
-pub use operator::{Stage, DEFAULT_CONCURRENCY};
+pub use operator::{Stage, DEFAULT_CONCURRENCY, DEFAULT_ORDERED};
 
 use crate::error::{BoxError, ConnectorError, Retry};
 use crate::retry::{Jitter, RetryPolicy};
