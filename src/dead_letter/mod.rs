@@ -13,6 +13,7 @@ use crate::error::ConnectorError;
 use crate::record::Position;
 use bytes::Bytes;
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
@@ -51,16 +52,31 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    /// An entry for a failed record from `source`, stamped now.
+    /// An entry for a failed record from `source`, stamped now. A record that carries its
+    /// [`original_source`](crate::record::Extra::original_source) (one read back from a
+    /// dead-letter queue) keeps that source instead, so that its entry still names where the
+    /// record first came from.
+    ///
+    /// ```
+    /// use etl::batch::{Failure, FailureKind};
+    /// use etl::dead_letter::DeadLetter;
+    /// use etl::record::{Extra, Meta};
+    /// let meta = Meta::default().with_extra(Extra { original_source: Some("kafka orders".into()), ..Extra::default() });
+    /// let f = Failure::new(bytes::Bytes::from_static(b"{"), FailureKind::Decode, "EOF", meta);
+    /// assert_eq!(DeadLetter::from_failure(f, "dead_letters dlq.jsonl").source, "kafka orders");
+    /// ```
     pub fn from_failure(failure: Failure, source: &str) -> DeadLetter {
         let now = SystemTime::now();
-        let headers = failure.meta.extra.map(|e| e.headers).unwrap_or_default();
+        let (headers, original) = match failure.meta.extra {
+            Some(extra) => (extra.headers, extra.original_source),
+            None => (Vec::new(), None),
+        };
         DeadLetter {
             id: next_id(now),
             payload: failure.payload,
             error: failure.error,
             kind: failure.kind,
-            source: source.to_owned(),
+            source: original.unwrap_or_else(|| source.to_owned()),
             position: failure.meta.position,
             headers,
             attempts: failure.attempts,
@@ -166,4 +182,16 @@ pub trait DeadLetters: Send + Sync {
 
     /// Remove entries whose last failure is older than `older_than`; returns how many.
     async fn purge(&self, older_than: Duration) -> Result<usize, ConnectorError>;
+
+    /// The local file the queue is stored in, if it is one. The `dead_letters` source uses it
+    /// to refuse reading the queue its own run dead-letters into. Default: `None`.
+    ///
+    /// ```
+    /// use etl::dead_letter::{DeadLetters, FileDeadLetters, MemoryDeadLetters};
+    /// assert_eq!(FileDeadLetters::new("dlq/a.jsonl").path(), Some(std::path::Path::new("dlq/a.jsonl")));
+    /// assert_eq!(MemoryDeadLetters::new().path(), None);
+    /// ```
+    fn path(&self) -> Option<&Path> {
+        None
+    }
 }

@@ -69,7 +69,8 @@ where
     sink.open(SinkContext::new(options.name.clone(), shutdown.clone()).with_resources(resources.clone())).await.map_err(Error::Sink)?;
     // Cancelled on shutdown, and by the writer when it fails, so the reader stops too.
     let stop = shutdown.child_token();
-    let stream = source.open(SourceContext::new(stop.clone()).with_resources(resources)).await?;
+    let context = SourceContext::new(stop.clone()).with_resources(resources).with_dead_letters(Arc::clone(&dead_letters));
+    let stream = source.open(context).await?;
     info!("started");
 
     let counters = Counters::default();
