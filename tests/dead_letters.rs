@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use etl::batch::FailureKind;
-use etl::dead_letter::{DeadLetter, DeadLetters, FileDeadLetters, MemoryDeadLetters, Republish};
+use etl::dead_letter::{DeadLetter, DeadLetters, DynRepublish, FileDeadLetters, MemoryDeadLetters, Republish};
 use etl::record::Position;
 use etl::ConnectorError;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,7 +48,6 @@ struct Recorder {
     calls: usize,
 }
 
-#[async_trait::async_trait]
 impl Republish for Recorder {
     async fn republish(&mut self, entry: &DeadLetter) -> Result<(), ConnectorError> {
         let n = self.calls;
@@ -64,7 +63,6 @@ impl Republish for Recorder {
 /// A target that must not be called.
 struct Never;
 
-#[async_trait::async_trait]
 impl Republish for Never {
     async fn republish(&mut self, _: &DeadLetter) -> Result<(), ConnectorError> {
         panic!("the target must not be called")
@@ -78,7 +76,6 @@ struct WritesBack<'a> {
     written: Vec<String>,
 }
 
-#[async_trait::async_trait]
 impl Republish for WritesBack<'_> {
     async fn republish(&mut self, e: &DeadLetter) -> Result<(), ConnectorError> {
         let fresh = entry("written during replay", b"new");
@@ -117,6 +114,7 @@ both!(
     writes_during_replay_are_kept,
     concurrent_writer_during_replay_loses_nothing,
     purge_removes_old_entries,
+    replay_takes_a_boxed_dyn_target_borrowing_its_state,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -238,7 +236,6 @@ async fn concurrent_writer_during_replay_loses_nothing(q: &dyn DeadLetters) {
     let entries: Vec<_> = (0..200u8).map(|i| entry("old", &[i])).collect();
     q.write(entries).await.unwrap();
     struct Slow;
-    #[async_trait::async_trait]
     impl Republish for Slow {
         async fn republish(&mut self, _: &DeadLetter) -> Result<(), ConnectorError> {
             tokio::task::yield_now().await;
@@ -277,6 +274,32 @@ async fn purge_removes_old_entries(q: &dyn DeadLetters) {
     assert_eq!(q.purge(day).await.unwrap(), 2);
     assert_eq!(q.list().await.unwrap(), vec![retried_recently, fresh]);
     assert_eq!(q.purge(day).await.unwrap(), 0);
+}
+
+/// `Republish` is written with a plain `async fn` (no `async-trait`); a target chosen at run
+/// time travels as `Box<dyn DynRepublish>`, and one that borrows its state works too.
+async fn replay_takes_a_boxed_dyn_target_borrowing_its_state(q: &dyn DeadLetters) {
+    let entries: Vec<_> = (0..4u8).map(|i| entry("s", &[i])).collect();
+    q.write(entries.clone()).await.unwrap();
+    struct Into<'a>(&'a mut Vec<Bytes>);
+    impl Republish for Into<'_> {
+        async fn republish(&mut self, e: &DeadLetter) -> Result<(), ConnectorError> {
+            tokio::task::yield_now().await; // a real await point: the future must be `Send`
+            self.0.push(e.payload.clone());
+            Ok(())
+        }
+    }
+    let mut sent = Vec::new();
+    {
+        let mut target: Box<dyn DynRepublish + '_> = Box::new(Into(&mut sent));
+        assert_eq!(q.replay(&|e| e.payload[0] % 2 == 0, &mut *target).await.unwrap(), 2);
+    }
+    assert_eq!(sent, [Bytes::from_static(&[0]), Bytes::from_static(&[2])]);
+    assert_eq!(q.list().await.unwrap(), [entries[1].clone(), entries[3].clone()]);
+    // Failing: the error comes back and nothing is removed.
+    let mut never: Box<dyn DynRepublish> = Box::new(Recorder { fail_at: Some(0), ..Recorder::default() });
+    assert!(q.replay(&|_| true, &mut *never).await.unwrap_err().is_retryable());
+    assert_eq!(q.list().await.unwrap().len(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use etl::ack::Status;
 use etl::batch::{BatchConfig, BatchOptions};
-use etl::dead_letter::{DeadLetter, DeadLetters, MemoryDeadLetters, Republish};
+use etl::dead_letter::{DeadLetter, DeadLetters, DynRepublish, MemoryDeadLetters};
 use etl::prelude::*;
 use etl::{ConnectorError, Error};
 use std::time::Duration;
@@ -130,7 +130,7 @@ impl DeadLetters for DownQueue {
     async fn replay(
         &self,
         _: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync),
-        _: &mut dyn Republish,
+        _: &mut dyn DynRepublish,
     ) -> Result<usize, ConnectorError> {
         Ok(0)
     }

@@ -437,3 +437,65 @@ async fn a_file_pipeline_can_be_spawned() {
     let files: Vec<_> = std::fs::read_dir(&lake).unwrap().collect();
     assert_eq!(files.len(), 1);
 }
+
+/// `UTC date/hour` of now, as the partitions name them (`2024-06-10/13`), computed apart from
+/// the library: civil-from-days on the Unix clock.
+fn utc_partition(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let z = (secs / 86_400) as i64 + 719_468;
+    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}/{:02}", (secs % 86_400) / 3600)
+}
+
+/// `pipeline!` with `file(dir = ".../{date}/{hour}", max_file_bytes = 1KB)`: the files land in
+/// the partition of the write (UTC), each at most 1 000 bytes (batches of about 300, each
+/// committed before the next is written: `max_in_flight(1)`, else a file may also take the
+/// batches of the commit that fills it), every record once and in order, no hidden file left.
+#[tokio::test]
+async fn pipeline_writes_hourly_partitions_rolled_by_size() -> etl::Result<()> {
+    use etl::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = format!("{}/lake/{{date}}/{{hour}}", dir.path().display());
+    let records: Vec<Json> = (0..100).map(|i| rec(json!({"id": i, "pad": "xxxxxxxxxxxx"}))).collect();
+    let before = utc_partition(std::time::SystemTime::now());
+    pipeline! {
+        iter(records, batch_size = 10)
+        | file(dir = lake, prefix = "orders", max_file_bytes = 1KB)
+    }
+    .max_in_flight(1)
+    .handle_signals(false)
+    .run()
+    .await?;
+    let after = utc_partition(std::time::SystemTime::now());
+
+    let mut partitions = Vec::new();
+    for date in std::fs::read_dir(dir.path().join("lake")).unwrap() {
+        for hour in std::fs::read_dir(date.unwrap().path()).unwrap() {
+            partitions.push(hour.unwrap().path());
+        }
+    }
+    partitions.sort();
+    let relative: Vec<String> =
+        partitions.iter().map(|p| p.strip_prefix(dir.path().join("lake")).unwrap().to_str().unwrap().to_owned()).collect();
+    assert!(relative.iter().all(|p| *p == before || *p == after), "{relative:?} (now {before} .. {after})");
+    let mut ids = Vec::new();
+    let mut files = 0;
+    for partition in &partitions {
+        assert!(names(partition).iter().all(|n| n.starts_with("orders-") && n.ends_with(".jsonl")), "{:?}", names(partition));
+        for file in data_files(partition) {
+            files += 1;
+            let text = std::fs::read_to_string(&file).unwrap();
+            assert!(text.len() <= 1000, "{} is {} bytes", file.display(), text.len());
+            ids.extend(text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_i64().unwrap()));
+        }
+    }
+    assert!(files >= 4, "rolled by size: {files} files");
+    assert_eq!(ids, (0..100).collect::<Vec<i64>>());
+    Ok(())
+}

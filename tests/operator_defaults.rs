@@ -78,6 +78,7 @@ fn expected() -> Vec<(&'static str, &'static str, &'static str, String)> {
         ("sources", "sqs", "max_messages_per_poll", source::sqs::DEFAULT_MAX_MESSAGES_PER_POLL.to_string()),
         ("sources", "sqs", "heartbeat", source::sqs::DEFAULT_HEARTBEAT.to_string()),
         ("operators", "map", "concurrency", stage::DEFAULT_CONCURRENCY.to_string()),
+        ("operators", "map", "ordered", stage::DEFAULT_ORDERED.to_string()),
         ("sinks", "file", "format", format(sink::file::DEFAULT_FORMAT)),
         ("sinks", "file", "prefix", quoted(sink::file::DEFAULT_PREFIX)),
         ("sinks", "file", "sync", sink::file::DEFAULT_SYNC.to_string()),

@@ -341,3 +341,38 @@ async fn the_builder_api() -> etl::Result<()> {
     assert_eq!((entry.attempts, &entry.payload[..]), (3, &b"4"[..]));
     Ok(())
 }
+
+static FIRST_BUSY: Calls = Calls::new();
+
+/// Order 1 fails twice (retryable) before it succeeds; every attempt takes 10 ms.
+#[stage(retries = 3, backoff = 200ms)]
+async fn first_busy(o: Order) -> Result<Order, etl::stage::Error> {
+    let call = FIRST_BUSY.call(o.id);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    if o.id == 1 && call <= 2 {
+        return Err(etl::stage::Error::retryable("order 1: 503"));
+    }
+    Ok(o)
+}
+
+/// `ordered = false` in `pipeline!`: the records after the one that is retried are written
+/// first, and it follows once its retries succeed; nothing is lost or dead-lettered.
+#[tokio::test(start_paused = true)]
+async fn unordered_map_writes_records_as_they_complete() -> etl::Result<()> {
+    let out = etl::sink::collect::<Order>();
+    let dead = MemoryDeadLetters::new();
+    let report = pipeline! {
+        iter(orders(6), batch_size = 6) as Order
+        | map(first_busy, concurrency = 2, ordered = false)
+        | collect(out)
+    }
+    .dead_letters(dead.clone())
+    .handle_signals(false)
+    .run()
+    .await?;
+    let ids: Vec<i64> = out.records().iter().map(|o| o.id).collect();
+    assert_eq!(ids, [2, 3, 4, 5, 6, 1]);
+    assert_eq!(FIRST_BUSY.of(1), 3);
+    assert_eq!((report.records_out, report.dead_lettered, dead.len()), (6, 0, 0));
+    Ok(())
+}

@@ -206,7 +206,7 @@ pub fn pipeline(input: TokenStream) -> TokenStream {
 }
 
 /// Turns an `async fn(In) -> Result<Out, E>` into a stage: in `pipeline!`, `map(name)` runs it
-/// on each record with retries (exponential backoff with jitter) and a per-attempt timeout,
+/// on each record with retries (exponential backoff with full jitter) and a per-attempt timeout,
 /// and dead-letters a record whose attempts all fail or whose error is permanent.
 ///
 /// Arguments, all optional:
@@ -214,13 +214,14 @@ pub fn pipeline(input: TokenStream) -> TokenStream {
 /// | argument | value | default | meaning |
 /// |---|---|---|---|
 /// | `retries` | an integer (or a constant) | `3` | retries after the first attempt |
-/// | `backoff` | a duration: `500ms`, `2s`, `1.5s`, `1m`; a bare number means seconds (`2.0`) | `100ms` | delay before the first retry |
-/// | `factor` | a number ≥ 1 | `2.0` | growth of the delay per retry |
-/// | `max_backoff` | a duration | `30s` | longest delay |
+/// | `backoff` | a duration: `500ms`, `2s`, `1.5s`, `1m`; a bare number means seconds (`2.0`) | `100ms` | longest wait before the first retry |
+/// | `factor` | a number ≥ 1 | `2.0` | growth of the longest wait per retry |
+/// | `max_backoff` | a duration | `30s` | longest wait between two attempts |
 /// | `timeout` | a duration | none | longest time one attempt may take (a timeout is retryable) |
 ///
-/// Between attempts the record waits `backoff × factor^n`, at most `max_backoff`, plus a random
-/// jitter. Every error is retryable unless it says otherwise: return
+/// Before retry `n` (from 0) the record waits a random time between 0 and `backoff × factor^n`,
+/// capped at `max_backoff` ("full jitter": records that failed together spread out, and no wait
+/// exceeds `max_backoff`). Every error is retryable unless it says otherwise: return
 /// `etl::stage::Error::permanent(e)` (with `etl::stage::Error` as the error type, `?` converts
 /// any other error to a retryable one), or an `etl::Error` / `etl::ConnectorError` that is
 /// permanent (see `etl::stage::classify`). The record type must be `Clone` (each attempt that
@@ -234,7 +235,9 @@ pub fn pipeline(input: TokenStream) -> TokenStream {
 /// other type or module of the same name may sit beside it.
 ///
 /// In `pipeline!`: `map(enrich)` runs one record at a time; `map(enrich, concurrency = 8)` runs
-/// up to 8 records of a batch at once, output in input order. A plain `async fn` without the
+/// up to 8 records of a batch at once, output in input order; `map(enrich, concurrency = 8,
+/// ordered = false)` emits records as they complete, and a record waiting for its retry lets
+/// the others run meanwhile (8 attempts at most at once). A plain `async fn` without the
 /// attribute also runs with `concurrency` (one attempt per record); in `map` without it, it is
 /// a compile error saying so.
 ///

@@ -1,7 +1,7 @@
 //! The embedded default dead-letter queue: a local JSONL file.
 
-use super::replay::republish;
-use super::{DeadLetter, DeadLetters, Republish};
+use super::replay::{republish, Replayed};
+use super::{DeadLetter, DeadLetters, DynRepublish};
 use crate::batch::FailureKind;
 use crate::durable::{parent_dir, write_atomically};
 use crate::error::ConnectorError;
@@ -107,6 +107,44 @@ impl FileDeadLetters {
         .map_err(|e| ConnectorError::retryable(component(&self.path), e))?
     }
 
+    /// Remove one stored entry per id in `ids` (oldest first, so an id listed twice removes
+    /// two entries of that id), atomically; returns how many were removed. Ids no longer in
+    /// the queue are skipped. This is how the `dead_letters` source acknowledges the entries
+    /// of a delivered batch.
+    ///
+    /// ```
+    /// use etl::batch::{Failure, FailureKind};
+    /// use etl::dead_letter::{DeadLetter, DeadLetters, FileDeadLetters};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let queue = FileDeadLetters::new(dir.path().join("q.jsonl"));
+    /// let entry = |p: &'static [u8]| DeadLetter::from_failure(Failure::new(bytes::Bytes::from_static(p), FailureKind::Decode, "bad", Default::default()), "s");
+    /// let (a, b) = (entry(b"a"), entry(b"b"));
+    /// queue.write(vec![a.clone(), b.clone()]).await?;
+    /// assert_eq!(queue.remove([a.id.as_str(), "gone"]).await?, 1);
+    /// let left: Vec<String> = queue.list().await?.into_iter().map(|e| e.id).collect();
+    /// assert_eq!(left, [b.id]);
+    /// # Ok::<(), etl::ConnectorError>(()) }).unwrap();
+    /// ```
+    pub async fn remove<I>(&self, ids: I) -> Result<usize, ConnectorError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut wanted = Replayed::default();
+        for id in ids {
+            wanted.add(id.as_ref());
+        }
+        if wanted.count() == 0 {
+            return Ok(0);
+        }
+        let asked = wanted.count();
+        let removed = self.remove_where(move |e| wanted.take(&e.id)).await?;
+        debug!(queue = %self.path.display(), asked, removed, "dead letters removed");
+        Ok(removed)
+    }
+
     /// Remove the entries `drop_it` selects, oldest first, atomically; returns how many.
     async fn remove_where<F>(&self, drop_it: F) -> Result<usize, ConnectorError>
     where
@@ -153,7 +191,7 @@ impl DeadLetters for FileDeadLetters {
     async fn replay(
         &self,
         filter: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync),
-        target: &mut dyn Republish,
+        target: &mut dyn DynRepublish,
     ) -> Result<usize, ConnectorError> {
         // Finite: only the entries present now are replayed, even if more are written meanwhile.
         let snapshot = self.list().await?;
@@ -183,6 +221,10 @@ impl DeadLetters for FileDeadLetters {
             debug!(queue = %self.path.display(), count = removed, "dead letters purged");
         }
         Ok(removed)
+    }
+
+    fn path(&self) -> Option<&Path> {
+        Some(&self.path)
     }
 }
 

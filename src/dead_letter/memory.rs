@@ -2,7 +2,7 @@
 //! that the durable queues follow.
 
 use super::replay::republish;
-use super::{DeadLetter, DeadLetters, Republish};
+use super::{DeadLetter, DeadLetters, DynRepublish};
 use crate::error::ConnectorError;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -80,7 +80,7 @@ impl DeadLetters for MemoryDeadLetters {
     async fn replay(
         &self,
         filter: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync),
-        target: &mut dyn Republish,
+        target: &mut dyn DynRepublish,
     ) -> Result<usize, ConnectorError> {
         // Finite: only the entries present now are replayed, even if the target writes more.
         let snapshot: Vec<DeadLetter> = self.lock().iter().filter(|e| filter(e)).cloned().collect();
@@ -110,6 +110,7 @@ impl DeadLetters for MemoryDeadLetters {
 mod tests {
     use super::*;
     use crate::batch::FailureKind;
+    use crate::dead_letter::Republish;
     use crate::record::Position;
     use bytes::Bytes;
 
@@ -131,7 +132,6 @@ mod tests {
     }
 
     struct Ok_;
-    #[async_trait::async_trait]
     impl Republish for Ok_ {
         async fn republish(&mut self, _: &DeadLetter) -> Result<(), ConnectorError> {
             Ok(())
@@ -155,7 +155,6 @@ mod tests {
         q.write(vec![entry("1"), entry("1")]).await.unwrap();
         // A target that writes the entry back (same id) during the replay.
         struct Back(MemoryDeadLetters);
-        #[async_trait::async_trait]
         impl Republish for Back {
             async fn republish(&mut self, e: &DeadLetter) -> Result<(), ConnectorError> {
                 self.0.write(vec![e.clone()]).await

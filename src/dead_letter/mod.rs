@@ -12,6 +12,9 @@ use crate::batch::{Failure, FailureKind};
 use crate::error::ConnectorError;
 use crate::record::Position;
 use bytes::Bytes;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 /// One dead-lettered record.
@@ -52,16 +55,31 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    /// An entry for a failed record from `source`, stamped now.
+    /// An entry for a failed record from `source`, stamped now. A record that carries its
+    /// [`original_source`](crate::record::Extra::original_source) (one read back from a
+    /// dead-letter queue) keeps that source instead, so that its entry still names where the
+    /// record first came from.
+    ///
+    /// ```
+    /// use etl::batch::{Failure, FailureKind};
+    /// use etl::dead_letter::DeadLetter;
+    /// use etl::record::{Extra, Meta};
+    /// let meta = Meta::default().with_extra(Extra { original_source: Some("kafka orders".into()), ..Extra::default() });
+    /// let f = Failure::new(bytes::Bytes::from_static(b"{"), FailureKind::Decode, "EOF", meta);
+    /// assert_eq!(DeadLetter::from_failure(f, "dead_letters dlq.jsonl").source, "kafka orders");
+    /// ```
     pub fn from_failure(failure: Failure, source: &str) -> DeadLetter {
         let now = SystemTime::now();
-        let headers = failure.meta.extra.map(|e| e.headers).unwrap_or_default();
+        let (headers, original) = match failure.meta.extra {
+            Some(extra) => (extra.headers, extra.original_source),
+            None => (Vec::new(), None),
+        };
         DeadLetter {
             id: next_id(now),
             payload: failure.payload,
             error: failure.error,
             kind: failure.kind,
-            source: source.to_owned(),
+            source: original.unwrap_or_else(|| source.to_owned()),
             position: failure.meta.position,
             step: None,
             headers,
@@ -98,21 +116,63 @@ fn next_id(now: SystemTime) -> String {
 
 /// Where a replayed entry is sent back to (its origin).
 ///
+/// Written like [`Sink`](crate::sink::Sink): an `async fn` in the impl, whose future is `Send`
+/// (the trait method returns `impl Future + Send`); no `async-trait`. A queue's
+/// [`replay`](DeadLetters::replay) takes any implementor as `&mut dyn DynRepublish`, the
+/// object-safe form every `Republish` gets for free.
+///
 /// ```
-/// use etl::dead_letter::{DeadLetter, Republish};
-/// struct Print;
-/// #[async_trait::async_trait]
-/// impl Republish for Print {
+/// use etl::dead_letter::{DeadLetter, DeadLetters, MemoryDeadLetters, Republish};
+/// use etl::batch::{Failure, FailureKind};
+///
+/// /// Counts what it re-publishes (a real target sends it to the origin's broker).
+/// struct Count(usize);
+/// impl Republish for Count {
 ///     async fn republish(&mut self, entry: &DeadLetter) -> Result<(), etl::ConnectorError> {
 ///         tracing::info!(id = %entry.id, "replayed");
+///         self.0 += 1;
 ///         Ok(())
 ///     }
 /// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let queue = MemoryDeadLetters::new();
+/// let failure = Failure::new(bytes::Bytes::from_static(b"{}"), FailureKind::Decode, "bad", Default::default());
+/// queue.write(vec![DeadLetter::from_failure(failure, "file in.jsonl")]).await?;
+/// let mut target = Count(0);
+/// assert_eq!(queue.replay(&|_| true, &mut target).await?, 1);
+/// assert_eq!((target.0, queue.len()), (1, 0));
+/// # Ok::<(), etl::ConnectorError>(()) }).unwrap();
 /// ```
-#[async_trait::async_trait]
 pub trait Republish: Send {
     /// Send one entry back; it is removed from the queue only if this succeeds.
-    async fn republish(&mut self, entry: &DeadLetter) -> Result<(), ConnectorError>;
+    fn republish(&mut self, entry: &DeadLetter) -> impl Future<Output = Result<(), ConnectorError>> + Send;
+}
+
+/// The future of one [`DynRepublish::republish_boxed`] call.
+pub type RepublishFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ConnectorError>> + Send + 'a>>;
+
+/// [`Republish`] in a form usable as `dyn` (a trait whose method returns `impl Future` is
+/// not): what [`DeadLetters::replay`] takes. Every `Republish` implements it (a blanket impl
+/// that boxes the future); implement `Republish`, not this.
+///
+/// ```
+/// use etl::dead_letter::{DeadLetter, DynRepublish, Republish};
+/// struct Ok_;
+/// impl Republish for Ok_ {
+///     async fn republish(&mut self, _: &DeadLetter) -> Result<(), etl::ConnectorError> { Ok(()) }
+/// }
+/// let target: &mut dyn DynRepublish = &mut Ok_;
+/// ```
+pub trait DynRepublish: Send {
+    /// [`Republish::republish`], its future boxed.
+    fn republish_boxed<'a>(&'a mut self, entry: &'a DeadLetter) -> RepublishFuture<'a>;
+}
+
+impl<R: Republish + ?Sized> DynRepublish for R {
+    fn republish_boxed<'a>(&'a mut self, entry: &'a DeadLetter) -> RepublishFuture<'a> {
+        Box::pin(self.republish(entry))
+    }
 }
 
 /// A dead-letter queue.
@@ -137,9 +197,21 @@ pub trait DeadLetters: Send + Sync {
     async fn replay(
         &self,
         filter: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync),
-        target: &mut dyn Republish,
+        target: &mut dyn DynRepublish,
     ) -> Result<usize, ConnectorError>;
 
     /// Remove entries whose last failure is older than `older_than`; returns how many.
     async fn purge(&self, older_than: Duration) -> Result<usize, ConnectorError>;
+
+    /// The local file the queue is stored in, if it is one. The `dead_letters` source uses it
+    /// to refuse reading the queue its own run dead-letters into. Default: `None`.
+    ///
+    /// ```
+    /// use etl::dead_letter::{DeadLetters, FileDeadLetters, MemoryDeadLetters};
+    /// assert_eq!(FileDeadLetters::new("dlq/a.jsonl").path(), Some(std::path::Path::new("dlq/a.jsonl")));
+    /// assert_eq!(MemoryDeadLetters::new().path(), None);
+    /// ```
+    fn path(&self) -> Option<&Path> {
+        None
+    }
 }

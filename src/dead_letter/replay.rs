@@ -1,16 +1,16 @@
 //! The part of `replay` both queues share: re-publish a snapshot, oldest first, and count what
 //! was re-published so that exactly that can be removed.
 
-use super::{DeadLetter, Republish};
+use super::{DeadLetter, DynRepublish};
 use crate::error::ConnectorError;
 use std::collections::HashMap;
 
 /// Re-publish `entries` in order, stopping at the first failure of `target`; returns what was
 /// re-published and the failure, if any.
-pub(super) async fn republish(entries: &[DeadLetter], target: &mut dyn Republish, queue: &str) -> (Replayed, Option<ConnectorError>) {
+pub(super) async fn republish(entries: &[DeadLetter], target: &mut dyn DynRepublish, queue: &str) -> (Replayed, Option<ConnectorError>) {
     let mut replayed = Replayed::default();
     for entry in entries {
-        if let Err(e) = target.republish(entry).await {
+        if let Err(e) = target.republish_boxed(entry).await {
             tracing::warn!(queue, id = %entry.id, error = %e, "replay stopped: re-publishing failed");
             return (replayed, Some(e));
         }

@@ -72,6 +72,11 @@ impl<O> Step<O> {
     pub fn new(index: usize, op: O) -> Self {
         Step { index, op, counters: None }
     }
+
+    /// The same step with its operator changed by `f` (a builder option of the operator).
+    pub(crate) fn map(self, f: impl FnOnce(O) -> O) -> Self {
+        Step { op: f(self.op), ..self }
+    }
 }
 
 impl<In, O> Operator<In> for Step<O>

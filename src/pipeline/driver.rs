@@ -95,7 +95,7 @@ where
         .map_err(|e| start(Error::Sink(e)))?;
     // Cancelled on shutdown, and by the writer when it fails, so the reader stops too.
     let stop = shutdown.child_token();
-    let context = SourceContext::new(stop.clone()).with_resources(resources);
+    let context = SourceContext::new(stop.clone()).with_resources(resources).with_dead_letters(Arc::clone(&dead_letters));
     let lag = context.lag.clone();
     let stream = source.open(context).await.map_err(start)?;
     info!("started");

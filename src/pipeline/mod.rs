@@ -10,7 +10,7 @@ mod replay;
 mod report;
 mod signals;
 
-pub use crate::retry::RetryPolicy;
+pub use crate::retry::{Jitter, RetryPolicy};
 pub use graph::{Graph, GraphStep, RecordType, StepRole};
 pub use mode::{mode, set_mode, DeadLetterCommand, GraphFormat, Mode};
 pub use report::RunReport;
@@ -160,7 +160,8 @@ where
 
     /// Append an async step: `f` returns a future of a `Result` (an `async fn`, a `#[stage]`, a
     /// closure `|r| async move { .. }`), run on up to `concurrency` records of a batch at once
-    /// (at least 1), output in input order. A `#[stage]` retries as its attribute says; any other
+    /// (at least 1), output in input order (unless followed by
+    /// [`.ordered(false)`](Pipeline::ordered)). A `#[stage]` retries as its attribute says; any other
     /// async function gets one attempt. A record that fails for good is dead-lettered.
     ///
     /// ```
@@ -189,6 +190,36 @@ where
     /// End the pipeline at `sink`; then [`Run::run`] it.
     pub fn to<K: Sink<O::Out>>(self, sink: K) -> Run<S, O, K> {
         Run { source: self.source, ops: self.ops, sink, steps: self.steps, options: RunOptions::default() }
+    }
+}
+
+impl<S, O, F> Pipeline<S, Chain<O, Step<Stage<F>>>> {
+    /// Whether the async step just appended ([`map_async`](Pipeline::map_async)) keeps its
+    /// output in input order. Default [`DEFAULT_ORDERED`](crate::stage::DEFAULT_ORDERED)
+    /// (true); `false` emits records as they complete, and a record waiting for its retry
+    /// does not hold the others back (see [`Stage::ordered`]).
+    ///
+    /// ```
+    /// use etl::prelude::*;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let out = etl::sink::collect();
+    /// Pipeline::from(etl::source::iter(vec![30u64, 10, 20]))
+    ///     .map_async(|ms: u64| async move {
+    ///         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    ///         Ok::<_, String>(ms)
+    ///     }, 3)
+    ///     .ordered(false)
+    ///     .to(out.sink())
+    ///     .handle_signals(false)
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.records(), [10, 20, 30]); // as they completed
+    /// # Ok::<(), etl::Error>(()) }).unwrap();
+    /// ```
+    pub fn ordered(self, yes: bool) -> Self {
+        let Chain(before, step) = self.ops;
+        Pipeline { source: self.source, ops: Chain(before, step.map(|stage| stage.ordered(yes))), steps: self.steps }
     }
 }
 

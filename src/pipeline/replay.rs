@@ -8,7 +8,7 @@ use crate::ack::{settle_at_end, Ack, Outstanding};
 use crate::batch::Batch;
 use crate::dead_letter::{DeadLetter, DeadLetters, Republish};
 use crate::error::{ConnectorError, Error};
-use crate::record::Meta;
+use crate::record::{Extra, Meta};
 use crate::source::{BatchStream, DeadLetterDecoder, Source, SourceContext};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -55,8 +55,14 @@ impl<T: Send + 'static> Source for Replay<T> {
         while decoded.peek().is_some() {
             let chunk: Vec<(DeadLetter, T)> = decoded.by_ref().take(REPLAY_BATCH).collect();
             let ids: HashSet<String> = chunk.iter().map(|(e, _)| e.id.clone()).collect();
-            let (meta, records): (Vec<Meta>, Vec<T>) =
-                chunk.into_iter().map(|(e, r)| (Meta::at(e.position).with_raw(e.payload), r)).unzip();
+            let (meta, records): (Vec<Meta>, Vec<T>) = chunk
+                .into_iter()
+                .map(|(e, r)| {
+                    // A record that fails again keeps the source that failed it first.
+                    let extra = Extra { headers: e.headers, original_source: Some(e.source), ..Extra::default() };
+                    (Meta::at(e.position).with_raw(e.payload).with_extra(extra), r)
+                })
+                .unzip();
             let (queue, owed, runtime) = (Arc::clone(&self.queue), outstanding.clone(), runtime.clone());
             let token = outstanding.token();
             let ack = Ack::new(move |status| {
@@ -82,7 +88,6 @@ async fn remove(queue: Arc<dyn DeadLetters>, ids: HashSet<String>) {
 /// The replay's target: the entries were already re-published through the pipeline.
 struct Removed;
 
-#[async_trait::async_trait]
 impl Republish for Removed {
     async fn republish(&mut self, _entry: &DeadLetter) -> Result<(), ConnectorError> {
         Ok(())

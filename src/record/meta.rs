@@ -65,6 +65,10 @@ pub struct Extra {
     pub event_type: Option<String>,
     /// How many times the broker has delivered this message.
     pub delivery_count: Option<u32>,
+    /// The source the record was first read from, when it is read again from somewhere else:
+    /// a dead letter read back by the `dead_letters` source keeps the source that failed it
+    /// (`file orders.jsonl`, `kafka orders`), and so does its entry if it fails again.
+    pub original_source: Option<String>,
 }
 
 /// The metadata of one record: its position, its raw bytes as read, and optional extras.

@@ -13,6 +13,7 @@ pub mod s3;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 mod stdout;
+mod utc;
 
 pub use crate::format::Encoded;
 pub use blackhole::{blackhole, Blackhole};

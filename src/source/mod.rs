@@ -1,6 +1,7 @@
 //! Sources: where records come from. Each yields a stream of [`Batch`]es with
 //! acknowledgement handles.
 
+pub mod dead_letters;
 pub mod file;
 mod iter;
 #[cfg(feature = "kafka")]
@@ -10,6 +11,7 @@ pub mod sqs;
 #[cfg(feature = "sse")]
 pub mod sse;
 
+pub use dead_letters::{dead_letters, DeadLettersSource};
 pub use file::{file, FileSource};
 pub use iter::{iter, IterSource};
 #[cfg(feature = "kafka")]
@@ -20,6 +22,7 @@ pub use sqs::{sqs, SqsSource};
 pub use sse::{sse, DataFormat, SseSource};
 
 pub use crate::batch::BatchStream;
+use crate::dead_letter::DeadLetters;
 use crate::resources::Resources;
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -31,8 +34,9 @@ use tokio_util::sync::CancellationToken;
 /// ```
 /// let ctx = etl::source::SourceContext::new(tokio_util::sync::CancellationToken::new());
 /// assert!(!ctx.shutdown.is_cancelled());
+/// assert!(ctx.dead_letters.is_none());
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct SourceContext {
     /// Cancelled when the pipeline stops: stop reading, flush the partial batch, end the stream.
@@ -42,6 +46,20 @@ pub struct SourceContext {
     /// Where a source that knows how far behind it is (records not yet read) says so, for
     /// the progress line and the `etl_source_lag` metric.
     pub lag: Lag,
+    /// The run's dead-letter queue (set by the pipeline; `None` for a source opened by hand).
+    /// A source reading a dead-letter queue checks that it is not this one.
+    pub dead_letters: Option<Arc<dyn DeadLetters>>,
+}
+
+impl std::fmt::Debug for SourceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceContext")
+            .field("shutdown", &self.shutdown)
+            .field("resources", &self.resources)
+            .field("lag", &self.lag)
+            .field("dead_letters", &self.dead_letters.as_ref().map(|q| q.describe()))
+            .finish()
+    }
 }
 
 /// How many records a source has not read yet, when it knows (a Kafka consumer group's lag).
@@ -77,7 +95,20 @@ impl Lag {
 impl SourceContext {
     /// A context with the given shutdown token and resources of its own.
     pub fn new(shutdown: CancellationToken) -> Self {
-        SourceContext { shutdown, resources: Resources::default(), lag: Lag::default() }
+        SourceContext { shutdown, resources: Resources::default(), lag: Lag::default(), dead_letters: None }
+    }
+
+    /// Tell the source where its run dead-letters records.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let queue = Arc::new(etl::dead_letter::MemoryDeadLetters::new());
+    /// let ctx = etl::source::SourceContext::new(tokio_util::sync::CancellationToken::new()).with_dead_letters(queue);
+    /// assert_eq!(ctx.dead_letters.map(|q| q.describe()).as_deref(), Some("memory"));
+    /// ```
+    pub fn with_dead_letters(mut self, queue: Arc<dyn DeadLetters>) -> Self {
+        self.dead_letters = Some(queue);
+        self
     }
 
     /// Share `resources` with the other connectors of the run.

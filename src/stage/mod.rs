@@ -42,8 +42,9 @@
 //! ```
 //!
 //! * **Attempts.** A record is tried once, then retried up to `retries` times while the error is
-//!   retryable, waiting `backoff × factor^n` (capped at `max_backoff`, with full jitter) between
-//!   attempts. A `timeout` bounds each attempt; an attempt that times out is a retryable
+//!   retryable. Before retry `n` (from 0) it waits a random time between 0 and
+//!   `backoff × factor^n` capped at `max_backoff` ("full jitter": records that failed together
+//!   spread out, and no wait is longer than `max_backoff`). A `timeout` bounds each attempt; an attempt that times out is a retryable
 //!   failure. Exhausted retries or a permanent error send the record to the dead-letter queue
 //!   ([`FailureKind::Transform`](crate::batch::FailureKind::Transform), with the source's raw
 //!   bytes and the number of attempts); the rest of the batch goes on.
@@ -55,6 +56,9 @@
 //!   be retried (the last attempt takes the original), so its type must be `Clone`.
 //! * **Concurrency.** `map(f, concurrency = N)` runs up to N records of a batch at once (an
 //!   I/O-bound call), keeping the output in input order; without it, one at a time.
+//!   `map(f, concurrency = N, ordered = false)` emits records as they complete, and a record
+//!   waiting for its retry lets the next records run meanwhile (N bounds the attempts running
+//!   at once); see [`Stage::ordered`].
 //!
 //! Without the attribute, an `async fn` (or a closure returning a future of a `Result`) runs in
 //! `map(f, concurrency = N)` (and `map(|r| async move { .. })`) with one attempt per record; wrap
@@ -64,10 +68,10 @@ mod dispatch;
 mod operator;
 
 pub use dispatch::{MapStep, StageFn, StageOutput, SyncFn};
-pub use operator::{Stage, DEFAULT_CONCURRENCY};
+pub use operator::{Stage, DEFAULT_CONCURRENCY, DEFAULT_ORDERED};
 
 use crate::error::{BoxError, ConnectorError, Retry};
-use crate::retry::RetryPolicy;
+use crate::retry::{Jitter, RetryPolicy};
 use std::any::Any;
 use std::future::{Future, IntoFuture};
 use std::marker::{PhantomData, PhantomPinned};
@@ -94,11 +98,12 @@ pub struct StageOptions {
     pub name: &'static str,
     /// Retries after the first attempt. Default 3.
     pub retries: u32,
-    /// Delay before the first retry. Default 100 ms.
+    /// The longest wait before the first retry (each wait is random, from 0 up to its bound:
+    /// full jitter). Default 100 ms.
     pub backoff: Duration,
-    /// Growth of the delay per retry. Default 2.0.
+    /// Growth of the bound of the wait per retry. Default 2.0.
     pub factor: f32,
-    /// Longest delay between two attempts. Default 30 s.
+    /// Longest wait between two attempts. Default 30 s.
     pub max_backoff: Duration,
     /// Longest time one attempt may take; `None` (the default) waits as long as it takes.
     pub timeout: Option<Duration>,
@@ -184,11 +189,14 @@ impl StageOptions {
         StageOptions { timeout: Some(timeout), ..self }
     }
 
-    /// The retry policy of these options: `retries` delays from `backoff`, growing by `factor`
-    /// up to `max_backoff`, with jitter.
+    /// The retry policy of these options: `retries` delays, the n-th (from 0) a random wait
+    /// between 0 and `backoff × factor^n` capped at `max_backoff` ([`Jitter::Full`]).
     ///
     /// ```
-    /// assert_eq!(etl::stage::StageOptions::new("s").retries(2).policy().delays().count(), 2);
+    /// use std::time::Duration;
+    /// let options = etl::stage::StageOptions::new("s").retries(2).backoff(Duration::from_secs(1)).max_backoff(Duration::from_millis(1500));
+    /// let delays: Vec<Duration> = options.policy().delays().collect();
+    /// assert!(delays[0] <= Duration::from_secs(1) && delays[1] <= Duration::from_millis(1500));
     /// ```
     pub fn policy(&self) -> RetryPolicy {
         RetryPolicy {
@@ -196,7 +204,7 @@ impl StageOptions {
             initial_delay: self.backoff,
             factor: self.factor,
             max_delay: self.max_backoff,
-            jitter: true,
+            jitter: Jitter::Full,
         }
     }
 }

@@ -1,13 +1,16 @@
-//! The stage operator: each record through its attempts, up to `concurrency` records at once.
+//! The stage operator: each record through its attempts, up to `concurrency` records at once,
+//! its output in input order or as records complete.
 
 use super::{classify, StageOptions, StageOutput};
 use crate::batch::{Batch, BatchParts, Failure, FailureKind};
 use crate::error::Retry;
 use crate::operator::Operator;
 use crate::record::Meta;
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use serde::Serialize;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// The default of [`Stage::concurrency`] (and of `map(f, concurrency = N)`): one record at a
 /// time.
@@ -17,9 +20,17 @@ use std::time::Duration;
 /// ```
 pub const DEFAULT_CONCURRENCY: usize = 1;
 
+/// The default of [`Stage::ordered`] (and of `map(f, ordered = ..)`): output in input order.
+///
+/// ```
+/// assert!(etl::stage::DEFAULT_ORDERED);
+/// ```
+pub const DEFAULT_ORDERED: bool = true;
+
 /// An async function as a pipeline step: each record through the function with retries and a
-/// per-attempt timeout, up to `concurrency` records at once, output in input order. A record
-/// whose attempts all fail, or that fails permanently, is dead-lettered
+/// per-attempt timeout, up to `concurrency` records at once, output in input order (or, with
+/// [`Stage::ordered`]`(false)`, as records complete). A record whose attempts all fail, or that
+/// fails permanently, is dead-lettered
 /// ([`FailureKind::Transform`], raw bytes kept, `attempts` set); the rest of the batch goes on.
 ///
 /// The options are those of the `#[stage]` (for a function under the attribute), else
@@ -52,6 +63,7 @@ pub const DEFAULT_CONCURRENCY: usize = 1;
 pub struct Stage<F> {
     f: F,
     concurrency: usize,
+    ordered: bool,
     options: Option<StageOptions>,
 }
 
@@ -62,7 +74,7 @@ impl<F> Stage<F> {
     /// let _ = etl::stage::Stage::new(|n: i64| async move { Ok::<i64, String>(n) });
     /// ```
     pub fn new(f: F) -> Stage<F> {
-        Stage { f, concurrency: DEFAULT_CONCURRENCY, options: None }
+        Stage { f, concurrency: DEFAULT_CONCURRENCY, ordered: DEFAULT_ORDERED, options: None }
     }
 
     /// Run up to `n` records of a batch at once (at least 1). Default [`DEFAULT_CONCURRENCY`] (1).
@@ -72,6 +84,24 @@ impl<F> Stage<F> {
     /// ```
     pub fn concurrency(mut self, n: usize) -> Stage<F> {
         self.concurrency = n.max(1);
+        self
+    }
+
+    /// Whether the output keeps the input order. Default [`DEFAULT_ORDERED`] (true).
+    ///
+    /// * `true`: up to `concurrency` records run at once, and a record is emitted once every
+    ///   record before it is; a record waiting for a retry holds back the ones after it (at
+    ///   most `concurrency` records are started and not yet emitted).
+    /// * `false`: records are emitted as they complete, and `concurrency` bounds the
+    ///   *attempts* running at once: a record waiting in its retry backoff gives its place to
+    ///   the next record, so one slow or failing record does not hold the others back.
+    ///   Records start in input order; each record's metadata stays with it.
+    ///
+    /// ```
+    /// let _ = etl::stage::Stage::new(|n: i64| async move { Ok::<i64, String>(n) }).concurrency(8).ordered(false);
+    /// ```
+    pub fn ordered(mut self, yes: bool) -> Stage<F> {
+        self.ordered = yes;
         self
     }
 
@@ -102,19 +132,33 @@ where
         let mut out_meta = Vec::with_capacity(records.len());
         let f = &self.f;
         let options = &options;
-        let mut done = futures::stream::iter(records.into_iter().zip(meta))
-            .map(|(record, meta)| attempts(f, record, meta, options))
-            .buffered(self.concurrency.max(1));
-        while let Some(result) = done.next().await {
-            match result {
-                Ok((record, meta)) => {
-                    out.push(record);
-                    out_meta.push(meta);
-                }
-                Err(failure) => failures.push(failure),
+        let concurrency = self.concurrency.max(1);
+        let mut emit = |result: Result<(R::Ok, Meta), Failure>| match result {
+            Ok((record, meta)) => {
+                out.push(record);
+                out_meta.push(meta);
+            }
+            Err(failure) => failures.push(failure),
+        };
+        if self.ordered {
+            let mut done = futures::stream::iter(records.into_iter().zip(meta))
+                .map(|(record, meta)| attempts(f, record, meta, options, None))
+                .buffered(concurrency);
+            while let Some(result) = done.next().await {
+                emit(result);
+            }
+        } else {
+            // Every record of the batch is under way; the semaphore (fair: first come, first
+            // served) lets `concurrency` attempts run at once, and a record gives its permit
+            // back while it waits for its retry.
+            let gate = Semaphore::new(concurrency);
+            let gate = &gate;
+            let mut done: FuturesUnordered<_> =
+                records.into_iter().zip(meta).map(|(record, meta)| attempts(f, record, meta, options, Some(gate))).collect();
+            while let Some(result) = done.next().await {
+                emit(result);
             }
         }
-        drop(done);
         Batch::new(out, out_meta, failures, ack, origin)
     }
 }
@@ -142,7 +186,14 @@ where
 }
 
 /// Every attempt of one record: the record transformed with its metadata, or its failure.
-async fn attempts<T, F, R>(f: &F, mut record: T, meta: Meta, options: &StageOptions) -> Result<(R::Ok, Meta), Failure>
+/// With a `gate`, each attempt holds one of its permits (none while waiting for a retry).
+async fn attempts<T, F, R>(
+    f: &F,
+    mut record: T,
+    meta: Meta,
+    options: &StageOptions,
+    gate: Option<&Semaphore>,
+) -> Result<(R::Ok, Meta), Failure>
 where
     T: Clone + Serialize,
     F: Fn(T) -> R,
@@ -157,11 +208,17 @@ where
         // A record that may be retried is cloned for the attempt. So is one whose dead-letter
         // entry would need it (no raw bytes from the source); otherwise the last attempt takes
         // the record itself.
+        // `acquire` fails only on a closed semaphore, which this one never is.
+        let permit = match gate {
+            Some(gate) => gate.acquire().await.ok(),
+            None => None,
+        };
         let (result, kept) = if !last || meta.raw.is_none() {
             (attempt(f, record.clone(), options.timeout).await, Some(record))
         } else {
             (attempt(f, record, options.timeout).await, None)
         };
+        drop(permit);
         let failed = match result {
             Ok(out) => return Ok((out, meta)),
             Err(failed) => failed,

@@ -12,7 +12,7 @@ pub mod sse_server;
 
 use etl::ack::{Ack, Status};
 use etl::batch::{batched, Batch, BatchConfig, Incoming};
-use etl::dead_letter::{DeadLetter, DeadLetters, MemoryDeadLetters, Republish};
+use etl::dead_letter::{DeadLetter, DeadLetters, DynRepublish, MemoryDeadLetters};
 use etl::record::{Meta, Position};
 use etl::sink::{Sink, Written};
 use etl::source::{BatchStream, Source, SourceContext};
@@ -248,7 +248,7 @@ impl DeadLetters for FlakyQueue {
     async fn replay(
         &self,
         filter: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Send + Sync),
-        target: &mut dyn Republish,
+        target: &mut dyn DynRepublish,
     ) -> Result<usize, ConnectorError> {
         self.stored.replay(filter, target).await
     }

@@ -15,6 +15,7 @@ pub mod reference;
 
 mod blackhole;
 mod collect;
+mod dead_letters;
 mod drop;
 mod file_sink;
 mod file_source;
@@ -160,6 +161,7 @@ impl Op {
 pub const TABLE: &[&Op] = &[
     &iter::OP,
     &file_source::OP,
+    &dead_letters::OP,
     &sse::OP,
     &sqs_source::OP,
     &kafka_source::OP,

@@ -26,8 +26,38 @@
 //!
 //! Only one sink may write a given prefix in a given directory at a time: `open` finalises the
 //! in-progress files it finds there as left over by a crash.
+//!
+//! # Partitions
+//!
+//! The directory may hold the placeholders `{date}` and `{hour}` (the same as the `s3` sink's
+//! key template): the UTC date (`2024-06-10`) and hour (`13`) of the write, i.e. the
+//! **processing time**, not a field of the records. `lake/orders/{date}/{hour}` writes into
+//! `lake/orders/2024-06-10/13/` (created when first needed, its entry synced with `sync`).
+//! `{{` and `}}` are literal braces; any other placeholder is an error at start-up naming it.
+//!
+//! With [`Rolling::PerBatch`] each batch goes to the partition of its write. With
+//! [`Rolling::Size`] a file stays in the partition it was started in: when the partition of a
+//! write differs, the file is finalised (at once, or at the commit of the batches it already
+//! holds, like a file at its size limit: those written before that commit still go to it), and
+//! the next file starts in the new partition. At open, the recovery visits every existing
+//! directory below the template's root (the components before the first placeholder) that
+//! matches the template.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use etl::prelude::*;
+//! let dir = tempfile::tempdir().unwrap();
+//! let lake = dir.path().join("orders/{date}/{hour}");
+//! let out = etl::sink::file(lake.to_str().unwrap()).prefix("orders").max_file_bytes(64 << 20);
+//! let order: Json = serde_json::from_str(r#"{"id": 1}"#).unwrap();
+//! Pipeline::from(etl::source::iter(vec![order])).to(out).handle_signals(false).run().await?;
+//! let date = std::fs::read_dir(dir.path().join("orders")).unwrap().next().unwrap().unwrap().file_name();
+//! assert_eq!(date.len(), "2024-06-10".len());
+//! # Ok::<(), etl::Error>(()) }).unwrap();
+//! ```
 
 mod encode;
+mod partition;
 mod write;
 
 use super::{Sink, SinkContext, Written};
@@ -37,10 +67,12 @@ use crate::error::ConnectorError;
 use crate::format::{Encoded, Format};
 use crate::record::Record;
 use encode::{file_name, run_id, TMP};
+use partition::DirTemplate;
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use write::{commit_group, discard_group, recover, write_temporary, Finalise, InProgress};
+use std::time::SystemTime;
+use write::{commit_group, create_partition, discard_group, partitions, recover, write_temporary, Finalise, InProgress};
 
 /// The default [`FileSink::format`]: JSON lines.
 ///
@@ -82,7 +114,8 @@ pub enum Rolling {
     PerBatch,
     /// Append batches to one file until it reaches this many bytes. A file never exceeds it,
     /// except one holding a single batch larger than the limit, or one that reached it in the
-    /// middle of a commit group (see the [module docs](self)).
+    /// middle of a commit group (see the [module docs](self)). In a partitioned directory, a
+    /// new file also starts in each new partition.
     Size(u64),
 }
 
@@ -93,8 +126,12 @@ pub struct FileSink {
     prefix: String,
     rolling: Rolling,
     sync: bool,
-    /// The resolved directory, once opened.
-    resolved: Option<PathBuf>,
+    /// The resolved directory template, once opened.
+    resolved: Option<DirTemplate>,
+    /// The partition last created (or found), so that each is created once.
+    partition: Option<PathBuf>,
+    /// The clock that picks a write's partition (tests set it).
+    clock: fn() -> SystemTime,
     /// Makes file names unique across runs and sinks: start time (ms) and process id.
     run: String,
     /// Number of the next file.
@@ -130,11 +167,14 @@ impl std::fmt::Debug for FileSink {
     }
 }
 
-/// Write into the directory `dir` (`${VAR}` resolved at start-up).
+/// Write into the directory `dir` (`${VAR}` resolved at start-up), which may be partitioned
+/// by the UTC date and hour of the write with `{date}` and `{hour}` (see the
+/// [module docs](self#partitions)).
 ///
 /// ```
 /// use etl::prelude::*;
 /// let sink = etl::sink::file("lake").format(Format::Csv).prefix("orders");
+/// let hourly = etl::sink::file("lake/orders/{date}/{hour}").max_file_bytes(64 << 20);
 /// ```
 pub fn file(dir: impl Into<String>) -> FileSink {
     FileSink {
@@ -144,6 +184,8 @@ pub fn file(dir: impl Into<String>) -> FileSink {
         rolling: DEFAULT_ROLLING,
         sync: DEFAULT_SYNC,
         resolved: None,
+        partition: None,
+        clock: SystemTime::now,
         run: run_id(),
         seq: 0,
         committed_seq: 0,
@@ -186,6 +228,17 @@ impl FileSink {
         self
     }
 
+    /// Roll to a new file once the current one reaches `bytes`: [`Rolling::Size`]`(bytes)`
+    /// (what `max_file_bytes = 64MB` sets in `pipeline!`). Default [`DEFAULT_ROLLING`] (one
+    /// file per batch).
+    ///
+    /// ```
+    /// let sink = etl::sink::file("lake").max_file_bytes(64 << 20);
+    /// ```
+    pub fn max_file_bytes(self, bytes: u64) -> Self {
+        self.rolling(Rolling::Size(bytes))
+    }
+
     /// Whether to fsync before acknowledging. Default [`DEFAULT_SYNC`] (true); false trades
     /// durability on power loss for speed.
     ///
@@ -220,27 +273,50 @@ impl FileSink {
         self.offload_commit.run(f).await.map_err(|e| ConnectorError::retryable(Self::component(dir), e))
     }
 
-    /// Resolve, create and check the directory, and recover what a crash left; idempotent.
+    /// Resolve the directory template, create and check its root, and recover what a crash
+    /// left (in every existing partition); idempotent. Returns the root.
     async fn ensure_open(&mut self) -> Result<PathBuf, ConnectorError> {
-        if let Some(dir) = &self.resolved {
-            return Ok(dir.clone());
+        if let Some(template) = &self.resolved {
+            return Ok(template.root().to_path_buf());
         }
-        let dir = PathBuf::from(interpolate(&self.dir).map_err(|e| ConnectorError::permanent(format!("file sink {}", self.dir), e))?);
+        let text = interpolate(&self.dir).map_err(|e| ConnectorError::permanent(format!("file sink {}", self.dir), e))?;
+        let template = DirTemplate::parse(&text).map_err(|e| ConnectorError::permanent(format!("file sink {text}"), e))?;
+        let dir = template.root().to_path_buf();
         let prefix = self.prefix.clone();
         let probe = format!(".{}-{}-probe{TMP}", self.prefix, self.run);
         let sync = self.sync;
-        let checked = dir.clone();
+        let checked = template.clone();
         self.blocking(&dir, move || -> Result<(), ConnectorError> {
+            let root = checked.root();
             let permanent = |path: &Path, e: std::io::Error| ConnectorError::permanent(Self::component(path), e);
-            std::fs::create_dir_all(&checked).map_err(|e| permanent(&checked, e))?;
-            let probe = checked.join(probe);
+            std::fs::create_dir_all(root).map_err(|e| permanent(root, e))?;
+            let probe = root.join(probe);
             File::create(&probe).and_then(|mut f| f.write_all(b"probe")).map_err(|e| permanent(&probe, e))?;
             std::fs::remove_file(&probe).map_err(|e| permanent(&probe, e))?;
-            recover(&checked, &prefix, sync).map_err(Self::io_error)
+            let dirs = if checked.is_partitioned() { partitions(&checked).map_err(Self::io_error)? } else { vec![root.to_path_buf()] };
+            for dir in dirs {
+                recover(&dir, &prefix, sync).map_err(Self::io_error)?;
+            }
+            Ok(())
         })
         .await??;
-        tracing::debug!(dir = %dir.display(), "file sink opened");
-        self.resolved = Some(dir.clone());
+        tracing::debug!(dir = %template.text(), "file sink opened");
+        self.resolved = Some(template);
+        Ok(dir)
+    }
+
+    /// The directory of a write now: the root, or the partition of the clock's time (created
+    /// when it is a new one).
+    async fn partition(&mut self) -> Result<PathBuf, ConnectorError> {
+        let root = self.ensure_open().await?;
+        let Some(template) = self.resolved.as_ref().filter(|t| t.is_partitioned()) else { return Ok(root) };
+        let dir = template.render((self.clock)());
+        if self.partition.as_ref() != Some(&dir) {
+            let (task_dir, sync) = (dir.clone(), self.sync);
+            self.blocking(&dir, move || create_partition(&task_dir, sync)).await?.map_err(Self::io_error)?;
+            tracing::debug!(dir = %dir.display(), "file sink partition");
+            self.partition = Some(dir.clone());
+        }
         Ok(dir)
     }
 
@@ -277,13 +353,12 @@ impl FileSink {
         }
         let group = std::mem::take(&mut self.uncommitted);
         let sync = self.sync;
-        let task_dir = dir.clone();
         let result = self
-            .blocking_commit(&dir, move || match commit_group(&task_dir, &group, sync) {
+            .blocking_commit(&dir, move || match commit_group(&group, sync) {
                 Ok(()) => Ok(group.len()),
                 Err(e) => {
-                    let names: Vec<String> = group.into_iter().map(|w| w.name).collect();
-                    discard_group(&task_dir, &names);
+                    let files: Vec<(PathBuf, String)> = group.into_iter().map(|w| (w.dir, w.name)).collect();
+                    discard_group(&files);
                     Err(e)
                 }
             })
@@ -314,11 +389,13 @@ impl FileSink {
                 false => self.encoded.encode_jsonl(records),
             }
             let too_big = current.written > 0 && current.written + self.encoded.bytes.len() as u64 > max && self.encoded.count > 0;
-            if too_big && current.uncommitted() {
+            // The write belongs to another partition: the file is done, like a full one.
+            let moved = current.dir != dir && self.encoded.count > 0;
+            if (too_big || moved) && current.uncommitted() {
                 // Part of this file awaits its commit: it is finalised then.
                 current.full = true;
-            } else if too_big {
-                self.finalise(&dir).await?;
+            } else if too_big || moved {
+                self.finalise().await?;
             }
         }
         if self.current.is_none() {
@@ -345,10 +422,9 @@ impl FileSink {
             return Err(ConnectorError::permanent(Self::component(&dir), "no in-progress file (bug)"));
         };
         let bytes = std::mem::take(&mut self.encoded.bytes);
-        let task_dir = dir.clone();
         let (mut current, bytes, result) = self
             .blocking(&dir, move || {
-                let result = current.append(&task_dir, &bytes);
+                let result = current.append(&bytes);
                 (current, bytes, result)
             })
             .await?;
@@ -359,14 +435,14 @@ impl FileSink {
         Ok(Written { rejected })
     }
 
-    async fn commit_rolling(&mut self, dir: PathBuf) -> Result<(), ConnectorError> {
+    async fn commit_rolling(&mut self) -> Result<(), ConnectorError> {
         let Some(current) = self.current.take_if(|c| c.uncommitted()) else { return Ok(()) };
         let sync = self.sync;
-        let task_dir = dir.clone();
+        let dir = current.dir.clone();
         let (current, result) = self
             .blocking_commit(&dir, move || {
                 let mut current = current;
-                let result = current.commit(&task_dir, sync);
+                let result = current.commit(sync);
                 (current, result)
             })
             .await?;
@@ -380,13 +456,13 @@ impl FileSink {
     }
 
     /// Give the in-progress file its final name (its uncommitted bytes, if any, cut off).
-    async fn finalise(&mut self, dir: &Path) -> Result<(), ConnectorError> {
+    async fn finalise(&mut self) -> Result<(), ConnectorError> {
         let Some(current) = self.current.take() else { return Ok(()) };
         let sync = self.sync;
-        let task_dir = dir.to_path_buf();
+        let dir = current.dir.clone();
         let (current, result) = self
-            .blocking_commit(dir, move || {
-                let result = current.finalise(&task_dir, sync);
+            .blocking_commit(&dir, move || {
+                let result = current.finalise(sync);
                 (current, result)
             })
             .await?;
@@ -405,7 +481,7 @@ impl FileSink {
 impl<T: Record + Sync> Sink<T> for FileSink {
     fn describe(&self) -> String {
         match &self.resolved {
-            Some(dir) => format!("file {}", dir.display()),
+            Some(template) => format!("file {}", template.text()),
             None => format!("file {}", crate::config::display(&self.dir)),
         }
     }
@@ -415,10 +491,11 @@ impl<T: Record + Sync> Sink<T> for FileSink {
     }
 
     async fn write(&mut self, records: &[T]) -> Result<Written, ConnectorError> {
-        let dir = self.ensure_open().await?;
         if records.is_empty() {
+            self.ensure_open().await?;
             return Ok(Written::all());
         }
+        let dir = self.partition().await?;
         match self.rolling {
             Rolling::PerBatch => self.write_per_batch(dir, records).await,
             Rolling::Size(max) => self.write_rolling(dir, records, max).await,
@@ -426,23 +503,22 @@ impl<T: Record + Sync> Sink<T> for FileSink {
     }
 
     async fn commit(&mut self) -> Result<(), ConnectorError> {
-        let Some(dir) = self.resolved.clone() else { return Ok(()) };
+        let Some(root) = self.resolved.as_ref().map(|t| t.root().to_path_buf()) else { return Ok(()) };
         match self.rolling {
-            Rolling::PerBatch => self.commit_per_batch(dir).await,
-            Rolling::Size(_) => self.commit_rolling(dir).await,
+            Rolling::PerBatch => self.commit_per_batch(root).await,
+            Rolling::Size(_) => self.commit_rolling().await,
         }
     }
 
     async fn close(&mut self) -> Result<(), ConnectorError> {
-        let Some(dir) = self.resolved.clone() else { return Ok(()) };
+        let Some(root) = self.resolved.as_ref().map(|t| t.root().to_path_buf()) else { return Ok(()) };
         if !self.uncommitted.is_empty() {
             // The run ended with batches written and not committed: they are redelivered.
-            let names: Vec<String> = std::mem::take(&mut self.uncommitted).into_iter().map(|w| w.name).collect();
-            let task_dir = dir.clone();
-            self.blocking(&dir, move || discard_group(&task_dir, &names)).await?;
+            let files: Vec<(PathBuf, String)> = std::mem::take(&mut self.uncommitted).into_iter().map(|w| (w.dir, w.name)).collect();
+            self.blocking(&root, move || discard_group(&files)).await?;
             self.seq = self.committed_seq;
         }
-        self.finalise(&dir).await
+        self.finalise().await
     }
 }
 

@@ -2,6 +2,7 @@
 //! blocking pool ([`Offload`](crate::blocking::Offload)). Each returns the path it failed on.
 
 use super::encode::{in_progress, is_temporary_of, parse_in_progress, temporary};
+use super::partition::DirTemplate;
 use crate::durable::sync_dir;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -21,6 +22,8 @@ fn sync_dir_at(dir: &Path) -> Result<(), IoFailure> {
 /// A batch written to its temporary file and not yet committed (per-batch rolling).
 #[derive(Debug)]
 pub(super) struct Written {
+    /// Its directory (its partition).
+    pub dir: PathBuf,
     /// The final name, without directory.
     pub name: String,
     /// The temporary file, kept open for the commit's fsync.
@@ -33,7 +36,7 @@ pub(super) fn write_temporary(dir: &Path, name: &str, bytes: &[u8]) -> Result<Wr
     let tmp = temporary(dir, name);
     let written = File::create(&tmp).and_then(|mut file| file.write_all(bytes).map(|()| file));
     match written {
-        Ok(file) => Ok(Written { name: name.to_owned(), file }),
+        Ok(file) => Ok(Written { dir: dir.to_path_buf(), name: name.to_owned(), file }),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             Err((tmp, e))
@@ -42,20 +45,26 @@ pub(super) fn write_temporary(dir: &Path, name: &str, bytes: &[u8]) -> Result<Wr
 }
 
 /// Per-batch rolling, second phase: sync every file of the group, rename each to its final
-/// name, then sync the directory once: one directory sync per group instead of one per file.
-/// A final name therefore always holds a complete, durable batch.
-pub(super) fn commit_group(dir: &Path, group: &[Written], sync: bool) -> Result<(), IoFailure> {
+/// name, then sync each directory once: one directory sync per group (and partition) instead
+/// of one per file. A final name therefore always holds a complete, durable batch.
+pub(super) fn commit_group(group: &[Written], sync: bool) -> Result<(), IoFailure> {
     if sync {
         for written in group {
-            written.file.sync_all().map_err(|e| (temporary(dir, &written.name), e))?;
+            written.file.sync_all().map_err(|e| (temporary(&written.dir, &written.name), e))?;
         }
     }
     for written in group {
-        let target = dir.join(&written.name);
-        std::fs::rename(temporary(dir, &written.name), &target).map_err(at(&target))?;
+        let target = written.dir.join(&written.name);
+        std::fs::rename(temporary(&written.dir, &written.name), &target).map_err(at(&target))?;
     }
     if sync {
-        sync_renames(dir);
+        let mut synced: Vec<&Path> = Vec::new();
+        for written in group {
+            if !synced.contains(&written.dir.as_path()) {
+                sync_renames(&written.dir);
+                synced.push(&written.dir);
+            }
+        }
     }
     Ok(())
 }
@@ -70,10 +79,10 @@ fn sync_renames(dir: &Path) {
 }
 
 /// After a failed commit, or a run that ends with batches written and not committed: remove
-/// the group's files, under their temporary or final names (the batches are written again,
-/// under the same names, or redelivered).
-pub(super) fn discard_group(dir: &Path, names: &[String]) {
-    for name in names {
+/// the group's files (`(directory, name)`), under their temporary or final names (the batches
+/// are written again, under the same names, or redelivered).
+pub(super) fn discard_group(files: &[(PathBuf, String)]) {
+    for (dir, name) in files {
         for path in [temporary(dir, name), dir.join(name)] {
             match std::fs::remove_file(&path) {
                 Ok(()) => tracing::debug!(file = %path.display(), "removed a file of an uncommitted batch"),
@@ -91,6 +100,8 @@ pub(super) fn discard_group(dir: &Path, names: &[String]) {
 #[derive(Debug)]
 pub(super) struct InProgress {
     pub file: File,
+    /// Its directory (its partition).
+    pub dir: PathBuf,
     /// Final name, without directory.
     pub name: String,
     /// Bytes durably written (committed).
@@ -113,7 +124,7 @@ impl InProgress {
     pub(super) fn create(dir: &Path, name: String, columns: Vec<String>) -> Result<InProgress, IoFailure> {
         let hidden = in_progress(dir, &name, 0);
         let file = OpenOptions::new().write(true).create(true).truncate(true).open(&hidden).map_err(at(&hidden))?;
-        Ok(InProgress { file, name, committed: 0, named: 0, written: 0, dirty: false, full: false, columns })
+        Ok(InProgress { file, dir: dir.to_path_buf(), name, committed: 0, named: 0, written: 0, dirty: false, full: false, columns })
     }
 
     /// Whether bytes were written since the last commit.
@@ -122,7 +133,7 @@ impl InProgress {
     }
 
     /// Append a batch after what was written (first phase: not synced).
-    pub(super) fn append(&mut self, dir: &Path, bytes: &[u8]) -> Result<(), IoFailure> {
+    pub(super) fn append(&mut self, bytes: &[u8]) -> Result<(), IoFailure> {
         let result = (|| {
             if self.dirty {
                 self.file.set_len(self.written)?;
@@ -132,7 +143,7 @@ impl InProgress {
         })();
         if let Err(e) = result {
             self.dirty = true;
-            return Err((in_progress(dir, &self.name, self.named), e));
+            return Err((in_progress(&self.dir, &self.name, self.named), e));
         }
         self.dirty = false;
         self.written += bytes.len() as u64;
@@ -143,7 +154,8 @@ impl InProgress {
     /// length, or to its final name when it is full; then sync the directory. On failure the
     /// uncommitted bytes are given up (the pipeline writes those batches again, which cuts
     /// them off first).
-    pub(super) fn commit(&mut self, dir: &Path, sync: bool) -> Result<(), IoFailure> {
+    pub(super) fn commit(&mut self, sync: bool) -> Result<(), IoFailure> {
+        let dir = self.dir.as_path();
         let old = in_progress(dir, &self.name, self.named);
         let new = if self.full { dir.join(&self.name) } else { in_progress(dir, &self.name, self.written) };
         let result = (|| {
@@ -167,7 +179,8 @@ impl InProgress {
 
     /// Give a committed file its final name (when the next batch would not fit, and at the end
     /// of the run). Bytes written and not committed are cut off first.
-    pub(super) fn finalise(&self, dir: &Path, sync: bool) -> Result<(), Finalise> {
+    pub(super) fn finalise(&self, sync: bool) -> Result<(), Finalise> {
+        let dir = self.dir.as_path();
         let hidden = in_progress(dir, &self.name, self.named);
         if self.dirty || self.uncommitted() {
             self.file
@@ -255,4 +268,54 @@ pub(super) fn recover(dir: &Path, prefix: &str, sync: bool) -> Result<(), IoFail
         sync_dir_at(dir)?;
     }
     Ok(())
+}
+
+/// Create the partition `dir` (and its missing parents); with `sync`, make each new directory
+/// entry durable (its parent synced) so that a committed file's directory survives a crash.
+pub(super) fn create_partition(dir: &Path, sync: bool) -> Result<(), IoFailure> {
+    let mut missing = Vec::new();
+    let mut next = Some(dir);
+    while let Some(d) = next.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(d);
+        next = d.parent();
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(at(dir))?;
+    if sync {
+        for created in missing.iter().rev() {
+            if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir_at(parent)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The existing partitions of `template` (directories below its root matching each of its
+/// components), for the recovery at open. A root that does not exist has none.
+pub(super) fn partitions(template: &DirTemplate) -> Result<Vec<PathBuf>, IoFailure> {
+    let mut level = vec![template.root().to_path_buf()];
+    for depth in 0..template.depth() {
+        let mut next = Vec::new();
+        for dir in &level {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err((dir.clone(), e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(at(dir))?;
+                let name = entry.file_name();
+                let is_dir = entry.file_type().map_err(at(dir))?.is_dir();
+                if is_dir && name.to_str().is_some_and(|n| template.matches(depth, n)) {
+                    next.push(entry.path());
+                }
+            }
+        }
+        level = next;
+    }
+    level.sort();
+    Ok(level)
 }

@@ -3,7 +3,8 @@
 
 use crate::config::ConfigError;
 use crate::record::Position;
-use std::time::{SystemTime, UNIX_EPOCH};
+use crate::sink::utc;
+use std::time::SystemTime;
 
 /// The placeholders a key template may use.
 pub(crate) const PLACEHOLDERS: &[&str] = &["seq", "run", "first_position", "date", "hour", "ext"];
@@ -105,7 +106,6 @@ impl KeyTemplate {
 
     /// The key of one batch.
     pub(crate) fn render(&self, v: &KeyValues<'_>) -> String {
-        let secs = v.now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         let mut key = String::new();
         for part in &self.parts {
             match part {
@@ -113,11 +113,8 @@ impl KeyTemplate {
                 Part::Seq => key.push_str(&format!("{:06}", v.seq)),
                 Part::Run => key.push_str(v.run),
                 Part::FirstPosition => key.push_str(&position_for_key(v.first_position)),
-                Part::Date => {
-                    let (y, m, d) = civil_date(secs / 86_400);
-                    key.push_str(&format!("{y:04}-{m:02}-{d:02}"));
-                }
-                Part::Hour => key.push_str(&format!("{:02}", (secs % 86_400) / 3600)),
+                Part::Date => key.push_str(&utc::date(v.now)),
+                Part::Hour => key.push_str(&utc::hour(v.now)),
                 Part::Ext => key.push_str(v.ext),
             }
         }
@@ -142,25 +139,10 @@ pub(crate) fn position_for_key(position: &Position) -> String {
     }
 }
 
-/// The proleptic Gregorian (year, month, day) of a day count since 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`).
-fn civil_date(days: u64) -> (i64, u32, u32) {
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn values(position: &Position) -> KeyValues<'_> {
         // 2024-02-29 13:45:00 UTC
@@ -193,16 +175,5 @@ mod tests {
         assert!(KeyTemplate::parse("x/{seq").unwrap_err().to_string().contains("unterminated"));
         assert!(KeyTemplate::parse("x}").unwrap_err().to_string().contains("unmatched"));
         assert!(KeyTemplate::parse("").is_err());
-    }
-
-    #[test]
-    fn dates_are_utc_calendar_dates() {
-        assert_eq!(civil_date(0), (1970, 1, 1));
-        assert_eq!(civil_date(19_782), (2024, 2, 29));
-        assert_eq!(civil_date(19_783), (2024, 3, 1));
-        assert_eq!(civil_date(10_957), (2000, 1, 1));
-        assert_eq!(civil_date(11_016), (2000, 2, 29));
-        assert_eq!(civil_date(47_540), (2100, 2, 28));
-        assert_eq!(civil_date(47_541), (2100, 3, 1));
     }
 }

@@ -32,7 +32,7 @@ pub(crate) fn meta(message: &Received) -> Meta {
             .and_then(|ms| u64::try_from(ms).ok())
             .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms))),
         event_type: Some(message.topic.clone()),
-        delivery_count: None,
+        ..Extra::default()
     };
     let meta = Meta::at(Position::Offset { partition: message.partition, offset: message.offset }).with_extra(extra);
     match &message.payload {
