@@ -230,7 +230,7 @@ impl<K> KafkaSink<K> {
             .await
             .map_err(|e| ConnectorError::permanent(component.clone(), format!("opening panicked: {e}")))??;
             tracing::debug!(topic = %topic, "kafka sink opened");
-            self.open = Some(Open { producer: Arc::new(producer), deliveries, topic, component, too_large: HashSet::new() });
+            self.open = Some(Open { producer, deliveries, topic, component, too_large: HashSet::new() });
         }
         self.open.as_mut().ok_or_else(|| ConnectorError::permanent("kafka sink", "not open (bug)"))
     }
