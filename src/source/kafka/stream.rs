@@ -366,7 +366,11 @@ impl<T: Record> Worker<T> {
                 let _ = self.consumer.poll(self.poll_timeout);
                 continue;
             }
-            if !self.hand_over() {
+            // A chunk is handed over when full, or when the consumer has nothing more at once
+            // (below); with room left in it, keep polling. (Handing over every message cost an
+            // allocation and a channel send a message.)
+            let room = if self.chunk.is_empty() || self.chunk.len() >= CHUNK { self.hand_over() } else { true };
+            if !room {
                 // The pipeline is behind: keep polling (rebalances, commits) with the
                 // partitions paused, or wait for room.
                 if self.paused.is_none() && self.full_since.is_some_and(|t| t.elapsed() >= self.poll_timeout) {
