@@ -263,7 +263,7 @@ impl<A: Args> Cli<A> {
 /// fn main() -> std::process::ExitCode {
 ///     etl::cli::main(|_: etl::cli::NoArgs| async {
 ///         etl::Pipeline::from(etl::source::iter(1..=3)).to(etl::sink::stdout()).run().await?;
-///         Ok(())
+///         Ok::<(), etl::Error>(())
 ///     })
 /// }
 /// ```
@@ -283,7 +283,7 @@ where
 /// ```no_run
 /// use clap::Parser;
 /// let cli = etl::cli::Cli::<etl::cli::NoArgs>::parse_from(["prog", "check"]);
-/// let code = etl::cli::main_with(cli, |_| async { Ok(()) });
+/// let code = etl::cli::main_with(cli, |_| async { Ok::<(), etl::Error>(()) });
 /// ```
 pub fn main_with<A, F, Fut, E>(cli: Cli<A>, body: F) -> std::process::ExitCode
 where
@@ -300,7 +300,7 @@ where
 /// ```no_run
 /// use clap::Parser;
 /// let cli = etl::cli::Cli::<etl::cli::NoArgs>::parse_from(["prog"]);
-/// assert_eq!(etl::cli::run_with(cli, |_| async { Ok(()) }), etl::cli::EXIT_OK);
+/// assert_eq!(etl::cli::run_with(cli, |_| async { Ok::<(), etl::Error>(()) }), etl::cli::EXIT_OK);
 /// ```
 pub fn run_with<A, F, Fut, E>(cli: Cli<A>, body: F) -> ExitCode
 where
