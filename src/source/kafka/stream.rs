@@ -344,6 +344,10 @@ struct Worker<T> {
     poll_timeout: Duration,
     chunk: Vec<Incoming<T, Token>>,
     chunk_generation: u64,
+    /// The table's generation when [`Worker::seek`] last read it.
+    seen_generation: u64,
+    /// A seek failed and is retried at the next turn.
+    seek_pending: bool,
     last_commit: Instant,
     /// The partitions paused while the pipeline is behind.
     paused: Option<TopicPartitionList>,
@@ -471,8 +475,16 @@ impl<T: Record> Worker<T> {
         }
     }
 
-    /// Seek back the partitions whose batch failed.
+    /// Seek back the partitions whose batch failed. A rewind that asks for a seek moves the
+    /// table's generation, so the table is read (under its lock) only when the generation
+    /// moved or a seek is still to be retried, not for every message.
     fn seek(&mut self) {
+        let generation = self.shared.generation.load(Ordering::Acquire);
+        if generation == self.seen_generation && !self.seek_pending {
+            return;
+        }
+        self.seen_generation = generation;
+        self.seek_pending = false;
         let seeks = self.shared.partitions().seeks();
         for seek in seeks {
             match self.consumer.seek(&seek.topic, seek.partition, Offset::Offset(seek.offset), Duration::from_secs(10)) {
@@ -481,6 +493,7 @@ impl<T: Record> Worker<T> {
                     self.shared.partitions().seeked(&seek);
                 }
                 Err(e) => {
+                    self.seek_pending = true;
                     tracing::warn!(error = %e, topic = %seek.topic, partition = seek.partition, offset = seek.offset, "seek failed, retrying")
                 }
             }
@@ -623,6 +636,8 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
         poll_timeout: source.poll_timeout,
         chunk: Vec::with_capacity(CHUNK),
         chunk_generation: 0,
+        seen_generation: u64::MAX,
+        seek_pending: false,
         last_commit: Instant::now(),
         paused: None,
         full_since: None,
