@@ -16,16 +16,17 @@
 //! counting allocator; librdkafka's own buffers are C allocations, not counted on either side)
 //! and the ratio etl / loop (records/s).
 
+#[path = "harness/kafka.rs"]
+mod kafka_bench;
 #[path = "harness/measure.rs"]
 mod measure;
 
 use etl::prelude::*;
+use kafka_bench::{brokers, config, create_topic, partitions_for, produce, unique};
+use measure::row;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::ClientConfig;
 use std::alloc::System;
-use std::io::{BufRead, BufReader, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[global_allocator]
 static ALLOC: measure::Counting<System> = measure::Counting(System);
@@ -49,94 +50,9 @@ fn order(i: u64) -> Order {
     }
 }
 
-fn brokers() -> String {
-    std::env::var("KAFKA_BROKERS").expect("KAFKA_BROKERS is not set: start `etl-kafka-mock` (see scripts/services.sh)")
-}
-
-fn config() -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", brokers());
-    config
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-/// Partitions for a topic of `n` records: at least 3, and enough that librdkafka's mock broker
-/// keeps them all (it trims each partition's log past 5 MiB). The records have no key, so the
-/// producers' sticky partitioner fills one partition at a time, unevenly: 10 000 records
-/// (about 1 MB) a partition on average leaves room for five times that. A real cluster keeps
-/// them anyway.
-fn partitions_for(n: u64) -> i32 {
-    i32::try_from(n / 10_000 + 1).unwrap_or(i32::MAX).max(3)
-}
-
-async fn create_topic(prefix: &str, partitions: i32) -> String {
-    let topic = unique(prefix);
-    if let Ok(addr) = std::env::var("KAFKA_MOCK_CONTROL") {
-        let mut stream = std::net::TcpStream::connect(addr).expect("the mock's control port");
-        stream.write_all(format!("create {topic} {partitions}\n").as_bytes()).unwrap();
-        let mut answer = String::new();
-        BufReader::new(stream).read_line(&mut answer).unwrap();
-        assert_eq!(answer.trim(), "ok");
-    } else {
-        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-        let admin: AdminClient<rdkafka::client::DefaultClientContext> = config().create().unwrap();
-        admin.create_topics([&NewTopic::new(&topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new()).await.unwrap();
-    }
-    topic
-}
-
-struct Side {
-    wall: f64,
-    cpu: f64,
-    heap: usize,
-}
-
-fn row(label: &str, n: u64, side: &Side, base: &Side) {
-    println!(
-        "| {label} | {:.0} | {:.2} | {:.2} | {:.1} MiB | **{:.2}** |",
-        n as f64 / side.wall,
-        side.wall,
-        side.cpu,
-        side.heap as f64 / (1 << 20) as f64,
-        base.wall / side.wall
-    );
-}
-
-async fn measure<F: std::future::Future<Output = ()>>(run: F) -> Side {
-    let live = measure::reset_peak();
-    let cpu = measure::cpu_seconds();
-    let started = Instant::now();
-    run.await;
-    Side { wall: started.elapsed().as_secs_f64(), cpu: measure::cpu_seconds() - cpu, heap: measure::peak().saturating_sub(live) }
-}
-
 /// The raw producer loop: send every record, await every delivery.
 async fn raw_produce(topic: &str, n: u64) {
-    let producer: FutureProducer = config().set("enable.idempotence", "true").set("acks", "all").create().unwrap();
-    let mut pending = Vec::with_capacity(n as usize);
-    for i in 0..n {
-        let payload = serde_json::to_vec(&order(i)).unwrap();
-        loop {
-            match producer.send_result(FutureRecord::<(), _>::to(topic).payload(&payload)) {
-                Ok(delivery) => {
-                    pending.push(delivery);
-                    break;
-                }
-                Err((e, _)) => {
-                    assert_eq!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull), "{e}");
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            }
-        }
-    }
-    for delivery in pending {
-        delivery.await.unwrap().unwrap();
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
+    produce(topic, n, false, |i| serde_json::to_vec(&order(i)).unwrap()).await;
 }
 
 /// The raw consumer loop: poll and decode N messages.
@@ -175,10 +91,10 @@ fn main() {
         for &n in &sizes {
             // The sink first: it also fills the topic the sources read.
             let topic = create_topic("bench", partitions_for(n)).await;
-            let base = measure(raw_produce(&topic, n)).await;
+            let base = measure::side(raw_produce(&topic, n)).await;
             row(&format!("sink, {n} records | raw FutureProducer loop"), n, &base, &base);
             let sink_topic = create_topic("bench-sink", partitions_for(n)).await;
-            let etl_side = measure(async {
+            let etl_side = measure::side(async {
                 let report = Pipeline::from(etl::source::iter((0..n).map(order)).batch_size(1000))
                     .to(etl::sink::kafka(&sink_topic).brokers(brokers()))
                     .max_in_flight(4)
@@ -192,9 +108,9 @@ fn main() {
             row(&format!("sink, {n} records | etl iter → kafka sink"), n, &etl_side, &base);
 
             let t = topic.clone();
-            let base = measure(async move { tokio::task::spawn_blocking(move || raw_consume(&t, n)).await.unwrap() }).await;
+            let base = measure::side(async move { tokio::task::spawn_blocking(move || raw_consume(&t, n)).await.unwrap() }).await;
             row(&format!("source, {n} records | raw BaseConsumer loop"), n, &base, &base);
-            let etl_side = measure(async {
+            let etl_side = measure::side(async {
                 let source = etl::source::kafka::<Order>([topic.as_str()], unique("bench-etl"))
                     .brokers(brokers())
                     .batch_size(1000)

@@ -12,16 +12,17 @@
 //! ratio etl / loop. Both sides read the same topic (each in a group of its own) and write a
 //! table of their own; the tables are compared row for row after each run.
 
+#[path = "harness/kafka.rs"]
+mod kafka_bench;
 #[path = "harness/measure.rs"]
 mod measure;
 
 use etl::prelude::*;
+use kafka_bench::{brokers, config, create_topic, partitions_for, produce, unique};
+use measure::row;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use std::alloc::System;
-use std::io::{BufRead, BufReader, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
@@ -47,65 +48,18 @@ fn order(i: u64) -> Order {
     }
 }
 
-fn brokers() -> String {
-    std::env::var("KAFKA_BROKERS").expect("KAFKA_BROKERS is not set: `source scripts/services.sh && ensure_kafka`")
-}
-
 fn database_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-fn unique(prefix: &str) -> String {
+/// A table name no other run uses (`prefix_<pid>_<nanos>`: underscores, unlike topics).
+fn unique_table(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000_000)
 }
 
-fn kafka_config() -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", brokers());
-    config
-}
-
-/// Partitions for a topic of `n` records: at least 3, and enough that librdkafka's mock broker
-/// keeps them all (it trims each partition's log past 5 MiB; 30 000 of these records are about
-/// 3 MB). A real cluster keeps them anyway.
-fn partitions_for(n: u64) -> i32 {
-    i32::try_from(n / 30_000 + 1).unwrap_or(i32::MAX).max(3)
-}
-
-async fn create_topic(partitions: i32) -> String {
-    let topic = unique("bench-orders").replace('_', "-");
-    let addr = std::env::var("KAFKA_MOCK_CONTROL").expect("KAFKA_MOCK_CONTROL: the mock broker's control port");
-    let mut stream = std::net::TcpStream::connect(addr).expect("the mock's control port");
-    stream.write_all(format!("create {topic} {partitions}\n").as_bytes()).unwrap();
-    let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer).unwrap();
-    assert_eq!(answer.trim(), "ok");
-    topic
-}
-
-async fn produce(topic: &str, n: u64) {
-    let producer: FutureProducer = kafka_config().set("enable.idempotence", "true").set("acks", "all").create().unwrap();
-    let mut pending = Vec::with_capacity(n as usize);
-    for i in 0..n {
-        let payload = serde_json::to_vec(&order(i)).unwrap();
-        let key = i.to_string();
-        loop {
-            match producer.send_result(FutureRecord::to(topic).key(&key).payload(&payload)) {
-                Ok(delivery) => {
-                    pending.push(delivery);
-                    break;
-                }
-                Err((e, _)) => {
-                    assert_eq!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull), "{e}");
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            }
-        }
-    }
-    for delivery in pending {
-        delivery.await.unwrap().unwrap();
-    }
+async fn produce_orders(topic: &str, n: u64) {
+    produce(topic, n, true, |i| serde_json::to_vec(&order(i)).unwrap()).await;
 }
 
 async fn client() -> tokio_postgres::Client {
@@ -128,7 +82,7 @@ async fn create_table(client: &tokio_postgres::Client, table: &str) {
 /// The hand-written loop: poll, decode, filter, COPY 500 rows at a time, commit the offsets.
 async fn hand_written(topic: &str, table: &str, n: u64, upsert: bool) {
     let mut db = client().await;
-    let consumer: BaseConsumer = kafka_config()
+    let consumer: BaseConsumer = config()
         .set("group.id", unique("bench-loop"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -210,31 +164,6 @@ async fn with_etl(topic: &str, table: &str, n: u64, upsert: bool) {
     assert_eq!(report.records_in, n);
 }
 
-struct Side {
-    wall: f64,
-    cpu: f64,
-    heap: usize,
-}
-
-async fn measure<F: std::future::Future<Output = ()>>(run: F) -> Side {
-    let live = measure::reset_peak();
-    let cpu = measure::cpu_seconds();
-    let started = Instant::now();
-    run.await;
-    Side { wall: started.elapsed().as_secs_f64(), cpu: measure::cpu_seconds() - cpu, heap: measure::peak().saturating_sub(live) }
-}
-
-fn row(label: &str, n: u64, side: &Side, base: &Side) {
-    println!(
-        "| {label} | {:.0} | {:.2} | {:.2} | {:.1} MiB | **{:.2}** |",
-        n as f64 / side.wall,
-        side.wall,
-        side.cpu,
-        side.heap as f64 / (1 << 20) as f64,
-        base.wall / side.wall
-    );
-}
-
 /// Every row of `table`, hashed in id order.
 async fn digest(client: &tokio_postgres::Client, table: &str) -> (i64, u64) {
     use std::hash::{Hash, Hasher};
@@ -262,16 +191,16 @@ fn main() {
         println!("|---|---|---|---|---|---|---|");
         let db = client().await;
         for &n in &sizes {
-            let topic = create_topic(partitions_for(n)).await;
-            produce(&topic, n).await;
+            let topic = create_topic("bench-orders", partitions_for(n)).await;
+            produce_orders(&topic, n).await;
             for upsert in [false, true] {
                 let mode = if upsert { "upsert" } else { "insert" };
-                let (loop_table, etl_table) = (unique("bench_loop"), unique("bench_etl"));
+                let (loop_table, etl_table) = (unique_table("bench_loop"), unique_table("bench_etl"));
                 create_table(&db, &loop_table).await;
                 create_table(&db, &etl_table).await;
-                let base = measure(hand_written(&topic, &loop_table, n, upsert)).await;
+                let base = measure::side(hand_written(&topic, &loop_table, n, upsert)).await;
                 row(&format!("{mode}, {n} orders | rdkafka loop + binary COPY, offsets committed per COPY"), n, &base, &base);
-                let side = measure(with_etl(&topic, &etl_table, n, upsert)).await;
+                let side = measure::side(with_etl(&topic, &etl_table, n, upsert)).await;
                 row(&format!("{mode}, {n} orders | etl `orders` pipeline (4 batches in flight)"), n, &side, &base);
                 let (a, b) = (digest(&db, &loop_table).await, digest(&db, &etl_table).await);
                 assert_eq!(a, b, "both tables hold the same rows");

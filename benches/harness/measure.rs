@@ -69,3 +69,31 @@ pub fn cpu_seconds_of(who: i32) -> f64 {
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
+
+/// One side of a comparison: its wall and CPU seconds and its peak heap.
+pub struct Side {
+    pub wall: f64,
+    pub cpu: f64,
+    pub heap: usize,
+}
+
+/// Run `work`, measuring its wall and CPU seconds and the heap it peaked at.
+pub async fn side<F: std::future::Future<Output = ()>>(work: F) -> Side {
+    let live = reset_peak();
+    let cpu = cpu_seconds();
+    let started = std::time::Instant::now();
+    work.await;
+    Side { wall: started.elapsed().as_secs_f64(), cpu: cpu_seconds() - cpu, heap: peak().saturating_sub(live) }
+}
+
+/// A Markdown row: `| label | records/s | wall s | CPU s | peak heap | ratio to base |`.
+pub fn row(label: &str, n: u64, side: &Side, base: &Side) {
+    println!(
+        "| {label} | {:.0} | {:.2} | {:.2} | {:.1} MiB | **{:.2}** |",
+        n as f64 / side.wall,
+        side.wall,
+        side.cpu,
+        side.heap as f64 / (1 << 20) as f64,
+        base.wall / side.wall
+    );
+}
