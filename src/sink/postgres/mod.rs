@@ -456,7 +456,7 @@ impl Open {
         self.transaction = transaction;
         refused.sort_by_key(|(i, _)| *i);
         tracing::debug!(table = %self.target, records = records.len(), refused = refused.len(), "batch written (uncommitted)");
-        Ok(Written { rejected: refused })
+        Ok(Written::rejecting(refused))
     }
 
     async fn commit(&mut self) -> Result<(), ConnectorError> {

@@ -87,6 +87,8 @@
 
 mod decode;
 mod partitions;
+mod placement;
+mod read;
 mod stream;
 #[cfg(test)]
 mod tests;
