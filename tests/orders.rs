@@ -82,6 +82,7 @@ fn config(args: &Value) -> orders::Config {
         // A killed process never leaves the group: the others take its partitions once its
         // session expires (6 s here, the shortest the mock broker's coordinator took).
         properties: vec![("session.timeout.ms".into(), "6000".into())],
+        exactly_once: args["exactly_once"].as_bool().unwrap_or(false),
         handle_signals: true,
     }
 }

@@ -4,7 +4,7 @@
 use super::{Category, TABLE};
 
 /// The features of `etl` on by default (its `Cargo.toml`; a test checks).
-const DEFAULT_FEATURES: &[&str] = &["sse"];
+const DEFAULT_FEATURES: &[&str] = &["sse", "cli"];
 
 /// The operator reference: one section per category, one table row per argument.
 #[cfg_attr(not(test), allow(dead_code))]
