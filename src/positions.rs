@@ -80,6 +80,11 @@ pub struct OffsetRange {
 
 impl OffsetRange {
     /// The range `from..to` of `topic`/`partition`.
+    ///
+    /// ```
+    /// let r = etl::positions::OffsetRange::new("payments", 0, 100, 150);
+    /// assert_eq!(&*r.topic, "payments");
+    /// ```
     pub fn new(topic: impl Into<Arc<str>>, partition: i32, from: i64, to: i64) -> OffsetRange {
         OffsetRange { topic: topic.into(), partition, from, to }
     }
@@ -123,11 +128,20 @@ pub struct Positions {
 
 impl Positions {
     /// The ranges `ranges` read by `consumer`.
+    ///
+    /// ```
+    /// let p = etl::positions::Positions::new("ledger", vec![etl::positions::OffsetRange::new("payments", 0, 0, 5)]);
+    /// assert_eq!(p.ranges.len(), 1);
+    /// ```
     pub fn new(consumer: impl Into<Arc<str>>, ranges: Vec<OffsetRange>) -> Positions {
         Positions { consumer: consumer.into(), ranges }
     }
 
     /// True when the batch reports no range.
+    ///
+    /// ```
+    /// assert!(etl::positions::Positions::new("ledger", vec![]).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }
@@ -159,6 +173,10 @@ pub struct Partition {
 
 impl Partition {
     /// `topic`/`partition`.
+    ///
+    /// ```
+    /// assert_eq!(etl::positions::Partition::new("payments", 2).partition, 2);
+    /// ```
     pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Partition {
         Partition { topic: topic.into(), partition }
     }

@@ -74,6 +74,11 @@ pub struct Stamp {
 
 impl Stamp {
     /// An acknowledgement with positions.
+    ///
+    /// ```
+    /// let stamp = etl::batch::Stamp::new(etl::ack::Ack::none(), etl::positions::Positions::default());
+    /// assert!(stamp.positions.is_empty());
+    /// ```
     pub fn new(ack: Ack, positions: Positions) -> Stamp {
         Stamp { ack, positions }
     }

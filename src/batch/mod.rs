@@ -167,6 +167,10 @@ impl<T> Batch<T> {
     /// read into it (empty for sources that report none). Operators never change it, whatever
     /// they do to the records: a record filtered out or dead-lettered was read, and a sink
     /// that stores positions (exactly-once) must move past it. See [`crate::positions`].
+    ///
+    /// ```
+    /// assert!(etl::batch::Batch::from_records(vec![1]).positions().is_empty());
+    /// ```
     pub fn positions(&self) -> &Positions {
         &self.positions
     }
