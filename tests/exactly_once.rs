@@ -122,8 +122,8 @@ async fn a_zombie_writer_is_fenced_by_the_compare_and_set() {
     assert_eq!(stored(&client, &offsets).await, [("payments".to_owned(), 0, 4)]);
 }
 
-/// The sink offers its run's source the positions it stored; a store that is another
-/// sink's is refused; records without positions are refused under exactly-once.
+/// The sink offers its run's source the positions it stored; a second store in a run is
+/// refused; a batch without positions (a dead-letter replay) is written without any.
 #[tokio::test]
 async fn the_sink_offers_its_store_to_the_source_of_its_run() {
     let client = pg::client().await;
@@ -143,8 +143,11 @@ async fn the_sink_offers_its_store_to_the_source_of_its_run() {
     let mut second = etl::sink::postgres(pg::database_url(), &table).exactly_once(true).offsets_table(&offsets);
     let refused = Sink::<Payment>::open(&mut second, ctx).await.unwrap_err();
     assert!(refused.to_string().contains("another sink of this run stores"), "{refused}");
-    let unpositioned = Sink::<Payment>::write(&mut sink, &payments(0..1)).await.unwrap_err();
-    assert!(unpositioned.to_string().contains("needs a source that reports the positions"), "{unpositioned}");
+    // A batch without positions (a dead-letter replay): written, at least once, nothing stored.
+    assert_eq!(Sink::<Payment>::write(&mut sink, &payments(100..101)).await.unwrap(), Written::all());
+    Sink::<Payment>::commit(&mut sink).await.unwrap();
+    assert_eq!(pg::count(&client, &table).await, 6);
+    assert_eq!(stored(&client, &offsets).await, [("payments".to_owned(), 2, 15)]);
 
     pg::exec(&client, &format!("CREATE TABLE \"{offsets}_bad\" (group_id text)")).await;
     let mut bad = etl::sink::postgres(pg::database_url(), &table).exactly_once(true).offsets_table(format!("{offsets}_bad"));

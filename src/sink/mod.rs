@@ -251,7 +251,9 @@ pub trait Sink<T>: Send {
     /// A sink that stores positions writes them in the same transaction as the records, only
     /// if the stored position of each partition is still the range's `from`
     /// (compare-and-set); otherwise it writes nothing of the batch and returns
-    /// [`Written::fenced`]. A retry of the same batch passes the same positions again.
+    /// [`Written::fenced`]. A retry of the same batch passes the same positions again. A sink
+    /// that wraps another forwards this method (the default would call the inner sink's
+    /// `write_batch`, and its positions would be lost).
     ///
     /// ```
     /// use etl::prelude::*;

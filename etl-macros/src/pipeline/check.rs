@@ -67,7 +67,7 @@ pub fn check(ast: &Ast) -> (Vec<Checked>, Diagnostics) {
 
 /// `exactly_once = true` on a sink that stores positions needs a source that can start at
 /// them: a built-in source that cannot seek is refused on the argument. (A user source may
-/// report positions: the sink checks at run time that its batches have them.)
+/// report positions: the sink warns at run time when its batches have none.)
 fn exactly_once(ast: &Ast, steps: &[Checked], errors: &mut Diagnostics) {
     let Some(sink) = steps.iter().find(|c| c.role == Category::Sink) else { return };
     let What::Builtin { op, named, .. } = &sink.what else { return };

@@ -104,9 +104,10 @@
 //!   caught the same way: the batches written again are fenced off, not duplicated.
 //!
 //! What is not exactly once: dead-letter entries (written before the transaction commits: a
-//! crash in between dead-letters those records again on the next run), and side effects of
-//! the pipeline's own steps (a `map` stage calling a service runs again for the records read
-//! again after a crash).
+//! crash in between dead-letters those records again on the next run), side effects of the
+//! pipeline's own steps (a `map` stage calling a service runs again for the records read
+//! again after a crash), and batches without positions (a `dead-letters replay`, or a source
+//! that reports none: written at least once, with a warning).
 //!
 //! # Connections and secrets
 //!
@@ -412,6 +413,8 @@ struct Open {
     lost: bool,
     /// Exactly-once: the offsets table and its compare-and-set.
     offsets: Option<Offsets>,
+    /// A batch without positions was written under exactly-once (said once).
+    unpositioned: bool,
     encoder: Encoder,
     buffer: BytesMut,
 }
@@ -490,11 +493,13 @@ impl Open {
     }
 
     async fn write<T: Record>(&mut self, records: &[T], positions: &Positions) -> Result<Written, ConnectorError> {
-        if self.offsets.is_some() && positions.is_empty() && !records.is_empty() {
-            return Err(ConnectorError::permanent(
-                self.component.clone(),
-                "`exactly_once` needs a source that reports the positions of its batches (the `kafka` source); this batch has none",
-            ));
+        if self.offsets.is_some() && positions.is_empty() && !records.is_empty() && !std::mem::replace(&mut self.unpositioned, true) {
+            // A replay of dead letters (`dead-letters replay`), or a source that reports no
+            // positions: nothing to store, the rows are written at least once.
+            tracing::warn!(
+                table = %self.target,
+                "exactly_once: a batch without source positions (a dead-letter replay, or a source that reports none) is written at least once"
+            );
         }
         let mut transaction = self.transaction.take();
         let earlier = transaction.as_ref().map_or(0, |t| t.batches);
@@ -915,6 +920,7 @@ impl PostgresSink {
             transaction: None,
             lost: false,
             offsets,
+            unpositioned: false,
             encoder: Encoder::default(),
             buffer: BytesMut::new(),
         };
