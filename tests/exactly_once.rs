@@ -261,3 +261,102 @@ fn etl_offsets_sql(offsets: &str) -> String {
          next_offset bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (group_id, topic, \"partition\"))"
     )
 }
+
+/// The `postgres` sink, and another writer: once the stored offset of partition 0 reaches
+/// `at`, it moves it to `to`, as a member that took the partition over would after writing
+/// those offsets.
+struct Interloper {
+    inner: etl::sink::PostgresSink,
+    offsets: String,
+    group: String,
+    at: i64,
+    to: i64,
+    reached: i64,
+    /// Where the stored offset was when it moved it (0: not yet).
+    moved_from: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Sink<Payment> for Interloper {
+    fn describe(&self) -> String {
+        Sink::<Payment>::describe(&self.inner)
+    }
+    async fn open(&mut self, ctx: SinkContext) -> Result<(), etl::ConnectorError> {
+        Sink::<Payment>::open(&mut self.inner, ctx).await
+    }
+    async fn write(&mut self, records: &[Payment]) -> Result<Written, etl::ConnectorError> {
+        self.inner.write(records).await
+    }
+    async fn write_positioned(
+        &mut self,
+        records: &[Payment],
+        meta: &[Meta],
+        positions: &Positions,
+    ) -> Result<Written, etl::ConnectorError> {
+        let written = self.inner.write_positioned(records, meta, positions).await?;
+        if !written.fenced {
+            self.reached = positions.ranges.iter().map(|r| r.to).fold(self.reached, i64::max);
+        }
+        Ok(written)
+    }
+    async fn commit(&mut self) -> Result<(), etl::ConnectorError> {
+        Sink::<Payment>::commit(&mut self.inner).await?;
+        if self.moved_from.load(std::sync::atomic::Ordering::SeqCst) == 0 && self.reached >= self.at {
+            self.moved_from.store(self.reached, std::sync::atomic::Ordering::SeqCst);
+            let sql = format!("UPDATE \"{}\" SET next_offset = $1 WHERE group_id = $2 AND \"partition\" = 0", self.offsets);
+            pg::client().await.execute(&sql, &[&self.to, &self.group]).await.expect("move the stored offset");
+        }
+        Ok(())
+    }
+}
+
+/// A batch fenced off because another writer moved its partition's stored offset: dropped,
+/// and the source reads on from the stored offset (not from its own first unfinished one):
+/// what the other writer covered is not written here, nothing is written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_batch_makes_the_source_read_on_from_the_stored_offset() {
+    let client = pg::client().await;
+    let (table, offsets) = ledger(&client).await;
+    let topic = create_topic("eo-fenced", 1).await;
+    let group = kafka_broker::unique("eo-fenced");
+    let messages: Vec<Out> = (0..100).map(|id| Out::value(Bytes::from(serde_json::json!({"id": id, "cents": id}).to_string()))).collect();
+    produce_async(&topic, messages).await;
+    let source = etl::source::kafka::<Payment>([topic.clone()], group.clone())
+        .brokers(brokers())
+        .batch_size(10)
+        .batch_timeout(Duration::from_millis(50));
+    let moved_from = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let sink = Interloper {
+        inner: sink(&table, &offsets),
+        offsets: offsets.clone(),
+        group: group.clone(),
+        at: 30,
+        to: 60,
+        reached: 0,
+        moved_from: Arc::clone(&moved_from),
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = Pipeline::from(source)
+        .to(sink)
+        .dead_letters(etl::dead_letter::MemoryDeadLetters::new())
+        .handle_signals(false)
+        .cancel_on(stop.clone())
+        .run();
+    let run = tokio::spawn(run);
+    let sql = format!("SELECT next_offset FROM \"{offsets}\" WHERE group_id = $1");
+    common::wait_until_async(common::PATIENCE, "the stored offset to reach the end", || async {
+        // No table until the sink has opened.
+        client.query_opt(&sql, &[&group]).await.ok().flatten().map(|r| r.get::<_, i64>(0)) == Some(100)
+    })
+    .await;
+    stop.cancel();
+    run.await.unwrap().expect("run");
+    let ids: Vec<i64> =
+        client.query(&format!("SELECT id FROM \"{table}\" ORDER BY id"), &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    // The other writer moved the stored offset from where this one's last commit left it
+    // (30, or a batch or more further: the driver commits a few batches at once) to 60.
+    let from = moved_from.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((30..60).contains(&from), "moved from {from}");
+    let want: Vec<i64> = (0..from).chain(60..100).collect();
+    assert_eq!(ids, want, "0..{from} written here, {from}..60 by the other writer, 60..100 here after the fence");
+    assert_eq!(committed_async(&group, &topic).await, [Some(100)]);
+}
