@@ -11,7 +11,8 @@
 //! (`orders`), `--group` (`etl-orders`), `--database-url` (`DATABASE_URL`), `--table`
 //! (`orders`, created from the record's schema if missing), `--max-records N` (stop after N
 //! orders), `--property KEY=VALUE` (any librdkafka consumer property, repeatable: e.g.
-//! `session.timeout.ms=6000` for a group that notices a dead member sooner). It runs until
+//! `session.timeout.ms=6000` for a group that notices a dead member sooner), `--exactly-once`
+//! (below). It runs until
 //! SIGINT/SIGTERM: then the batch in hand is flushed, written, committed
 //! to PostgreSQL, its offsets committed to Kafka, and it exits 0. A second signal stops at once.
 //!
@@ -20,6 +21,11 @@
 //! table holds every order exactly once. More processes with the same `--group` share the
 //! topic's partitions; when one dies, the others take its partitions over from its last
 //! committed offsets.
+//!
+//! With `--exactly-once` the table is append-only (insert mode, created without a key: every
+//! version of an order is a row) and still every message is a row exactly once: each batch's
+//! next offsets per partition commit with its rows (in the table `etl_offsets`), and the
+//! source resumes from them after a crash or a rebalance (see `etl::positions`).
 
 use etl::prelude::*;
 
@@ -57,6 +63,10 @@ pub struct Config {
     /// Extra librdkafka consumer properties, KEY=VALUE, repeatable (`session.timeout.ms=6000`).
     #[arg(long = "property", value_name = "KEY=VALUE", value_parser = property)]
     pub properties: Vec<(String, String)>,
+    /// Append every order (insert mode, a table without a key) exactly once: the offsets
+    /// commit with the rows, and the source resumes from them.
+    #[arg(long)]
+    pub exactly_once: bool,
     /// Stop gracefully on SIGINT/SIGTERM (tests that stop it otherwise turn it off).
     #[arg(skip = true)]
     pub handle_signals: bool,
@@ -72,6 +82,7 @@ impl Default for Config {
             table: "orders".into(),
             max_records: None,
             properties: Vec::new(),
+            exactly_once: false,
             handle_signals: true,
         }
     }
@@ -87,8 +98,22 @@ fn property(pair: &str) -> Result<(String, String), String> {
 
 /// Run the pipeline until the topic's source stops (a signal, or `max_records`).
 pub async fn run(config: Config) -> etl::Result<RunReport> {
-    let Config { brokers, topic, group, database_url, table, max_records, properties, handle_signals } = config;
+    let Config { brokers, topic, group, database_url, table, max_records, properties, exactly_once, handle_signals } = config;
     let max_records = max_records.unwrap_or(u64::MAX);
+    if exactly_once {
+        return pipeline! {
+            kafka(topics = [topic.as_str()], brokers = brokers, group = group, max_records = max_records,
+                  properties = properties, batch_size = 500, batch_timeout = 1s) as Order
+            | filter(|o| o.status != "test")
+            | rename(amount_cents -> amount)
+            | postgres(url = database_url, table = table, mode = insert, create = true, exactly_once = true)
+        }
+        .name("orders")
+        .max_in_flight(4)
+        .handle_signals(handle_signals)
+        .run()
+        .await;
+    }
     pipeline! {
         kafka(topics = [topic.as_str()], brokers = brokers, group = group, max_records = max_records,
               properties = properties, batch_size = 500, batch_timeout = 1s) as Order

@@ -45,6 +45,7 @@ pub mod format;
 mod kafka;
 pub mod operator;
 pub mod pipeline;
+pub mod positions;
 pub mod record;
 pub mod resources;
 pub mod retry;

@@ -50,17 +50,42 @@ impl Resources {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let cell: Arc<OnceCell<T>> = {
-            // The map is never left half-updated by a panic.
-            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            let slot = slots.entry((TypeId::of::<T>(), key.to_owned())).or_insert_with(|| Arc::new(OnceCell::<T>::new()) as Slot);
-            match Arc::clone(slot).downcast::<OnceCell<T>>() {
-                Ok(cell) => cell,
-                // Unreachable: the slot's type is part of its key.
-                Err(_) => Arc::new(OnceCell::new()),
-            }
-        };
+        let cell = self.cell::<T>(key);
         cell.get_or_try_init(init).await.cloned()
+    }
+
+    /// Put `value` under `key` for the other connectors of the run, unless a value of type `T`
+    /// is already there (then nothing changes and the answer is false).
+    ///
+    /// ```
+    /// let resources = etl::resources::Resources::default();
+    /// assert!(resources.offer("store", 1u32));
+    /// assert!(!resources.offer("store", 2u32));
+    /// assert_eq!(resources.get::<u32>("store"), Some(1));
+    /// ```
+    pub fn offer<T: Clone + Send + Sync + 'static>(&self, key: &str, value: T) -> bool {
+        self.cell::<T>(key).set(value).is_ok()
+    }
+
+    /// The value of type `T` under `key`, if a connector of the run made or offered one.
+    ///
+    /// ```
+    /// let resources = etl::resources::Resources::default();
+    /// assert_eq!(resources.get::<String>("client"), None);
+    /// ```
+    pub fn get<T: Clone + Send + Sync + 'static>(&self, key: &str) -> Option<T> {
+        self.cell::<T>(key).get().cloned()
+    }
+
+    fn cell<T: Send + Sync + 'static>(&self, key: &str) -> Arc<OnceCell<T>> {
+        // The map is never left half-updated by a panic.
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = slots.entry((TypeId::of::<T>(), key.to_owned())).or_insert_with(|| Arc::new(OnceCell::<T>::new()) as Slot);
+        match Arc::clone(slot).downcast::<OnceCell<T>>() {
+            Ok(cell) => cell,
+            // Unreachable: the slot's type is part of its key.
+            Err(_) => Arc::new(OnceCell::new()),
+        }
     }
 }
 
@@ -80,5 +105,9 @@ mod tests {
         assert_eq!(text.as_deref(), Ok("other type"));
         let clone = r.clone();
         assert_eq!(clone.get_or_try_init("b", || async { Ok::<u32, ()>(9) }).await, Ok(3));
+        assert_eq!(clone.get::<u32>("b"), Some(3));
+        assert!(!clone.offer("b", 4u32));
+        assert!(clone.offer("c", 5u32));
+        assert_eq!(r.get::<u32>("c"), Some(5));
     }
 }

@@ -97,7 +97,7 @@ impl Sink<i64> for Buffering {
         l.writes += 1;
         // A refused record is not written.
         l.buffered.extend(records.iter().enumerate().filter(|(i, _)| !self.reject.contains(i)).map(|(_, r)| *r));
-        Ok(Written { rejected: self.reject.iter().map(|&i| (i, "refused".to_owned())).collect() })
+        Ok(Written::rejecting(self.reject.iter().map(|&i| (i, "refused".to_owned())).collect()))
     }
     async fn commit(&mut self) -> Result<(), ConnectorError> {
         let mut l = self.ledger.lock().unwrap();

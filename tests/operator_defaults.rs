@@ -93,6 +93,8 @@ fn expected() -> Vec<(&'static str, &'static str, &'static str, String)> {
         ("sinks", "postgres", "create", sink::postgres::DEFAULT_CREATE.to_string()),
         ("sinks", "postgres", "pool_size", sink::postgres::DEFAULT_POOL_SIZE.to_string()),
         ("sinks", "postgres", "timeout", duration(sink::postgres::DEFAULT_TIMEOUT)),
+        ("sinks", "postgres", "exactly_once", sink::postgres::DEFAULT_EXACTLY_ONCE.to_string()),
+        ("sinks", "postgres", "offsets_table", quoted(sink::postgres::DEFAULT_OFFSETS_TABLE)),
     ]
 }
 

@@ -82,6 +82,7 @@ fn config(args: &Value) -> orders::Config {
         // A killed process never leaves the group: the others take its partitions once its
         // session expires (6 s here, the shortest the mock broker's coordinator took).
         properties: vec![("session.timeout.ms".into(), "6000".into())],
+        exactly_once: args["exactly_once"].as_bool().unwrap_or(false),
         handle_signals: true,
     }
 }
@@ -119,6 +120,42 @@ async fn orders_reach_the_table_once_under_their_last_version() {
     let got = table(&table_name).await;
     assert_eq!(got.len(), want.len(), "one row per order that is not a test");
     assert!(got == want, "every order under its last version, amount_cents renamed amount");
+}
+
+/// `--exactly-once`: insert mode into a table created without a key, so every version of an
+/// order is a row; each message that is not a test order is a row once, and a second run
+/// appends only what was produced since.
+#[tokio::test]
+async fn orders_exactly_once_appends_every_version_once() {
+    if let Some(args) = crash::child_args() {
+        return child(args).await;
+    }
+    let topic = create_topic("orders-eo", 3).await;
+    let (messages, _) = orders(400);
+    let paid = |m: &[Out]| m.iter().filter(|o| !String::from_utf8_lossy(&o.value).contains("\"test\"")).count() as i64;
+    let first = paid(&messages);
+    produce_async(&topic, messages).await;
+    let table_name = pg::unique("orders_eo");
+    let group = unique("orders-eo");
+    let args = json!({"topic": topic, "group": group, "table": table_name, "max_records": 400, "exactly_once": true});
+    let mut config = config(&args);
+    config.handle_signals = false;
+    orders::run(config.clone()).await.expect("the orders pipeline, exactly once");
+    assert_eq!(rows(&table_name).await, first, "one row per message that is not a test order");
+    // 40 more (new versions of orders already in the table): appended, nothing else again.
+    let (more, _) = orders(40);
+    let second = paid(&more);
+    produce_async(&topic, more).await;
+    config.max_records = Some(40);
+    orders::run(config).await.expect("the second run");
+    assert_eq!(rows(&table_name).await, first + second);
+    let client = pg::client().await;
+    let stored: i64 = client
+        .query_one("SELECT sum(next_offset)::bigint FROM etl_offsets WHERE group_id = $1 AND topic = $2", &[&group, &topic])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 440, "the offsets stored with the rows");
 }
 
 /// Every kill's record of the durable state.

@@ -10,6 +10,7 @@
 use super::BatchStream;
 use super::{Batch, BatchConfig, Failure};
 use crate::ack::Ack;
+use crate::positions::Positions;
 use crate::record::Meta;
 use futures::Stream;
 use std::future::Future;
@@ -48,6 +49,44 @@ impl<T, K> Incoming<T, K> {
     /// A message that could not be decoded; it is dead-lettered with its bytes.
     pub fn failed(failure: Failure, token: K) -> Self {
         Incoming { size: failure.payload.len(), item: Err(failure), token }
+    }
+}
+
+/// What a source attaches to a batch it emits: its acknowledgement, and the source positions
+/// it covers (see [`crate::positions`]; empty for sources that report none). The `make_ack`
+/// of [`batched`] and [`Accumulator::take`] returns an [`Ack`] or a `Stamp`.
+///
+/// ```
+/// use etl::batch::Stamp;
+/// use etl::positions::{OffsetRange, Positions};
+/// let stamp = Stamp::new(etl::ack::Ack::none(), Positions::new("g", vec![OffsetRange::new("t", 0, 0, 3)]));
+/// assert_eq!(stamp.positions.ranges.len(), 1);
+/// let plain: Stamp = etl::ack::Ack::none().into();
+/// assert!(plain.positions.is_empty());
+/// ```
+#[derive(Debug)]
+pub struct Stamp {
+    /// The batch's acknowledgement.
+    pub ack: Ack,
+    /// The positions it covers.
+    pub positions: Positions,
+}
+
+impl Stamp {
+    /// An acknowledgement with positions.
+    ///
+    /// ```
+    /// let stamp = etl::batch::Stamp::new(etl::ack::Ack::none(), etl::positions::Positions::default());
+    /// assert!(stamp.positions.is_empty());
+    /// ```
+    pub fn new(ack: Ack, positions: Positions) -> Stamp {
+        Stamp { ack, positions }
+    }
+}
+
+impl From<Ack> for Stamp {
+    fn from(ack: Ack) -> Stamp {
+        Stamp { ack, positions: Positions::default() }
     }
 }
 
@@ -133,9 +172,10 @@ impl<T, K> Accumulator<T, K> {
             || self.config.max_batches.is_some_and(|max| self.total_batches >= max)
     }
 
-    /// Emit the batch in hand; `make_ack` builds its acknowledgement from the tokens of its
-    /// messages, in arrival order.
-    pub fn take(&mut self, origin: Arc<str>, make_ack: impl FnOnce(Vec<K>) -> Ack) -> Batch<T> {
+    /// Emit the batch in hand; `make_ack` builds its acknowledgement (an [`Ack`], or a
+    /// [`Stamp`] with the positions the batch covers) from the tokens of its messages, in
+    /// arrival order.
+    pub fn take<A: Into<Stamp>>(&mut self, origin: Arc<str>, make_ack: impl FnOnce(Vec<K>) -> A) -> Batch<T> {
         let cap = self.config.batch_size.min(64 * 1024);
         let records = std::mem::replace(&mut self.records, Vec::with_capacity(cap));
         let meta = std::mem::replace(&mut self.meta, Vec::with_capacity(cap));
@@ -143,7 +183,8 @@ impl<T, K> Accumulator<T, K> {
         let tokens = std::mem::replace(&mut self.tokens, Vec::with_capacity(cap));
         self.bytes = 0;
         self.total_batches += 1;
-        Batch::new(records, meta, failures, make_ack(tokens), origin)
+        let Stamp { ack, positions } = make_ack(tokens).into();
+        Batch::new(records, meta, failures, ack, origin).with_positions(positions)
     }
 
     /// The batching limits.
@@ -158,7 +199,8 @@ impl<T, K> Accumulator<T, K> {
 /// (whether or not more arrive), when the input ends, or when `shutdown` is cancelled (then
 /// the partial batch is flushed and the stream ends without reading more). An input error is
 /// emitted after the partial batch before it, and ends the stream. `make_ack` turns the tokens
-/// of a batch's messages into its acknowledgement.
+/// of a batch's messages into its acknowledgement (an [`Ack`], or a [`Stamp`] with the
+/// positions the batch covers).
 ///
 /// ```
 /// use etl::batch::{batched, BatchConfig, BatchOptions, Incoming};
@@ -173,12 +215,13 @@ impl<T, K> Accumulator<T, K> {
 /// assert_eq!(batches, [2, 2, 1]);
 /// # });
 /// ```
-pub fn batched<T, K, S, F>(input: S, config: BatchConfig, shutdown: CancellationToken, origin: Arc<str>, make_ack: F) -> BatchStream<T>
+pub fn batched<T, K, S, F, A>(input: S, config: BatchConfig, shutdown: CancellationToken, origin: Arc<str>, make_ack: F) -> BatchStream<T>
 where
     T: Send + 'static,
     K: Send + 'static,
     S: Stream<Item = crate::Result<Incoming<T, K>>> + Send + 'static,
-    F: FnMut(Vec<K>) -> Ack + Send + 'static,
+    F: FnMut(Vec<K>) -> A + Send + 'static,
+    A: Into<Stamp> + 'static,
 {
     let linger = config.batch_timeout;
     Box::pin(Batcher {
@@ -216,9 +259,10 @@ struct Batcher<T, K, S, F> {
 // No field is structurally pinned: every future is boxed.
 impl<T, K, S, F> Unpin for Batcher<T, K, S, F> {}
 
-impl<T, K, S, F> Batcher<T, K, S, F>
+impl<T, K, S, F, A> Batcher<T, K, S, F>
 where
-    F: FnMut(Vec<K>) -> Ack,
+    F: FnMut(Vec<K>) -> A,
+    A: Into<Stamp>,
 {
     fn emit(&mut self) -> Batch<T> {
         self.timer_armed = false;
@@ -226,10 +270,11 @@ where
     }
 }
 
-impl<T, K, S, F> Stream for Batcher<T, K, S, F>
+impl<T, K, S, F, A> Stream for Batcher<T, K, S, F>
 where
     S: Stream<Item = crate::Result<Incoming<T, K>>>,
-    F: FnMut(Vec<K>) -> Ack,
+    F: FnMut(Vec<K>) -> A,
+    A: Into<Stamp>,
 {
     type Item = crate::Result<Batch<T>>;
 

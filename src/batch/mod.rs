@@ -4,10 +4,11 @@
 mod batcher;
 mod config;
 
-pub use batcher::{batched, Accumulator, Fill, Incoming};
+pub use batcher::{batched, Accumulator, Fill, Incoming, Stamp};
 pub use config::{BatchConfig, BatchOptions, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT, DEFAULT_MAX_BYTES};
 
 use crate::ack::Ack;
+use crate::positions::Positions;
 use crate::record::Meta;
 use bytes::Bytes;
 use futures::Stream;
@@ -117,6 +118,7 @@ pub struct Batch<T> {
     failures: Vec<Failure>,
     ack: Ack,
     origin: Arc<str>,
+    positions: Positions,
 }
 
 /// The parts of a batch, for sinks and the pipeline driver.
@@ -132,6 +134,8 @@ pub struct BatchParts<T> {
     pub ack: Ack,
     /// The source this batch came from (`file in.jsonl`), for dead-letter entries.
     pub origin: Arc<str>,
+    /// The source positions the batch covers (see [`Batch::positions`]).
+    pub positions: Positions,
 }
 
 impl<T> Batch<T> {
@@ -141,7 +145,34 @@ impl<T> Batch<T> {
     /// If `meta` and `records` differ in length (a bug of the source that built the batch).
     pub fn new(records: Vec<T>, meta: Vec<Meta>, failures: Vec<Failure>, ack: Ack, origin: Arc<str>) -> Batch<T> {
         assert_eq!(records.len(), meta.len(), "every record needs its metadata");
-        Batch { records, meta, failures, ack, origin }
+        Batch { records, meta, failures, ack, origin, positions: Positions::default() }
+    }
+
+    /// The same batch, covering the source positions `positions` (what a source that reports
+    /// its positions attaches; operators that take a batch apart and build a new one pass its
+    /// positions on with this).
+    ///
+    /// ```
+    /// use etl::positions::{OffsetRange, Positions};
+    /// let read = Positions::new("g", vec![OffsetRange::new("t", 0, 0, 2)]);
+    /// let batch = etl::batch::Batch::from_records(vec![1, 2]).with_positions(read.clone());
+    /// assert_eq!(batch.filter(|_| false).positions(), &read);
+    /// ```
+    pub fn with_positions(mut self, positions: Positions) -> Batch<T> {
+        self.positions = positions;
+        self
+    }
+
+    /// The source positions this batch covers: per partition, the range of offsets its source
+    /// read into it (empty for sources that report none). Operators never change it, whatever
+    /// they do to the records: a record filtered out or dead-lettered was read, and a sink
+    /// that stores positions (exactly-once) must move past it. See [`crate::positions`].
+    ///
+    /// ```
+    /// assert!(etl::batch::Batch::from_records(vec![1]).positions().is_empty());
+    /// ```
+    pub fn positions(&self) -> &Positions {
+        &self.positions
     }
 
     /// A batch of records without metadata or acknowledgement (tests, examples).
@@ -197,7 +228,14 @@ impl<T> Batch<T> {
 
     /// Take the batch apart.
     pub fn into_parts(self) -> BatchParts<T> {
-        BatchParts { records: self.records, meta: self.meta, failures: self.failures, ack: self.ack, origin: self.origin }
+        BatchParts {
+            records: self.records,
+            meta: self.meta,
+            failures: self.failures,
+            ack: self.ack,
+            origin: self.origin,
+            positions: self.positions,
+        }
     }
 
     /// Apply `f` to every record (the allocation is reused when `U` has the layout of `T`).
@@ -208,6 +246,7 @@ impl<T> Batch<T> {
             failures: self.failures,
             ack: self.ack,
             origin: self.origin,
+            positions: self.positions,
         }
     }
 
@@ -224,6 +263,19 @@ impl<T> Batch<T> {
         self
     }
 
+    /// Keep the records and the failures whose verdict is true (one verdict each, in order;
+    /// a missing verdict drops); the others leave the batch without a trace (a source dropping
+    /// copies of records it read again).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))] // used by the Kafka source
+    pub(crate) fn retain(&mut self, records: &[bool], failures: &[bool]) {
+        let mut verdict = records.iter();
+        self.records.retain(|_| verdict.next().copied().unwrap_or(false));
+        let mut verdict = records.iter();
+        self.meta.retain(|_| verdict.next().copied().unwrap_or(false));
+        let mut verdict = failures.iter();
+        self.failures.retain(|_| verdict.next().copied().unwrap_or(false));
+    }
+
     /// Apply `f` to every record, dropping those for which it returns `None`.
     pub fn filter_map<U>(self, mut f: impl FnMut(T) -> Option<U>) -> Batch<U> {
         let mut records = Vec::with_capacity(self.records.len());
@@ -234,7 +286,7 @@ impl<T> Batch<T> {
                 meta.push(m);
             }
         }
-        Batch { records, meta, failures: self.failures, ack: self.ack, origin: self.origin }
+        Batch { records, meta, failures: self.failures, ack: self.ack, origin: self.origin, positions: self.positions }
     }
 
     /// Replace every record by the records `f` yields for it; each inherits the metadata.
@@ -247,7 +299,7 @@ impl<T> Batch<T> {
                 meta.push(m.clone());
             }
         }
-        Batch { records, meta, failures: self.failures, ack: self.ack, origin: self.origin }
+        Batch { records, meta, failures: self.failures, ack: self.ack, origin: self.origin, positions: self.positions }
     }
 
     /// Apply a fallible `f` to every record; a record whose call fails leaves the batch and is
@@ -283,7 +335,7 @@ impl<T> Batch<T> {
                 }
             }
         }
-        Batch { records, meta, failures, ack: self.ack, origin: self.origin }
+        Batch { records, meta, failures, ack: self.ack, origin: self.origin, positions: self.positions }
     }
 
     /// Apply a fallible in-place edit to every record (the `Json` field operations); a record

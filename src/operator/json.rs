@@ -172,7 +172,7 @@ impl<T: DeserializeOwned + Send + 'static> Operator<Json> for DecodeInto<T> {
                 }
             }
         }
-        Batch::new(records, meta, failures, parts.ack, parts.origin)
+        Batch::new(records, meta, failures, parts.ack, parts.origin).with_positions(parts.positions)
     }
 }
 

@@ -23,6 +23,7 @@ use crate::dead_letter::{DeadLetter, DeadLetters, FileDeadLetters};
 use crate::error::{ConnectorError, Error};
 use crate::operator::Operator;
 use crate::pipeline::RunReport;
+use crate::positions::Positions;
 use crate::record::Meta;
 use crate::resources::Resources;
 use crate::sink::{Sink, SinkContext, Written};
@@ -219,7 +220,10 @@ struct Uncommitted<T> {
     /// The records the sink accepted (those it rejected are already dead-lettered).
     records: Vec<T>,
     meta: Vec<Meta>,
-    /// Delivered, or rejected when some of its records were dead-lettered.
+    /// The source positions it covers, written again with it.
+    positions: Positions,
+    /// Delivered, or rejected when some of its records were dead-lettered; errored when the
+    /// sink fenced it off.
     status: Status,
     ack: Ack,
     /// Returned once the acknowledgement is resolved: the reader may read one more batch.
@@ -252,14 +256,14 @@ where
     /// Write one batch (with retries) and dead-letter its failed records; it then waits for
     /// the next commit. On error the batch is errored (redelivered).
     async fn write(&mut self, batch: Batch<T>, permit: OwnedSemaphorePermit) -> crate::Result<()> {
-        let BatchParts { records, meta, failures, ack, origin } = batch.into_parts();
+        let BatchParts { records, meta, failures, ack, origin, positions } = batch.into_parts();
         let began = Instant::now();
-        let written = self.write_and_triage(records, meta, failures, &origin).await;
+        let written = self.write_and_triage(records, meta, failures, &positions, &origin).await;
         self.metrics.write_seconds.record(began.elapsed().as_secs_f64());
         match written {
             Ok((records, meta, status)) => {
                 self.since.get_or_insert_with(Instant::now);
-                self.uncommitted.push(Uncommitted { records, meta, status, ack, _permit: permit });
+                self.uncommitted.push(Uncommitted { records, meta, positions, status, ack, _permit: permit });
                 Ok(())
             }
             Err(e) => {
@@ -285,16 +289,32 @@ where
 
     /// Write `records` and dead-letter what failed on the way or was refused by the sink.
     /// Returns the records the sink accepted, and the batch's status once committed.
+    ///
+    /// A batch with positions is written even when no record is left, so that a sink storing
+    /// positions moves past its filtered and dead-lettered records. A batch the sink fenced
+    /// off (another writer moved its positions) is dropped: nothing dead-lettered, no record
+    /// kept, errored (its source reads it again from the stored positions if it still owns
+    /// them).
     async fn write_and_triage(
         &mut self,
         records: Vec<T>,
         meta: Vec<Meta>,
         mut failures: Vec<Failure>,
+        positions: &Positions,
         origin: &Arc<str>,
     ) -> crate::Result<(Vec<T>, Vec<Meta>, Status)> {
         let (mut records, mut meta) = (records, meta);
-        if !records.is_empty() {
-            let written = self.write_with_retries(&records, &meta).await.map_err(Error::Sink)?;
+        if !records.is_empty() || !positions.is_empty() {
+            let written = self.write_with_retries(&records, &meta, positions).await.map_err(Error::Sink)?;
+            if written.fenced {
+                warn!(
+                    records = records.len(),
+                    failures = failures.len(),
+                    ranges = ?positions.ranges,
+                    "batch fenced off: another consumer moved its stored positions; dropped (its source reads again from the stored positions)"
+                );
+                return Ok((Vec::new(), Vec::new(), Status::Errored));
+            }
             if !written.rejected.is_empty() {
                 let refused = refused_indices(&written, records.len(), &self.sink.describe()).map_err(Error::Sink)?;
                 for (index, reason) in written.rejected {
@@ -367,14 +387,26 @@ where
         let pending = std::mem::take(&mut self.uncommitted);
         let mut pending = pending.into_iter();
         while let Some(batch) = pending.next() {
-            let Uncommitted { records, meta, status, ack, _permit } = batch;
-            match self.write_and_triage(records, meta, Vec::new(), &Arc::from("rewrite")).await {
+            let Uncommitted { records, meta, positions, status, ack, _permit } = batch;
+            if status == Status::Errored {
+                // Fenced off: nothing of it is written again.
+                self.uncommitted.push(Uncommitted { records, meta, positions, status, ack, _permit });
+                continue;
+            }
+            match self.write_and_triage(records, meta, Vec::new(), &positions, &Arc::from("rewrite")).await {
                 Ok((records, meta, again)) => {
-                    self.uncommitted.push(Uncommitted { records, meta, status: status.join(again), ack, _permit });
+                    self.uncommitted.push(Uncommitted { records, meta, positions, status: status.join(again), ack, _permit });
                 }
                 Err(e) => {
                     // This batch and the rest stay uncommitted, in order: the caller errors them.
-                    self.uncommitted.push(Uncommitted { records: Vec::new(), meta: Vec::new(), status: Status::Errored, ack, _permit });
+                    self.uncommitted.push(Uncommitted {
+                        records: Vec::new(),
+                        meta: Vec::new(),
+                        positions,
+                        status: Status::Errored,
+                        ack,
+                        _permit,
+                    });
                     self.uncommitted.extend(pending);
                     return Err(e);
                 }
@@ -391,10 +423,10 @@ where
         self.since = None;
     }
 
-    async fn write_with_retries(&mut self, records: &[T], meta: &[Meta]) -> Result<Written, ConnectorError> {
+    async fn write_with_retries(&mut self, records: &[T], meta: &[Meta], positions: &Positions) -> Result<Written, ConnectorError> {
         let mut retrying = self.options.retry.start();
         loop {
-            match self.sink.write_batch(records, meta).await {
+            match self.sink.write_positioned(records, meta, positions).await {
                 Ok(written) => return Ok(written),
                 Err(e) if retrying.pause(&e, "sink write").await => Counters::add(&self.counters.retries, 1),
                 Err(e) => return Err(e),

@@ -30,9 +30,11 @@ pub use sqs::{sqs, SqsSink};
 pub use stdout::{stdout, Stdout};
 
 use crate::error::ConnectorError;
+use crate::positions::{PositionStore, Positions, SharedStore, RESOURCE_KEY};
 use crate::record::Meta;
 use crate::resources::Resources;
 use std::future::Future;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// What a sink receives when the pipeline opens it.
@@ -82,14 +84,37 @@ impl SinkContext {
         self.resources = resources;
         self
     }
+
+    /// Offer the run's source the positions this sink stores with its records (exactly-once:
+    /// see [`positions`](crate::positions)). Called from [`Sink::open`], which the pipeline
+    /// runs before it opens the source; the source finds the store with
+    /// [`SourceContext::positions`](crate::source::SourceContext::positions). False when
+    /// another sink of the run offered one already (the run has one store; the first stays).
+    ///
+    /// ```
+    /// use etl::positions::{Partition, PositionStore, StoredFuture};
+    /// struct Nothing;
+    /// impl PositionStore for Nothing {
+    ///     fn describe(&self) -> String { "nothing".into() }
+    ///     fn stored<'a>(&'a self, _: &'a str, _: &'a [Partition]) -> StoredFuture<'a> { Box::pin(async { Ok(Vec::new()) }) }
+    /// }
+    /// let resources = etl::resources::Resources::default();
+    /// let ctx = etl::sink::SinkContext::default().with_resources(resources.clone());
+    /// assert!(ctx.offer_positions(std::sync::Arc::new(Nothing)));
+    /// let source = etl::source::SourceContext::new(ctx.shutdown.clone()).with_resources(resources);
+    /// assert_eq!(source.positions().map(|s| s.describe()).as_deref(), Some("nothing"));
+    /// ```
+    pub fn offer_positions(&self, store: Arc<dyn PositionStore>) -> bool {
+        self.resources.offer::<SharedStore>(RESOURCE_KEY, store)
+    }
 }
 
 /// What a sink reports about a batch it wrote: the records it refused permanently (they are
-/// dead-lettered; everything else was written).
+/// dead-lettered; everything else was written), or that the batch was fenced off.
 ///
 /// ```
 /// let w = etl::sink::Written::all();
-/// assert!(w.rejected.is_empty());
+/// assert!(w.rejected.is_empty() && !w.fenced);
 /// ```
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Written {
@@ -97,12 +122,38 @@ pub struct Written {
     /// An index outside the batch is an error of the sink: the run stops with it and the batch
     /// is redelivered.
     pub rejected: Vec<(usize, String)>,
+    /// Nothing of the batch was written, and nothing of it may be: the positions the sink
+    /// stores (see [`Sink::write_positioned`]) were moved by another writer since the source
+    /// read the batch (a consumer that took its partitions over in a rebalance). The pipeline
+    /// drops the batch without dead-lettering anything and resolves it as errored: its source
+    /// reads those partitions again from the stored positions, if it still owns them.
+    pub fenced: bool,
 }
 
 impl Written {
     /// Every record was written.
     pub fn all() -> Written {
         Written::default()
+    }
+
+    /// Every record was written but those of `rejected` (`(index in the batch, reason)`).
+    ///
+    /// ```
+    /// let w = etl::sink::Written::rejecting(vec![(1, "no such column".into())]);
+    /// assert_eq!(w.rejected.len(), 1);
+    /// ```
+    pub fn rejecting(rejected: Vec<(usize, String)>) -> Written {
+        Written { rejected, fenced: false }
+    }
+
+    /// Nothing was written: the batch's positions were moved by another writer (see
+    /// [`fenced`](Written::fenced)).
+    ///
+    /// ```
+    /// assert!(etl::sink::Written::fenced().fenced);
+    /// ```
+    pub fn fenced() -> Written {
+        Written { rejected: Vec::new(), fenced: true }
     }
 }
 
@@ -162,7 +213,8 @@ pub trait Sink<T>: Send {
     fn write(&mut self, records: &[T]) -> impl Future<Output = Result<Written, ConnectorError>> + Send;
 
     /// Write `records`, with the metadata of each (`meta[i]` belongs to `records[i]`).
-    /// The pipeline calls this one; the default ignores the metadata and calls
+    /// The pipeline calls it through [`write_positioned`](Sink::write_positioned); the
+    /// default ignores the metadata and calls
     /// [`write`](Sink::write). Sinks that name their output after the batch's position (an
     /// object key with the first offset) or store source positions with the rows override it.
     /// A retry of the same batch passes the same records and metadata again.
@@ -186,6 +238,60 @@ pub trait Sink<T>: Send {
     fn write_batch(&mut self, records: &[T], meta: &[Meta]) -> impl Future<Output = Result<Written, ConnectorError>> + Send {
         let _ = meta;
         self.write(records)
+    }
+
+    /// Write `records` with their metadata and the source positions the batch covers
+    /// ([`Positions`]: per partition, the offsets its source read into it, records filtered
+    /// out or dead-lettered on the way included). The pipeline calls this one, for every batch
+    /// whose source reports positions even when no record is left, so that a sink that stores
+    /// positions with its records (exactly-once, see [`crate::positions`]) moves them past
+    /// records that never reach it. The default ignores the positions: it calls
+    /// [`write_batch`](Sink::write_batch) when there are records and does nothing otherwise.
+    ///
+    /// A sink that stores positions writes them in the same transaction as the records, only
+    /// if the stored position of each partition is still the range's `from`
+    /// (compare-and-set); otherwise it writes nothing of the batch and returns
+    /// [`Written::fenced`]. A retry of the same batch passes the same positions again. A sink
+    /// that wraps another forwards this method (the default would call the inner sink's
+    /// `write_batch`, and its positions would be lost).
+    ///
+    /// ```
+    /// use etl::prelude::*;
+    /// use etl::positions::Positions;
+    /// use etl::record::Meta;
+    /// use etl::sink::Written;
+    /// /// Remembers where each partition's next batch must start (a real sink stores it with
+    /// /// its rows, in one transaction).
+    /// struct Ledger(std::collections::HashMap<(String, i32), i64>);
+    /// impl Sink<i64> for Ledger {
+    ///     fn describe(&self) -> String { "ledger".into() }
+    ///     async fn write(&mut self, _: &[i64]) -> Result<Written, etl::ConnectorError> { Ok(Written::all()) }
+    ///     async fn write_positioned(&mut self, _: &[i64], _: &[Meta], positions: &Positions) -> Result<Written, etl::ConnectorError> {
+    ///         let moved = positions.ranges.iter().any(|r| {
+    ///             self.0.get(&(r.topic.to_string(), r.partition)).is_some_and(|stored| *stored != r.from)
+    ///         });
+    ///         if moved {
+    ///             return Ok(Written::fenced());
+    ///         }
+    ///         for r in &positions.ranges {
+    ///             self.0.insert((r.topic.to_string(), r.partition), r.to);
+    ///         }
+    ///         Ok(Written::all())
+    ///     }
+    /// }
+    /// ```
+    fn write_positioned(
+        &mut self,
+        records: &[T],
+        meta: &[Meta],
+        positions: &Positions,
+    ) -> impl Future<Output = Result<Written, ConnectorError>> + Send {
+        let _ = positions;
+        if records.is_empty() {
+            futures::future::Either::Left(std::future::ready(Ok(Written::all())))
+        } else {
+            futures::future::Either::Right(self.write_batch(records, meta))
+        }
     }
 
     /// Make everything written since the last commit durable. On error, nothing written since

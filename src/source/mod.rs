@@ -23,6 +23,7 @@ pub use sse::{sse, DataFormat, SseSource};
 
 pub use crate::batch::BatchStream;
 use crate::dead_letter::DeadLetters;
+use crate::positions::{PositionStore, SharedStore, RESOURCE_KEY};
 use crate::resources::Resources;
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -120,6 +121,19 @@ impl SourceContext {
     pub fn with_resources(mut self, resources: Resources) -> Self {
         self.resources = resources;
         self
+    }
+
+    /// The position store the run's sink offered
+    /// ([`SinkContext::offer_positions`](crate::sink::SinkContext::offer_positions)), if it
+    /// offered one: a source that can seek reads from the stored positions rather than its
+    /// broker's, and reports the ranges each batch read ([`crate::positions`]).
+    ///
+    /// ```
+    /// let ctx = etl::source::SourceContext::new(tokio_util::sync::CancellationToken::new());
+    /// assert!(ctx.positions().is_none());
+    /// ```
+    pub fn positions(&self) -> Option<Arc<dyn PositionStore>> {
+        self.resources.get::<SharedStore>(RESOURCE_KEY)
     }
 }
 

@@ -127,7 +127,7 @@ where
 
     async fn apply(&mut self, batch: Batch<T>) -> Batch<R::Ok> {
         let options = self.options.or(R::OPTIONS).unwrap_or(StageOptions::ONCE);
-        let BatchParts { records, meta, mut failures, ack, origin } = batch.into_parts();
+        let BatchParts { records, meta, mut failures, ack, origin, positions } = batch.into_parts();
         let mut out = Vec::with_capacity(records.len());
         let mut out_meta = Vec::with_capacity(records.len());
         let f = &self.f;
@@ -159,7 +159,7 @@ where
                 emit(result);
             }
         }
-        Batch::new(out, out_meta, failures, ack, origin)
+        Batch::new(out, out_meta, failures, ack, origin).with_positions(positions)
     }
 }
 

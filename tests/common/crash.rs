@@ -13,7 +13,9 @@
 //! when the job is done. Each kill waits until the child has made progress since it started
 //! (so that it lands in the middle of the work rather than before it began), then a random
 //! delay of up to [`MAX_KILL_DELAY`] (the randomisation of the kill point, not a wait for
-//! anything), then SIGKILL. After the kills the child is run to its end, again while the
+//! anything), then SIGKILL. A child may also choose its kill point itself (right after a
+//! commit of its sink, say): it SIGKILLs itself, which counts as that run's kill. Each child
+//! knows its run number ([`run_number`]; the kills are the first runs). After the kills the child is run to its end, again while the
 //! watch says the job is not done. The seed is printed and is set with `ETL_CRASH_SEED`.
 //!
 //! [`read_lake`] and [`Tally`] are the counting side: the final files of a file sink's
@@ -31,6 +33,20 @@ use std::time::Duration;
 
 /// The environment variable that makes a re-run test binary the child, with its arguments.
 pub const CHILD: &str = "ETL_CRASH_CHILD";
+
+/// The environment variable with the child's run number (0 for the first).
+pub const RUN: &str = "ETL_CRASH_RUN";
+
+/// In the child: its run number (0 for the first run; the runs of the kills come first).
+pub fn run_number() -> usize {
+    std::env::var(RUN).ok().and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+/// Whether the child ended by a SIGKILL (its own, when the parent did not send one).
+fn killed_itself(status: &std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(9)
+}
 
 /// The longest random delay between the child's progress and the kill.
 pub const MAX_KILL_DELAY: Duration = Duration::from_millis(40);
@@ -59,6 +75,7 @@ impl Child {
         let child = Command::new(exe)
             .args([self.test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD, self.args.to_string())
+            .env(RUN, n.to_string())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -171,17 +188,22 @@ pub async fn run(child: &Child, kills: usize, watch: &mut impl Watch) -> Crashes
             exited.is_some() || watch.progress() >= before + steps
         })
         .await;
-        if let Some(status) = exited {
-            panic!("{what}: the child exited ({status}) before it could be killed; give it more input. Its log:\n{}", tail(&log));
+        if exited.is_none() {
+            // The kill point: a random moment after the first progress (not a wait for anything).
+            tokio::time::sleep(rng.kill_delay()).await;
+            exited = process.try_wait().expect("try_wait");
         }
-        // The kill point: a random moment after the first progress (not a wait for anything).
-        tokio::time::sleep(rng.kill_delay()).await;
-        if let Some(status) = process.try_wait().expect("try_wait") {
-            panic!("{what}: the child exited ({status}) before it could be killed; give it more input. Its log:\n{}", tail(&log));
+        match exited {
+            Some(status) if killed_itself(&status) => eprintln!("{what}: the child killed itself"),
+            Some(status) => {
+                panic!("{what}: the child exited ({status}) before it could be killed; give it more input. Its log:\n{}", tail(&log))
+            }
+            None => {
+                process.kill().expect("SIGKILL the child");
+                let status = wait_exit(&mut process, &what, &log).await;
+                assert!(!status.success(), "{what}: killed, not finished: {status}");
+            }
         }
-        process.kill().expect("SIGKILL the child");
-        let status = wait_exit(&mut process, &what, &log).await;
-        assert!(!status.success(), "{what}: killed, not finished: {status}");
         report.kills.push((before, watch.progress()));
         watch.killed(kill).await;
     }

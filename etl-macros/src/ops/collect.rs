@@ -15,6 +15,7 @@ pub const OP: Op = Op {
     args: &[],
     shared: &[],
     accepts_as: false,
+    positions: super::PositionRole::None,
     feature: None,
     typing: Typing::Keep,
     build: Build::Custom(gen),

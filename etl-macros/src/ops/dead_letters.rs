@@ -15,6 +15,7 @@ pub const OP: Op = Op {
     )],
     shared: BATCH_ARGS,
     accepts_as: true,
+    positions: super::PositionRole::None,
     feature: None,
     typing: Typing::JsonSource,
     build: Build::Connector { path: &["etl", "source", "dead_letters"], record_type: true },

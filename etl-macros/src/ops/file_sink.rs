@@ -36,6 +36,7 @@ pub const OP: Op = Op {
     ],
     shared: &[],
     accepts_as: false,
+    positions: super::PositionRole::None,
     feature: None,
     typing: Typing::Keep,
     build: Build::Connector { path: &["etl", "sink", "file"], record_type: false },

@@ -13,6 +13,7 @@ pub const OP: Op = Op {
     ],
     shared: BATCH_ARGS,
     accepts_as: true,
+    positions: super::PositionRole::None,
     feature: None,
     typing: Typing::JsonSource,
     build: Build::Connector { path: &["etl", "source", "file"], record_type: true },

@@ -19,6 +19,7 @@ pub const OP: Op = Op {
     args: &[],
     shared: &[],
     accepts_as: false,
+    positions: super::PositionRole::None,
     feature: None,
     typing: Typing::Schema(SchemaRule::Into { check }),
     build: Build::Custom(gen),

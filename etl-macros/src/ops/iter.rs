@@ -11,6 +11,7 @@ pub const OP: Op = Op {
     args: &[],
     shared: BATCH_ARGS,
     accepts_as: true,
+    positions: super::PositionRole::None,
     feature: None,
     typing: Typing::InferredSource,
     build: Build::Custom(gen),

@@ -22,6 +22,7 @@ pub const OP: Op = Op {
     ],
     shared: &[],
     accepts_as: false,
+    positions: super::PositionRole::None,
     feature: Some("kafka"),
     typing: Typing::Keep,
     build: Build::Connector { path: &["etl", "sink", "kafka"], record_type: false },

@@ -34,6 +34,7 @@ pub const OP: Op = Op {
     ],
     shared: BATCH_ARGS,
     accepts_as: true,
+    positions: super::PositionRole::Seeks,
     feature: Some("kafka"),
     typing: Typing::JsonSource,
     build: Build::Connector { path: &["etl", "source", "kafka"], record_type: true },

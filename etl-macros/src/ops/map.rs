@@ -41,6 +41,7 @@ pub const OP: Op = Op {
     ],
     shared: &[],
     accepts_as: true,
+    positions: super::PositionRole::None,
     feature: None,
     typing: Typing::Map,
     build: Build::Custom(gen),

@@ -118,6 +118,18 @@ pub enum SchemaRule {
     },
 }
 
+/// What a step does with source positions (exactly-once delivery: `etl::positions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PositionRole {
+    /// Nothing.
+    None,
+    /// A source that reports the positions of its batches and can start reading at stored
+    /// ones (`kafka`): what a sink's `exactly_once = true` needs before it.
+    Seeks,
+    /// A sink that can store positions with its records: it takes `exactly_once`.
+    Stores,
+}
+
 /// A built-in step.
 pub struct Op {
     /// The step's name in the DSL.
@@ -132,6 +144,8 @@ pub struct Op {
     pub shared: &'static [ArgSpec],
     /// Whether `as Type` may follow it.
     pub accepts_as: bool,
+    /// What it does with source positions (exactly-once).
+    pub positions: PositionRole,
     /// The cargo feature of the `etl` crate it needs, if any: without it, the step expands to
     /// one compile error saying to enable it.
     pub feature: Option<&'static str>,
@@ -227,6 +241,23 @@ mod tests {
             }
         }
         assert!(map::OP.arg("batch_size").is_none());
+    }
+
+    /// Exactly-once pairs: the sinks that store positions take `exactly_once` and
+    /// `offsets_table`; the sources that seek are sources.
+    #[test]
+    fn position_roles_agree_with_the_category_and_the_arguments() {
+        for op in TABLE {
+            match op.positions {
+                PositionRole::Seeks => assert_eq!(op.category, Category::Source, "{}", op.name),
+                PositionRole::Stores => {
+                    assert_eq!(op.category, Category::Sink, "{}", op.name);
+                    assert!(op.arg("exactly_once").is_some() && op.arg("offsets_table").is_some(), "{}", op.name);
+                }
+                PositionRole::None => assert!(op.arg("exactly_once").is_none(), "{}", op.name),
+            }
+        }
+        assert_eq!(kafka_source::OP.positions, PositionRole::Seeks);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub const OP: Op = Op {
     args: &[],
     shared: &[],
     accepts_as: false,
+    positions: super::PositionRole::None,
     feature: None,
     typing: Typing::Schema(SchemaRule::Reshape { empty: ("`rename` needs at least one `old -> new`", "rename(ts -> timestamp)"), apply }),
     build: Build::Then(&["etl", "operator", "json", "Rename", "new"]),

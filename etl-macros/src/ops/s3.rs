@@ -27,6 +27,7 @@ pub const OP: Op = Op {
     ],
     shared: &[],
     accepts_as: false,
+    positions: super::PositionRole::None,
     feature: Some("s3"),
     typing: Typing::Keep,
     build: Build::Connector { path: &["etl", "sink", "s3"], record_type: false },

@@ -13,6 +13,7 @@ pub const OP: Op = Op {
     args: &[],
     shared: &[],
     accepts_as: false,
+    positions: super::PositionRole::None,
     feature: None,
     typing: Typing::Schema(SchemaRule::Reshape { empty: ("`select` needs at least one field to keep", "select(id, title)"), apply }),
     build: Build::Then(&["etl", "operator", "json", "Select", "new"]),

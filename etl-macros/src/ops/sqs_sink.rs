@@ -21,6 +21,7 @@ pub const OP: Op = Op {
     ],
     shared: &[],
     accepts_as: false,
+    positions: super::PositionRole::None,
     feature: Some("sqs"),
     typing: Typing::Keep,
     build: Build::Connector { path: &["etl", "sink", "sqs"], record_type: false },

@@ -25,6 +25,7 @@ pub const OP: Op = Op {
     ],
     shared: BATCH_ARGS,
     accepts_as: true,
+    positions: super::PositionRole::None,
     feature: Some("sqs"),
     typing: Typing::JsonSource,
     build: Build::Connector { path: &["etl", "source", "sqs"], record_type: true },

@@ -47,6 +47,7 @@ pub const OP: Op = Op {
     ],
     shared: BATCH_ARGS,
     accepts_as: true,
+    positions: super::PositionRole::None,
     feature: Some("sse"),
     typing: Typing::JsonSource,
     build: Build::Connector { path: &["etl", "source", "sse"], record_type: true },

@@ -4,7 +4,7 @@
 use super::convert::{convert, list};
 use super::parse::{Ast, Head, RawArg, Step};
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::ops::{self, Category, Kind, Op, Value};
+use crate::ops::{self, Category, Kind, Op, PositionRole, Value};
 use crate::suggest;
 use proc_macro2::{Group, Span, TokenStream};
 use syn::ext::IdentExt;
@@ -61,7 +61,55 @@ pub fn check(ast: &Ast) -> (Vec<Checked>, Diagnostics) {
             out.push(c);
         }
     }
+    exactly_once(ast, &out, &mut errors);
     (out, errors)
+}
+
+/// `exactly_once = true` on a sink that stores positions needs a source that can start at
+/// them: a built-in source that cannot seek is refused on the argument. (A user source may
+/// report positions: the sink warns at run time when its batches have none.)
+fn exactly_once(ast: &Ast, steps: &[Checked], errors: &mut Diagnostics) {
+    let Some(sink) = steps.iter().find(|c| c.role == Category::Sink) else { return };
+    let What::Builtin { op, named, .. } = &sink.what else { return };
+    if op.positions != PositionRole::Stores {
+        return;
+    }
+    match named.iter().find(|(name, _)| name == "exactly_once") {
+        None => return,
+        Some((_, Value::Bool(b))) if !b.value => return,
+        Some(_) => {}
+    }
+    let source = match steps.iter().find(|c| c.role == Category::Source).map(|c| &c.what) {
+        Some(What::Builtin { op, .. }) if op.positions != PositionRole::Seeks => op.name,
+        _ => return,
+    };
+    let span = match ast.steps.get(sink.index).and_then(Option::as_ref).map(|s| &s.head) {
+        Some(Head::Name { args, .. }) => {
+            args.iter().filter_map(|a| a.name.as_ref()).find(|n| n.unraw() == "exactly_once").map_or(sink.span, |n| n.span())
+        }
+        _ => sink.span,
+    };
+    errors.push(Diagnostic::new(
+        span,
+        format!("`exactly_once` needs a source that can start reading at stored positions, and `{source}` cannot"),
+        format!(
+            "read from {} (`kafka(topics = [..], group = \"..\")`), or remove `exactly_once` for at-least-once delivery \
+             (with `mode = upsert(key)` a redelivered record overwrites itself)",
+            seeking_sources()
+        ),
+    ));
+}
+
+/// The built-in sources that can seek to stored positions, quoted.
+fn seeking_sources() -> String {
+    let names: Vec<&str> = ops::TABLE.iter().filter(|op| op.positions == PositionRole::Seeks).map(|op| op.name).collect();
+    suggest::quoted(&names)
+}
+
+/// The built-in sinks that store positions, quoted.
+fn storing_sinks() -> String {
+    let names: Vec<&str> = ops::TABLE.iter().filter(|op| op.positions == PositionRole::Stores).map(|op| op.name).collect();
+    suggest::quoted(&names)
 }
 
 fn check_step(step: &Step, role: Category, n: usize, index: usize, errors: &mut Diagnostics) -> Option<Checked> {
@@ -216,6 +264,18 @@ fn check_args(op: &'static Op, name: &str, span: Span, args: &[RawArg], errors: 
             Some(ident) => {
                 let arg_name = ident.unraw().to_string();
                 let Some(spec) = op.arg(&arg_name) else {
+                    if arg_name == "exactly_once" && op.category == Category::Sink {
+                        errors.push(Diagnostic::new(
+                            ident.span(),
+                            format!("`{name}` cannot write exactly once: `exactly_once` is an argument of {} only", storing_sinks()),
+                            format!(
+                                "exactly-once stores the source's positions in the sink's own transaction, with the records; \
+                                 write to `postgres(url = .., table = .., exactly_once = true)`, or remove `exactly_once` \
+                                 (`{name}` delivers at least once)"
+                            ),
+                        ));
+                        continue;
+                    }
                     let names: Vec<&str> = op.all_args().map(|a| a.name).collect();
                     let help = match (suggest::did_you_mean(&arg_name, names.iter().copied()), names.is_empty()) {
                         (Some(d), _) => d,
@@ -358,6 +418,22 @@ mod tests {
         assert!(errors(quote! { iter(v) | rename(a) | stdout() })[0].starts_with("expected renames"));
         assert!(errors(quote! { iter(v) | stdout(1) })[0].starts_with("`stdout` takes no positional argument"));
         assert!(errors(quote! { iter(v, batch_size = 1, batch_size = 2) | stdout() })[0].starts_with("`batch_size` is given twice"));
+    }
+
+    #[test]
+    fn exactly_once_needs_a_sink_that_stores_and_a_source_that_seeks() {
+        let ok = quote! { kafka(topics = ["p"], group = "g") | postgres(url = "u", table = "t", exactly_once = true) };
+        assert!(errors(ok).is_empty());
+        assert!(errors(quote! { kafka(topics = ["p"], group = "g") | postgres(url = "u", table = "t", exactly_once = flag) }).is_empty());
+        assert!(errors(quote! { file(path = "in") | postgres(url = "u", table = "t", exactly_once = false) }).is_empty());
+        assert!(errors(quote! { my::source() | postgres(url = "u", table = "t", exactly_once = true) }).is_empty(), "checked at run time");
+        let e = errors(quote! { file(path = "in") | postgres(url = "u", table = "t", exactly_once = true) });
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("`exactly_once` needs a source that can start reading at stored positions, and `file` cannot"), "{e:?}");
+        assert!(e[0].contains("help: read from `kafka`"), "{e:?}");
+        let e = errors(quote! { kafka(topics = ["p"], group = "g") | file(dir = "lake", exactly_once = true) });
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("`file` cannot write exactly once: `exactly_once` is an argument of `postgres` only"), "{e:?}");
     }
 
     #[test]

@@ -329,7 +329,7 @@ impl FileSink {
         self.encoded.encode(records, self.format, true);
         let rejected = std::mem::take(&mut self.encoded.rejected);
         if self.encoded.count == 0 {
-            return Ok(Written { rejected });
+            return Ok(Written::rejecting(rejected));
         }
         // The name is taken only once the file is written: a retry reuses it (no duplicate).
         let name = self.file_name();
@@ -344,7 +344,7 @@ impl FileSink {
         self.encoded.bytes = bytes;
         self.uncommitted.push(result.map_err(Self::io_error)?);
         self.seq += 1;
-        Ok(Written { rejected })
+        Ok(Written::rejecting(rejected))
     }
 
     async fn commit_per_batch(&mut self, dir: PathBuf) -> Result<(), ConnectorError> {
@@ -406,7 +406,7 @@ impl FileSink {
                 false => self.encoded.encode_jsonl(records),
             }
             if self.encoded.count == 0 {
-                return Ok(Written { rejected: std::mem::take(&mut self.encoded.rejected) });
+                return Ok(Written::rejecting(std::mem::take(&mut self.encoded.rejected)));
             }
             let name = self.file_name();
             let task_dir = dir.clone();
@@ -416,7 +416,7 @@ impl FileSink {
         }
         let rejected = std::mem::take(&mut self.encoded.rejected);
         if self.encoded.count == 0 {
-            return Ok(Written { rejected });
+            return Ok(Written::rejecting(rejected));
         }
         let Some(mut current) = self.current.take() else {
             return Err(ConnectorError::permanent(Self::component(&dir), "no in-progress file (bug)"));
@@ -432,7 +432,7 @@ impl FileSink {
         current.full |= current.written >= max;
         self.current = Some(current);
         result.map_err(Self::io_error)?;
-        Ok(Written { rejected })
+        Ok(Written::rejecting(rejected))
     }
 
     async fn commit_rolling(&mut self) -> Result<(), ConnectorError> {

@@ -279,7 +279,7 @@ impl<T: Sync, K: MessageKey<T>> Sink<T> for KafkaSink<K> {
             }
         }
         rejected.sort_by_key(|(i, _)| *i);
-        Ok(Written { rejected })
+        Ok(Written::rejecting(rejected))
     }
 
     async fn commit(&mut self) -> Result<(), ConnectorError> {

@@ -75,7 +75,39 @@
 //!
 //! A commit that fails after PostgreSQL received it may have committed: the pipeline then
 //! writes those batches again, which an upsert absorbs and an insert duplicates (at-least-once
-//! delivery).
+//! delivery), unless the sink stores the source's positions (below).
+//!
+//! # Exactly once
+//!
+//! With [`exactly_once(true)`](PostgresSink::exactly_once) and a source that reports the
+//! positions of its batches (the `kafka` source; see [`crate::positions`]), every row is
+//! written once, in insert mode too, whatever crashes, restarts and rebalances happen:
+//!
+//! * At open the sink creates the [offsets table](PostgresSink::offsets_table) when it is
+//!   missing (`group_id`, `topic`, `partition`, `next_offset`, `updated_at`; primary key on
+//!   the first three) and offers it to the run's source as its position store. The Kafka
+//!   source then places every partition it is assigned (at start-up and at each rebalance) at
+//!   its stored `next_offset`, ignoring the group's committed offset (a partition without a
+//!   row starts at the group's offset, as without exactly-once). It still commits its offsets
+//!   to Kafka after each transaction, so the group's lag stays meaningful.
+//! * In the transaction of each batch, before its rows, one statement stores the batch's
+//!   ranges: per (group, topic, partition), `next_offset` moves from the range's start to the
+//!   offset after its last record, **only if it is still at the range's start**
+//!   (compare-and-set; a partition without a row gets one). Records filtered out or
+//!   dead-lettered on the way, and rows the database refused, are inside the ranges: they are
+//!   not read again either. Rows and offsets commit together or not at all.
+//! * **Fencing**: a consumer that lost a partition in a rebalance and still writes a batch it
+//!   had read finds the offset moved by the partition's new owner (or, if it comes first,
+//!   makes the new owner find it moved): that batch is rolled back to its savepoint and
+//!   dropped ([`Written::fenced`]), and the consumer that still owns its partitions reads
+//!   them again from the stored offsets. A commit that failed after PostgreSQL committed is
+//!   caught the same way: the batches written again are fenced off, not duplicated.
+//!
+//! What is not exactly once: dead-letter entries (written before the transaction commits: a
+//! crash in between dead-letters those records again on the next run), side effects of the
+//! pipeline's own steps (a `map` stage calling a service runs again for the records read
+//! again after a crash), and batches without positions (a `dead-letters replay`, or a source
+//! that reports none: written at least once, with a warning).
 //!
 //! # Connections and secrets
 //!
@@ -90,6 +122,8 @@
 //! its `verify-full`). `prefer` (the default) and `disable` connect without TLS.
 
 mod encode;
+mod offsets;
+mod positions;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -97,7 +131,8 @@ mod write;
 use super::{Sink, SinkContext, Written};
 use crate::config::interpolate;
 use crate::error::ConnectorError;
-use crate::record::{Record, Schema};
+use crate::positions::Positions;
+use crate::record::{Meta, Record, Schema};
 use crate::resources::Resources;
 use bytes::BytesMut;
 use deadpool_postgres::Pool;
@@ -133,6 +168,20 @@ pub const DEFAULT_CREATE: bool = false;
 /// assert_eq!(etl::sink::postgres::DEFAULT_POOL_SIZE, 4);
 /// ```
 pub const DEFAULT_POOL_SIZE: usize = 4;
+
+/// The default [`PostgresSink::exactly_once`]: at-least-once delivery.
+///
+/// ```
+/// assert!(!etl::sink::postgres::DEFAULT_EXACTLY_ONCE);
+/// ```
+pub const DEFAULT_EXACTLY_ONCE: bool = false;
+
+/// The default [`PostgresSink::offsets_table`]: `etl_offsets`, in the sink's schema.
+///
+/// ```
+/// assert_eq!(etl::sink::postgres::DEFAULT_OFFSETS_TABLE, "etl_offsets");
+/// ```
+pub const DEFAULT_OFFSETS_TABLE: &str = "etl_offsets";
 
 /// The default [`PostgresSink::timeout`]: 30 s for a connection or a statement.
 ///
@@ -192,6 +241,8 @@ pub struct PostgresSink {
     pool_size: usize,
     timeout: Duration,
     ca_file: Option<String>,
+    exactly_once: bool,
+    offsets_table: String,
     open: Option<Open>,
 }
 
@@ -206,6 +257,8 @@ impl std::fmt::Debug for PostgresSink {
             .field("pool_size", &self.pool_size)
             .field("timeout", &self.timeout)
             .field("ca_file", &self.ca_file)
+            .field("exactly_once", &self.exactly_once)
+            .field("offsets_table", &self.offsets_table)
             .field("open", &self.open.is_some())
             .finish()
     }
@@ -229,6 +282,8 @@ pub fn postgres(url: impl Into<String>, table: impl Into<String>) -> PostgresSin
         pool_size: DEFAULT_POOL_SIZE,
         timeout: DEFAULT_TIMEOUT,
         ca_file: None,
+        exactly_once: DEFAULT_EXACTLY_ONCE,
+        offsets_table: DEFAULT_OFFSETS_TABLE.to_owned(),
         open: None,
     }
 }
@@ -304,6 +359,32 @@ impl PostgresSink {
         self
     }
 
+    /// Exactly-once delivery from a source that reports its positions (the `kafka` source):
+    /// each batch's rows and, per (consumer group, topic, partition), the next offset to read
+    /// are committed in one transaction, and the source resumes from the stored offsets. See
+    /// "Exactly once" in the [module docs](self). Default [`DEFAULT_EXACTLY_ONCE`] (false).
+    ///
+    /// ```
+    /// let sink = etl::sink::postgres("${DATABASE_URL}", "ledger").exactly_once(true);
+    /// ```
+    pub fn exactly_once(mut self, yes: bool) -> Self {
+        self.exactly_once = yes;
+        self
+    }
+
+    /// The table of stored positions under [`exactly_once`](PostgresSink::exactly_once), in
+    /// the sink's [`schema`](PostgresSink::schema) (`${VAR}` resolved at open), created when
+    /// missing. Several pipelines (and groups) may share one. Default
+    /// [`DEFAULT_OFFSETS_TABLE`] (`etl_offsets`).
+    ///
+    /// ```
+    /// let sink = etl::sink::postgres("${DATABASE_URL}", "ledger").exactly_once(true).offsets_table("ledger_offsets");
+    /// ```
+    pub fn offsets_table(mut self, table: impl Into<String>) -> Self {
+        self.offsets_table = table.into();
+        self
+    }
+
     fn component(&self) -> String {
         match &self.open {
             Some(open) => open.component.clone(),
@@ -330,8 +411,20 @@ struct Open {
     /// A transaction holding batches of earlier writes was lost: the next commit must fail,
     /// so that the pipeline writes every uncommitted batch again.
     lost: bool,
+    /// Exactly-once: the offsets table and its compare-and-set.
+    offsets: Option<Offsets>,
+    /// A batch without positions was written under exactly-once (said once).
+    unpositioned: bool,
     encoder: Encoder,
     buffer: BytesMut,
+}
+
+/// The offsets table of exactly-once delivery.
+struct Offsets {
+    /// The compare-and-set of a batch's ranges ([`offsets::fence_sql`]).
+    fence: String,
+    /// Offered to the run's source at open.
+    store: std::sync::Arc<positions::Stored>,
 }
 
 struct Fixed {
@@ -399,14 +492,51 @@ impl Open {
             .collect()
     }
 
-    async fn write<T: Record>(&mut self, records: &[T]) -> Result<Written, ConnectorError> {
+    async fn write<T: Record>(&mut self, records: &[T], positions: &Positions) -> Result<Written, ConnectorError> {
+        if self.offsets.is_some() && positions.is_empty() && !records.is_empty() && !std::mem::replace(&mut self.unpositioned, true) {
+            // A replay of dead letters (`dead-letters replay`), or a source that reports no
+            // positions: nothing to store, the rows are written at least once.
+            tracing::warn!(
+                table = %self.target,
+                "exactly_once: a batch without source positions (a dead-letter replay, or a source that reports none) is written at least once"
+            );
+        }
+        let mut transaction = self.transaction.take();
+        let earlier = transaction.as_ref().map_or(0, |t| t.batches);
+        if let Some(offsets) = self.offsets.as_ref().filter(|_| !positions.is_empty()) {
+            let mut current = match transaction.take() {
+                Some(t) => t,
+                None => Transaction::new(write::connection(&self.pool, &self.component).await?),
+            };
+            let statements = Statements { component: &self.component, timeout: self.timeout, begin: &self.begin, copy: "", merge: None };
+            match current.fence(&statements, &offsets.fence, positions).await {
+                Ok(fenced) if fenced.is_empty() => transaction = Some(current),
+                Ok(fenced) => {
+                    tracing::warn!(
+                        table = %self.target,
+                        group = %positions.consumer,
+                        fenced = ?fenced,
+                        records = records.len(),
+                        "positions moved by another writer since this batch was read: the batch is fenced off (not written)"
+                    );
+                    self.transaction = Some(current);
+                    return Ok(Written::fenced());
+                }
+                Err(e) => {
+                    if earlier > 0 {
+                        self.lost = true;
+                    }
+                    tracing::warn!(error = %e, table = %self.target, lost_batches = earlier, "storing the positions failed; transaction abandoned");
+                    current.discard();
+                    return Err(e);
+                }
+            }
+        }
         let mut refused = Vec::new();
         let groups = match &self.fixed {
             Some(_) => vec![(None, (0..records.len()).collect::<Vec<_>>())],
             None => self.dynamic_groups(records, &mut refused).into_iter().map(|(plan, members)| (Some(plan), members)).collect(),
         };
-        let mut transaction = self.transaction.take();
-        let earlier = transaction.as_ref().map_or(0, |t| t.batches);
         for (plan, members) in groups {
             let (plan, copy, merge) = match (plan, &self.fixed) {
                 (Some(plan), _) => {
@@ -456,7 +586,7 @@ impl Open {
         self.transaction = transaction;
         refused.sort_by_key(|(i, _)| *i);
         tracing::debug!(table = %self.target, records = records.len(), refused = refused.len(), "batch written (uncommitted)");
-        Ok(Written { rejected: refused })
+        Ok(Written::rejecting(refused))
     }
 
     async fn commit(&mut self) -> Result<(), ConnectorError> {
@@ -761,6 +891,17 @@ impl PostgresSink {
             }
             Some(Plan::new(targets, &keys))
         };
+        let offsets = if self.exactly_once {
+            let offsets_table = resolve(&self.offsets_table)?;
+            let offsets_target = encode::qualified(&schema_name, &offsets_table);
+            positions::prepare_table(&client, &offsets_target, &component, limit).await?;
+            tracing::info!(table = %target, offsets = %offsets_target, "exactly-once: positions are stored with the rows");
+            let store =
+                positions::Stored { pool: pool.clone(), target: offsets_target.clone(), component: component.clone(), timeout: limit };
+            Some(Offsets { fence: offsets::fence_sql(&offsets_target), store: std::sync::Arc::new(store) })
+        } else {
+            None
+        };
         drop(client);
         let stage = (!keys.is_empty()).then(|| (encode::stage_name(&schema_name, &table), encode::row_number_column(&columns)));
         let create_stage = stage.as_ref().map(|(name, row)| encode::create_stage_sql(name, &columns, row));
@@ -778,6 +919,8 @@ impl PostgresSink {
             fixed: None,
             transaction: None,
             lost: false,
+            offsets,
+            unpositioned: false,
             encoder: Encoder::default(),
             buffer: BytesMut::new(),
         };
@@ -836,13 +979,26 @@ impl<T: Record + Sync> Sink<T> for PostgresSink {
     }
 
     async fn open(&mut self, ctx: SinkContext) -> Result<(), ConnectorError> {
-        self.ensure_open(T::schema(), &ctx.resources).await.map(|_| ())
+        let open = self.ensure_open(T::schema(), &ctx.resources).await?;
+        if let Some(offsets) = &open.offsets {
+            if !ctx.offer_positions(offsets.store.clone()) {
+                return Err(ConnectorError::permanent(
+                    open.component.clone(),
+                    "`exactly_once`: another sink of this run stores the source's positions already; a run has one",
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn write(&mut self, records: &[T]) -> Result<Written, ConnectorError> {
+        self.write_positioned(records, &[], &Positions::default()).await
+    }
+
+    async fn write_positioned(&mut self, records: &[T], _meta: &[Meta], positions: &Positions) -> Result<Written, ConnectorError> {
         // Opened by the pipeline; a sink used on its own opens with resources of its own.
         let open = self.ensure_open(T::schema(), &Resources::default()).await?;
-        open.write(records).await
+        open.write(records, positions).await
     }
 
     async fn commit(&mut self) -> Result<(), ConnectorError> {

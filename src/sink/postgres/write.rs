@@ -3,7 +3,9 @@
 //! and `commit` commits.
 
 use super::encode::{classify, Class, Column, Kind, COPY_HEADER, COPY_TRAILER};
+use super::offsets;
 use crate::error::ConnectorError;
+use crate::positions::{OffsetRange, Positions};
 use bytes::{BufMut, BytesMut};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 use futures::SinkExt;
@@ -255,6 +257,52 @@ impl Transaction {
         }
     }
 
+    /// Store the batch's positions with the compare-and-set `fence` (see
+    /// [`offsets::fence_sql`]), under the savepoint, before its rows. Returns the ranges that
+    /// were fenced (another writer moved their partitions): when there are any, nothing of the
+    /// statement stays (the savepoint is rolled back at the next step) and the batch must not
+    /// be written. An error of the statement leaves the transaction to be abandoned.
+    pub(super) async fn fence<'p>(
+        &mut self,
+        statements: &Statements<'_>,
+        fence: &str,
+        positions: &'p Positions,
+    ) -> Result<Vec<&'p OffsetRange>, ConnectorError> {
+        let (component, limit) = (statements.component, statements.timeout);
+        let prefix = self.prefix(statements.begin);
+        if !prefix.is_empty() {
+            timed(component, "starting a batch", limit, self.conn.batch_execute(prefix)).await?;
+            self.step = Step::Clean;
+        }
+        self.step = Step::Failed;
+        let statement = timed(component, "preparing the positions' compare-and-set", limit, self.conn.prepare_cached(fence)).await?;
+        let args = offsets::FenceArgs::of(positions);
+        let group: &str = &positions.consumer;
+        let rows = timed(
+            component,
+            "storing the positions",
+            limit,
+            self.conn.query(&statement, &[&group, &args.topics, &args.partitions, &args.from, &args.to]),
+        )
+        .await?;
+        let stored: Vec<(String, i32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let fenced = offsets::fenced(positions, &stored);
+        if fenced.is_empty() {
+            self.step = Step::Dirty;
+        }
+        Ok(fenced)
+    }
+
+    /// What runs before an attempt, from where the transaction stands.
+    fn prefix<'a>(&self, begin: &'a str) -> &'a str {
+        match self.step {
+            Step::Begin => begin,
+            Step::Clean => "",
+            Step::Dirty => "RELEASE SAVEPOINT etl_batch; SAVEPOINT etl_batch",
+            Step::Failed => "ROLLBACK TO SAVEPOINT etl_batch",
+        }
+    }
+
     /// Write `rows` (ranges of `body`, consecutive) with one `COPY` under the savepoint, then
     /// run `merge` (upsert). On a data error the savepoint is rolled back at the next step.
     pub(super) async fn attempt(
@@ -266,12 +314,7 @@ impl Transaction {
     ) -> Result<(), Failure> {
         let (component, limit) = (statements.component, statements.timeout);
         let other = Failure::Other;
-        let prefix = match self.step {
-            Step::Begin => statements.begin,
-            Step::Clean => "",
-            Step::Dirty => "RELEASE SAVEPOINT etl_batch; SAVEPOINT etl_batch",
-            Step::Failed => "ROLLBACK TO SAVEPOINT etl_batch",
-        };
+        let prefix = self.prefix(statements.begin);
         if !prefix.is_empty() {
             timed(component, "starting a batch", limit, self.conn.batch_execute(prefix)).await.map_err(other)?;
             self.step = Step::Clean;

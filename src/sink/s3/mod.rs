@@ -237,7 +237,7 @@ impl<T: Record + Sync> Sink<T> for S3Sink {
         self.encoded.encode(records, self.format, true);
         let rejected = std::mem::take(&mut self.encoded.rejected);
         if self.encoded.count == 0 {
-            return Ok(Written { rejected });
+            return Ok(Written::rejecting(rejected));
         }
         let Some(open) = self.open.take() else {
             return Err(ConnectorError::permanent(self.component(), "not open (bug)"));
@@ -253,7 +253,7 @@ impl<T: Record + Sync> Sink<T> for S3Sink {
         tracing::debug!(bucket = %bucket, key = %key, records = records.len() - rejected.len(), "object written");
         self.seq += 1;
         self.frozen = None;
-        Ok(Written { rejected })
+        Ok(Written::rejecting(rejected))
     }
 }
 

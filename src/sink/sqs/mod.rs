@@ -182,6 +182,6 @@ impl<T: Serialize + Sync> Sink<T> for SqsSink {
             rejected.extend(write::send_all(&open.queue, open.max_message_bytes, &component, &policy, bodies).await?);
             rejected.sort_by_key(|(i, _)| *i);
         }
-        Ok(Written { rejected })
+        Ok(Written::rejecting(rejected))
     }
 }

@@ -60,6 +60,25 @@
 //! partitions' next owner: duplicates, never a loss). The consumer's thread (below) is the one
 //! that waits, so the pipeline goes on writing and committing meanwhile.
 //!
+//! # Exactly once
+//!
+//! When the run's sink stores positions (`postgres(.., exactly_once = true)`: it offers a
+//! [`PositionStore`](crate::positions::PositionStore), see [`crate::positions`]), the source
+//! reports with each batch the range of offsets it read per partition (from where the
+//! previous batch of the partition ended, or where the partition was placed, to the offset
+//! after its last message: filtered and dead-lettered records included), and places every
+//! partition it is assigned, at start-up and at each rebalance, at the offset the store
+//! holds, ignoring the group's committed offset (a partition without a stored offset starts
+//! at the group's, as without exactly-once). The store is read on the consumer's thread, in
+//! the rebalance callback (the offsets of the assignment list, so the first fetch is already
+//! there), waiting on the runtime. A batch that fails (the sink fenced it off: another member
+//! wrote those offsets) seeks its partitions to the stored offsets, not to the first
+//! unfinished one. Messages fetched before such a seek that the batch being filled still
+//! holds are not written (a batch carries each offset of its ranges once). The source keeps
+//! committing the group's offsets after each transaction, for monitoring. A store that cannot
+//! be read (after 3 attempts) stops the source with the error: it is never taken for "nothing
+//! stored".
+//!
 //! # Shutdown
 //!
 //! Cancellation flushes the batch in hand; the stream then **waits for every batch it emitted
@@ -87,6 +106,8 @@
 
 mod decode;
 mod partitions;
+mod placement;
+mod read;
 mod stream;
 #[cfg(test)]
 mod tests;

@@ -16,8 +16,13 @@
 //!   for a **seek** back to the commit point: the first offset not finished.
 //! * What an acknowledgement owes (a token of [`crate::ack::Outstanding`]) waits in the slot
 //!   until a commit covers its end offset, so that a stream's end waits for the commit.
+//! * Each batch's share of a partition is also a **range** ([`OffsetRange`]) for sinks that
+//!   store positions (exactly-once): from where the read continued (the previous batch's end,
+//!   or where the partition was placed: a stored position, a seek back) to its end offset.
+//!   Consecutive ranges of a partition meet, whatever gaps the offsets have.
 
 use crate::ack::{Status, Watermark};
+use crate::positions::OffsetRange;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -36,6 +41,8 @@ pub(crate) struct Token {
 pub(crate) struct Issued {
     pub slot: u32,
     pub seq: u64,
+    /// Where this batch's read of the partition continued from (see [`OffsetRange::from`]).
+    pub from: i64,
     pub end: i64,
 }
 
@@ -77,6 +84,9 @@ struct Slot<W> {
     requested: Option<i64>,
     /// (end offset, what is owed) released once a commit reaches the end offset.
     waiting: Vec<(i64, W)>,
+    /// Where the next batch's range starts: the last batch's end, or where the partition was
+    /// placed. `None` until known (placed at the group's offset: the first offset read).
+    next_from: Option<i64>,
 }
 
 /// Every assigned partition of one consumer. `W` is what an acknowledgement owes until the
@@ -109,7 +119,15 @@ impl<W> Partitions<W> {
     }
 
     /// `topic`/`partition` was assigned to this consumer (a new slot unless it already has one).
+    #[cfg(test)]
     pub(crate) fn assign(&mut self, topic: &str, partition: i32) -> u32 {
+        self.assign_at(topic, partition, None)
+    }
+
+    /// `topic`/`partition` was assigned to this consumer, placed at `at` (a stored position)
+    /// or, with `None`, at the group's committed offset (or `auto.offset.reset`). A new slot
+    /// unless it already has one.
+    pub(crate) fn assign_at(&mut self, topic: &str, partition: i32, at: Option<i64>) -> u32 {
         if let Some(slot) = self.slot_of(topic, partition) {
             return slot;
         }
@@ -130,8 +148,13 @@ impl<W> Partitions<W> {
                 committed: None,
                 requested: None,
                 waiting: Vec::new(),
+                next_from: at,
             },
         );
+        if let (Some(at), Some(s)) = (at, self.slots.get_mut(&slot)) {
+            // A seek back before the first batch is done goes where the partition was placed.
+            s.done = Some(at);
+        }
         slot
     }
 
@@ -177,7 +200,7 @@ impl<W> Partitions<W> {
     }
 
     /// A batch with these tokens (in arrival order) is emitted: one sequence number per slot,
-    /// stale tokens left out.
+    /// stale tokens left out; each share's range continues where the slot's last one ended.
     pub(crate) fn issue(&mut self, tokens: &[Token]) -> Vec<Issued> {
         let mut issued: Vec<Issued> = Vec::new();
         for token in tokens {
@@ -185,16 +208,29 @@ impl<W> Partitions<W> {
                 continue;
             }
             match issued.iter_mut().find(|i| i.slot == token.slot) {
-                Some(i) => i.end = i.end.max(token.offset + 1),
-                None => issued.push(Issued { slot: token.slot, seq: 0, end: token.offset + 1 }),
+                Some(i) => {
+                    i.from = i.from.min(token.offset);
+                    i.end = i.end.max(token.offset + 1);
+                }
+                None => issued.push(Issued { slot: token.slot, seq: 0, from: token.offset, end: token.offset + 1 }),
             }
         }
         for i in &mut issued {
             if let Some(slot) = self.slots.get_mut(&i.slot) {
                 i.seq = slot.watermark.issue();
+                if let Some(from) = slot.next_from {
+                    i.from = from;
+                }
+                slot.next_from = Some(i.end);
             }
         }
         issued
+    }
+
+    /// The range of offsets a batch's share covers, as sinks that store positions see it.
+    pub(crate) fn range(&self, issued: &Issued) -> Option<OffsetRange> {
+        let slot = self.slots.get(&issued.slot)?;
+        Some(OffsetRange { topic: Arc::clone(&slot.topic), partition: slot.partition, from: issued.from, to: issued.end })
     }
 
     /// A batch's share resolved with `status`; `owed` is kept until a commit covers it (or
@@ -221,6 +257,7 @@ impl<W> Partitions<W> {
         slot.watermark.rewind();
         slot.epoch = slot.epoch.wrapping_add(1);
         slot.seek_to = slot.done;
+        slot.next_from = slot.done;
         self.generation += 1;
         let done = slot.done.unwrap_or(i64::MIN);
         let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut slot.waiting).into_iter().partition(|(end, _)| *end <= done);
@@ -241,12 +278,19 @@ impl<W> Partitions<W> {
             .collect()
     }
 
-    /// The consumer made `seek`: messages of the slot are admitted again (unless another
-    /// rewind asked for another seek meanwhile).
-    pub(crate) fn seeked(&mut self, seek: &Seek) {
+    /// The consumer made `seek`, to `at`: messages of the slot are admitted again (unless
+    /// another rewind asked for another seek meanwhile). `at` is the seek's offset, or the
+    /// position a store holds for the partition (exactly-once: the stored position is where
+    /// reading resumes, and what the group commits next).
+    pub(crate) fn seeked(&mut self, seek: &Seek, at: i64) {
         if let Some(slot) = self.slots.get_mut(&seek.slot) {
             if slot.epoch == seek.epoch {
                 slot.seek_to = None;
+                slot.next_from = Some(at);
+                if slot.done != Some(at) {
+                    slot.done = Some(at);
+                    slot.moved = true;
+                }
             }
         }
     }

@@ -4,23 +4,28 @@
 
 use super::decode::{decode, Received};
 use super::partitions::{Commit, Issued, Partitions, Token};
+use super::placement::Placement;
+use super::read::read_once;
 use super::KafkaSource;
 use crate::ack::{settle_at_end, Ack, Outstanding, OutstandingToken, Status};
-use crate::batch::{batched, Incoming};
+use crate::batch::{batched, Incoming, Stamp};
 use crate::config::{interpolate, ConfigError};
 use crate::error::{ConnectorError, Error};
 use crate::kafka::connector_error;
+use crate::positions::{OffsetRange, Partition, Positions};
 use crate::record::Record;
 use crate::source::{BatchStream, SourceContext};
 use bytes::Bytes;
 use futures::StreamExt;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -59,6 +64,12 @@ struct Shared {
     consumer: OnceLock<Weak<BaseConsumer<Context>>>,
     /// The group's lag on the assigned partitions, from librdkafka's statistics.
     lag: crate::source::Lag,
+    /// Exactly-once: the run's position store, which places every assigned partition and
+    /// every seek back (see [`crate::positions`]). `None`: the group's offsets do.
+    placement: Option<Placement>,
+    /// An error the consumer's thread ends the stream with (the stored positions could not be
+    /// read when partitions were assigned).
+    fatal: Mutex<Option<ConnectorError>>,
 }
 
 impl Shared {
@@ -75,6 +86,15 @@ impl Shared {
         if let Some(thread) = self.thread.get() {
             thread.unpark();
         }
+    }
+
+    fn fail(&self, error: ConnectorError) {
+        self.fatal.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(error);
+        self.wake();
+    }
+
+    fn take_fatal(&self) -> Option<ConnectorError> {
+        self.fatal.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
     /// A batch's final status: move (or hold and rewind) the watermark of each partition.
@@ -216,20 +236,42 @@ pub(super) async fn check<T: Record>(source: KafkaSource<T>) -> crate::Result<()
 const STATISTICS_INTERVAL_MS: u64 = 5_000;
 
 impl ConsumerContext for Context {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(list) => {
-                let mut partitions = self.shared.partitions();
-                for e in list.elements() {
-                    partitions.assign(e.topic(), e.partition());
-                    tracing::info!(topic = e.topic(), partition = e.partition(), "partition assigned");
+    /// librdkafka's rebalance callback, on the consumer's thread. The same as rust-rdkafka's
+    /// default (the protocol's assign or unassign), with the partitions placed before they are
+    /// assigned: at their stored positions under exactly-once (the list's offsets, which
+    /// `assign` starts fetching from, so no seek races the first fetch), else at the group's.
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.assign(tpl);
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
                 }
             }
-            Rebalance::Revoke(list) => {
-                let revoked: Vec<(String, i32)> = list.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let revoked: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
                 self.revoke(consumer, &revoked);
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
             }
-            Rebalance::Error(e) => tracing::warn!(error = %e, topics = %self.shared.label, "rebalance failed"),
+            other => {
+                let error = KafkaError::Rebalance(other.into());
+                tracing::warn!(error = %error, topics = %self.shared.label, "rebalance failed");
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, topics = %self.shared.label, "rebalance: librdkafka refused the (un)assignment");
         }
     }
 
@@ -260,6 +302,50 @@ impl ConsumerContext for Context {
 }
 
 impl Context {
+    /// Partitions are given to this consumer: under exactly-once, read their stored positions
+    /// and place each partition that has one there (the list's offset); register them all.
+    /// When the store cannot be read, nothing is registered (no message of these partitions
+    /// is admitted) and the stream ends with the error.
+    fn assign(&self, tpl: &mut TopicPartitionList) {
+        let assigned: Vec<Partition> = tpl.elements().iter().map(|e| Partition::new(e.topic(), e.partition())).collect();
+        let stored = match &self.shared.placement {
+            None => HashMap::new(),
+            Some(placement) => match placement.stored(&assigned) {
+                Ok(stored) => stored,
+                Err(e) => {
+                    tracing::error!(error = %e, topics = %self.shared.label, "cannot place the assigned partitions; the source stops");
+                    self.shared.fail(e);
+                    return;
+                }
+            },
+        };
+        for p in &assigned {
+            let at = stored.get(p).copied();
+            if let Some(offset) = at {
+                if let Err(e) = tpl.set_partition_offset(&p.topic, p.partition, Offset::Offset(offset)) {
+                    tracing::error!(error = %e, topic = %p.topic, partition = p.partition, "cannot place the partition; the source stops");
+                    self.shared
+                        .fail(ConnectorError::permanent(self.shared.component(), format!("placing {}/{}: {e}", p.topic, p.partition)));
+                    return;
+                }
+            }
+        }
+        let mut partitions = self.shared.partitions();
+        for p in &assigned {
+            let at = stored.get(p).copied();
+            partitions.assign_at(&p.topic, p.partition, at);
+            match at {
+                Some(offset) => {
+                    tracing::info!(topic = %p.topic, partition = p.partition, offset, "partition assigned, at its stored position")
+                }
+                None if self.shared.placement.is_some() => {
+                    tracing::info!(topic = %p.topic, partition = p.partition, "partition assigned, no stored position: at the group's offset")
+                }
+                None => tracing::info!(topic = %p.topic, partition = p.partition, "partition assigned"),
+            }
+        }
+    }
+
     /// Partitions are taken away: wait (bounded) for their batches in flight, commit what they
     /// reached, forget them.
     fn revoke(&self, consumer: &BaseConsumer<Self>, revoked: &[(String, i32)]) {
@@ -360,6 +446,10 @@ impl<T: Record> Worker<T> {
         let _ = self.shared.thread.set(std::thread::current());
         loop {
             if self.shared.stop.load(Ordering::Acquire) {
+                break;
+            }
+            if let Some(error) = self.shared.take_fatal() {
+                let _ = self.tx.blocking_send(Err(error));
                 break;
             }
             self.seek();
@@ -475,8 +565,10 @@ impl<T: Record> Worker<T> {
         }
     }
 
-    /// Seek back the partitions whose batch failed. A rewind that asks for a seek moves the
-    /// table's generation, so the table is read (under its lock) only when the generation
+    /// Seek back the partitions whose batch failed: to the first unfinished offset, or under
+    /// exactly-once to the stored position (a batch fenced off because another member wrote
+    /// those offsets: reading resumes after what it wrote). A rewind that asks for a seek moves
+    /// the table's generation, so the table is read (under its lock) only when the generation
     /// moved or a seek is still to be retried, not for every message.
     fn seek(&mut self) {
         let generation = self.shared.generation.load(Ordering::Acquire);
@@ -486,11 +578,29 @@ impl<T: Record> Worker<T> {
         self.seen_generation = generation;
         self.seek_pending = false;
         let seeks = self.shared.partitions().seeks();
+        if seeks.is_empty() {
+            return;
+        }
+        let stored = match &self.shared.placement {
+            None => HashMap::new(),
+            Some(placement) => {
+                let asked: Vec<Partition> = seeks.iter().map(|s| Partition::new(Arc::clone(&s.topic), s.partition)).collect();
+                match placement.stored(&asked) {
+                    Ok(stored) => stored,
+                    Err(e) => {
+                        tracing::error!(error = %e, topics = %self.shared.label, "cannot read the stored positions to seek; the source stops");
+                        self.shared.fail(e);
+                        return;
+                    }
+                }
+            }
+        };
         for seek in seeks {
-            match self.consumer.seek(&seek.topic, seek.partition, Offset::Offset(seek.offset), Duration::from_secs(10)) {
+            let at = stored.get(&Partition::new(Arc::clone(&seek.topic), seek.partition)).copied().unwrap_or(seek.offset);
+            match self.consumer.seek(&seek.topic, seek.partition, Offset::Offset(at), Duration::from_secs(10)) {
                 Ok(()) => {
-                    tracing::info!(topic = %seek.topic, partition = seek.partition, offset = seek.offset, "batch failed: seeked back to the first unfinished offset");
-                    self.shared.partitions().seeked(&seek);
+                    tracing::info!(topic = %seek.topic, partition = seek.partition, offset = at, unfinished = seek.offset, "batch failed: seeked back");
+                    self.shared.partitions().seeked(&seek, at);
                 }
                 Err(e) => {
                     self.seek_pending = true;
@@ -606,7 +716,17 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
         thread: OnceLock::new(),
         consumer: OnceLock::new(),
         lag: ctx.lag.clone(),
+        placement: ctx.positions().map(|store| Placement {
+            store,
+            group: Arc::from(group.as_str()),
+            runtime: tokio::runtime::Handle::current(),
+            component: component.clone(),
+        }),
+        fatal: Mutex::new(None),
     });
+    if let Some(placement) = &shared.placement {
+        tracing::info!(topics = %label, group = %group, store = %placement.store.describe(), "exactly-once: partitions start at the positions the sink stored");
+    }
 
     // Blocking calls (metadata, subscribe) off the runtime's threads.
     let context = Context { shared: Arc::clone(&shared) };
@@ -653,14 +773,32 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
         Some((item, reader))
     });
     let acks = Arc::clone(&shared);
+    let consumer_group: Arc<str> = Arc::from(group.as_str());
     let make_ack = move |tokens: Vec<Token>| {
-        let issued = acks.partitions().issue(&tokens);
+        let (issued, ranges) = {
+            let mut partitions = acks.partitions();
+            let issued = partitions.issue(&tokens);
+            let ranges: Vec<OffsetRange> = issued.iter().filter_map(|i| partitions.range(i)).collect();
+            (issued, ranges)
+        };
         let owed: Vec<(Issued, OutstandingToken)> = issued.into_iter().map(|i| (i, acks.outstanding.token())).collect();
         let shared = Arc::clone(&acks);
-        Ack::new(move |status| shared.resolve(owed, status))
+        Stamp::new(Ack::new(move |status| shared.resolve(owed, status)), Positions::new(Arc::clone(&consumer_group), ranges))
     };
     let origin: Arc<str> = Arc::from(format!("kafka {label}"));
-    let batches = batched(input, source.batching, ctx.shutdown, origin, make_ack);
+    let mut batches = batched(input, source.batching, ctx.shutdown, origin, make_ack);
+    if shared.placement.is_some() {
+        // A sink that stores positions writes what the ranges cover, each offset once: not
+        // the copies fetched before a seek back that the batch being filled still held.
+        batches = Box::pin(batches.map(|batch| {
+            batch.map(|mut batch| {
+                let records = read_once(batch.positions(), batch.meta().iter());
+                let failures = read_once(batch.positions(), batch.failures().iter().map(|f| &f.meta));
+                batch.retain(&records, &failures);
+                batch
+            })
+        }));
+    }
     // The stream's end waits for every emitted batch to be acknowledged and its offsets
     // committed, then stops the thread, and waits for the consumer to close (leave the group).
     let settled = settle_at_end(batches, outstanding, Stop(shared));

@@ -102,7 +102,7 @@ fn an_errored_batch_seeks_back_and_makes_everything_fetched_after_it_stale() {
     assert_eq!(seeks[0].offset, 0, "back to the first unfinished offset");
     assert_eq!(p.admit("t", 0, 10), None, "nothing admitted until the seek is made");
     assert!(p.issue(&[later]).is_empty(), "stale tokens are never issued");
-    p.seeked(&seeks[0]);
+    p.seeked(&seeks[0], seeks[0].offset);
     let again = {
         let t = admit(&mut p, 0..5);
         p.issue(&t)
@@ -126,6 +126,61 @@ fn revoked_partitions_forget_their_batches() {
     assert_eq!(p.admit("t", 0, 3), None);
     assert_eq!(p.resolve(a[0], Status::Delivered, "late"), ["late"], "a late acknowledgement changes nothing");
     assert_eq!(p.in_flight("t", 0), 0);
+}
+
+/// The ranges a sink that stores positions sees: consecutive batches of a partition meet,
+/// across gaps in the offsets, from where the partition was placed.
+#[test]
+fn ranges_start_where_the_partition_was_placed_and_meet() {
+    let mut p: Partitions<&'static str> = Partitions::new();
+    p.assign_at("t", 0, Some(100));
+    // Offsets 100..103 are transaction markers or compacted away: the first read is 103.
+    let first = {
+        let t: Vec<Token> = [103, 104, 107].iter().map(|o| p.admit("t", 0, *o).unwrap()).collect();
+        p.issue(&t)
+    };
+    let range = p.range(&first[0]).unwrap();
+    assert_eq!((range.from, range.to), (100, 108), "from the stored position, to the offset after the last read");
+    let second = {
+        let t = admit(&mut p, 110..112);
+        p.issue(&t)
+    };
+    assert_eq!((second[0].from, second[0].end), (108, 112), "the next range starts where the last ended");
+    // Placed at the group's offset (nothing stored): the first range starts at the first read.
+    p.assign_at("t", 1, None);
+    let t: Vec<Token> = [7, 8].iter().map(|o| p.admit("t", 1, *o).unwrap()).collect();
+    let issued = p.issue(&t);
+    assert_eq!((issued[0].from, issued[0].end), (7, 9));
+}
+
+/// After an errored batch the next range starts at the seek; when the store says the
+/// partition is elsewhere (another writer moved it: the batch was fenced off), reading and the
+/// group's next commit go there.
+#[test]
+fn a_seek_to_a_stored_position_moves_the_ranges_and_the_commit_point() {
+    let mut p: Partitions<&'static str> = Partitions::new();
+    p.assign_at("t", 0, Some(0));
+    let a = {
+        let t = admit(&mut p, 0..5);
+        p.issue(&t)
+    };
+    let b = {
+        let t = admit(&mut p, 5..10);
+        p.issue(&t)
+    };
+    assert_eq!((b[0].from, b[0].end), (5, 10));
+    p.resolve(a[0], Status::Delivered, "a");
+    p.resolve(b[0], Status::Errored, "b");
+    let seeks = p.seeks();
+    assert_eq!(seeks[0].offset, 5, "back to the first unfinished offset");
+    // The store holds 8: another member wrote 5..8 after this one read them.
+    p.seeked(&seeks[0], 8);
+    assert_eq!(p.to_commit(None)[0].offset, 8, "the group commits the stored position");
+    let c = {
+        let t = admit(&mut p, 8..12);
+        p.issue(&t)
+    };
+    assert_eq!((c[0].from, c[0].end), (8, 12));
 }
 
 proptest! {
@@ -180,4 +235,23 @@ proptest! {
             prop_assert_eq!(committed, seeks[0].offset, "the commit point (or the start) is where the seek goes");
         }
     }
+}
+
+/// Exactly-once keeps the last copy of each offset inside the batch's ranges: copies fetched
+/// before a seek back (read again after it, in the same batch) and records outside every range
+/// (stale, of a revoked partition) are not written.
+#[test]
+fn an_exactly_once_batch_keeps_each_offset_of_its_ranges_once() {
+    use super::read::read_once;
+    use crate::positions::{OffsetRange, Positions};
+    use crate::record::{Extra, Meta};
+    let at = |topic: &str, partition: i32, offset: i64| {
+        Meta::at(Position::Offset { partition, offset }).with_extra(Extra { event_type: Some(topic.into()), ..Extra::default() })
+    };
+    let positions = Positions::new("g", vec![OffsetRange::new("t", 0, 5, 8), OffsetRange::new("u", 1, 0, 2)]);
+    // Stale 5, 6 and 9 of t/0 (fetched before a seek back to 5), then 5, 6, 7 read again, and u/1.
+    let metas = [at("t", 0, 5), at("t", 0, 6), at("t", 0, 9), at("t", 0, 5), at("t", 0, 6), at("t", 0, 7), at("u", 1, 0), at("u", 1, 1)];
+    assert_eq!(read_once(&positions, metas.iter()), [false, false, false, true, true, true, true, true]);
+    assert_eq!(read_once(&positions, [at("t", 1, 5)].iter()), [false], "another partition");
+    assert_eq!(read_once(&positions, [Meta::default()].iter()), [true], "no Kafka position: kept");
 }
