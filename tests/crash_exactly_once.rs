@@ -260,9 +260,12 @@ async fn payments_are_written_exactly_once_through_sigkills() {
         "{crashes:?}, rows per kill {:?}, stored past the group's offsets per kill {exposed:?}",
         watch.kills.iter().map(|k| k.0).collect::<Vec<_>>()
     );
-    for (kill, exposure) in exposed.iter().enumerate().filter(|(kill, _)| kill % 2 == 1) {
-        assert!(*exposure > 0, "{ctx}: kill {} came right after a commit, before the group's offsets", kill + 1);
-    }
+    // The child kills itself right after its sink committed; on a loaded machine the group's
+    // commit can win that race now and then, so the proof asks that the window was hit, not
+    // that every self-kill hit it.
+    let hit = exposed.iter().enumerate().filter(|(kill, exposure)| kill % 2 == 1 && **exposure > 0).count();
+    assert!(hit >= 1, "{ctx}: no kill came between a transaction's commit and the group's offsets");
+    eprintln!("{hit} of {} self-kills came between a commit and the group's offsets", KILLS / 2);
     let (rows, distinct) = counts(&table).await;
     assert_eq!((rows, distinct), (PAYMENTS, PAYMENTS), "{ctx}: count(*) = count(DISTINCT id) = {PAYMENTS}");
     let ends: Vec<Option<i64>> = end_offsets_async(&topic).await.into_iter().map(Some).collect();
