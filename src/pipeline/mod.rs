@@ -469,7 +469,10 @@ where
         match mode() {
             Mode::Run => {
                 let labels = self.step_labels();
-                driver::run(self.source, self.ops, self.sink, labels, self.options).await
+                // Boxed: a run's state (the source's and sink's futures, the operators) is
+                // large, and a caller's stack (a test thread's 2 MiB in a debug build) need
+                // not hold it. One allocation per run.
+                Box::pin(driver::run(self.source, self.ops, self.sink, labels, self.options)).await
             }
             Mode::Check => driver::check(self.source, self.sink, self.options).await,
             Mode::Graph(format) => {
@@ -498,7 +501,7 @@ where
         let queue = commands::queue(&self.options);
         let mut options = self.options;
         options.dead_letters = Some(Arc::clone(&queue));
-        driver::run(replay::Replay { queue, decode }, self.ops, self.sink, labels, options).await
+        Box::pin(driver::run(replay::Replay { queue, decode }, self.ops, self.sink, labels, options)).await
     }
 
     /// The label of each step, source first: the graph's, or the connectors' descriptions and
