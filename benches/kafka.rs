@@ -81,6 +81,10 @@ fn raw_consume(topic: &str, n: u64) {
 }
 
 fn main() {
+    // `RUST_LOG=etl=debug` shows the connectors' logs on stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    }
     let sizes: Vec<u64> = std::env::var("ETL_BENCH_RECORDS")
         .unwrap_or_else(|_| "100000,1000000".into())
         .split(',')

@@ -115,10 +115,12 @@ ensure_kafka() {
     rm -f "$envfile"
   fi
   # With every feature, as `cargo test --workspace --all-features` builds the library next.
-  log "building the kafka mock broker (cargo build --all-features --bin etl-kafka-mock)"
-  cargo build --quiet --all-features --bin etl-kafka-mock || { log "could not build etl-kafka-mock"; return 1; }
+  # The build directory of scripts/test.sh when sourced on its own (never the clone's ./target).
+  local target="${CARGO_TARGET_DIR:-$HOME/.cache/etl/target}"
+  log "building the kafka mock broker (cargo build --all-features --bin etl-kafka-mock, in $target)"
+  CARGO_TARGET_DIR="$target" cargo build --quiet --all-features --bin etl-kafka-mock || { log "could not build etl-kafka-mock"; return 1; }
   log "starting the kafka mock broker (log: $logfile)"
-  nohup "$CARGO_TARGET_DIR/debug/etl-kafka-mock" --env-file "$envfile" >"$logfile" 2>&1 &
+  nohup "$target/debug/etl-kafka-mock" --env-file "$envfile" >"$logfile" 2>&1 &
   local waited=0
   until [ -f "$envfile" ]; do
     if (( waited >= 300 )); then

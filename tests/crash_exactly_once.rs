@@ -28,7 +28,7 @@ mod kafka_broker;
 mod pg;
 
 use bytes::Bytes;
-use common::crash::{self, Child, Watch};
+use common::crash::{self, Child, Pair, Watch};
 use common::{wait_until_async, PATIENCE};
 use etl::prelude::*;
 
@@ -286,37 +286,21 @@ async fn a_rebalance_after_a_member_dies_mid_transaction_keeps_exactly_once() {
         args: json!({"topic": topic, "group": group, "table": table, "offsets": offsets, "run_until_signal": true}),
         log_dir: dir.path().to_owned(),
     };
-    let (mut a, log_a) = child.spawn(0);
-    let (mut b, log_b) = child.spawn(1);
+    let mut pair = Pair::spawn(&child);
     // Both write (each its own partitions); then B dies with a transaction open, most likely.
     let both = || async {
         let stored = stored(&offsets, &group, &topic).await;
         stored.iter().filter(|s| s.is_some()).count() == PARTITIONS as usize && counts(&table).await.0 > 1000
     };
     wait_until_async(PATIENCE, "the two processes to write payments on every partition", both).await;
-    assert!(a.try_wait().unwrap().is_none() && b.try_wait().unwrap().is_none(), "both processes run");
-    b.kill().expect("SIGKILL B");
-    assert!(!b.wait().expect("B exits").success(), "B was killed");
+    pair.kill_b();
     let at_kill = counts(&table).await;
     assert_eq!(at_kill.0, at_kill.1, "no payment twice when B died");
     // A takes B's partitions over (once B's session expires) from the stored offsets, and
     // reaches the end of the topic.
     let ends: Vec<Option<i64>> = end_offsets_async(&topic).await.into_iter().map(Some).collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while stored(&offsets, &group, &topic).await != ends {
-        assert!(a.try_wait().unwrap().is_none(), "A stopped early; its log:\n{}", crash::tail(&log_a));
-        assert!(std::time::Instant::now() < deadline, "A did not store the whole topic within 120 s; its log:\n{}", crash::tail(&log_a));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // SAFETY: kill(2) on our own child's pid with a valid signal number.
-    assert_eq!(unsafe { libc::kill(a.id() as libc::pid_t, libc::SIGTERM) }, 0);
-    let status = a.wait().expect("A exits");
-    assert!(
-        status.success(),
-        "SIGTERM ends A with exit code 0: {status}; its log:\n{}\nB's log:\n{}",
-        crash::tail(&log_a),
-        crash::tail(&log_b)
-    );
+    pair.wait_for_a(Duration::from_secs(120), "store the whole topic", || async { stored(&offsets, &group, &topic).await == ends }).await;
+    pair.stop_a();
     let (rows, distinct) = counts(&table).await;
     assert_eq!((rows, distinct), (PAYMENTS, PAYMENTS), "count(*) = count(DISTINCT id) = {PAYMENTS} (rows when B died: {at_kill:?})");
     assert_eq!(committed_async(&group, &topic).await, ends, "the group's offsets follow");

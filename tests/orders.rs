@@ -23,7 +23,7 @@ mod orders;
 mod pg;
 
 use bytes::Bytes;
-use common::crash::{self, Child, Watch};
+use common::crash::{self, Child, Pair, Watch};
 use common::{wait_until_async, PATIENCE};
 use kafka_broker::{brokers, committed, committed_async, create_topic, end_offsets_async, produce_async, unique, Out};
 use serde_json::{json, Value};
@@ -220,32 +220,15 @@ async fn two_processes_share_the_work_and_one_finishes_when_the_other_dies() {
         args: json!({"topic": topic, "group": group, "table": table_name, "run_until_signal": true}),
         log_dir: dir.path().to_owned(),
     };
-    let (mut a, log_a) = child.spawn(0);
-    let (mut b, log_b) = child.spawn(1);
+    let mut pair = Pair::spawn(&child);
     // Both work: the table grows while both are alive; then B dies mid-work.
     wait_until_async(PATIENCE, "the two processes to write orders", || async { rows(&table_name).await > 200 }).await;
-    assert!(a.try_wait().unwrap().is_none() && b.try_wait().unwrap().is_none(), "both processes run");
-    b.kill().expect("SIGKILL B");
-    let status = b.wait().expect("B exits");
-    assert!(!status.success(), "B was killed: {status}");
+    pair.kill_b();
     // A takes B's partitions over (once B's session expires) and reaches the end of the topic.
     let ends: Vec<Option<i64>> = end_offsets_async(&topic).await.into_iter().map(Some).collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while committed_async(&group, &topic).await != ends {
-        assert!(a.try_wait().unwrap().is_none(), "A stopped early; its log:\n{}", crash::tail(&log_a));
-        assert!(std::time::Instant::now() < deadline, "A did not commit the whole topic within 120 s; its log:\n{}", crash::tail(&log_a));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    pair.wait_for_a(Duration::from_secs(120), "commit the whole topic", || async { committed_async(&group, &topic).await == ends }).await;
     // SIGTERM: A flushes, commits and exits 0.
-    // SAFETY: kill(2) on our own child's pid with a valid signal number.
-    assert_eq!(unsafe { libc::kill(a.id() as libc::pid_t, libc::SIGTERM) }, 0);
-    let status = a.wait().expect("A exits");
-    assert!(
-        status.success(),
-        "SIGTERM ends A with exit code 0: {status}; its log:\n{}\nB's log:\n{}",
-        crash::tail(&log_a),
-        crash::tail(&log_b)
-    );
+    pair.stop_a();
     let got = table(&table_name).await;
     assert_eq!(got.len(), want.len(), "one row per order that is not a test");
     assert!(got == want, "every order under its last version");

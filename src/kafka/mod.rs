@@ -74,6 +74,68 @@ impl Default for ClientOptions {
     }
 }
 
+/// The builder methods of the client options, for the source and the sink alike (inherent
+/// methods, so that neither a user nor `pipeline!` needs a trait in scope). `$ctor` is a
+/// constructor expression for the doc examples.
+macro_rules! client_option_methods {
+    ($ctor:literal) => {
+        /// The bootstrap brokers, `host:port[,host:port...]` (`${VAR}` resolved when the
+        /// connector opens). Default [`DEFAULT_BROKERS`]: `KAFKA_BROKERS`, else `localhost:9092`.
+        ///
+        #[doc = concat!("```\nlet step = ", $ctor, ".brokers(\"kafka-1:9092,kafka-2:9092\");\n```")]
+        pub fn brokers(mut self, brokers: impl Into<String>) -> Self {
+            self.client.brokers = brokers.into();
+            self
+        }
+
+        /// librdkafka's `security.protocol`: `plaintext`, `ssl`, `sasl_plaintext`, `sasl_ssl`.
+        /// Default: librdkafka's (`plaintext`). See "Security" in the
+        /// [source's docs](crate::source::kafka).
+        ///
+        #[doc = concat!("```\nlet step = ", $ctor, ".security_protocol(\"sasl_plaintext\");\n```")]
+        pub fn security_protocol(mut self, protocol: impl Into<String>) -> Self {
+            self.client.security_protocol = Some(protocol.into());
+            self
+        }
+
+        /// The SASL mechanism (librdkafka's `sasl.mechanisms`): `PLAIN`, `SCRAM-SHA-256`, ...
+        /// Default: librdkafka's (`GSSAPI`).
+        ///
+        #[doc = concat!("```\nlet step = ", $ctor, ".sasl_mechanism(\"PLAIN\");\n```")]
+        pub fn sasl_mechanism(mut self, mechanism: impl Into<String>) -> Self {
+            self.client.sasl_mechanism = Some(mechanism.into());
+            self
+        }
+
+        /// The SASL user name (`${VAR}` resolved when the connector opens). Default: none.
+        ///
+        #[doc = concat!("```\nlet step = ", $ctor, ".sasl_username(\"${KAFKA_USER}\");\n```")]
+        pub fn sasl_username(mut self, username: impl Into<String>) -> Self {
+            self.client.sasl_username = Some(username.into());
+            self
+        }
+
+        /// The SASL password (`${VAR}` resolved when the connector opens); never logged nor
+        /// shown by `Debug`. Default: none.
+        ///
+        #[doc = concat!("```\nlet step = ", $ctor, ".sasl_password(\"${KAFKA_PASSWORD}\");\nassert!(!format!(\"{step:?}\").contains(\"KAFKA_PASSWORD\"));\n```")]
+        pub fn sasl_password(mut self, password: impl $crate::kafka::IntoSecret) -> Self {
+            self.client.sasl_password = Some($crate::kafka::IntoSecret::into_secret(password));
+            self
+        }
+
+        /// The CA certificate file to verify the brokers with (librdkafka's
+        /// `ssl.ca.location`). Default: none (the system's).
+        ///
+        #[doc = concat!("```\nlet step = ", $ctor, ".ssl_ca_location(\"/etc/kafka/ca.pem\");\n```")]
+        pub fn ssl_ca_location(mut self, path: impl Into<String>) -> Self {
+            self.client.ssl_ca_location = Some(path.into());
+            self
+        }
+    };
+}
+pub(crate) use client_option_methods;
+
 /// Whether a librdkafka property holds a secret (its value is never printed).
 pub(crate) fn is_secret_property(key: &str) -> bool {
     let key = key.to_ascii_lowercase();

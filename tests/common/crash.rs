@@ -85,6 +85,68 @@ impl Child {
     }
 }
 
+/// Two children of one consumer group (or one queue, or one durable consumer), to show that
+/// the survivor of a SIGKILL takes over the dead one's share and finishes the job.
+///
+/// ```ignore
+/// let mut pair = Pair::spawn(&child);
+/// wait_until_async(PATIENCE, "both to write", || async { rows().await > 200 }).await;
+/// pair.kill_b();
+/// pair.wait_for_a(Duration::from_secs(120), "A to commit the whole topic", || async { done().await }).await;
+/// pair.stop_a();
+/// ```
+pub struct Pair {
+    a: std::process::Child,
+    b: std::process::Child,
+    log_a: PathBuf,
+    log_b: PathBuf,
+}
+
+impl Pair {
+    /// Start runs 0 (A) and 1 (B) of `child`; they run until a signal stops them.
+    pub fn spawn(child: &Child) -> Pair {
+        let (a, log_a) = child.spawn(0);
+        let (b, log_b) = child.spawn(1);
+        Pair { a, b, log_a, log_b }
+    }
+
+    /// SIGKILL B while both run (asserted), and wait for it.
+    pub fn kill_b(&mut self) {
+        assert!(self.a.try_wait().unwrap().is_none(), "A stopped early; its log:\n{}", tail(&self.log_a));
+        assert!(self.b.try_wait().unwrap().is_none(), "B stopped early; its log:\n{}", tail(&self.log_b));
+        self.b.kill().expect("SIGKILL B");
+        let status = self.b.wait().expect("B exits");
+        assert!(!status.success(), "B was killed: {status}");
+    }
+
+    /// Wait until `done` holds, with A alive all along, for at most `limit`.
+    pub async fn wait_for_a<F, Fut>(&mut self, limit: Duration, what: &str, mut done: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let deadline = std::time::Instant::now() + limit;
+        while !done().await {
+            assert!(self.a.try_wait().unwrap().is_none(), "A stopped early; its log:\n{}", tail(&self.log_a));
+            assert!(std::time::Instant::now() < deadline, "A did not {what} within {limit:?}; its log:\n{}", tail(&self.log_a));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM A: it flushes, commits and exits 0 (asserted, with both logs on failure).
+    pub fn stop_a(mut self) {
+        // SAFETY: kill(2) on our own child's pid with a valid signal number.
+        assert_eq!(unsafe { libc::kill(self.a.id() as libc::pid_t, libc::SIGTERM) }, 0);
+        let status = self.a.wait().expect("A exits");
+        assert!(
+            status.success(),
+            "SIGTERM ends A with exit code 0: {status}; its log:\n{}\nB's log:\n{}",
+            tail(&self.log_a),
+            tail(&self.log_b)
+        );
+    }
+}
+
 /// The end of a log, for failure messages.
 pub fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();

@@ -102,16 +102,7 @@ pub fn kafka(topic: impl Into<String>) -> KafkaSink {
 }
 
 impl<K> KafkaSink<K> {
-    /// The bootstrap brokers, `host:port[,host:port...]` (`${VAR}` resolved at open).
-    /// Default [`DEFAULT_BROKERS`]: `KAFKA_BROKERS`, else `localhost:9092`.
-    ///
-    /// ```
-    /// let sink = etl::sink::kafka("orders").brokers("kafka-1:9092");
-    /// ```
-    pub fn brokers(mut self, brokers: impl Into<String>) -> Self {
-        self.client.brokers = brokers.into();
-        self
-    }
+    crate::kafka::client_option_methods!("etl::sink::kafka(\"orders\")");
 
     /// Key every message: by a field of the record (its serde name: `.key("customer")`), or by
     /// a function of the record returning bytes (`.key(|o: &Order| o.id.to_string())`; name
@@ -133,59 +124,6 @@ impl<K> KafkaSink<K> {
     /// ```
     pub fn headers<N: Into<String>, V: Into<Vec<u8>>>(mut self, headers: impl IntoIterator<Item = (N, V)>) -> Self {
         self.headers.extend(headers.into_iter().map(|(k, v)| (k.into(), v.into())));
-        self
-    }
-
-    /// librdkafka's `security.protocol`. Default: librdkafka's (`plaintext`). See "Security" in
-    /// the [source's docs](crate::source::kafka).
-    ///
-    /// ```
-    /// let sink = etl::sink::kafka("orders").security_protocol("sasl_plaintext");
-    /// ```
-    pub fn security_protocol(mut self, protocol: impl Into<String>) -> Self {
-        self.client.security_protocol = Some(protocol.into());
-        self
-    }
-
-    /// The SASL mechanism (librdkafka's `sasl.mechanisms`). Default: librdkafka's (`GSSAPI`).
-    ///
-    /// ```
-    /// let sink = etl::sink::kafka("orders").sasl_mechanism("PLAIN");
-    /// ```
-    pub fn sasl_mechanism(mut self, mechanism: impl Into<String>) -> Self {
-        self.client.sasl_mechanism = Some(mechanism.into());
-        self
-    }
-
-    /// The SASL user name (`${VAR}` resolved at open). Default: none.
-    ///
-    /// ```
-    /// let sink = etl::sink::kafka("orders").sasl_username("${KAFKA_USER}");
-    /// ```
-    pub fn sasl_username(mut self, username: impl Into<String>) -> Self {
-        self.client.sasl_username = Some(username.into());
-        self
-    }
-
-    /// The SASL password (`${VAR}` resolved at open); never logged nor shown by `Debug`.
-    /// Default: none.
-    ///
-    /// ```
-    /// let sink = etl::sink::kafka("orders").sasl_password("${KAFKA_PASSWORD}");
-    /// assert!(!format!("{sink:?}").contains("KAFKA_PASSWORD"));
-    /// ```
-    pub fn sasl_password(mut self, password: impl IntoSecret) -> Self {
-        self.client.sasl_password = Some(password.into_secret());
-        self
-    }
-
-    /// The CA certificate file to verify the brokers with (`ssl.ca.location`). Default: none.
-    ///
-    /// ```
-    /// let sink = etl::sink::kafka("orders").ssl_ca_location("/etc/kafka/ca.pem");
-    /// ```
-    pub fn ssl_ca_location(mut self, path: impl Into<String>) -> Self {
-        self.client.ssl_ca_location = Some(path.into());
         self
     }
 

@@ -178,16 +178,7 @@ pub fn kafka<T>(topics: impl IntoIterator<Item = impl Into<String>>, group: impl
 }
 
 impl<T> KafkaSource<T> {
-    /// The bootstrap brokers, `host:port[,host:port...]` (`${VAR}` resolved at start-up).
-    /// Default [`DEFAULT_BROKERS`]: `KAFKA_BROKERS`, else `localhost:9092`.
-    ///
-    /// ```
-    /// let src = etl::source::kafka::<etl::Json>(["orders"], "etl").brokers("kafka-1:9092,kafka-2:9092");
-    /// ```
-    pub fn brokers(mut self, brokers: impl Into<String>) -> Self {
-        self.client.brokers = brokers.into();
-        self
-    }
+    crate::kafka::client_option_methods!("etl::source::kafka::<etl::Json>([\"orders\"], \"etl\")");
 
     /// Where a group without a committed offset starts: `"earliest"` or `"latest"`
     /// (librdkafka's `auto.offset.reset`). Default [`DEFAULT_AUTO_OFFSET_RESET`].
@@ -220,61 +211,6 @@ impl<T> KafkaSource<T> {
     /// ```
     pub fn session_timeout(mut self, timeout: Duration) -> Self {
         self.session_timeout = timeout;
-        self
-    }
-
-    /// librdkafka's `security.protocol`: `plaintext`, `ssl`, `sasl_plaintext`, `sasl_ssl`.
-    /// Default: librdkafka's (`plaintext`). See "Security" in the [module docs](self).
-    ///
-    /// ```
-    /// let src = etl::source::kafka::<etl::Json>(["orders"], "etl").security_protocol("sasl_plaintext");
-    /// ```
-    pub fn security_protocol(mut self, protocol: impl Into<String>) -> Self {
-        self.client.security_protocol = Some(protocol.into());
-        self
-    }
-
-    /// The SASL mechanism (librdkafka's `sasl.mechanisms`): `PLAIN`, `SCRAM-SHA-256`, ...
-    /// Default: librdkafka's (`GSSAPI`).
-    ///
-    /// ```
-    /// let src = etl::source::kafka::<etl::Json>(["orders"], "etl").sasl_mechanism("PLAIN");
-    /// ```
-    pub fn sasl_mechanism(mut self, mechanism: impl Into<String>) -> Self {
-        self.client.sasl_mechanism = Some(mechanism.into());
-        self
-    }
-
-    /// The SASL user name (`${VAR}` resolved at start-up). Default: none.
-    ///
-    /// ```
-    /// let src = etl::source::kafka::<etl::Json>(["orders"], "etl").sasl_username("${KAFKA_USER}");
-    /// ```
-    pub fn sasl_username(mut self, username: impl Into<String>) -> Self {
-        self.client.sasl_username = Some(username.into());
-        self
-    }
-
-    /// The SASL password (`${VAR}` resolved at start-up); never logged nor shown by `Debug`.
-    /// Default: none.
-    ///
-    /// ```
-    /// let src = etl::source::kafka::<etl::Json>(["orders"], "etl").sasl_password("${KAFKA_PASSWORD}");
-    /// assert!(!format!("{src:?}").contains("KAFKA_PASSWORD"));
-    /// ```
-    pub fn sasl_password(mut self, password: impl IntoSecret) -> Self {
-        self.client.sasl_password = Some(password.into_secret());
-        self
-    }
-
-    /// The CA certificate file to verify the brokers with (librdkafka's `ssl.ca.location`).
-    /// Default: none (the system's).
-    ///
-    /// ```
-    /// let src = etl::source::kafka::<etl::Json>(["orders"], "etl").ssl_ca_location("/etc/kafka/ca.pem");
-    /// ```
-    pub fn ssl_ca_location(mut self, path: impl Into<String>) -> Self {
-        self.client.ssl_ca_location = Some(path.into());
         self
     }
 

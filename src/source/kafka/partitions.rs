@@ -80,8 +80,6 @@ struct Slot<W> {
     moved: bool,
     /// The last offset the group confirmed.
     committed: Option<i64>,
-    /// The last offset asked for in an asynchronous commit not confirmed yet.
-    requested: Option<i64>,
     /// (end offset, what is owed) released once a commit reaches the end offset.
     waiting: Vec<(i64, W)>,
     /// Where the next batch's range starts: the last batch's end, or where the partition was
@@ -146,7 +144,6 @@ impl<W> Partitions<W> {
                 seek_to: None,
                 moved: false,
                 committed: None,
-                requested: None,
                 waiting: Vec::new(),
                 next_from: at,
             },
@@ -203,16 +200,29 @@ impl<W> Partitions<W> {
     /// stale tokens left out; each share's range continues where the slot's last one ended.
     pub(crate) fn issue(&mut self, tokens: &[Token]) -> Vec<Issued> {
         let mut issued: Vec<Issued> = Vec::new();
+        // Where the last token went: a partition's messages arrive in runs (a fetch's message
+        // set), so the search of the batch's shares is rarely needed.
+        let mut last = 0;
         for token in tokens {
             if !self.is_current(token) {
                 continue;
             }
-            match issued.iter_mut().find(|i| i.slot == token.slot) {
-                Some(i) => {
-                    i.from = i.from.min(token.offset);
-                    i.end = i.end.max(token.offset + 1);
+            let share = match issued.get(last) {
+                Some(i) if i.slot == token.slot => Some(last),
+                _ => issued.iter().position(|i| i.slot == token.slot),
+            };
+            match share {
+                Some(at) => {
+                    last = at;
+                    if let Some(i) = issued.get_mut(at) {
+                        i.from = i.from.min(token.offset);
+                        i.end = i.end.max(token.offset + 1);
+                    }
                 }
-                None => issued.push(Issued { slot: token.slot, seq: 0, from: token.offset, end: token.offset + 1 }),
+                None => {
+                    last = issued.len();
+                    issued.push(Issued { slot: token.slot, seq: 0, from: token.offset, end: token.offset + 1 });
+                }
             }
         }
         for i in &mut issued {
@@ -292,27 +302,6 @@ impl<W> Partitions<W> {
                     slot.moved = true;
                 }
             }
-        }
-    }
-
-    /// The offsets to commit asynchronously now: those past the last commit and past the
-    /// last request; they are noted as requested.
-    pub(crate) fn take_requests(&mut self) -> Vec<Commit> {
-        let mut out = Vec::new();
-        for s in self.slots.values_mut() {
-            let Some(done) = s.done.filter(|_| s.moved) else { continue };
-            if s.committed.is_none_or(|c| c < done) && s.requested.is_none_or(|r| r < done) {
-                s.requested = Some(done);
-                out.push(Commit { topic: Arc::clone(&s.topic), partition: s.partition, offset: done });
-            }
-        }
-        out
-    }
-
-    /// An asynchronous commit failed: what it asked for is committed again later.
-    pub(crate) fn request_failed(&mut self, topic: &str, partition: i32) {
-        if let Some(slot) = self.slot_of(topic, partition).and_then(|s| self.slots.get_mut(&s)) {
-            slot.requested = None;
         }
     }
 

@@ -19,13 +19,13 @@ use bytes::Bytes;
 use futures::StreamExt;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -60,8 +60,6 @@ struct Shared {
     stop: AtomicBool,
     /// The consumer's thread, to wake it (a commit or a seek to make, room in the hand-over).
     thread: OnceLock<std::thread::Thread>,
-    /// The consumer, for the acknowledgements' asynchronous commits (the thread owns it).
-    consumer: OnceLock<Weak<BaseConsumer<Context>>>,
     /// The group's lag on the assigned partitions, from librdkafka's statistics.
     lag: crate::source::Lag,
     /// Exactly-once: the run's position store, which places every assigned partition and
@@ -100,40 +98,20 @@ impl Shared {
     /// A batch's final status: move (or hold and rewind) the watermark of each partition.
     fn resolve(&self, owed: Vec<(Issued, OutstandingToken)>, status: Status) {
         let mut released = Vec::new();
-        let commits = {
+        {
             let mut partitions = self.partitions();
             for (issued, token) in owed {
                 released.extend(partitions.resolve(issued, status, token));
             }
             self.generation.store(partitions.generation(), Ordering::Release);
-            partitions.take_requests()
-        };
+        }
         drop(released);
         self.resolved.notify_all();
+        // The consumer's thread commits what moved, at most every COMMIT_INTERVAL. (An
+        // asynchronous commit from here, once per acknowledgement, cost a commit request of
+        // every partition a batch touched: with keyed messages over 101 partitions, a thousand
+        // 101-partition requests a second, whose results librdkafka drops anyway.)
         self.wake();
-        // Commit at once (asynchronously: the result comes to `commit_callback` through the
-        // thread's poll), so that the group's offset trails the sink by a round trip.
-        if !commits.is_empty() {
-            if let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) {
-                self.commit_async(&consumer, &commits);
-            }
-        }
-    }
-
-    fn commit_async(&self, consumer: &BaseConsumer<Context>, commits: &[Commit]) {
-        let mut list = TopicPartitionList::with_capacity(commits.len());
-        for c in commits {
-            if list.add_partition_offset(&c.topic, c.partition, Offset::Offset(c.offset)).is_err() {
-                self.partitions().request_failed(&c.topic, c.partition);
-            }
-        }
-        if let Err(e) = consumer.commit(&list, CommitMode::Async) {
-            tracing::warn!(error = %e, topics = %self.label, "commit failed, retrying");
-            let mut partitions = self.partitions();
-            for c in commits {
-                partitions.request_failed(&c.topic, c.partition);
-            }
-        }
     }
 
     /// Commit `commits` synchronously; on success, release what waited for them.
@@ -275,30 +253,6 @@ impl ConsumerContext for Context {
         }
     }
 
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        let mut partitions = self.shared.partitions();
-        let mut released = Vec::new();
-        for e in offsets.elements() {
-            let Offset::Offset(offset) = e.offset() else { continue };
-            let error = match (&result, e.error()) {
-                (Ok(()), Ok(())) => None,
-                (Err(error), _) => Some(error.to_string()),
-                (_, Err(error)) => Some(error.to_string()),
-            };
-            match error {
-                None => {
-                    released.extend(partitions.committed(&Commit { topic: Arc::from(e.topic()), partition: e.partition(), offset }));
-                    tracing::debug!(topic = e.topic(), partition = e.partition(), offset, "offset committed");
-                }
-                Some(error) => {
-                    tracing::warn!(error = %error, topic = e.topic(), partition = e.partition(), offset, "commit failed, retrying");
-                    partitions.request_failed(e.topic(), e.partition());
-                }
-            }
-        }
-        drop(partitions);
-        drop(released);
-    }
 }
 
 impl Context {
@@ -424,7 +378,7 @@ fn admit<T: Record>(shared: &Shared, message: &BorrowedMessage<'_>, first: bool,
 
 /// The consumer's thread.
 struct Worker<T> {
-    consumer: Arc<BaseConsumer<Context>>,
+    consumer: BaseConsumer<Context>,
     shared: Arc<Shared>,
     tx: mpsc::Sender<Result<Chunk<T>, ConnectorError>>,
     poll_timeout: Duration,
@@ -506,7 +460,7 @@ impl<T: Record> Worker<T> {
         // close the consumer (it leaves the group; the revoke callback finds nothing in flight).
         self.commit(true);
         let Worker { consumer, .. } = self;
-        // The last reference: closing runs here (an acknowledgement holds it only for a call).
+        // Closing runs here: the consumer leaves the group.
         drop(consumer);
         tracing::debug!("kafka consumer closed");
         let _ = closed.send(());
@@ -618,6 +572,11 @@ impl<T: Record> Worker<T> {
     }
 
     /// Commit what the watermarks reached, at most every [`COMMIT_INTERVAL`] unless `now`.
+    ///
+    /// Synchronously: librdkafka reports the result of an asynchronous manual commit only to a
+    /// native `offset_commit_cb`, which rust-rdkafka does not set (its `commit_callback` sees
+    /// only the automatic commits), and what an acknowledgement owes is released only once the
+    /// group confirmed the offset that covers it.
     fn commit(&mut self, now: bool) {
         if !now && self.last_commit.elapsed() < COMMIT_INTERVAL && !self.tx.is_closed() {
             return;
@@ -714,7 +673,6 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
         outstanding: outstanding.clone(),
         stop: AtomicBool::new(false),
         thread: OnceLock::new(),
-        consumer: OnceLock::new(),
         lag: ctx.lag.clone(),
         placement: ctx.positions().map(|store| Placement {
             store,
@@ -745,8 +703,6 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
     .map_err(Error::Source)?;
     tracing::info!(topics = %label, group = %group, "kafka source subscribed");
 
-    let consumer = Arc::new(consumer);
-    let _ = shared.consumer.set(Arc::downgrade(&consumer));
     let (tx, rx) = mpsc::channel(CHUNKS_IN_HAND_OVER);
     let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
     let worker = Worker {
