@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 ///
 /// It reads with `std::io` straight into the decoder's buffer (`tokio::fs::File` reads into a
 /// buffer of its own and copies from it: measured 137 instructions per record).
-pub(super) fn read_jsonl<T: Record, R: std::io::Read>(
+pub(crate) fn read_jsonl<T: Record, R: std::io::Read>(
     mut input: R,
     path: &str,
     shutdown: &CancellationToken,
@@ -52,7 +52,7 @@ pub(super) fn read_jsonl<T: Record, R: std::io::Read>(
 }
 
 /// Append up to [`CHUNK_BYTES`] bytes of `input` to `buf`.
-pub(super) fn read_chunk(input: &mut impl std::io::Read, buf: &mut BytesMut) -> std::io::Result<usize> {
+pub(crate) fn read_chunk(input: &mut impl std::io::Read, buf: &mut BytesMut) -> std::io::Result<usize> {
     let start = buf.len();
     buf.resize(start + CHUNK_BYTES, 0);
     let result = loop {
@@ -97,7 +97,7 @@ pub(super) fn decoded_on_a_thread<T: Record>(
 
 /// Read `input` as CSV, handing decoded rows to `send` in chunks; stops when `send` returns
 /// false (the stream was dropped) or `shutdown` is cancelled.
-pub(super) fn read_csv<T: Record, R: std::io::Read>(
+pub(crate) fn read_csv<T: Record, R: std::io::Read>(
     input: R,
     path: &str,
     shutdown: &CancellationToken,
