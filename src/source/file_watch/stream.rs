@@ -206,6 +206,9 @@ pub(super) async fn open<T: Record>(
         finish: finish_tx,
         outstanding: Outstanding::new(),
     });
+    // Stops the scanner and the reader on shutdown, and when the stream is dropped (a failed
+    // run) or ended.
+    let stop = ctx.shutdown.child_token();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let watcher = start_watcher(&options, events_tx).map_err(|e| Error::Source(ConnectorError::permanent(name.clone(), e)))?;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Ready>();
@@ -219,13 +222,13 @@ pub(super) async fn open<T: Record>(
         queued: Arc::clone(&queued),
         pending: HashMap::new(),
         renamed: HashSet::new(),
-        shutdown: ctx.shutdown.clone(),
+        shutdown: stop.clone(),
         drain: drain_after,
         _watcher: watcher,
     };
     tokio::spawn(scanner.run());
     {
-        let (shared, shutdown) = (Arc::clone(&shared), ctx.shutdown.clone());
+        let (shared, shutdown) = (Arc::clone(&shared), stop.clone());
         tokio::task::spawn_blocking(move || reader::<T>(shared, ready_rx, items_tx, queued, shutdown));
     }
     let recorded = shared.ledger().len();
@@ -236,10 +239,16 @@ pub(super) async fn open<T: Record>(
     let batches = batched(input, batching, ctx.shutdown, origin, move |tokens: Vec<u64>| {
         let counts = count_per_file(&tokens);
         let shared = Arc::clone(&acks);
-        Ack::new(move |status| shared.resolve(&counts, status))
+        // Owed until its files are handed to the finisher (which owes them in turn): the
+        // stream's end waits for the archive moves of every batch emitted.
+        let owed = shared.outstanding.token();
+        Ack::new(move |status| {
+            shared.resolve(&counts, status);
+            drop(owed);
+        })
     });
     let owed = shared.outstanding.clone();
-    Ok(Box::pin(settle_at_end(batches, owed, shared)))
+    Ok(Box::pin(settle_at_end(batches, owed, (shared, stop.drop_guard()))))
 }
 
 /// What `check` verifies without side effects: the directory is one, the ledger (if any) reads.
