@@ -562,3 +562,56 @@ async fn sigkills_mid_directory_lose_nothing() {
     assert_eq!(archived.len(), CRASH_FILES as usize, "{ctx}: every file archived once (no suffixed copies)");
     eprintln!("{ctx}: {} duplicates", tally.duplicates());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The DSL step, and its documented defaults (tests/operator_defaults.rs checks every step's,
+// but needs every connector's feature; this checks this step's with `file-watch` alone).
+
+#[tokio::test]
+async fn the_pipeline_macro_step_reads_a_directory() {
+    let d = dirs();
+    put(&d.inbox.join("a.json"), b"[{\"n\": 0}, {\"n\": 1}]");
+    put(&d.inbox.join("b.csv"), b"n\n2\n");
+    let (inbox, archive, lake) = (d.inbox.to_str().unwrap().to_owned(), d.archive.to_str().unwrap().to_owned(), d.lake.to_str().unwrap().to_owned());
+    let token = CancellationToken::new();
+    let run = tokio::spawn({
+        let token = token.clone();
+        async move {
+            etl::pipeline! {
+                file_watch(dir = inbox, patterns = ["*.json", "*.csv"], recursive = false, process_existing = true,
+                           move_after_process = archive, format = "auto", settle = 50ms, batch_size = 10, batch_timeout = 100ms)
+                | file(dir = lake)
+            }
+            .cancel_on(token)
+            .handle_signals(false)
+            .run()
+            .await
+        }
+    });
+    wait_until(PATIENCE, "both files archived", || tree(&d.archive).len() == 2).await;
+    token.cancel();
+    run.await.unwrap().unwrap();
+    let mut ns: Vec<String> = read_lake(&d.lake).records().map(|r| r.get("n").unwrap().to_string().trim_matches('"').to_owned()).collect();
+    ns.sort();
+    assert_eq!(ns, ["0", "1", "2"]);
+}
+
+#[test]
+fn the_documented_defaults_are_the_runtime_consts() {
+    use etl::source::file_watch as fw;
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operators.md")).unwrap();
+    let section = text.split("#### `file_watch`").nth(1).expect("file_watch is documented");
+    let section = section.split("#### ").next().unwrap();
+    let default = |arg: &str| -> String {
+        let row = section.lines().find(|l| l.starts_with(&format!("| `{arg}` |"))).unwrap_or_else(|| panic!("no row for {arg}"));
+        row.split('|').map(str::trim).nth(4).unwrap().to_owned()
+    };
+    assert_eq!(default("recursive"), fw::DEFAULT_RECURSIVE.to_string());
+    assert_eq!(default("process_existing"), fw::DEFAULT_PROCESS_EXISTING.to_string());
+    assert_eq!(default("format"), format!("\"{}\"", fw::DEFAULT_FORMAT.name()));
+    assert_eq!(default("settle"), format!("{}ms", fw::DEFAULT_SETTLE.as_millis()));
+    let patterns = fw::DEFAULT_PATTERNS.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
+    assert_eq!(default("patterns"), format!("`[{patterns}]`"));
+    assert_eq!(default("ledger"), format!("`<dir>/{}`", fw::DEFAULT_LEDGER_NAME));
+    assert!(default("poll_interval").contains(&format!("{}s", fw::DEFAULT_POLL_INTERVAL.as_secs())));
+}

@@ -47,6 +47,22 @@ impl std::str::FromStr for WatchFormat {
     }
 }
 
+impl WatchFormat {
+    /// The name the DSL and the parser use.
+    ///
+    /// ```
+    /// assert_eq!(etl::source::file_watch::WatchFormat::Jsonl.name(), "jsonl");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            WatchFormat::Auto => "auto",
+            WatchFormat::Json => "json",
+            WatchFormat::Jsonl => "jsonl",
+            WatchFormat::Csv => "csv",
+        }
+    }
+}
+
 /// How one file is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum FileFormat {
