@@ -132,7 +132,12 @@ async fn a_file_written_slowly_in_chunks_is_read_once_whole() {
     let dlq = MemoryDeadLetters::new();
     let src = source(&d).settle(settle).batch_size(1000).batch_timeout(Duration::from_millis(100));
     let run = tokio::spawn(
-        Pipeline::from(src).to(etl::sink::file(d.lake.to_str().unwrap())).dead_letters(dlq.clone()).cancel_on(token.clone()).handle_signals(false).run(),
+        Pipeline::from(src)
+            .to(etl::sink::file(d.lake.to_str().unwrap()))
+            .dead_letters(dlq.clone())
+            .cancel_on(token.clone())
+            .handle_signals(false)
+            .run(),
     );
     // 200 records written in place (no rename) in 12 pieces cut mid-line, 100 ms apart: never
     // unchanged for `settle` until the end.
@@ -168,7 +173,12 @@ async fn a_file_caught_mid_write_is_read_on_once_it_changes() {
     let dlq = MemoryDeadLetters::new();
     let src = source(&d).settle(settle).batch_size(2).batch_timeout(LONG);
     let run = tokio::spawn(
-        Pipeline::from(src).to(etl::sink::file(d.lake.to_str().unwrap())).dead_letters(dlq.clone()).cancel_on(token.clone()).handle_signals(false).run(),
+        Pipeline::from(src)
+            .to(etl::sink::file(d.lake.to_str().unwrap()))
+            .dead_letters(dlq.clone())
+            .cancel_on(token.clone())
+            .handle_signals(false)
+            .run(),
     );
     let bytes = jsonl(0..4);
     let cut = bytes.len() - 10; // inside the last line
@@ -203,7 +213,8 @@ async fn bad_records_are_dead_lettered_with_the_file_path_and_line_in_every_form
     let ns: BTreeSet<String> = lake.iter().map(|r| r.get("n").unwrap().to_string().trim_matches('"').to_owned()).collect();
     assert_eq!(ns, ["0", "1", "2", "3", "4", "5", "7"].into_iter().map(String::from).collect(), "good records of every format arrive");
     assert_eq!(report.dead_lettered, 3, "{report}");
-    let mut got: Vec<(String, Position, Vec<u8>)> = dead.iter().map(|e| (e.source.clone(), e.position.clone(), e.payload.to_vec())).collect();
+    let mut got: Vec<(String, Position, Vec<u8>)> =
+        dead.iter().map(|e| (e.source.clone(), e.position.clone(), e.payload.to_vec())).collect();
     got.sort_by(|a, b| a.0.cmp(&b.0));
     let name = |f: &str| format!("file_watch {}", d.inbox.join(f).display());
     assert_eq!(
@@ -342,7 +353,8 @@ async fn large_file_child(args: Value) {
     let path = PathBuf::from(args["dir"].as_str().unwrap());
     let src = etl::source::file_watch::<Json>(path.join("inbox").to_str().unwrap()).settle(SETTLE).drain_after(drained()).batch_size(1000);
     measure::reset_peak();
-    let report = Pipeline::from(src).to(etl::sink::blackhole()).dead_letters(MemoryDeadLetters::new()).handle_signals(false).run().await.unwrap();
+    let report =
+        Pipeline::from(src).to(etl::sink::blackhole()).dead_letters(MemoryDeadLetters::new()).handle_signals(false).run().await.unwrap();
     println!("RECORDS={} PEAK_HEAP_BYTES={}", report.records_out, measure::peak());
 }
 
@@ -466,12 +478,20 @@ async fn a_sigkill_between_delivery_and_archive_reads_nothing_twice() {
     }
     std::fs::create_dir_all(&d.archive).unwrap();
     std::fs::write(d.archive.join("s"), b"in the way").unwrap();
-    let child = Child { test: "a_sigkill_between_delivery_and_archive_reads_nothing_twice".into(), args: json!({"root": root}), log_dir: root.clone() };
+    let child = Child {
+        test: "a_sigkill_between_delivery_and_archive_reads_nothing_twice".into(),
+        args: json!({"root": root}),
+        log_dir: root.clone(),
+    };
     let mut watch = ArchiveWatch { root: root.clone(), at_kill: None };
     let crashes = crash::run(&child, 1, &mut watch).await;
     let (inbox_at_kill, delivered_at_kill) = watch.at_kill.clone().unwrap();
     let ctx = format!("{crashes:?}, inbox at the kill {inbox_at_kill:?}");
-    assert_eq!(inbox_at_kill.iter().filter(|p| p.starts_with("s/")).count(), 5, "{ctx}: killed with the files of s delivered, not archived");
+    assert_eq!(
+        inbox_at_kill.iter().filter(|p| p.starts_with("s/")).count(),
+        5,
+        "{ctx}: killed with the files of s delivered, not archived"
+    );
     assert_eq!(delivered_at_kill, 40, "{ctx}: every record delivered before the kill");
     let tally = Tally::of(ids_of(&d.lake));
     let expected: Vec<u64> = (0..20).chain(100..120).collect();
@@ -557,7 +577,11 @@ async fn sigkills_mid_directory_lose_nothing() {
     let tally = Tally::of(ids_of(&d.lake));
     assert_eq!(tally.missing(0..CRASH_FILES * CRASH_PER_FILE), Vec::<u64>::new(), "{ctx}: nothing lost");
     let exposed: usize = watch.exposures.iter().sum();
-    assert!(tally.duplicates() <= exposed, "{ctx}: {} duplicates, more than the records exposed at the kills ({exposed})", tally.duplicates());
+    assert!(
+        tally.duplicates() <= exposed,
+        "{ctx}: {} duplicates, more than the records exposed at the kills ({exposed})",
+        tally.duplicates()
+    );
     let archived = tree(&d.archive);
     assert_eq!(archived.len(), CRASH_FILES as usize, "{ctx}: every file archived once (no suffixed copies)");
     eprintln!("{ctx}: {} duplicates", tally.duplicates());
@@ -572,7 +596,8 @@ async fn the_pipeline_macro_step_reads_a_directory() {
     let d = dirs();
     put(&d.inbox.join("a.json"), b"[{\"n\": 0}, {\"n\": 1}]");
     put(&d.inbox.join("b.csv"), b"n\n2\n");
-    let (inbox, archive, lake) = (d.inbox.to_str().unwrap().to_owned(), d.archive.to_str().unwrap().to_owned(), d.lake.to_str().unwrap().to_owned());
+    let (inbox, archive, lake) =
+        (d.inbox.to_str().unwrap().to_owned(), d.archive.to_str().unwrap().to_owned(), d.lake.to_str().unwrap().to_owned());
     let token = CancellationToken::new();
     let run = tokio::spawn({
         let token = token.clone();

@@ -147,6 +147,17 @@ impl JsonSplitter {
         let Some(mut el) = self.element else { return Some(None) };
         let mut end = None;
         while self.pos < self.buf.len() {
+            if !el.discarding && self.pos - el.start > MAX_ELEMENT_BYTES {
+                // Report it with its first bytes, then drop its bytes as they are scanned.
+                let raw = Bytes::copy_from_slice(&self.buf[el.start..el.start + REPORTED_PREFIX]);
+                let error = format!("line {}: a JSON element larger than {} MiB; skipped", el.line, MAX_ELEMENT_BYTES >> 20);
+                el.discarding = true;
+                self.buf.advance(self.pos);
+                self.pos = 0;
+                el.start = 0;
+                self.element = Some(el);
+                return Some(Some(Piece::Broken { raw, line: el.line, error }));
+            }
             let b = self.buf[self.pos];
             if self.in_string {
                 if self.escape {
@@ -198,17 +209,6 @@ impl JsonSplitter {
                 _ => {}
             }
             self.pos += 1;
-            if !el.discarding && self.pos - el.start > MAX_ELEMENT_BYTES {
-                // Report it with its first bytes, then drop its bytes as they are scanned.
-                let raw = Bytes::copy_from_slice(&self.buf[el.start..el.start + REPORTED_PREFIX]);
-                let error = format!("line {}: a JSON element larger than {} MiB; skipped", el.line, MAX_ELEMENT_BYTES >> 20);
-                el.discarding = true;
-                self.buf.advance(self.pos);
-                self.pos = 0;
-                el.start = 0;
-                self.element = Some(el);
-                return Some(Some(Piece::Broken { raw, line: el.line, error }));
-            }
         }
         if el.discarding {
             // Keep nothing of it.

@@ -44,7 +44,14 @@ struct Line {
 
 impl Line {
     fn record(path: &str, e: &Entry) -> Line {
-        Line { path: path.to_owned(), removed: false, size: e.size, modified_ns: e.modified_ns, head: e.head.clone(), seen_only: e.seen_only }
+        Line {
+            path: path.to_owned(),
+            removed: false,
+            size: e.size,
+            modified_ns: e.modified_ns,
+            head: e.head.clone(),
+            seen_only: e.seen_only,
+        }
     }
 
     fn removal(path: &str) -> Line {

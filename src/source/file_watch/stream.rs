@@ -233,7 +233,8 @@ pub(super) async fn open<T: Record>(
     }
     let recorded = shared.ledger().len();
     tracing::info!(dir = %options.dir.display(), ledger = %options.ledger.display(), recorded, archive = ?options.archive, "watching a directory");
-    let input = futures::stream::unfold(items_rx, |mut rx| async move { rx.recv().await.map(|chunk| (futures::stream::iter(chunk), rx)) }).flatten();
+    let input = futures::stream::unfold(items_rx, |mut rx| async move { rx.recv().await.map(|chunk| (futures::stream::iter(chunk), rx)) })
+        .flatten();
     let origin: Arc<str> = Arc::from(format!("file_watch {}", options.dir.display()));
     let acks = Arc::clone(&shared);
     let batches = batched(input, batching, ctx.shutdown, origin, move |tokens: Vec<u64>| {
@@ -260,7 +261,9 @@ pub(super) fn check(options: &Resolved) -> crate::Result<()> {
         return Err(Error::Source(ConnectorError::permanent(name, e)));
     }
     match std::fs::read(&options.ledger) {
-        Ok(bytes) => super::ledger::parse(&bytes, &options.ledger).map(|_| ()).map_err(|e| Error::Source(ConnectorError::permanent(name, e))),
+        Ok(bytes) => {
+            super::ledger::parse(&bytes, &options.ledger).map(|_| ()).map_err(|e| Error::Source(ConnectorError::permanent(name, e)))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::Source(ConnectorError::permanent(name, e))),
     }
@@ -440,7 +443,9 @@ impl Scanner {
         let dir = self.shared.options.dir.clone();
         let rels: Vec<(String, Look)> = self.pending.iter().map(|(r, p)| (r.clone(), p.look)).collect();
         let looks = tokio::task::spawn_blocking(move || {
-            rels.into_iter().map(|(rel, before)| (std::fs::metadata(dir.join(&rel)).ok().map(|m| look_of(&m)), rel, before)).collect::<Vec<_>>()
+            rels.into_iter()
+                .map(|(rel, before)| (std::fs::metadata(dir.join(&rel)).ok().map(|m| look_of(&m)), rel, before))
+                .collect::<Vec<_>>()
         })
         .await
         .unwrap_or_default();
@@ -558,7 +563,8 @@ fn read_file<T: Record>(shared: &Shared, file: Ready, items: &mpsc::Sender<Vec<W
         let mut files = shared.files();
         let id = files.next_id;
         files.next_id += 1;
-        let state = FileState { rel: file.rel.clone(), entry: entry_of(look, head.clone()), emitted: 0, resolved: 0, ended: false, failed: false };
+        let state =
+            FileState { rel: file.rel.clone(), entry: entry_of(look, head.clone()), emitted: 0, resolved: 0, ended: false, failed: false };
         files.by_id.insert(id, state);
         (id, head)
     };
@@ -703,7 +709,12 @@ fn pass<T: Record>(
 /// Read `input` as JSON (an array streamed element by element, or top-level values), in
 /// chunks of [`CHUNK_BYTES`](crate::source::file::CHUNK_BYTES), handing each chunk's decoded
 /// elements to `send`; stops at the end, when `send` returns false, or on shutdown.
-pub(super) fn read_json<T: Record, R: Read>(mut input: R, path: &str, shutdown: &CancellationToken, mut send: impl FnMut(Vec<Item<T>>) -> bool) {
+pub(super) fn read_json<T: Record, R: Read>(
+    mut input: R,
+    path: &str,
+    shutdown: &CancellationToken,
+    mut send: impl FnMut(Vec<Item<T>>) -> bool,
+) {
     let mut splitter = JsonSplitter::new();
     loop {
         if shutdown.is_cancelled() {

@@ -118,7 +118,10 @@ fn read_json_streams_a_file_in_chunks() {
 #[test]
 fn formats_come_from_the_extension_in_auto() {
     let of = |p: &str| WatchFormat::Auto.of(Path::new(p));
-    assert_eq!((of("a.jsonl"), of("a.NDJSON"), of("a.csv"), of("a.json"), of("a.txt")), (FileFormat::Jsonl, FileFormat::Jsonl, FileFormat::Csv, FileFormat::Json, FileFormat::Json));
+    assert_eq!(
+        (of("a.jsonl"), of("a.NDJSON"), of("a.csv"), of("a.json"), of("a.txt")),
+        (FileFormat::Jsonl, FileFormat::Jsonl, FileFormat::Csv, FileFormat::Json, FileFormat::Json)
+    );
     assert_eq!(WatchFormat::Csv.of(Path::new("a.json")), FileFormat::Csv);
     assert!("parquet".parse::<WatchFormat>().unwrap_err().to_string().contains("auto"));
 }
