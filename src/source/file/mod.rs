@@ -44,7 +44,7 @@ use std::sync::Arc;
 use stream::decoded_on_a_thread;
 // The readers, shared with the `file_watch` source (which reads each file it picks up with them).
 #[cfg(feature = "file-watch")]
-pub(crate) use stream::read_chunk;
+pub(crate) use stream::{read_chunk, read_jsonl_in_chunks};
 pub(crate) use stream::{read_csv, read_jsonl};
 
 /// Bytes read from a JSONL file at a time.

@@ -11,7 +11,7 @@ use crate::batch::{batched, BatchConfig, Failure, FailureKind, Incoming};
 use crate::durable::sync_dir;
 use crate::error::{ConnectorError, Error};
 use crate::record::{Extra, FileInfo, Meta, Position, Record};
-use crate::source::file::{read_chunk, read_csv, read_jsonl, Item};
+use crate::source::file::{read_chunk, read_csv, read_jsonl_in_chunks, Item, CHUNK_BYTES};
 use crate::source::{BatchStream, SourceContext};
 use futures::StreamExt;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -293,22 +293,27 @@ fn prepare(options: &Resolved) -> crate::Result<Ledger> {
 }
 
 /// The operating system's watcher, or the polling one where it is not available or asked for.
-/// Events only wake the scanner up (with the paths renamed into place).
+/// Its events name the files created or changed (removals are of no interest); an error or an
+/// overflow asks for the directory to be listed again.
 fn start_watcher(options: &Resolved, events: mpsc::UnboundedSender<Event>) -> Result<Box<dyn notify::Watcher + Send>, notify::Error> {
     use notify::Watcher;
     let mode = if options.recursive { notify::RecursiveMode::Recursive } else { notify::RecursiveMode::NonRecursive };
     let handler = move |result: notify::Result<notify::Event>| {
+        use notify::event::{ModifyKind, RenameMode};
         let event = match result {
+            Ok(e) if e.need_rescan() => Event::Rescan,
             Ok(e) => match e.kind {
-                notify::EventKind::Modify(notify::event::ModifyKind::Name(
-                    notify::event::RenameMode::To | notify::event::RenameMode::Both,
-                )) => Event::RenamedInto(e.paths.last().cloned()),
-                notify::EventKind::Access(_) => return,
-                _ => Event::Changed,
+                notify::EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
+                    Event::Paths { paths: e.paths.last().cloned().into_iter().collect(), renamed: true }
+                }
+                notify::EventKind::Modify(ModifyKind::Name(RenameMode::From))
+                | notify::EventKind::Remove(_)
+                | notify::EventKind::Access(_) => return,
+                _ => Event::Paths { paths: e.paths, renamed: false },
             },
             Err(error) => {
                 tracing::warn!(%error, "file watcher error; the directory will be listed again");
-                Event::Changed
+                Event::Rescan
             }
         };
         // The scanner is gone when the run is over.
@@ -332,10 +337,10 @@ fn start_watcher(options: &Resolved, events: mpsc::UnboundedSender<Event>) -> Re
 /// What the watcher tells the scanner.
 #[derive(Debug)]
 enum Event {
-    /// Something changed: list the directory again.
-    Changed,
-    /// A file was renamed into the directory: complete at once.
-    RenamedInto(Option<PathBuf>),
+    /// Files created or changed; `renamed`: renamed into place (complete at once).
+    Paths { paths: Vec<PathBuf>, renamed: bool },
+    /// List the whole directory again.
+    Rescan,
 }
 
 /// A file to read.
@@ -372,26 +377,32 @@ impl Scanner {
         let tick = (settle / 5).clamp(Duration::from_millis(5), Duration::from_millis(200));
         let mut timer = tokio::time::interval(tick);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut dirty = true;
+        // A full listing at the start, after a watcher error or overflow, every `RESCAN_EVERY`
+        // (a safety net), and once when draining starts; otherwise only the paths events name.
+        let mut rescan = true;
+        let mut touched: HashSet<PathBuf> = HashSet::new();
         let mut last_scan = Instant::now();
         let mut scanned_after_drain = false;
         loop {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 event = self.events.recv() => match event {
-                    Some(e) => { self.note(e); dirty = true; }
+                    Some(e) => rescan |= self.note(e, &mut touched),
                     None => break,
                 },
                 _ = timer.tick() => {}
             }
             while let Ok(e) = self.events.try_recv() {
-                self.note(e);
-                dirty = true;
+                rescan |= self.note(e, &mut touched);
             }
             let draining = self.drain.as_ref().is_some_and(CancellationToken::is_cancelled);
-            if dirty || last_scan.elapsed() >= RESCAN_EVERY || (draining && !scanned_after_drain) {
+            let full = rescan || last_scan.elapsed() >= RESCAN_EVERY || (draining && !scanned_after_drain);
+            if full || !touched.is_empty() {
                 let shared = Arc::clone(&self.shared);
-                let found = tokio::task::spawn_blocking(move || discover(&shared)).await.unwrap_or_default();
+                let paths = std::mem::take(&mut touched);
+                let found = tokio::task::spawn_blocking(move || if full { discover(&shared) } else { discover_paths(&shared, paths) })
+                    .await
+                    .unwrap_or_default();
                 for (rel, look, archive_only) in found {
                     if archive_only {
                         self.archive_only(rel, look);
@@ -399,9 +410,11 @@ impl Scanner {
                         self.pending.entry(rel).or_insert(Pending { look });
                     }
                 }
-                dirty = false;
-                last_scan = Instant::now();
-                scanned_after_drain = draining;
+                if full {
+                    rescan = false;
+                    last_scan = Instant::now();
+                    scanned_after_drain = draining;
+                }
             }
             if !self.pending.is_empty() && !self.check_pending().await {
                 break; // the reader is gone
@@ -414,10 +427,20 @@ impl Scanner {
         // Dropping `ready` ends the reader once it finished its file.
     }
 
-    fn note(&mut self, event: Event) {
-        if let Event::RenamedInto(Some(path)) = event {
-            if let Ok(rel) = path.strip_prefix(&self.shared.options.dir) {
-                self.renamed.insert(rel.to_string_lossy().into_owned());
+    /// Note an event's paths; true when it asks for a full listing.
+    fn note(&mut self, event: Event, touched: &mut HashSet<PathBuf>) -> bool {
+        match event {
+            Event::Rescan => true,
+            Event::Paths { paths, renamed } => {
+                for path in paths {
+                    if renamed {
+                        if let Ok(rel) = path.strip_prefix(&self.shared.options.dir) {
+                            self.renamed.insert(rel.to_string_lossy().into_owned());
+                        }
+                    }
+                    touched.insert(path);
+                }
+                false
             }
         }
     }
@@ -485,30 +508,62 @@ fn discover(shared: &Shared) -> Vec<(String, Look, bool)> {
     let mut present = BTreeSet::new();
     for (rel, path, look) in listed {
         present.insert(rel.clone());
-        {
-            let files = shared.files();
-            if files.busy.contains(&rel) || files.done.get(&rel) == Some(&look) {
-                continue;
-            }
-        }
-        let entry = shared.ledger().get(&rel).cloned();
-        let recorded = match entry {
-            Some(e) if e.size == look.size && e.modified_ns == nanos(look.modified) => match hash_file(&path) {
-                Ok(head) if head == e.head => Some(e),
-                _ => None,
-            },
-            _ => None,
-        };
-        match recorded {
-            Some(e) if shared.options.archive.is_some() && !e.seen_only => out.push((rel, look, true)),
-            Some(_) => {
-                shared.files().done.insert(rel, look);
-            }
-            None => out.push((rel, look, false)),
-        }
+        out.extend(consider(shared, rel, &path, look));
     }
     shared.files().done.retain(|rel, _| present.contains(rel));
     out
+}
+
+/// The files among `paths` (named by the watcher's events) that are wanted, as [`discover`]
+/// says of a listing.
+fn discover_paths(shared: &Shared, paths: HashSet<PathBuf>) -> Vec<(String, Look, bool)> {
+    let options = &shared.options;
+    let mut out = Vec::new();
+    for path in paths {
+        let Ok(rel) = path.strip_prefix(&options.dir) else { continue };
+        let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>();
+        let Some(name) = parts.pop() else { continue };
+        if (!options.recursive && !parts.is_empty())
+            || parts.iter().any(|p| p.starts_with('.'))
+            || !wanted(&name, &options.patterns)
+            || path == options.ledger
+            || options.archive.as_ref().is_some_and(|a| path.starts_with(a))
+        {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        if meta.is_file() {
+            out.extend(consider(shared, rel.to_string_lossy().into_owned(), &path, look_of(&meta)));
+        }
+    }
+    out
+}
+
+/// One wanted file: nothing when it is busy or recorded as it is; `(rel, look, true)` when the
+/// ledger lists it as read and it must only be archived; `(rel, look, false)` to wait for.
+fn consider(shared: &Shared, rel: String, path: &Path, look: Look) -> Option<(String, Look, bool)> {
+    {
+        let files = shared.files();
+        if files.busy.contains(&rel) || files.done.get(&rel) == Some(&look) {
+            return None;
+        }
+    }
+    let entry = shared.ledger().get(&rel).cloned();
+    let recorded = match entry {
+        Some(e) if e.size == look.size && e.modified_ns == nanos(look.modified) => match hash_file(path) {
+            Ok(head) if head == e.head => Some(e),
+            _ => None,
+        },
+        _ => None,
+    };
+    match recorded {
+        Some(e) if shared.options.archive.is_some() && !e.seen_only => Some((rel, look, true)),
+        Some(_) => {
+            shared.files().done.insert(rel, look);
+            None
+        }
+        None => Some((rel, look, false)),
+    }
 }
 
 /// The reader thread: each complete file in turn, decoded in chunks handed to the batcher.
@@ -654,6 +709,9 @@ fn pass<T: Record>(
             return Pass::Closed;
         }
     };
+    // A small file is read in one chunk of its size: the records of many small files in flight
+    // then hold small buffers (their raw bytes are slices of them), not 256 KiB each.
+    let chunk = usize::try_from(info.size).map_or(CHUNK_BYTES, |size| (size + 1).clamp(4096, CHUNK_BYTES));
     let shown = path.display().to_string();
     let mut seen = 0u64;
     let mut outcome = Pass::Done;
@@ -695,9 +753,9 @@ fn pass<T: Record>(
     };
     let name = shown.as_str();
     match format {
-        FileFormat::Jsonl => read_jsonl::<T, _>(file, name, shutdown, &mut send),
+        FileFormat::Jsonl => read_jsonl_in_chunks::<T, _>(file, chunk, name, shutdown, &mut send),
         FileFormat::Csv => read_csv::<T, _>(file, name, shutdown, &mut send),
-        FileFormat::Json => read_json::<T, _>(file, name, shutdown, &mut send),
+        FileFormat::Json => read_json::<T, _>(file, chunk, name, shutdown, &mut send),
     }
     if shutdown.is_cancelled() && matches!(outcome, Pass::Done) {
         // Stopped before its end: not done.
@@ -707,10 +765,11 @@ fn pass<T: Record>(
 }
 
 /// Read `input` as JSON (an array streamed element by element, or top-level values), in
-/// chunks of [`CHUNK_BYTES`](crate::source::file::CHUNK_BYTES), handing each chunk's decoded
+/// chunks of `chunk` bytes, handing each chunk's decoded
 /// elements to `send`; stops at the end, when `send` returns false, or on shutdown.
 pub(super) fn read_json<T: Record, R: Read>(
     mut input: R,
+    chunk: usize,
     path: &str,
     shutdown: &CancellationToken,
     mut send: impl FnMut(Vec<Item<T>>) -> bool,
@@ -721,7 +780,7 @@ pub(super) fn read_json<T: Record, R: Read>(
             return;
         }
         let mut buf = std::mem::take(&mut splitter.buf);
-        let read = read_chunk(&mut input, &mut buf);
+        let read = read_chunk(&mut input, &mut buf, chunk);
         splitter.buf = buf;
         let end = match read {
             Ok(n) => n == 0,

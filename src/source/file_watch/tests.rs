@@ -106,7 +106,7 @@ fn read_json_streams_a_file_in_chunks() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let mut chunks = 0;
     let mut count = 0;
-    read_json::<Json, _>(text.as_bytes(), "t.json", &shutdown, |chunk| {
+    read_json::<Json, _>(text.as_bytes(), 4096, "t.json", &shutdown, |chunk| {
         chunks += 1;
         count += chunk.len();
         true
