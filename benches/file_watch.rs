@@ -21,7 +21,6 @@
 #[path = "harness/measure.rs"]
 mod measure;
 #[path = "harness/recentchange.rs"]
-#[allow(dead_code)]
 mod recentchange;
 
 #[global_allocator]
