@@ -499,7 +499,12 @@ async fn a_sigkill_between_delivery_and_archive_reads_nothing_twice() {
     assert_eq!(tally.duplicates(), 0, "{ctx}: nothing read twice: {tally:?}");
     let archived = tree(&d.archive);
     assert_eq!(archived.len(), 10, "{ctx}: every file archived once: {archived:?}");
-    assert!(ledger_of(&d.inbox.join(".etl-file-watch.ledger")).is_empty(), "{ctx}: the ledger is empty once all is archived");
+    let ledger = std::fs::read_to_string(d.inbox.join(".etl-file-watch.ledger")).unwrap();
+    assert!(
+        ledger_of(&d.inbox.join(".etl-file-watch.ledger")).is_empty(),
+        "{ctx}: the ledger is empty once all is archived: {ledger}\n{}",
+        crash::tail(&root.join("child-1.log"))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

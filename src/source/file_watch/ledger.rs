@@ -6,7 +6,7 @@
 //! modification time in nanoseconds, hash of the head) and one per file removed (archived).
 //! Records are appended and fsynced before anything depends on them (the archive move);
 //! removals are appended without a sync (a lost removal leaves an entry for a file that is no
-//! longer there, which the next compaction drops). At start-up the log is read and rewritten
+//! longer there, which the next start drops: it prunes the entries of files that are gone). At start-up the log is read and rewritten
 //! compacted with `write_atomically`, and again whenever it grows to twice its live entries.
 //! A torn last line (a crash in the middle of an append that was never synced) is ignored.
 
@@ -154,6 +154,11 @@ impl Ledger {
     /// The entry of the file at `path` (relative to the watched directory).
     pub(super) fn get(&self, path: &str) -> Option<&Entry> {
         self.entries.get(path)
+    }
+
+    /// The relative paths the ledger lists.
+    pub(super) fn paths(&self) -> Vec<String> {
+        self.entries.keys().cloned().collect()
     }
 
     /// How many files the ledger lists.

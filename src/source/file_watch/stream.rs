@@ -214,7 +214,10 @@ pub(super) async fn open<T: Record>(
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Ready>();
     let (items_tx, items_rx) = mpsc::channel::<Vec<Watched<T>>>(2);
     let queued = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(finisher(Arc::clone(&shared), finish_rx));
+    // Cancelled when the stream is gone (after its end waited for every file owed): the
+    // finisher then syncs the ledger and ends (the shared state holds its sender).
+    let ended = CancellationToken::new();
+    tokio::spawn(finisher(Arc::clone(&shared), finish_rx, ended.clone()));
     let scanner = Scanner {
         shared: Arc::clone(&shared),
         events: events_rx,
@@ -249,7 +252,7 @@ pub(super) async fn open<T: Record>(
         })
     });
     let owed = shared.outstanding.clone();
-    Ok(Box::pin(settle_at_end(batches, owed, (shared, stop.drop_guard()))))
+    Ok(Box::pin(settle_at_end(batches, owed, (shared, stop.drop_guard(), ended.drop_guard()))))
 }
 
 /// What `check` verifies without side effects: the directory is one, the ledger (if any) reads.
@@ -278,6 +281,13 @@ fn prepare(options: &Resolved) -> crate::Result<Ledger> {
         std::fs::create_dir_all(archive).map_err(|e| Error::Source(ConnectorError::permanent(name.clone(), e)))?;
     }
     let (mut ledger, existed) = Ledger::open(&options.ledger).map_err(|e| Error::Source(ConnectorError::permanent(name.clone(), e)))?;
+    // Entries of files that are gone (archived just before a crash cut the removal off, or
+    // deleted): a file that comes back under that name is a new one.
+    let gone: Vec<String> = ledger.paths().into_iter().filter(|rel| !options.dir.join(rel).exists()).collect();
+    if !gone.is_empty() {
+        tracing::debug!(files = gone.len(), "ledger entries of files no longer in the directory removed");
+        ledger.remove(&gone).map_err(|e| Error::Source(ConnectorError::permanent(name.clone(), e)))?;
+    }
     if !existed && !options.process_existing {
         let mut seen = Vec::new();
         for (rel, path, look) in list(options) {
@@ -826,8 +836,16 @@ pub(super) fn decode_piece<T: Record>(piece: Piece) -> Incoming<T, ()> {
 
 /// The finisher: records finished files in the ledger (one fsync per group), then moves them
 /// to the archive and removes them from the ledger.
-async fn finisher(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Finished>) {
-    while let Some(first) = rx.recv().await {
+async fn finisher(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Finished>, ended: CancellationToken) {
+    loop {
+        let first = tokio::select! {
+            biased;
+            next = rx.recv() => match next {
+                Some(f) => f,
+                None => break,
+            },
+            _ = ended.cancelled() => break,
+        };
         let mut group = vec![first];
         while let Ok(more) = rx.try_recv() {
             group.push(more);
