@@ -420,3 +420,25 @@ impl<U: Send + 'static> crate::operator::Operator<U> for Expect<U> {
         batch
     }
 }
+
+/// `pipeline!`'s `file_watch` step expands inside this macro: as it is with the `file-watch`
+/// feature, as a compile error naming the feature without it.
+#[cfg(feature = "file-watch")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_file_watch {
+    ($($step:tt)*) => { $($step)* };
+}
+
+/// `pipeline!`'s `file_watch` step expands inside this macro: as it is with the `file-watch`
+/// feature, as a compile error naming the feature without it.
+#[cfg(not(feature = "file-watch"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_file_watch {
+    ($($step:tt)*) => {
+        ::core::compile_error!(
+            "the `file_watch` step needs etl's `file-watch` cargo feature: add `features = [\"file-watch\"]` to the `etl` dependency in Cargo.toml"
+        )
+    };
+}

@@ -95,6 +95,10 @@ fn expected() -> Vec<(&'static str, &'static str, &'static str, String)> {
         ("sinks", "postgres", "timeout", duration(sink::postgres::DEFAULT_TIMEOUT)),
         ("sinks", "postgres", "exactly_once", sink::postgres::DEFAULT_EXACTLY_ONCE.to_string()),
         ("sinks", "postgres", "offsets_table", quoted(sink::postgres::DEFAULT_OFFSETS_TABLE)),
+        ("sources", "file_watch", "recursive", source::file_watch::DEFAULT_RECURSIVE.to_string()),
+        ("sources", "file_watch", "process_existing", source::file_watch::DEFAULT_PROCESS_EXISTING.to_string()),
+        ("sources", "file_watch", "format", quoted(source::file_watch::DEFAULT_FORMAT.name())),
+        ("sources", "file_watch", "settle", duration(source::file_watch::DEFAULT_SETTLE)),
     ]
 }
 

@@ -58,7 +58,8 @@ impl DeadLetter {
     /// An entry for a failed record from `source`, stamped now. A record that carries its
     /// [`original_source`](crate::record::Extra::original_source) (one read back from a
     /// dead-letter queue) keeps that source instead, so that its entry still names where the
-    /// record first came from.
+    /// record first came from. One that carries its [`file`](crate::record::Extra::file) (read
+    /// from a watched directory) names that file after the source's kind: `file_watch inbox/a.jsonl`.
     ///
     /// ```
     /// use etl::batch::{Failure, FailureKind};
@@ -71,7 +72,11 @@ impl DeadLetter {
     pub fn from_failure(failure: Failure, source: &str) -> DeadLetter {
         let now = SystemTime::now();
         let (headers, original) = match failure.meta.extra {
-            Some(extra) => (extra.headers, extra.original_source),
+            // A record of a watched directory names its file (`file_watch inbox/a.jsonl`).
+            Some(extra) => {
+                let file = extra.file.map(|f| format!("{} {}", source.split(' ').next().unwrap_or(source), f.path.display()));
+                (extra.headers, extra.original_source.or(file))
+            }
             None => (Vec::new(), None),
         };
         DeadLetter {

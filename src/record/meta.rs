@@ -2,6 +2,8 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Where a record came from inside its source, for commits and dead-letter entries.
@@ -69,6 +71,27 @@ pub struct Extra {
     /// a dead letter read back by the `dead_letters` source keeps the source that failed it
     /// (`file orders.jsonl`, `kafka orders`), and so does its entry if it fails again.
     pub original_source: Option<String>,
+    /// The file the record was read from (the `file_watch` source): its path, size and
+    /// modification time when it was read. Shared by every record of the file.
+    pub file: Option<Arc<FileInfo>>,
+}
+
+/// A file as a source read it: beside each record of the `file_watch` source
+/// ([`Extra::file`]), and in its dead-letter entries' source.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// let info = etl::record::FileInfo { path: "inbox/a.jsonl".into(), size: 42, modified: UNIX_EPOCH + Duration::from_secs(1) };
+/// assert_eq!(info.path.file_name().unwrap(), "a.jsonl");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FileInfo {
+    /// The file's path (as the source was configured: absolute when its directory was).
+    pub path: PathBuf,
+    /// Its size in bytes when it was read.
+    pub size: u64,
+    /// Its modification time when it was read.
+    pub modified: SystemTime,
 }
 
 /// The metadata of one record: its position, its raw bytes as read, and optional extras.

@@ -6,7 +6,7 @@ mod meta;
 
 pub use etl_macros::Record;
 pub use json::{Json, JsonPathError};
-pub use meta::{Extra, Meta, Position};
+pub use meta::{Extra, FileInfo, Meta, Position};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

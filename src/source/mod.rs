@@ -3,6 +3,8 @@
 
 pub mod dead_letters;
 pub mod file;
+#[cfg(feature = "file-watch")]
+pub mod file_watch;
 mod iter;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -13,6 +15,8 @@ pub mod sse;
 
 pub use dead_letters::{dead_letters, DeadLettersSource};
 pub use file::{file, FileSource};
+#[cfg(feature = "file-watch")]
+pub use file_watch::{file_watch, FileWatchSource};
 pub use iter::{iter, IterSource};
 #[cfg(feature = "kafka")]
 pub use kafka::{kafka, KafkaSource};

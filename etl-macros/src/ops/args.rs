@@ -24,6 +24,8 @@ pub enum Kind {
     Format,
     /// An SSE data format string literal: `"json"` or `"text"`.
     DataFormat,
+    /// A watched file's format string literal: `"auto"`, `"json"`, `"jsonl"` or `"csv"`.
+    WatchFormat,
     /// Field names (dotted paths allowed): `a, b.c`.
     Fields,
     /// Renames: `a -> b, c.d -> c_d`.
@@ -46,6 +48,7 @@ impl Kind {
             Kind::Duration => "a duration (`2s`, `500ms`, `1.5s`, `1m`, `1h`)",
             Kind::Format => "a format (`\"jsonl\"` or `\"csv\"`)",
             Kind::DataFormat => "a data format (`\"json\"` or `\"text\"`)",
+            Kind::WatchFormat => "a file format (`\"auto\"`, `\"json\"`, `\"jsonl\"` or `\"csv\"`)",
             Kind::WriteMode => "a write mode (`insert` or `upsert(key, ..)`)",
             Kind::Fields => "field names (`a, b.c`)",
             Kind::Renames => "renames (`a -> b`)",
@@ -64,6 +67,7 @@ impl Kind {
             Kind::Duration => "2s",
             Kind::Format => "\"jsonl\"",
             Kind::DataFormat => "\"json\"",
+            Kind::WatchFormat => "\"auto\"",
             Kind::WriteMode => "upsert(id)",
             Kind::Fields => "id, customer.name",
             Kind::Renames => "old -> new",

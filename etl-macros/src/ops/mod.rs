@@ -19,6 +19,7 @@ mod dead_letters;
 mod drop;
 mod file_sink;
 mod file_source;
+mod file_watch;
 mod filter;
 mod filter_map;
 mod flat_map;
@@ -179,6 +180,7 @@ pub const TABLE: &[&Op] = &[
     &sse::OP,
     &sqs_source::OP,
     &kafka_source::OP,
+    &file_watch::OP,
     &map::OP,
     &filter::OP,
     &filter_map::OP,

@@ -104,6 +104,23 @@ pub fn convert(kind: Kind, what: &str, tokens: &TokenStream, parsed: Option<&syn
                 }
             }
         }
+        Kind::WatchFormat => {
+            let lit: syn::LitStr = syn::parse2(tokens.clone()).map_err(|_| wrong_kind(tokens, what, kind))?;
+            let format = match lit.value().to_ascii_lowercase().as_str() {
+                "auto" => quote!(Auto),
+                "json" => quote!(Json),
+                "jsonl" | "ndjson" => quote!(Jsonl),
+                "csv" => quote!(Csv),
+                other => {
+                    return Err(Diagnostic::new(
+                        lit.span(),
+                        format!("unknown file format `{other}`"),
+                        "the file formats are \"auto\" (from each file's extension), \"json\", \"jsonl\" and \"csv\"",
+                    ))
+                }
+            };
+            Ok(Value::Format(quote!(::etl::source::file_watch::WatchFormat::#format)))
+        }
         Kind::Fields | Kind::Renames => list(kind, &[tokens]),
         Kind::WriteMode => write_mode(what, tokens),
     }

@@ -1,7 +1,7 @@
 //! Pure helpers of the file source: JSONL lines split out of chunks of bytes and decoded, CSV
 //! rows decoded as dynamic records or re-encoded for a dead letter. No I/O.
 
-use super::{Item, CHUNK_BYTES};
+use super::Item;
 use crate::batch::{Failure, FailureKind, Incoming};
 use crate::record::{Meta, Position, Record};
 use bytes::{Bytes, BytesMut};
@@ -21,8 +21,13 @@ pub(super) struct LineDecoder<T> {
 }
 
 impl<T: Record> LineDecoder<T> {
+    #[cfg(test)]
     pub(super) fn new() -> Self {
-        LineDecoder { pending: BytesMut::with_capacity(CHUNK_BYTES), line: 0, at_start: true, _record: PhantomData }
+        Self::with_capacity(super::CHUNK_BYTES)
+    }
+
+    pub(super) fn with_capacity(bytes: usize) -> Self {
+        LineDecoder { pending: BytesMut::with_capacity(bytes), line: 0, at_start: true, _record: PhantomData }
     }
 
     /// The complete lines read so far (up to the last newline), to decode with

@@ -41,7 +41,11 @@ use crate::record::Record;
 use futures::StreamExt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use stream::{decoded_on_a_thread, read_csv, read_jsonl};
+use stream::decoded_on_a_thread;
+// The readers, shared with the `file_watch` source (which reads each file it picks up with them).
+#[cfg(feature = "file-watch")]
+pub(crate) use stream::{read_chunk, read_jsonl_in_chunks};
+pub(crate) use stream::{read_csv, read_jsonl};
 
 /// Bytes read from a JSONL file at a time.
 ///
@@ -54,7 +58,7 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 const CSV_CHUNK: usize = 1024;
 
 /// One decoded line or row, or a read error that ends the stream.
-type Item<T> = crate::Result<Incoming<T, ()>>;
+pub(crate) type Item<T> = crate::Result<Incoming<T, ()>>;
 
 /// Reads a JSONL or CSV file once, decoding each line / row into `T`. See [`file()`].
 #[derive(Debug)]

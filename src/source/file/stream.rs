@@ -16,13 +16,26 @@ use tokio_util::sync::CancellationToken;
 ///
 /// It reads with `std::io` straight into the decoder's buffer (`tokio::fs::File` reads into a
 /// buffer of its own and copies from it: measured 137 instructions per record).
-pub(super) fn read_jsonl<T: Record, R: std::io::Read>(
+pub(crate) fn read_jsonl<T: Record, R: std::io::Read>(
+    input: R,
+    path: &str,
+    shutdown: &CancellationToken,
+    send: impl FnMut(Vec<Item<T>>) -> bool,
+) {
+    read_jsonl_in_chunks(input, CHUNK_BYTES, path, shutdown, send)
+}
+
+/// [`read_jsonl`] reading `chunk` bytes at a time (the file-watch source reads a small file in
+/// one chunk of its size, so that the records of many small files in flight do not each hold
+/// a 256 KiB buffer).
+pub(crate) fn read_jsonl_in_chunks<T: Record, R: std::io::Read>(
     mut input: R,
+    chunk: usize,
     path: &str,
     shutdown: &CancellationToken,
     mut send: impl FnMut(Vec<Item<T>>) -> bool,
 ) {
-    let mut decoder = LineDecoder::<T>::new();
+    let mut decoder = LineDecoder::<T>::with_capacity(chunk);
     // Lines in the last chunk: the next chunk's vector is allocated once at about that size
     // rather than grown by doubling (measured: the copies and large allocations cost 160
     // instructions per 130-byte record).
@@ -32,7 +45,7 @@ pub(super) fn read_jsonl<T: Record, R: std::io::Read>(
             tracing::debug!(path, "shutdown: stop reading");
             return;
         }
-        let (mut lines, end) = match read_chunk(&mut input, &mut decoder.pending) {
+        let (mut lines, end) = match read_chunk(&mut input, &mut decoder.pending, chunk) {
             Ok(0) => (decoder.take_rest(), true),
             Ok(_) => (decoder.take_complete(), false),
             Err(error) => {
@@ -51,10 +64,10 @@ pub(super) fn read_jsonl<T: Record, R: std::io::Read>(
     }
 }
 
-/// Append up to [`CHUNK_BYTES`] bytes of `input` to `buf`.
-pub(super) fn read_chunk(input: &mut impl std::io::Read, buf: &mut BytesMut) -> std::io::Result<usize> {
+/// Append up to `chunk` bytes of `input` to `buf`.
+pub(crate) fn read_chunk(input: &mut impl std::io::Read, buf: &mut BytesMut, chunk: usize) -> std::io::Result<usize> {
     let start = buf.len();
-    buf.resize(start + CHUNK_BYTES, 0);
+    buf.resize(start + chunk, 0);
     let result = loop {
         match input.read(&mut buf[start..]) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -97,7 +110,7 @@ pub(super) fn decoded_on_a_thread<T: Record>(
 
 /// Read `input` as CSV, handing decoded rows to `send` in chunks; stops when `send` returns
 /// false (the stream was dropped) or `shutdown` is cancelled.
-pub(super) fn read_csv<T: Record, R: std::io::Read>(
+pub(crate) fn read_csv<T: Record, R: std::io::Read>(
     input: R,
     path: &str,
     shutdown: &CancellationToken,
