@@ -28,6 +28,8 @@ mod iter;
 mod kafka_sink;
 mod kafka_source;
 mod map;
+mod nats_sink;
+mod nats_source;
 mod postgres;
 mod rename;
 mod s3;
@@ -171,7 +173,7 @@ impl Op {
     }
 }
 
-/// Every built-in step. `file` and `sqs` are there twice: as a source and as a sink.
+/// Every built-in step. `file`, `sqs`, `kafka` and `nats` are there twice: as a source and as a sink.
 pub const TABLE: &[&Op] = &[
     &iter::OP,
     &file_source::OP,
@@ -179,6 +181,7 @@ pub const TABLE: &[&Op] = &[
     &sse::OP,
     &sqs_source::OP,
     &kafka_source::OP,
+    &nats_source::OP,
     &map::OP,
     &filter::OP,
     &filter_map::OP,
@@ -193,6 +196,7 @@ pub const TABLE: &[&Op] = &[
     &sqs_sink::OP,
     &s3::OP,
     &kafka_sink::OP,
+    &nats_sink::OP,
     &postgres::OP,
     &collect::OP,
     &blackhole::OP,
