@@ -5,6 +5,9 @@
 # The core runtime's tests need no service; connector issues add their `ensure_*` here and
 # call them from `ensure_services`.
 
+# Logs go through scripts/test.sh's `log`; sourced on its own, through this one.
+declare -F log >/dev/null || log() { printf '[services] %s\n' "$*" >&2; }
+
 # Wait until TCP host:port accepts connections, or fail after $3 seconds (default 60).
 wait_for_port() {
   local host=$1 port=$2 limit=${3:-60} waited=0

@@ -247,9 +247,10 @@ impl<T> NatsSource<T> {
     }
 
     /// Drain, then stop: once `token` is cancelled, the source ends when no message arrived
-    /// for a second, and the pipeline finishes the batches in hand. For a job that empties a
-    /// stream after its producer finished. Messages nak'ed with a delay by this run are not
-    /// waited for.
+    /// for a second and the consumer holds nothing but what this source is processing (no
+    /// message left to deliver; every delivered one acknowledged, or in this source's hands:
+    /// a message nak'ed with a delay, or held by a consumer that died, is waited for). For a
+    /// job that empties a stream after its producer finished.
     ///
     /// ```
     /// let producer_done = tokio_util::sync::CancellationToken::new();

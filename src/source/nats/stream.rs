@@ -275,6 +275,19 @@ impl Reader {
         Err(Error::Source(ConnectorError::retryable(self.shared.component(), message)))
     }
 
+    /// Whether the consumer holds nothing this source is not processing: no message left to
+    /// deliver, and no message delivered and unacknowledged but those in this source's hands
+    /// (a nak'ed message, or one whose `ack_wait` will expire, is still to come).
+    async fn drained(&mut self) -> bool {
+        match self.consumer.info().await {
+            Ok(info) => info.num_pending == 0 && info.num_ack_pending <= self.shared.leases().len(),
+            Err(e) => {
+                tracing::warn!(consumer = %self.shared.label, error = %e, "cannot read the consumer's info while draining");
+                false
+            }
+        }
+    }
+
     async fn next<T: Record>(&mut self) -> Option<crate::Result<Incoming<T, Delivery>>> {
         loop {
             let ask = match self.remaining {
@@ -303,10 +316,11 @@ impl Reader {
             let next = if draining {
                 match tokio::time::timeout(DRAIN_IDLE, messages.next()).await {
                     Ok(next) => next,
-                    Err(_) => {
-                        tracing::info!(consumer = %self.shared.label, "no message for {DRAIN_IDLE:?}: drained; the source stops");
+                    Err(_) if self.drained().await => {
+                        tracing::info!(consumer = %self.shared.label, "the consumer has nothing left for this source: drained; the source stops");
                         return None;
                     }
+                    Err(_) => continue,
                 }
             } else {
                 messages.next().await
