@@ -14,7 +14,7 @@ use crate::record::{Extra, Meta, Position, Record};
 use crate::retry::{RetryPolicy, Retrying};
 use crate::source::{BatchStream, Lag, SourceContext};
 use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -24,10 +24,8 @@ use tokio_util::sync::CancellationToken;
 const PULL_RETRIES: usize = 10;
 /// How long a draining source waits for a message before it ends.
 const DRAIN_IDLE: Duration = Duration::from_secs(1);
-/// The idle heartbeat asked of the server for pull requests (a missed one is reported).
-const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
-/// How long a pull request stays open on the server.
-const PULL_EXPIRES: Duration = Duration::from_secs(30);
+/// How long a pull request stays open on the server (the client gives up 5 s later).
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
 /// Attempts of the request that confirms a batch's acknowledgements.
 const CONFIRM_ATTEMPTS: usize = 3;
 
@@ -248,33 +246,93 @@ fn received(message: async_nats::jetstream::Message) -> Result<Received, String>
     })
 }
 
-/// The pull loop, as the batcher's input.
+/// What the puller hands the reader: a message (already in the lease table), or the error
+/// that ends the run.
+type Pulled = Result<Received, Error>;
+
+/// Pulls messages from the consumer in a task of its own, always reading what the server
+/// sends: each message goes into the lease table the moment it arrives (so progress acks cover
+/// it while it waits for a batch), then into the reader's queue. A new pull request is made
+/// only while fewer than `batch` messages are queued, so at most two batches wait.
+async fn puller(
+    shared: Arc<Shared>,
+    consumer: PullConsumer,
+    batch: usize,
+    queue: tokio::sync::mpsc::UnboundedSender<Pulled>,
+    queued: Arc<tokio::sync::watch::Sender<usize>>,
+    lag: Lag,
+    stop: CancellationToken,
+) {
+    let mut failing: Option<Retrying> = None;
+    let mut room = queued.subscribe();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            r = room.wait_for(|n| *n < batch) => if r.is_err() { return },
+        }
+        let ask = batch;
+        let error = match consumer.batch().max_messages(ask).expires(PULL_EXPIRES).messages().await {
+            Ok(mut messages) => loop {
+                let next = tokio::select! {
+                    () = stop.cancelled() => return,
+                    next = messages.next() => next,
+                };
+                match next {
+                    Some(Ok(message)) => {
+                        failing = None;
+                        if let Ok(info) = message.info() {
+                            lag.set(info.pending);
+                        }
+                        match received(message) {
+                            Ok(received) => {
+                                shared.leases().insert(received.reply.clone(), Instant::now());
+                                queued.send_modify(|n| *n += 1);
+                                if queue.send(Ok(received)).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => tracing::warn!(consumer = %shared.label, error = e, "skipping a message the consumer cannot acknowledge"),
+                        }
+                    }
+                    Some(Err(e)) => break Some(ConnectorError::retryable(shared.component(), format!("pulling messages: {e}"))),
+                    None => break None,
+                }
+            },
+            Err(e) => Some(api_error(&shared.component(), "cannot pull messages", e)),
+        };
+        let Some(error) = error else { continue };
+        if !error.is_retryable() {
+            let _ = queue.send(Err(Error::Source(error)));
+            return;
+        }
+        let retrying = failing.get_or_insert_with(|| RetryPolicy::default().max_retries(PULL_RETRIES).max_delay(Duration::from_secs(10)).start());
+        let paused = tokio::select! {
+            () = stop.cancelled() => return,
+            paused = retrying.pause(&error, "nats pull") => paused,
+        };
+        if !paused {
+            let message = format!("pulling failed {} times in a row; last error: {error}", retrying.attempts);
+            let _ = queue.send(Err(Error::Source(ConnectorError::retryable(shared.component(), message))));
+            return;
+        }
+    }
+}
+
+/// The batcher's input: messages from the [`puller`], decoded.
 struct Reader {
     shared: Arc<Shared>,
     consumer: PullConsumer,
-    messages: Option<pull::Stream>,
-    per_request: usize,
+    queue: tokio::sync::mpsc::UnboundedReceiver<Pulled>,
+    queued: Arc<tokio::sync::watch::Sender<usize>>,
     /// Messages still to read (`max_records`).
     remaining: Option<u64>,
-    /// Once cancelled, a second without a message ends the stream.
+    /// Once cancelled, a second without a message ends the stream if the consumer is empty.
     drain_after: Option<CancellationToken>,
-    lag: Lag,
-    /// Backoff of consecutive failed pulls.
-    failing: Option<Retrying>,
+    /// Stops the puller when the reader is dropped.
+    _stop: tokio_util::sync::DropGuard,
 }
 
 impl Reader {
-    async fn pause(&mut self, error: ConnectorError) -> Result<(), Error> {
-        let retrying = self.failing.get_or_insert_with(|| {
-            RetryPolicy::default().max_retries(PULL_RETRIES).max_delay(Duration::from_secs(10)).start()
-        });
-        if retrying.pause(&error, "nats pull").await {
-            return Ok(());
-        }
-        let message = format!("pulling failed {} times in a row; last error: {error}", retrying.attempts);
-        Err(Error::Source(ConnectorError::retryable(self.shared.component(), message)))
-    }
-
     /// Whether the consumer holds nothing this source is not processing: no message left to
     /// deliver, and no message delivered and unacknowledged but those in this source's hands
     /// (a nak'ed message, or one whose `ack_wait` will expire, is still to come).
@@ -290,31 +348,12 @@ impl Reader {
 
     async fn next<T: Record>(&mut self) -> Option<crate::Result<Incoming<T, Delivery>>> {
         loop {
-            let ask = match self.remaining {
-                Some(0) => return None,
-                Some(n) => n.min(self.per_request as u64) as usize,
-                None => self.per_request,
-            };
-            let messages = match &mut self.messages {
-                Some(messages) => messages,
-                None => {
-                    let opened =
-                        self.consumer.stream().max_messages_per_batch(ask).heartbeat(PULL_HEARTBEAT).expires(PULL_EXPIRES).messages().await;
-                    match opened {
-                        Ok(messages) => self.messages.insert(messages),
-                        Err(e) => {
-                            let error = api_error(&self.shared.component(), "cannot start pulling", e);
-                            if let Err(e) = self.pause(error).await {
-                                return Some(Err(e));
-                            }
-                            continue;
-                        }
-                    }
-                }
-            };
+            if self.remaining == Some(0) {
+                return None;
+            }
             let draining = self.drain_after.as_ref().is_some_and(CancellationToken::is_cancelled);
             let next = if draining {
-                match tokio::time::timeout(DRAIN_IDLE, messages.next()).await {
+                match tokio::time::timeout(DRAIN_IDLE, self.queue.recv()).await {
                     Ok(next) => next,
                     Err(_) if self.drained().await => {
                         tracing::info!(consumer = %self.shared.label, "the consumer has nothing left for this source: drained; the source stops");
@@ -323,65 +362,37 @@ impl Reader {
                     Err(_) => continue,
                 }
             } else {
-                messages.next().await
+                self.queue.recv().await
             };
-            match next {
-                Some(Ok(message)) => {
-                    self.failing = None;
-                    let pending = message.info().map(|i| i.pending).ok();
-                    let received = match received(message) {
-                        Ok(received) => received,
-                        Err(e) => {
-                            tracing::warn!(consumer = %self.shared.label, error = e, "skipping a message the consumer cannot acknowledge");
-                            continue;
-                        }
-                    };
-                    if let Some(pending) = pending {
-                        self.lag.set(pending);
-                    }
+            match next? {
+                Ok(received) => {
+                    self.queued.send_modify(|n| *n = n.saturating_sub(1));
                     if let Some(n) = &mut self.remaining {
                         *n -= 1;
                     }
-                    self.shared.leases().insert(received.reply.clone(), Instant::now());
                     return Some(Ok(decode(received, self.shared.max_deliver)));
                 }
-                Some(Err(e)) => {
-                    use pull::MessagesErrorKind as Kind;
-                    match e.kind() {
-                        Kind::ConsumerDeleted => {
-                            let message = format!("consumer `{}` was deleted", self.shared.label);
-                            return Some(Err(Error::Source(ConnectorError::permanent(self.shared.component(), message))));
-                        }
-                        // The pull stream asks again on its own once the server is back.
-                        Kind::MissingHeartbeat => {}
-                        _ => self.messages = None,
-                    }
-                    let error = ConnectorError::retryable(self.shared.component(), format!("pulling messages: {e}"));
-                    if let Err(e) = self.pause(error).await {
-                        return Some(Err(e));
-                    }
-                }
-                None => self.messages = None,
+                Err(e) => return Some(Err(e)),
             }
         }
     }
 }
 
 impl Drop for Reader {
-    /// Messages the client prefetched and never handed to the batcher are nak'ed at once.
+    /// Messages pulled and never handed to the batcher are nak'ed at once.
     fn drop(&mut self) {
-        let Some(mut messages) = self.messages.take() else { return };
+        self.queue.close();
         let mut replies = Vec::new();
-        while let Some(Some(Ok(message))) = messages.next().now_or_never() {
-            if let Some(reply) = &message.reply {
-                replies.push((reply.to_string(), AckBody::Nak(Duration::ZERO)));
+        while let Ok(pulled) = self.queue.try_recv() {
+            if let Ok(received) = pulled {
+                replies.push((received.reply, AckBody::Nak(Duration::ZERO)));
             }
         }
-        drop(messages);
         if replies.is_empty() {
             return;
         }
-        tracing::debug!(consumer = %self.shared.label, count = replies.len(), "releasing prefetched messages");
+        self.shared.leases().remove(replies.iter().map(|(r, _)| r.as_str()));
+        tracing::debug!(consumer = %self.shared.label, count = replies.len(), "releasing pulled messages");
         let shared = Arc::clone(&self.shared);
         self.shared.outstanding.spawn_on(&self.shared.runtime, async move { shared.send(replies).await });
     }
@@ -541,15 +552,18 @@ pub(super) async fn open<T: Record>(source: NatsSource<T>, ctx: SourceContext) -
     if source.progress {
         tokio::spawn(progress(Arc::clone(&shared), ack_wait, stop_progress.clone()));
     }
+    let (tx, queue) = tokio::sync::mpsc::unbounded_channel();
+    let queued = Arc::new(tokio::sync::watch::channel(0usize).0);
+    let stop_pulling = CancellationToken::new();
+    tokio::spawn(puller(Arc::clone(&shared), consumer.clone(), per_request, tx, Arc::clone(&queued), ctx.lag.clone(), stop_pulling.clone()));
     let reader = Reader {
         shared: Arc::clone(&shared),
         consumer,
-        messages: None,
-        per_request,
+        queue,
+        queued,
         remaining: source.batching.max_records,
         drain_after: source.drain_after,
-        lag: ctx.lag.clone(),
-        failing: None,
+        _stop: stop_pulling.drop_guard(),
     };
     let input = futures::stream::unfold(reader, |mut reader| async move {
         let item = reader.next::<T>().await?;
