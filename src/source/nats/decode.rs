@@ -57,20 +57,33 @@ fn time_of(nanos: i128) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))
 }
 
+/// What acknowledging `message` needs (on its last attempt, what its dead letter needs too).
+pub(crate) fn delivery(message: Received, max_deliver: u32) -> Delivery {
+    let mut message = message;
+    let reply = std::mem::take(&mut message.reply);
+    delivery_of(&message, reply, max_deliver)
+}
+
+fn delivery_of(message: &Received, reply: String, max_deliver: u32) -> Delivery {
+    let last_attempt = (message.delivered >= max_deliver).then(|| LastAttempt {
+        published: message.published_nanos.and_then(time_of),
+        payload: message.payload.clone(),
+        subject: message.subject.clone(),
+        headers: message.headers.clone(),
+    });
+    Delivery { reply, stream_sequence: message.stream_sequence, delivered: message.delivered, last_attempt }
+}
+
 /// Decode one message into `T`: the record with its metadata (subject as `event_type`,
 /// headers, stream sequence as [`Position::Sequence`], delivery count, timestamp), or a
 /// failure with its bytes (the payload does not decode, or it was delivered more than
 /// `max_deliver` times, which a consumer whose server-side limit is higher than the source's
 /// allows).
 pub(crate) fn decode<T: Record>(message: Received, max_deliver: u32) -> Incoming<T, Delivery> {
+    let mut message = message;
     let published = message.published_nanos.and_then(time_of);
-    let last_attempt = (message.delivered >= max_deliver).then(|| LastAttempt {
-        payload: message.payload.clone(),
-        subject: message.subject.clone(),
-        headers: message.headers.clone(),
-        published,
-    });
-    let delivery = Delivery { reply: message.reply, stream_sequence: message.stream_sequence, delivered: message.delivered, last_attempt };
+    let reply = std::mem::take(&mut message.reply);
+    let delivery = delivery_of(&message, reply, max_deliver);
     let extra = Extra {
         event_type: Some(message.subject),
         headers: message.headers,

@@ -2,7 +2,7 @@
 //! the dead letters of last attempts), the progress acks, and the end of the stream that waits
 //! for outstanding acknowledgements.
 
-use super::decode::{decode, nak_delay, AckBody, Delivery, Received};
+use super::decode::{decode, delivery, nak_delay, AckBody, Delivery, Received};
 use super::NatsSource;
 use crate::ack::{settle_at_end, Ack, Leases, Outstanding, OutstandingToken, Status};
 use crate::batch::{batched, Failure, FailureKind, Incoming};
@@ -78,7 +78,7 @@ impl Shared {
             let bodies = if status.is_done() {
                 deliveries.into_iter().map(|d| (d.reply, AckBody::Ack)).collect()
             } else {
-                shared.errored(deliveries).await
+                shared.errored(deliveries, true).await
             };
             shared.send(bodies).await;
             shared.acknowledging.send_modify(|n| *n -= 1);
@@ -93,12 +93,14 @@ impl Shared {
         let _ = calls.wait_for(|n| *n == 0).await;
     }
 
-    /// The acknowledgements of an errored batch: a nak with a delay growing with the delivery
-    /// count, or, for a message on its last attempt, a dead letter and then `+TERM`.
-    async fn errored(&self, deliveries: Vec<Delivery>) -> Vec<(String, AckBody)> {
+    /// The acknowledgements of an errored batch (or of messages released unprocessed, with
+    /// `delayed` false): a nak with a delay growing with the delivery count, or, for a message
+    /// on its last attempt (the server would not deliver it again), a dead letter and then
+    /// `+TERM`.
+    async fn errored(&self, deliveries: Vec<Delivery>, delayed: bool) -> Vec<(String, AckBody)> {
         let (last, retry): (Vec<Delivery>, Vec<Delivery>) = deliveries.into_iter().partition(|d| d.last_attempt.is_some());
-        let mut bodies: Vec<(String, AckBody)> =
-            retry.into_iter().map(|d| (d.reply, AckBody::Nak(nak_delay(self.nak_delay, d.delivered)))).collect();
+        let delay = |d: &Delivery| if delayed { nak_delay(self.nak_delay, d.delivered) } else { Duration::ZERO };
+        let mut bodies: Vec<(String, AckBody)> = retry.into_iter().map(|d| (d.reply.clone(), AckBody::Nak(delay(&d)))).collect();
         if last.is_empty() {
             return bodies;
         }
@@ -379,22 +381,27 @@ impl Reader {
 }
 
 impl Drop for Reader {
-    /// Messages pulled and never handed to the batcher are nak'ed at once.
+    /// Messages pulled and never handed to the batcher are nak'ed at once (a message on its
+    /// last delivery is dead-lettered and terminated instead: the server would not deliver it
+    /// again).
     fn drop(&mut self) {
         self.queue.close();
-        let mut replies = Vec::new();
+        let mut released = Vec::new();
         while let Ok(pulled) = self.queue.try_recv() {
             if let Ok(received) = pulled {
-                replies.push((received.reply, AckBody::Nak(Duration::ZERO)));
+                released.push(delivery(received, self.shared.max_deliver));
             }
         }
-        if replies.is_empty() {
+        if released.is_empty() {
             return;
         }
-        self.shared.leases().remove(replies.iter().map(|(r, _)| r.as_str()));
-        tracing::debug!(consumer = %self.shared.label, count = replies.len(), "releasing pulled messages");
+        self.shared.leases().remove(released.iter().map(|d| d.reply.as_str()));
+        tracing::debug!(consumer = %self.shared.label, count = released.len(), "releasing pulled messages");
         let shared = Arc::clone(&self.shared);
-        self.shared.outstanding.spawn_on(&self.shared.runtime, async move { shared.send(replies).await });
+        self.shared.outstanding.spawn_on(&self.shared.runtime, async move {
+            let bodies = shared.errored(released, false).await;
+            shared.send(bodies).await
+        });
     }
 }
 
@@ -443,7 +450,10 @@ async fn consumer(
                 .map_err(|e| api_error(component, &format!("cannot open consumer `{}`", names.durable), e))?;
             Ok(Some(consumer))
         }
-        Err(e) if matches!(e.kind(), ConsumerInfoErrorKind::JetStream(ref api) if api.error_code() == ErrorCode::CONSUMER_NOT_FOUND) => {
+        Err(e)
+            if matches!(e.kind(), ConsumerInfoErrorKind::NotFound)
+                || matches!(e.kind(), ConsumerInfoErrorKind::JetStream(ref api) if api.error_code() == ErrorCode::CONSUMER_NOT_FOUND) =>
+        {
             let Some(config) = config else { return Ok(None) };
             let created = stream
                 .create_consumer(config)
