@@ -28,6 +28,8 @@ const DRAIN_IDLE: Duration = Duration::from_secs(1);
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
 /// Attempts of the request that confirms a batch's acknowledgements.
 const CONFIRM_ATTEMPTS: usize = 3;
+/// How long one confirmation waits for its answer.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the reader, the acknowledgements and the progress task share.
 struct Shared {
@@ -169,7 +171,7 @@ impl Shared {
         }
         let mut delays = self.retry.delays().take(CONFIRM_ATTEMPTS - 1);
         loop {
-            let answer = tokio::time::timeout(API_TIMEOUT, self.client.request(last_reply.clone(), last_body.bytes())).await;
+            let answer = tokio::time::timeout(CONFIRM_TIMEOUT, self.client.request(last_reply.clone(), last_body.bytes())).await;
             let error = match answer {
                 Ok(Ok(_)) => return,
                 Ok(Err(e)) => e.to_string(),
