@@ -105,7 +105,8 @@ async fn raw_consume(client: &async_nats::Client, js: &jetstream::Context, strea
     let mut got = 0;
     let mut sum = 0i64;
     while got < n {
-        let mut batch = consumer.batch().max_messages((n - got).min(BATCH) as usize).expires(Duration::from_secs(5)).messages().await.unwrap();
+        let mut batch =
+            consumer.batch().max_messages((n - got).min(BATCH) as usize).expires(Duration::from_secs(5)).messages().await.unwrap();
         let mut replies = Vec::with_capacity(BATCH as usize);
         while let Some(m) = batch.next().await {
             let m = m.unwrap();

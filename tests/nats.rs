@@ -8,9 +8,7 @@
 mod common;
 
 use common::contract::LONG;
-use common::nats::{
-    client_at, consumer_info, create_consumer, create_stream, js, nats_url, publish, read_stream, unique, OwnServer,
-};
+use common::nats::{client_at, consumer_info, create_consumer, create_stream, js, nats_url, publish, read_stream, unique, OwnServer};
 use common::wait_until_async;
 use etl::batch::{BatchOptions, FailureKind};
 use etl::dead_letter::{DeadLetter, DeadLetters, MemoryDeadLetters, NatsDeadLetters, NatsRepublish};
@@ -83,17 +81,40 @@ async fn setup(js: &async_nats::jetstream::Context, prefix: &str, ack_wait: Dura
 async fn a_missing_stream_or_consumer_is_a_start_up_error_naming_it() {
     let js = js().await;
     let missing = unique("MISSING");
-    let run = Pipeline::from(etl::source::nats::<Json>(&missing, "etl").url(nats_url())).to(Recorder::default()).handle_signals(false).run();
+    let run =
+        Pipeline::from(etl::source::nats::<Json>(&missing, "etl").url(nats_url())).to(Recorder::default()).handle_signals(false).run();
     let error = run.await.expect_err("a missing stream fails the start");
     assert!(matches!(error, etl::Error::Start { .. }), "{error:?}");
     assert!(error.to_string().contains(&format!("stream `{missing}` does not exist")), "{error}");
 
     let (stream, _, _) = setup(&js, "startup", Duration::from_secs(30), 5).await;
-    let run = Pipeline::from(etl::source::nats::<Json>(&stream, "nobody").url(nats_url())).to(Recorder::default()).handle_signals(false).run();
+    let run =
+        Pipeline::from(etl::source::nats::<Json>(&stream, "nobody").url(nats_url())).to(Recorder::default()).handle_signals(false).run();
     let error = run.await.expect_err("a missing consumer fails the start");
     assert!(matches!(error, etl::Error::Start { .. }), "{error:?}");
     assert!(error.to_string().contains("consumer `nobody` does not exist on stream"), "{error}");
     assert!(js.get_stream(&stream).await.unwrap().consumer_info("nobody").await.is_err(), "nothing created");
+}
+
+/// `check` (the runner's `check` command) looks up without creating or consuming anything.
+#[tokio::test]
+async fn check_looks_up_and_creates_nothing() {
+    use etl::Source;
+    let js = js().await;
+    let ctx = || etl::source::SourceContext::new(CancellationToken::new());
+    let (stream, subject, durable) = setup(&js, "check", Duration::from_secs(30), 5).await;
+    publish(&js, &subject, json!({"n": 0}).to_string()).await;
+    etl::source::nats::<Json>(&stream, &durable).url(nats_url()).check(ctx()).await.expect("stream and consumer exist");
+    let error = etl::source::nats::<Json>(&stream, "absent").url(nats_url()).check(ctx()).await.expect_err("a missing consumer");
+    assert!(error.to_string().contains("consumer `absent` does not exist"), "{error}");
+    etl::source::nats::<Json>(&stream, "absent").url(nats_url()).create(true).check(ctx()).await.expect("create = true would make it");
+    assert!(js.get_stream(&stream).await.unwrap().consumer_info("absent").await.is_err(), "check created nothing");
+    let info = consumer_info(&js, &stream, &durable).await;
+    assert_eq!((info.num_pending, info.delivered.stream_sequence), (1, 0), "check consumed nothing");
+    let error = etl::source::nats::<Json>("NO_SUCH_STREAM_FOR_CHECK", "etl").url(nats_url()).check(ctx()).await.expect_err("no stream");
+    assert!(error.to_string().contains("stream `NO_SUCH_STREAM_FOR_CHECK` does not exist"), "{error}");
+    let error = etl::source::nats::<Json>(&stream, &durable).url("nats://127.0.0.1:1").check(ctx()).await.expect_err("no server");
+    assert!(error.to_string().contains("cannot connect"), "{error}");
 }
 
 #[tokio::test]
@@ -222,7 +243,8 @@ async fn ack_wait_shorter_than_a_slow_batch_makes_no_duplicate_thanks_to_progres
     let (recorder, stolen) = slow_run(true).await;
     assert_eq!(stolen, 0, "no message was handed to the other member while its batch was in flight");
     assert_eq!(recorder.numbers(), [0, 1, 2, 3], "each record once");
-    let counts: Vec<Option<u32>> = recorder.seen.lock().unwrap().iter().map(|(_, m)| m.extra.as_ref().and_then(|e| e.delivery_count)).collect();
+    let counts: Vec<Option<u32>> =
+        recorder.seen.lock().unwrap().iter().map(|(_, m)| m.extra.as_ref().and_then(|e| e.delivery_count)).collect();
     assert!(counts.iter().all(|c| *c == Some(1)), "each delivered once: {counts:?}");
     // The control: the same run without progress acks.
     let (recorder, stolen) = slow_run(false).await;
@@ -259,7 +281,13 @@ async fn dead_letter_replay_round_trip_through_the_origin_subject() {
     let dlq = unique("DLQ_REPLAY");
     let out = etl::sink::collect::<Payment>();
     let source = etl::source::nats::<Payment>(&stream, &durable).url(nats_url()).drain_after(drained());
-    let report = Pipeline::from(source).to(out.sink()).dead_letters(NatsDeadLetters::new(nats_url(), &dlq)).handle_signals(false).run().await.unwrap();
+    let report = Pipeline::from(source)
+        .to(out.sink())
+        .dead_letters(NatsDeadLetters::new(nats_url(), &dlq))
+        .handle_signals(false)
+        .run()
+        .await
+        .unwrap();
     assert_eq!((report.records_out, report.dead_lettered), (1, 2), "{report}");
     let queue = NatsDeadLetters::new(nats_url(), &dlq);
     let entries = queue.list().await.unwrap();
@@ -393,9 +421,7 @@ async fn a_server_restart_during_a_run_loses_nothing() {
         .drain_after(drained())
         .batch_size(50)
         .batch_timeout(Duration::from_millis(200));
-    let run = tokio::spawn(
-        Pipeline::from(source).to(recorder.clone()).dead_letters(MemoryDeadLetters::new()).handle_signals(false).run(),
-    );
+    let run = tokio::spawn(Pipeline::from(source).to(recorder.clone()).dead_letters(MemoryDeadLetters::new()).handle_signals(false).run());
     common::wait_until(common::PATIENCE, "the run to make progress", || recorder.seen.lock().unwrap().len() >= 500).await;
     server.kill();
     let at_kill = recorder.seen.lock().unwrap().len();
@@ -473,10 +499,13 @@ async fn subjects_from_fields_and_a_subject_no_stream_captures() {
     assert_eq!((report.records_out, report.dead_lettered), (2, 1), "{report}");
     assert!(dlq.list().await.unwrap()[0].error.contains("no field `region`"));
     let s = js.get_stream(&stream).await.unwrap();
-    assert_eq!(s.get_last_raw_message_by_subject(&format!("routed.{stream}.eu")).await.unwrap().payload.len() > 0, true);
-    assert_eq!(s.get_last_raw_message_by_subject(&format!("routed.{stream}.us")).await.is_ok(), true);
+    let eu = s.get_last_raw_message_by_subject(&format!("routed.{stream}.eu")).await.expect("a message on the eu subject");
+    assert_eq!(n_of(&serde_json::from_slice(&eu.payload).unwrap()), 0);
+    let us = s.get_last_raw_message_by_subject(&format!("routed.{stream}.us")).await.expect("a message on the us subject");
+    assert_eq!(n_of(&serde_json::from_slice(&us.payload).unwrap()), 1);
     let nowhere = unique("nowhere");
-    let run = Pipeline::from(etl::source::iter(vec![1i64])).to(etl::sink::nats(nowhere.as_str()).url(nats_url())).handle_signals(false).run();
+    let run =
+        Pipeline::from(etl::source::iter(vec![1i64])).to(etl::sink::nats(nowhere.as_str()).url(nats_url())).handle_signals(false).run();
     let error = run.await.expect_err("no stream captures the subject");
     assert!(error.to_string().contains(&format!("no JetStream stream captures subject `{nowhere}`")), "{error}");
 }

@@ -18,8 +18,8 @@ use async_nats::jetstream::stream::Stream;
 use async_nats::HeaderMap;
 use base64::Engine;
 use bytes::Bytes;
-use std::future::IntoFuture;
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::time::{Duration, SystemTime};
 
 const ID: &str = "Etl-Id";
@@ -124,8 +124,8 @@ impl NatsDeadLetters {
                 Err(e) => return Err(api_error(&component, "cannot read an entry", e)),
             };
             sequence = message.sequence + 1;
-            let time = SystemTime::UNIX_EPOCH
-                + Duration::from_nanos(u64::try_from(message.time.unix_timestamp_nanos()).unwrap_or_default());
+            let time =
+                SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(message.time.unix_timestamp_nanos()).unwrap_or_default());
             out.push((message.sequence, entry(&message.headers, message.payload, time)));
         }
         Ok(out)
@@ -161,7 +161,8 @@ fn headers(entry: &DeadLetter) -> HeaderMap {
 fn entry(headers: &HeaderMap, payload: Bytes, time: SystemTime) -> DeadLetter {
     let text = |name: &str| headers.get(name).map(|v| decode_header(v.as_str()));
     let when = |name: &str| text(name).and_then(|t| humantime::parse_rfc3339_weak(&t).ok()).unwrap_or(time);
-    let kind = text(KIND).and_then(|k| serde_json::from_value::<FailureKind>(serde_json::Value::String(k)).ok()).unwrap_or(FailureKind::Transform);
+    let kind =
+        text(KIND).and_then(|k| serde_json::from_value::<FailureKind>(serde_json::Value::String(k)).ok()).unwrap_or(FailureKind::Transform);
     let position = text(POSITION).and_then(|p| serde_json::from_str::<Position>(&p).ok()).unwrap_or_default();
     let b64 = base64::engine::general_purpose::STANDARD;
     let original: Vec<(String, Bytes)> = text(HEADERS)
@@ -328,7 +329,10 @@ impl NatsRepublish {
             Some(subject) => Ok(subject),
             None => Err(ConnectorError::permanent(
                 component,
-                format!("cannot tell the origin subject of dead letter {} (source `{}`, {}): set a fallback subject", entry.id, entry.source, entry.position),
+                format!(
+                    "cannot tell the origin subject of dead letter {} (source `{}`, {}): set a fallback subject",
+                    entry.id, entry.source, entry.position
+                ),
             )),
         }
     }
@@ -347,8 +351,13 @@ impl Republish for NatsRepublish {
                 headers.append(name.as_str(), text);
             }
         }
-        let ack = js.publish_with_headers(subject.clone(), headers, entry.payload.clone()).await.map_err(|e| api_error("nats replay", "publish", e))?;
-        ack.await.map_err(|e| ConnectorError::retryable("nats replay", format!("replaying {} to `{subject}` was not acknowledged: {e}", entry.id)))?;
+        let ack = js
+            .publish_with_headers(subject.clone(), headers, entry.payload.clone())
+            .await
+            .map_err(|e| api_error("nats replay", "publish", e))?;
+        ack.await.map_err(|e| {
+            ConnectorError::retryable("nats replay", format!("replaying {} to `{subject}` was not acknowledged: {e}", entry.id))
+        })?;
         Ok(())
     }
 }

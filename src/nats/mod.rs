@@ -37,10 +37,9 @@ pub(crate) async fn connect(url: &str, component: &str) -> Result<async_nats::Cl
         .max_reconnects(None);
     // `retry_on_initial_connect` would wait forever for a server that is not there: the first
     // connection gets a deadline of its own, so that a wrong URL is a start-up error.
-    let client = options
-        .connect(resolved.as_str())
-        .await
-        .map_err(|e| ConnectorError::retryable(component.to_owned(), format!("cannot connect to {}: {e}", crate::config::redact(&resolved))))?;
+    let client = options.connect(resolved.as_str()).await.map_err(|e| {
+        ConnectorError::retryable(component.to_owned(), format!("cannot connect to {}: {e}", crate::config::redact(&resolved)))
+    })?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while client.connection_state() != async_nats::connection::State::Connected {
         if tokio::time::Instant::now() >= deadline {
@@ -71,7 +70,8 @@ pub(crate) async fn stream(
     use jetstream::context::GetStreamErrorKind;
     match js.get_stream(name).await {
         Ok(stream) => Ok(stream),
-        Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(ref api) if api.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) => {
+        Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(ref api) if api.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+        {
             if !create {
                 return Err(ConnectorError::permanent(
                     component.to_owned(),
@@ -94,7 +94,9 @@ pub(crate) async fn stream(
 /// timeout, no responders while JetStream restarts, a closed connection.
 fn transient(text: &str) -> bool {
     let text = text.to_ascii_lowercase();
-    ["timed out", "timeout", "no responders", "connection", "broken pipe", "disconnected", "request", "unavailable"].iter().any(|t| text.contains(t))
+    ["timed out", "timeout", "no responders", "connection", "broken pipe", "disconnected", "request", "unavailable"]
+        .iter()
+        .any(|t| text.contains(t))
 }
 
 /// A connector error for a failed JetStream call: retryable when a retry can help.

@@ -43,7 +43,9 @@ pub async fn js() -> jetstream::Context {
 
 /// A new stream `name` capturing `subject`.
 pub async fn create_stream(js: &jetstream::Context, name: &str, subject: &str) -> stream::Stream {
-    js.create_stream(stream::Config { name: name.into(), subjects: vec![subject.into()], ..Default::default() }).await.expect("create stream")
+    js.create_stream(stream::Config { name: name.into(), subjects: vec![subject.into()], ..Default::default() })
+        .await
+        .expect("create stream")
 }
 
 /// A durable pull consumer with explicit acks.

@@ -147,7 +147,9 @@ impl<T: Serialize> SubjectOf<T> for SubjectTemplate {
             match part {
                 Part::Text(t) => out.push_str(t),
                 Part::Field(f) => match value.get(f) {
-                    None | Some(serde_json::Value::Null) => return Err(format!("the record has no field `{f}` for subject `{}`", self.text)),
+                    None | Some(serde_json::Value::Null) => {
+                        return Err(format!("the record has no field `{f}` for subject `{}`", self.text))
+                    }
                     Some(serde_json::Value::String(s)) => out.push_str(s),
                     Some(other) => out.push_str(&other.to_string()),
                 },

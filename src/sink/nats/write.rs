@@ -60,8 +60,10 @@ impl Open {
                 Err(e) => {
                     failed += 1;
                     if first.is_none() {
-                        let retryable = matches!(e.kind(), PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe | PublishErrorKind::MaxAckPending)
-                            || matches!(e.kind(), PublishErrorKind::Other | PublishErrorKind::StreamNotFound if e.to_string().to_ascii_lowercase().contains("no responders"));
+                        let retryable = matches!(
+                            e.kind(),
+                            PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe | PublishErrorKind::MaxAckPending
+                        ) || matches!(e.kind(), PublishErrorKind::Other | PublishErrorKind::StreamNotFound if e.to_string().to_ascii_lowercase().contains("no responders"));
                         let message = format!("the stream did not acknowledge a publish: {e}");
                         first = Some(if retryable {
                             ConnectorError::retryable(self.component.clone(), message)

@@ -295,7 +295,9 @@ async fn puller(
                                     return;
                                 }
                             }
-                            Err(e) => tracing::warn!(consumer = %shared.label, error = e, "skipping a message the consumer cannot acknowledge"),
+                            Err(e) => {
+                                tracing::warn!(consumer = %shared.label, error = e, "skipping a message the consumer cannot acknowledge")
+                            }
                         }
                     }
                     Some(Err(e)) => break Some(ConnectorError::retryable(shared.component(), format!("pulling messages: {e}"))),
@@ -309,7 +311,8 @@ async fn puller(
             let _ = queue.send(Err(Error::Source(error)));
             return;
         }
-        let retrying = failing.get_or_insert_with(|| RetryPolicy::default().max_retries(PULL_RETRIES).max_delay(Duration::from_secs(10)).start());
+        let retrying =
+            failing.get_or_insert_with(|| RetryPolicy::default().max_retries(PULL_RETRIES).max_delay(Duration::from_secs(10)).start());
         let paused = tokio::select! {
             () = stop.cancelled() => return,
             paused = retrying.pause(&error, "nats pull") => paused,
@@ -518,12 +521,18 @@ pub(super) async fn open<T: Record>(source: NatsSource<T>, ctx: SourceContext) -
         max_ack_pending: (4 * batch_size).max(1000) as i64,
         ..Default::default()
     });
-    let mut consumer = consumer(&stream, &names, config, &component).await.map_err(Error::Source)?.ok_or_else(|| Error::Source(missing_consumer(&names, &component)))?;
+    let mut consumer = consumer(&stream, &names, config, &component)
+        .await
+        .map_err(Error::Source)?
+        .ok_or_else(|| Error::Source(missing_consumer(&names, &component)))?;
     let info = consumer.info().await.map_err(|e| Error::Source(api_error(&component, "cannot read the consumer's info", e)))?.clone();
     if info.config.ack_policy != AckPolicy::Explicit {
         return Err(Error::Source(ConnectorError::permanent(
             component,
-            format!("consumer `{}` acknowledges with {:?}; the nats source needs explicit acks (AckPolicy::Explicit)", names.durable, info.config.ack_policy),
+            format!(
+                "consumer `{}` acknowledges with {:?}; the nats source needs explicit acks (AckPolicy::Explicit)",
+                names.durable, info.config.ack_policy
+            ),
         )));
     }
     let ack_wait = info.config.ack_wait;
@@ -567,7 +576,15 @@ pub(super) async fn open<T: Record>(source: NatsSource<T>, ctx: SourceContext) -
     let (tx, queue) = tokio::sync::mpsc::unbounded_channel();
     let queued = Arc::new(tokio::sync::watch::channel(0usize).0);
     let stop_pulling = CancellationToken::new();
-    tokio::spawn(puller(Arc::clone(&shared), consumer.clone(), per_request, tx, Arc::clone(&queued), ctx.lag.clone(), stop_pulling.clone()));
+    tokio::spawn(puller(
+        Arc::clone(&shared),
+        consumer.clone(),
+        per_request,
+        tx,
+        Arc::clone(&queued),
+        ctx.lag.clone(),
+        stop_pulling.clone(),
+    ));
     let reader = Reader {
         shared: Arc::clone(&shared),
         consumer,
