@@ -58,6 +58,16 @@ pub(crate) fn jetstream(client: async_nats::Client) -> jetstream::Context {
     jetstream::ContextBuilder::new().timeout(API_TIMEOUT).build(client)
 }
 
+/// The stream `name`, or `None` when the server has no such stream.
+pub(crate) async fn lookup_stream(js: &jetstream::Context, name: &str, component: &str) -> Result<Option<jetstream::stream::Stream>, ConnectorError> {
+    use jetstream::context::GetStreamErrorKind;
+    match js.get_stream(name).await {
+        Ok(stream) => Ok(Some(stream)),
+        Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(ref api) if api.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) => Ok(None),
+        Err(e) => Err(api_error(component, &format!("cannot look up stream `{name}`"), e)),
+    }
+}
+
 /// The stream `name`: looked up, or created capturing `subjects` when `create` is set.
 /// A missing stream without `create` is a permanent error naming it.
 pub(crate) async fn stream(
@@ -67,27 +77,24 @@ pub(crate) async fn stream(
     create: bool,
     component: &str,
 ) -> Result<jetstream::stream::Stream, ConnectorError> {
-    use jetstream::context::GetStreamErrorKind;
-    match js.get_stream(name).await {
-        Ok(stream) => Ok(stream),
-        Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(ref api) if api.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
-        {
-            if !create {
-                return Err(ConnectorError::permanent(
-                    component.to_owned(),
-                    format!("stream `{name}` does not exist (create it, or set `create = true`)"),
-                ));
-            }
-            let config = jetstream::stream::Config { name: name.to_owned(), subjects: subjects.to_vec(), ..Default::default() };
-            let created = js
-                .get_or_create_stream(config)
-                .await
-                .map_err(|e| ConnectorError::permanent(component.to_owned(), format!("cannot create stream `{name}`: {e}")))?;
-            tracing::info!(stream = name, subjects = ?subjects, "created JetStream stream");
-            Ok(created)
-        }
-        Err(e) => Err(api_error(component, &format!("cannot look up stream `{name}`"), e)),
+    if let Some(stream) = lookup_stream(js, name, component).await? {
+        return Ok(stream);
     }
+    if !create {
+        return Err(missing_stream(name, component));
+    }
+    let config = jetstream::stream::Config { name: name.to_owned(), subjects: subjects.to_vec(), ..Default::default() };
+    let created = js
+        .get_or_create_stream(config)
+        .await
+        .map_err(|e| ConnectorError::permanent(component.to_owned(), format!("cannot create stream `{name}`: {e}")))?;
+    tracing::info!(stream = name, subjects = ?subjects, "created JetStream stream");
+    Ok(created)
+}
+
+/// The start-up error of a stream that does not exist.
+pub(crate) fn missing_stream(name: &str, component: &str) -> ConnectorError {
+    ConnectorError::permanent(component.to_owned(), format!("stream `{name}` does not exist (create it, or set `create = true`)"))
 }
 
 /// Whether an async-nats error's text says the server (or the path to it) failed for now: a

@@ -163,10 +163,14 @@ impl Shared {
     /// redelivers after `ack_wait` (at-least-once).
     async fn send(&self, mut bodies: Vec<(String, AckBody)>) {
         let Some((last_reply, last_body)) = bodies.pop() else { return };
-        let _order = self.ordering.lock().await;
-        for (reply, body) in bodies {
-            if let Err(e) = self.client.publish(reply, body.bytes()).await {
-                tracing::warn!(consumer = %self.label, error = %e, "sending an acknowledgement failed; the server will redeliver that message");
+        // Progress acks wait while these are handed to the connection (the confirmation below
+        // need not hold them back: these messages left the lease table before).
+        {
+            let _order = self.ordering.lock().await;
+            for (reply, body) in bodies {
+                if let Err(e) = self.client.publish(reply, body.bytes()).await {
+                    tracing::warn!(consumer = %self.label, error = %e, "sending an acknowledgement failed; the server will redeliver that message");
+                }
             }
         }
         let mut delays = self.retry.delays().take(CONFIRM_ATTEMPTS - 1);
@@ -484,12 +488,11 @@ pub(super) async fn check<T>(source: NatsSource<T>) -> crate::Result<()> {
     let component = format!("nats source {}/{}", names.stream, names.durable);
     let client = connect(&names.url, &component).await.map_err(Error::Source)?;
     let js = jetstream(client);
-    let subjects = vec![names.subject.clone().unwrap_or_else(|| names.stream.clone())];
     // With `create`, a missing stream or consumer is what `open` would create: fine.
-    let stream = match js.get_stream(&names.stream).await {
-        Ok(stream) => stream,
-        Err(_) if source.create => return Ok(()),
-        Err(_) => return crate::nats::stream(&js, &names.stream, &subjects, false, &component).await.map(|_| ()).map_err(Error::Source),
+    let stream = match crate::nats::lookup_stream(&js, &names.stream, &component).await.map_err(Error::Source)? {
+        Some(stream) => stream,
+        None if source.create => return Ok(()),
+        None => return Err(Error::Source(crate::nats::missing_stream(&names.stream, &component))),
     };
     match consumer(&stream, &names, None, &component).await.map_err(Error::Source)? {
         Some(_) => Ok(()),
