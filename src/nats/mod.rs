@@ -59,11 +59,17 @@ pub(crate) fn jetstream(client: async_nats::Client) -> jetstream::Context {
 }
 
 /// The stream `name`, or `None` when the server has no such stream.
-pub(crate) async fn lookup_stream(js: &jetstream::Context, name: &str, component: &str) -> Result<Option<jetstream::stream::Stream>, ConnectorError> {
+pub(crate) async fn lookup_stream(
+    js: &jetstream::Context,
+    name: &str,
+    component: &str,
+) -> Result<Option<jetstream::stream::Stream>, ConnectorError> {
     use jetstream::context::GetStreamErrorKind;
     match js.get_stream(name).await {
         Ok(stream) => Ok(Some(stream)),
-        Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(ref api) if api.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) => Ok(None),
+        Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(ref api) if api.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) => {
+            Ok(None)
+        }
         Err(e) => Err(api_error(component, &format!("cannot look up stream `{name}`"), e)),
     }
 }

@@ -35,7 +35,14 @@ impl Open {
                 self.max_payload
             )));
         }
-        match self.js.publish_with_headers(subject, headers, payload).await {
+        // A message without headers goes as a plain PUB (an empty header block still costs
+        // the server a parse per message).
+        let published = if headers.is_empty() {
+            self.js.publish(subject, payload).await
+        } else {
+            self.js.publish_with_headers(subject, headers, payload).await
+        };
+        match published {
             Ok(ack) => {
                 self.pending.push(ack);
                 Ok(())

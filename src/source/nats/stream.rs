@@ -9,7 +9,7 @@ use crate::batch::{batched, Failure, FailureKind, Incoming};
 use crate::config::{interpolate, ConfigError};
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::error::{ConnectorError, Error};
-use crate::nats::{api_error, connect, jetstream, API_TIMEOUT};
+use crate::nats::{api_error, connect, jetstream};
 use crate::record::{Extra, Meta, Position, Record};
 use crate::retry::{RetryPolicy, Retrying};
 use crate::source::{BatchStream, Lag, SourceContext};
@@ -225,8 +225,8 @@ async fn progress(shared: Arc<Shared>, ack_wait: Duration, stop: CancellationTok
     }
 }
 
-/// A delivered message out of async-nats' types.
-fn received(message: async_nats::jetstream::Message) -> Result<Received, String> {
+/// A delivered message out of async-nats' types, and the consumer's pending count.
+fn received(message: async_nats::jetstream::Message) -> Result<(Received, u64), String> {
     let (stream_sequence, delivered, published_nanos, pending) = {
         let info = message.info().map_err(|e| format!("a message without JetStream metadata: {e}"))?;
         (info.stream_sequence, info.delivered, info.published.unix_timestamp_nanos(), info.pending)
@@ -242,16 +242,18 @@ fn received(message: async_nats::jetstream::Message) -> Result<Received, String>
         }
         headers.sort();
     }
-    let _ = pending;
-    Ok(Received {
-        subject: message.subject.to_string(),
-        reply,
-        payload: message.payload,
-        headers,
-        stream_sequence,
-        delivered: u32::try_from(delivered).unwrap_or(u32::MAX),
-        published_nanos: Some(published_nanos),
-    })
+    Ok((
+        Received {
+            subject: message.subject.to_string(),
+            reply,
+            payload: message.payload,
+            headers,
+            stream_sequence,
+            delivered: u32::try_from(delivered).unwrap_or(u32::MAX),
+            published_nanos: Some(published_nanos),
+        },
+        pending,
+    ))
 }
 
 /// What the puller hands the reader: a message (already in the lease table), or the error
@@ -288,11 +290,9 @@ async fn puller(
                 match next {
                     Some(Ok(message)) => {
                         failing = None;
-                        if let Ok(info) = message.info() {
-                            lag.set(info.pending);
-                        }
                         match received(message) {
-                            Ok(received) => {
+                            Ok((received, pending)) => {
+                                lag.set(pending);
                                 shared.leases().insert(received.reply.clone(), Instant::now());
                                 queued.send_modify(|n| *n += 1);
                                 if queue.send(Ok(received)).is_err() {
