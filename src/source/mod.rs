@@ -8,6 +8,8 @@ pub mod file_watch;
 mod iter;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 #[cfg(feature = "sse")]
@@ -20,6 +22,8 @@ pub use file_watch::{file_watch, FileWatchSource};
 pub use iter::{iter, IterSource};
 #[cfg(feature = "kafka")]
 pub use kafka::{kafka, KafkaSource};
+#[cfg(feature = "nats")]
+pub use nats::{nats, NatsSource};
 #[cfg(feature = "sqs")]
 pub use sqs::{sqs, SqsSource};
 #[cfg(feature = "sse")]

@@ -7,6 +7,10 @@
 pub mod contract;
 /// The crash harness: SIGKILL a pipeline in a child process, restart it, count.
 pub mod crash;
+/// NATS helpers: the server's address, the consumer's and the stream's own view, a server of
+/// a test's own (restarts).
+#[cfg(feature = "nats")]
+pub mod nats;
 /// An SSE server that honours `Last-Event-ID` (contract and crash tests).
 pub mod sse_server;
 

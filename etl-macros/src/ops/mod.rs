@@ -29,6 +29,8 @@ mod iter;
 mod kafka_sink;
 mod kafka_source;
 mod map;
+mod nats_sink;
+mod nats_source;
 mod postgres;
 mod rename;
 mod s3;
@@ -172,7 +174,7 @@ impl Op {
     }
 }
 
-/// Every built-in step. `file` and `sqs` are there twice: as a source and as a sink.
+/// Every built-in step. `file`, `sqs`, `kafka` and `nats` are there twice: as a source and as a sink.
 pub const TABLE: &[&Op] = &[
     &iter::OP,
     &file_source::OP,
@@ -181,6 +183,7 @@ pub const TABLE: &[&Op] = &[
     &sqs_source::OP,
     &kafka_source::OP,
     &file_watch::OP,
+    &nats_source::OP,
     &map::OP,
     &filter::OP,
     &filter_map::OP,
@@ -195,6 +198,7 @@ pub const TABLE: &[&Op] = &[
     &sqs_sink::OP,
     &s3::OP,
     &kafka_sink::OP,
+    &nats_sink::OP,
     &postgres::OP,
     &collect::OP,
     &blackhole::OP,
