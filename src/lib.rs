@@ -46,6 +46,8 @@ mod kafka;
 pub mod operator;
 pub mod pipeline;
 pub mod positions;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 pub mod record;
 pub mod resources;
 pub mod retry;

@@ -6,6 +6,8 @@ pub mod file;
 mod iter;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 #[cfg(feature = "sse")]
@@ -16,6 +18,8 @@ pub use file::{file, FileSource};
 pub use iter::{iter, IterSource};
 #[cfg(feature = "kafka")]
 pub use kafka::{kafka, KafkaSource};
+#[cfg(feature = "rabbitmq")]
+pub use rabbitmq::{rabbitmq, RabbitmqSource};
 #[cfg(feature = "sqs")]
 pub use sqs::{sqs, SqsSource};
 #[cfg(feature = "sse")]
