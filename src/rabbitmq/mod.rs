@@ -106,7 +106,8 @@ pub(crate) fn exchange_kind(name: &str) -> ExchangeKind {
 pub(crate) async fn declare(channel: &Channel, queue: &str, topology: &Topology, component: &str) -> Result<u32, ConnectorError> {
     let options = if topology.declare { QueueDeclareOptions::durable() } else { QueueDeclareOptions::default().passive() };
     let arguments = if topology.declare { topology.queue_arguments.clone() } else { FieldTable::default() };
-    let declared = channel.queue_declare(queue.into(), options, arguments).await.map_err(|e| {
+    let name = short(queue, "queue name", component)?;
+    let declared = channel.queue_declare(name.clone(), options, arguments).await.map_err(|e| {
         let what = if topology.declare { format!("cannot declare queue `{queue}`") } else { format!("queue `{queue}` (declare = false)") };
         connector_error(component, &what, &e)
     })?;
@@ -119,8 +120,9 @@ pub(crate) async fn declare(channel: &Channel, queue: &str, topology: &Topology,
         } else {
             ExchangeDeclareOptions { passive: true, ..ExchangeDeclareOptions::default() }
         };
+        let exchange_name = short(exchange, "exchange name", component)?;
         channel
-            .exchange_declare(exchange.into(), kind, options, FieldTable::default())
+            .exchange_declare(exchange_name.clone(), kind, options, FieldTable::default())
             .await
             .map_err(|e| connector_error(component, &format!("exchange `{exchange}`"), &e))?;
         if !topology.declare {
@@ -128,9 +130,16 @@ pub(crate) async fn declare(channel: &Channel, queue: &str, topology: &Topology,
         }
         let key = topology.routing_key.clone().unwrap_or_default();
         channel
-            .queue_bind(queue.into(), exchange.into(), key.as_str().into(), QueueBindOptions::default(), FieldTable::default())
+            .queue_bind(name, exchange_name, short(&key, "routing key", component)?, QueueBindOptions::default(), FieldTable::default())
             .await
             .map_err(|e| connector_error(component, &format!("cannot bind queue `{queue}` to exchange `{exchange}` with `{key}`"), &e))?;
     }
     Ok(declared.message_count())
+}
+
+/// `text` as an AMQP short string (a queue, exchange or routing key name: at most 255
+/// bytes); a longer one is a permanent error naming `what`.
+pub(crate) fn short(text: &str, what: &str, component: &str) -> Result<lapin::types::ShortString, ConnectorError> {
+    lapin::types::ShortString::try_new(text)
+        .map_err(|_| ConnectorError::permanent(component.to_owned(), format!("the {what} `{text}` is longer than AMQP's 255 bytes")))
 }

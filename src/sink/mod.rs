@@ -8,6 +8,8 @@ pub mod file;
 pub mod kafka;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 #[cfg(feature = "s3")]
 pub mod s3;
 #[cfg(feature = "sqs")]
@@ -23,6 +25,8 @@ pub use file::{file, FileSink, Rolling};
 pub use kafka::{kafka, KafkaSink};
 #[cfg(feature = "postgres")]
 pub use postgres::{postgres, PostgresSink};
+#[cfg(feature = "rabbitmq")]
+pub use rabbitmq::{rabbitmq, RabbitmqSink};
 #[cfg(feature = "s3")]
 pub use s3::{s3, S3Sink};
 #[cfg(feature = "sqs")]

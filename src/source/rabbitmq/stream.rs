@@ -179,7 +179,7 @@ async fn subscribe(shared: &Shared, target: &Target) -> Result<Consumer, Connect
         .map_err(|e| connector_error(component, "cannot set the prefetch count", &e))?;
     let ready = declare(&channel, queue, &target.topology, component).await?;
     let consumer = channel
-        .basic_consume(queue.into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(crate::rabbitmq::short(queue, "queue name", component)?, "".into(), BasicConsumeOptions::default(), FieldTable::default())
         .await
         .map_err(|e| connector_error(component, &format!("cannot consume from queue `{queue}`"), &e))?;
     let mut state = shared.state();
@@ -288,8 +288,8 @@ impl Reader {
     async fn queue_is_empty(&mut self) -> bool {
         let channel = self.shared.state().channel.clone();
         let Some(channel) = channel else { return false };
-        match channel.queue_declare(self.shared.queue.as_str().into(), QueueDeclareOptions::default().passive(), FieldTable::default()).await
-        {
+        let Ok(name) = lapin::types::ShortString::try_new(self.shared.queue.as_str()) else { return false };
+        match channel.queue_declare(name, QueueDeclareOptions::default().passive(), FieldTable::default()).await {
             Ok(queue) => queue.message_count() == 0,
             Err(e) => {
                 tracing::warn!(queue = %self.shared.queue, error = %e, "could not ask the queue's depth; reconnecting");
