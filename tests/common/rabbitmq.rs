@@ -1,0 +1,155 @@
+//! Helpers of the RabbitMQ tests: the broker's URL, unique names, queues and exchanges,
+//! publishing raw messages, and the broker's own view of a queue (`rabbitmqctl list_queues`:
+//! messages ready and unacknowledged).
+//!
+//! Included with `#[path = "common/rabbitmq.rs"] mod rabbit;` by the RabbitMQ test files.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub const HOW: &str = "start it with `source scripts/services.sh && ensure_rabbitmq` (or `rabbitmq-server -detached`), \
+or point RABBITMQ_URL at a broker on this machine (the tests read queue depths with `rabbitmqctl`)";
+
+/// `RABBITMQ_URL`, else the local broker's default.
+pub fn url() -> String {
+    std::env::var("RABBITMQ_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// The broker's `host:port`.
+pub fn addr() -> std::net::SocketAddr {
+    let url = url();
+    let rest = url.split("://").nth(1).unwrap_or(&url);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let hostport = authority.rsplit('@').next().unwrap_or(authority);
+    let hostport = if hostport.contains(':') { hostport.to_owned() } else { format!("{hostport}:5672") };
+    std::net::ToSocketAddrs::to_socket_addrs(&hostport)
+        .ok()
+        .and_then(|mut a| a.next())
+        .unwrap_or_else(|| panic!("RABBITMQ_URL={url}: cannot resolve {hostport}"))
+}
+
+/// `url` with its `host:port` replaced by `addr` (a proxy in front of the broker).
+pub fn url_via(addr: std::net::SocketAddr) -> String {
+    let url = url();
+    let real = addr_text();
+    url.replacen(&real, &addr.to_string(), 1)
+}
+
+fn addr_text() -> String {
+    let url = url();
+    let rest = url.split("://").nth(1).unwrap_or(&url).to_owned();
+    let authority = rest.split('/').next().unwrap_or(&rest).to_owned();
+    authority.rsplit('@').next().unwrap_or(&authority).to_owned()
+}
+
+/// A name no other test (in this run or another) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    format!("etl-{prefix}-{}-{millis}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A connection and a channel (in confirm mode) of the test's own; fails, saying how to start
+/// the broker, when it does not answer.
+pub async fn admin() -> (Connection, Channel) {
+    let url = url();
+    let connection = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .unwrap_or_else(|e| panic!("no RabbitMQ answers at {url} ({e}): {HOW}"));
+    let channel = connection.create_channel().await.expect("a channel");
+    channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirm mode");
+    (connection, channel)
+}
+
+/// A new durable queue named after `prefix`: classic, or quorum.
+pub async fn queue(channel: &Channel, prefix: &str, quorum: bool) -> String {
+    let name = unique(prefix);
+    let mut arguments = FieldTable::default();
+    if quorum {
+        arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    }
+    channel.queue_declare(name.as_str().into(), QueueDeclareOptions::durable(), arguments).await.expect("declare the queue");
+    name
+}
+
+/// A new durable direct exchange named after `prefix`.
+pub async fn exchange(channel: &Channel, prefix: &str) -> String {
+    let name = unique(prefix);
+    let options = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
+    channel.exchange_declare(name.as_str().into(), ExchangeKind::Direct, options, FieldTable::default()).await.expect("declare the exchange");
+    name
+}
+
+pub async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) {
+    channel.queue_bind(queue.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default()).await.expect("bind");
+}
+
+pub async fn unbind(channel: &Channel, queue: &str, exchange: &str, key: &str) {
+    channel.queue_unbind(queue.into(), exchange.into(), key.into(), FieldTable::default()).await.expect("unbind");
+}
+
+pub async fn delete(channel: &Channel, queue: &str) {
+    let _ = channel.queue_delete(queue.into(), QueueDeleteOptions::default()).await;
+}
+
+/// Publish each payload to `queue` (default exchange) with message id `id(i)`, persistent,
+/// and wait for every confirm.
+pub async fn publish(channel: &Channel, queue: &str, payloads: &[(String, Bytes)]) {
+    let mut confirms = Vec::with_capacity(payloads.len());
+    for (id, payload) in payloads {
+        let properties = BasicProperties::default().with_message_id(id.as_str().into()).with_delivery_mode(2);
+        let confirm =
+            channel.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), payload, properties).await.expect("publish");
+        confirms.push(confirm);
+    }
+    for confirm in confirms {
+        assert!(confirm.await.expect("a confirm").is_ack(), "the broker confirmed");
+    }
+}
+
+/// The broker's view of `queue`: (messages ready, messages unacknowledged), from
+/// `rabbitmqctl list_queues`.
+pub async fn depth(queue: &str) -> (u64, u64) {
+    let queue = queue.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new("rabbitmqctl")
+            .args(["list_queues", "-q", "--no-table-headers", "name", "messages_ready", "messages_unacknowledged"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run rabbitmqctl ({e}): {HOW}"));
+        assert!(out.status.success(), "rabbitmqctl list_queues failed: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        for line in text.lines() {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            if cells.len() == 3 && cells[0] == queue {
+                return (cells[1].parse().expect("messages_ready"), cells[2].parse().expect("messages_unacknowledged"));
+            }
+        }
+        panic!("rabbitmqctl does not list queue {queue}: {text}");
+    })
+    .await
+    .expect("rabbitmqctl")
+}
+
+/// Messages ready in `queue`, from a passive declaration (quick; no unacknowledged count).
+pub async fn ready(channel: &Channel, queue: &str) -> u32 {
+    channel.queue_declare(queue.into(), QueueDeclareOptions::default().passive(), FieldTable::default()).await.expect("passive declare").message_count()
+}
+
+/// Take every message of `queue` (`basic.get` with auto-ack): their bodies, in order.
+pub async fn drain(channel: &Channel, queue: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(message) =
+        channel.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.expect("basic.get")
+    {
+        out.push(message.delivery.data.clone());
+    }
+    out
+}
