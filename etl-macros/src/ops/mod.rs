@@ -29,6 +29,8 @@ mod kafka_sink;
 mod kafka_source;
 mod map;
 mod postgres;
+mod rabbitmq_sink;
+mod rabbitmq_source;
 mod rename;
 mod s3;
 mod select;
@@ -171,7 +173,8 @@ impl Op {
     }
 }
 
-/// Every built-in step. `file` and `sqs` are there twice: as a source and as a sink.
+/// Every built-in step. `file`, `sqs`, `kafka` and `rabbitmq` are there twice: as a source and
+/// as a sink.
 pub const TABLE: &[&Op] = &[
     &iter::OP,
     &file_source::OP,
@@ -179,6 +182,7 @@ pub const TABLE: &[&Op] = &[
     &sse::OP,
     &sqs_source::OP,
     &kafka_source::OP,
+    &rabbitmq_source::OP,
     &map::OP,
     &filter::OP,
     &filter_map::OP,
@@ -193,6 +197,7 @@ pub const TABLE: &[&Op] = &[
     &sqs_sink::OP,
     &s3::OP,
     &kafka_sink::OP,
+    &rabbitmq_sink::OP,
     &postgres::OP,
     &collect::OP,
     &blackhole::OP,
