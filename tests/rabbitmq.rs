@@ -456,3 +456,73 @@ async fn a_missing_exchange_is_a_start_up_error() {
     assert!(error.is_startup(), "{error}");
     assert!(format!("{error:#}").contains(&exchange), "names it: {error:#}");
 }
+
+/// The broker restarts during a run (a node of the test's own, stopped with `rabbitmqctl stop`
+/// and started again on the same port and data): the source reconnects with backoff once it is
+/// back and resumes; nothing is lost (the durable queue kept what was not acknowledged) and
+/// the queue ends empty.
+#[tokio::test]
+async fn a_broker_restart_loses_nothing() {
+    const N: u64 = 500;
+    let mut node = rabbit::Node::start().await;
+    let connection = lapin::Connection::connect(&node.url(), Default::default()).await.expect("connect to the test's node");
+    let channel = connection.create_channel().await.unwrap();
+    channel.confirm_select(Default::default()).await.unwrap();
+    let queue = rabbit::queue(&channel, "restart", false).await;
+    rabbit::publish(&channel, &queue, &numbered(0..N)).await;
+    drop(channel);
+    let _ = connection.close(200, "ok".into()).await;
+    let source = etl::source::rabbitmq::<Json>(&queue)
+        .url(node.url())
+        .prefetch_count(40)
+        .drain_after(drained())
+        .batch_size(20)
+        .batch_timeout(Duration::from_millis(200));
+    let kept = Kept { slow: true, ..Kept::default() };
+    let run = tokio::spawn(Pipeline::from(source).to(kept.clone()).max_in_flight(2).handle_signals(false).run());
+    wait_until(PATIENCE, "progress before the restart", || kept.numbers().len() as u64 >= N / 4).await;
+    node.stop().await;
+    let during = kept.numbers().len();
+    node.restart().await;
+    let report = tokio::time::timeout(2 * PATIENCE, run).await.expect("the run ends").expect("no panic").expect("the run succeeds");
+    let got = counts(&kept.numbers());
+    let missing: Vec<u64> = (0..N).filter(|n| !got.contains_key(n)).collect();
+    assert!(missing.is_empty(), "nothing lost: missing {missing:?} ({report}; {during} committed when the broker stopped)");
+    assert!((during as u64) < N, "the restart happened mid-run");
+    let duplicates: usize = got.values().map(|c| c - 1).sum();
+    assert!(duplicates <= 80, "duplicates only from what was in flight at the stop: {duplicates}");
+    assert_eq!(rabbit::depth_on(&node.name, &queue).await, Some((0, 0)), "the queue ends empty ({duplicates} delivered twice)");
+    node.stop().await;
+}
+
+/// The `pipeline!` steps: a typed `rabbitmq` source into a `rabbitmq` sink routing by a field
+/// of the record, with the steps' arguments as Rust expressions.
+#[tokio::test]
+async fn pipeline_macro_reads_and_writes_rabbitmq() {
+    #[derive(Debug, Clone, etl::Record, serde::Serialize, serde::Deserialize)]
+    struct Numbered {
+        n: u64,
+    }
+    let (_c, channel) = rabbit::admin().await;
+    let input = rabbit::queue(&channel, "macro-in", false).await;
+    let (even, odd) = (rabbit::queue(&channel, "macro-even", false).await, rabbit::queue(&channel, "macro-odd", false).await);
+    rabbit::publish(&channel, &input, &numbered(0..10)).await;
+    let url = rabbit::url();
+    let (even_key, odd_key) = (even.clone(), odd.clone());
+    let report = etl::pipeline! {
+        rabbitmq(queue = input.clone(), url = url.clone(), prefetch_count = 50, max_redeliveries = 3, batch_size = 4, max_records = 10) as Numbered
+        | filter(|r| r.n < 100)
+        | rabbitmq(routing_key = move |r: &Numbered| if r.n % 2 == 0 { even_key.clone() } else { odd_key.clone() }, url = url.clone(), mandatory = true)
+    }
+    .handle_signals(false)
+    .run()
+    .await
+    .expect("the run");
+    assert_eq!(report.records_out, 10, "{report}");
+    assert_eq!(rabbit::depth(&even).await, (5, 0));
+    assert_eq!(rabbit::depth(&odd).await, (5, 0));
+    assert_eq!(rabbit::depth(&input).await, (0, 0));
+    for q in [&input, &even, &odd] {
+        rabbit::delete(&channel, q).await;
+    }
+}

@@ -153,3 +153,115 @@ pub async fn drain(channel: &Channel, queue: &str) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// The broker's view of `queue` on `node` (a node a test started: [`Node`]).
+pub async fn depth_on(node: &str, queue: &str) -> Option<(u64, u64)> {
+    let (node, queue) = (node.to_owned(), queue.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new("rabbitmqctl")
+            .args(["-n", &node, "list_queues", "-q", "--no-table-headers", "name", "messages_ready", "messages_unacknowledged"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines().find_map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            (cells.len() == 3 && cells[0] == queue).then(|| (cells[1].parse().ok(), cells[2].parse().ok())).and_then(|(a, b)| Some((a?, b?)))
+        })
+    })
+    .await
+    .expect("rabbitmqctl")
+}
+
+/// A RabbitMQ node of the test's own, on its own ports and data directory, that the test may
+/// stop and start again (a broker restart) without touching the shared broker.
+pub struct Node {
+    pub name: String,
+    pub port: u16,
+    dist_port: u16,
+    dir: tempfile::TempDir,
+    process: Option<std::process::Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().unwrap().port()
+}
+
+impl Node {
+    /// Start a new node (about 10 s); fails saying how when `rabbitmq-server` cannot run.
+    pub async fn start() -> Node {
+        let dir = tempfile::tempdir().expect("a directory for the node");
+        // The server runs as the `rabbitmq` user when started as root: let it write there.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let port = free_port();
+        let name = format!("etl-test-{}-{port}@localhost", std::process::id());
+        std::fs::write(dir.path().join("rabbitmq.conf"), format!("listeners.tcp.local = 127.0.0.1:{port}\n")).unwrap();
+        std::fs::write(dir.path().join("env.conf"), "").unwrap();
+        std::fs::write(dir.path().join("enabled_plugins"), "[].\n").unwrap();
+        let mut node = Node { name, port, dist_port: free_port(), dir, process: None };
+        node.boot().await;
+        node
+    }
+
+    /// The URL of this node.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    async fn boot(&mut self) {
+        let d = self.dir.path();
+        let log = std::fs::File::create(d.join("server.log")).unwrap();
+        let process = std::process::Command::new("rabbitmq-server")
+            .current_dir(d)
+            .env("RABBITMQ_NODENAME", &self.name)
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq.conf"))
+            .env("RABBITMQ_CONF_ENV_FILE", d.join("env.conf"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
+            .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", d.join("log"))
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run rabbitmq-server ({e}): install RabbitMQ (`ensure_rabbitmq` in scripts/services.sh)"));
+        self.process = Some(process);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.process.as_mut().and_then(|p| p.try_wait().ok().flatten()) {
+                panic!("the test's RabbitMQ node exited ({status}): {}", std::fs::read_to_string(d.join("server.log")).unwrap_or_default());
+            }
+            assert!(std::time::Instant::now() < deadline, "the test's RabbitMQ node did not start within 90 s");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stop the node (`rabbitmqctl stop`: connections are closed, durable queues and
+    /// persistent messages kept).
+    pub async fn stop(&mut self) {
+        let name = self.name.clone();
+        let stopped = tokio::task::spawn_blocking(move || std::process::Command::new("rabbitmqctl").args(["-n", &name, "stop"]).output())
+            .await
+            .unwrap()
+            .expect("rabbitmqctl stop");
+        assert!(stopped.status.success(), "rabbitmqctl stop: {}", String::from_utf8_lossy(&stopped.stderr));
+        if let Some(mut process) = self.process.take() {
+            let _ = tokio::task::spawn_blocking(move || process.wait()).await;
+        }
+    }
+
+    /// Start it again on the same port and data.
+    pub async fn restart(&mut self) {
+        self.boot().await;
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = std::process::Command::new("rabbitmqctl").args(["-n", &self.name, "stop"]).output();
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+}

@@ -103,6 +103,9 @@ pub struct RabbitmqSink<K> {
     persistent: bool,
     retry: RetryPolicy,
     open: Option<Open>,
+    /// Messages published on a connection that broke before their confirms came: the next
+    /// commit fails, so that the pipeline writes the uncommitted batches again.
+    lost: usize,
 }
 
 impl<K> std::fmt::Debug for RabbitmqSink<K> {
@@ -136,6 +139,7 @@ pub fn rabbitmq<M, K: IntoRoutingKey<M>>(routing_key: K) -> RabbitmqSink<K::Key>
         persistent: DEFAULT_PERSISTENT,
         retry: default_retry(),
         open: None,
+        lost: 0,
     }
 }
 
@@ -203,7 +207,10 @@ impl<K> RabbitmqSink<K> {
     async fn ensure_open(&mut self) -> Result<&mut Open, ConnectorError> {
         if self.open.as_ref().is_some_and(|o| o.broken) {
             if let Some(old) = self.open.take() {
-                tracing::info!(exchange = %self.exchange, "reconnecting the rabbitmq sink");
+                // What it published and never heard confirmed may or may not be in the broker:
+                // the commit that follows must not count it as durable.
+                self.lost += old.unconfirmed();
+                tracing::info!(exchange = %self.exchange, unconfirmed = old.unconfirmed(), "reconnecting the rabbitmq sink");
                 tokio::spawn(old.close());
             }
         }
@@ -254,8 +261,21 @@ impl<T: Sync, K: RoutingKey<T>> Sink<T> for RabbitmqSink<K> {
     async fn commit(&mut self) -> Result<(), ConnectorError> {
         let component = self.component();
         let retry = self.retry.clone();
-        let Some(open) = self.open.as_mut() else { return Ok(()) };
+        let lost = std::mem::take(&mut self.lost);
+        let Some(open) = self.open.as_mut() else {
+            return match lost {
+                0 => Ok(()),
+                n => Err(ConnectorError::retryable(component, format!("{n} message(s) published on a lost connection were never confirmed"))),
+            };
+        };
         let result = open.settle(&retry, &component).await;
+        let result = match (result, lost) {
+            (Ok(_), n) if n > 0 => Err(ConnectorError::retryable(
+                component,
+                format!("{n} message(s) published on a lost connection were never confirmed; the batches are written again"),
+            )),
+            (result, _) => result,
+        };
         if result.is_err() {
             open.clear();
         }

@@ -123,6 +123,11 @@ impl Open {
         }
     }
 
+    /// Messages published and not yet confirmed.
+    pub(super) fn unconfirmed(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Forget what is pending (after a failed commit: the pipeline writes it again).
     pub(super) fn clear(&mut self) {
         self.pending.clear();
