@@ -80,7 +80,11 @@
 //! of quorum queues; on other queues it is kept by this consumer, by message id (by a
 //! fingerprint of the routing key and body for a message without one), from the
 //! `redelivered` flag: it starts again when the consumer restarts, and each consumer of a
-//! shared queue counts what it sees.
+//! shared queue counts what it sees. RabbitMQ 3.x counts every return of a quorum queue's
+//! message, including those of the deliveries a consumer had prefetched when its connection
+//! closed: when runs keep failing on one message (a crash loop), the messages prefetched
+//! behind it are counted too, and may reach the limit; a small `prefetch_count` keeps those
+//! few (they are dead-lettered with their bytes, never lost).
 //!
 //! # Shutdown
 //!
