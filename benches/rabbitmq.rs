@@ -61,7 +61,13 @@ async fn raw_publish(queue: &str, n: u64) {
         for j in i..(i + BATCH).min(n) {
             let body = serde_json::to_vec(&order(j)).unwrap();
             let confirm = channel
-                .basic_publish("".into(), queue.into(), BasicPublishOptions { mandatory: true, immediate: false }, &body, properties.clone())
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    BasicPublishOptions { mandatory: true, immediate: false },
+                    &body,
+                    properties.clone(),
+                )
                 .await
                 .unwrap();
             confirms.push(confirm);

@@ -64,8 +64,7 @@ impl SourceHarness for RabbitSourceHarness {
     }
 
     async fn put(&mut self, payloads: &[Bytes]) {
-        let messages: Vec<(String, Bytes)> =
-            payloads.iter().enumerate().map(|(i, p)| (format!("m-{}", self.put + i), p.clone())).collect();
+        let messages: Vec<(String, Bytes)> = payloads.iter().enumerate().map(|(i, p)| (format!("m-{}", self.put + i), p.clone())).collect();
         self.put += payloads.len();
         rabbit::publish(&self.channel, &self.queue, &messages).await;
     }

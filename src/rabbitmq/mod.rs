@@ -64,10 +64,12 @@ pub(crate) fn connector_error(component: &str, what: &str, error: &lapin::Error)
 /// ```
 pub fn is_permanent(error: &lapin::Error) -> bool {
     match error.kind() {
-        ErrorKind::ProtocolError(e) => matches!(
-            e.kind(),
-            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED | AMQPSoftError::NOTFOUND | AMQPSoftError::PRECONDITIONFAILED)
-        ) || matches!(e.kind(), AMQPErrorKind::Hard(h) if matches!(h, lapin::protocol::AMQPHardError::NOTALLOWED)),
+        ErrorKind::ProtocolError(e) => {
+            matches!(
+                e.kind(),
+                AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED | AMQPSoftError::NOTFOUND | AMQPSoftError::PRECONDITIONFAILED)
+            ) || matches!(e.kind(), AMQPErrorKind::Hard(h) if matches!(h, lapin::protocol::AMQPHardError::NOTALLOWED))
+        }
         ErrorKind::AuthProviderError(_) | ErrorKind::InvalidProtocolVersion(_) => true,
         ErrorKind::IOError(io) => {
             // lapin reports a malformed URL as an I/O error of kind `InvalidInput`.

@@ -84,7 +84,10 @@ pub async fn queue(channel: &Channel, prefix: &str, quorum: bool) -> String {
 pub async fn exchange(channel: &Channel, prefix: &str) -> String {
     let name = unique(prefix);
     let options = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
-    channel.exchange_declare(name.as_str().into(), ExchangeKind::Direct, options, FieldTable::default()).await.expect("declare the exchange");
+    channel
+        .exchange_declare(name.as_str().into(), ExchangeKind::Direct, options, FieldTable::default())
+        .await
+        .expect("declare the exchange");
     name
 }
 
@@ -140,15 +143,17 @@ pub async fn depth(queue: &str) -> (u64, u64) {
 
 /// Messages ready in `queue`, from a passive declaration (quick; no unacknowledged count).
 pub async fn ready(channel: &Channel, queue: &str) -> u32 {
-    channel.queue_declare(queue.into(), QueueDeclareOptions::default().passive(), FieldTable::default()).await.expect("passive declare").message_count()
+    channel
+        .queue_declare(queue.into(), QueueDeclareOptions::default().passive(), FieldTable::default())
+        .await
+        .expect("passive declare")
+        .message_count()
 }
 
 /// Take every message of `queue` (`basic.get` with auto-ack): their bodies, in order.
 pub async fn drain(channel: &Channel, queue: &str) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    while let Some(message) =
-        channel.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.expect("basic.get")
-    {
+    while let Some(message) = channel.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.expect("basic.get") {
         out.push(message.delivery.data.clone());
     }
     out
@@ -165,7 +170,9 @@ pub async fn depth_on(node: &str, queue: &str) -> Option<(u64, u64)> {
         let text = String::from_utf8_lossy(&out.stdout);
         text.lines().find_map(|line| {
             let cells: Vec<&str> = line.split_whitespace().collect();
-            (cells.len() == 3 && cells[0] == queue).then(|| (cells[1].parse().ok(), cells[2].parse().ok())).and_then(|(a, b)| Some((a?, b?)))
+            (cells.len() == 3 && cells[0] == queue)
+                .then(|| (cells[1].parse().ok(), cells[2].parse().ok()))
+                .and_then(|(a, b)| Some((a?, b?)))
         })
     })
     .await

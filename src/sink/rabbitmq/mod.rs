@@ -217,7 +217,13 @@ impl<K> RabbitmqSink<K> {
         if self.open.is_none() {
             let component = self.component();
             let exchange = crate::config::interpolate(&self.exchange).map_err(|e| ConnectorError::permanent(component.clone(), e))?;
-            let settings = Settings { url: &self.url, exchange: &exchange, mandatory: self.mandatory, persistent: self.persistent, component: &component };
+            let settings = Settings {
+                url: &self.url,
+                exchange: &exchange,
+                mandatory: self.mandatory,
+                persistent: self.persistent,
+                component: &component,
+            };
             self.open = Some(Open::open(&settings).await?);
             tracing::debug!(exchange = %exchange, "rabbitmq sink opened");
         }
@@ -265,7 +271,9 @@ impl<T: Sync, K: RoutingKey<T>> Sink<T> for RabbitmqSink<K> {
         let Some(open) = self.open.as_mut() else {
             return match lost {
                 0 => Ok(()),
-                n => Err(ConnectorError::retryable(component, format!("{n} message(s) published on a lost connection were never confirmed"))),
+                n => {
+                    Err(ConnectorError::retryable(component, format!("{n} message(s) published on a lost connection were never confirmed")))
+                }
             };
         };
         let result = open.settle(&retry, &component).await;

@@ -72,7 +72,8 @@ impl Open {
 
     /// Publish one message (without waiting for its confirm).
     pub(super) async fn publish(&mut self, routing_key: ShortString, body: Vec<u8>) -> Result<(), lapin::Error> {
-        let result = self.channel.basic_publish(self.exchange.clone(), routing_key.clone(), self.options, &body, self.properties.clone()).await;
+        let result =
+            self.channel.basic_publish(self.exchange.clone(), routing_key.clone(), self.options, &body, self.properties.clone()).await;
         match result {
             Ok(confirm) => {
                 self.pending.push(Pending { routing_key, body, confirm });

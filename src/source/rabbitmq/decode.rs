@@ -152,7 +152,13 @@ impl Redeliveries {
 /// Decode one delivery: the record with its metadata, or a failure with the body's bytes
 /// (the body does not decode, or the message was redelivered more than `max_redeliveries`
 /// times). `redeliveries` is the count so far (`x-delivery-count`, or the local count).
-pub(crate) fn decode<T: Record>(message: Received, queue: &str, redeliveries: u32, max_redeliveries: Option<u32>, tag: Tag) -> Incoming<T, Tag> {
+pub(crate) fn decode<T: Record>(
+    message: Received,
+    queue: &str,
+    redeliveries: u32,
+    max_redeliveries: Option<u32>,
+    tag: Tag,
+) -> Incoming<T, Tag> {
     let position = match &message.message_id {
         Some(id) => Position::Id(id.clone()),
         None => Position::Id(format!("delivery tag {}", message.delivery_tag)),

@@ -98,8 +98,8 @@ mod tests;
 
 use super::{BatchStream, Source, SourceContext};
 use crate::batch::{BatchConfig, BatchOptions};
-use crate::record::Record;
 pub use crate::rabbitmq::{DEFAULT_EXCHANGE_TYPE, DEFAULT_URL};
+use crate::record::Record;
 use lapin::types::{AMQPValue, FieldTable};
 use std::marker::PhantomData;
 use tokio_util::sync::CancellationToken;

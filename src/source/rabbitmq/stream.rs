@@ -179,7 +179,12 @@ async fn subscribe(shared: &Shared, target: &Target) -> Result<Consumer, Connect
         .map_err(|e| connector_error(component, "cannot set the prefetch count", &e))?;
     let ready = declare(&channel, queue, &target.topology, component).await?;
     let consumer = channel
-        .basic_consume(crate::rabbitmq::short(queue, "queue name", component)?, "".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            crate::rabbitmq::short(queue, "queue name", component)?,
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .map_err(|e| connector_error(component, &format!("cannot consume from queue `{queue}`"), &e))?;
     let mut state = shared.state();
