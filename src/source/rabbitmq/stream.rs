@@ -279,12 +279,17 @@ impl Reader {
     fn take<T: Record>(&mut self, message: Received) -> Incoming<T, Tag> {
         let mut state = self.shared.state();
         state.unsettled.insert(message.delivery_tag);
-        let key = message.count_key();
-        let redeliveries = match message.x_delivery_count {
-            Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
-            None => state.counts.observe(&key, message.redelivered),
+        // A first delivery has nothing to count (and no key to compute); a quorum queue counts
+        // for itself.
+        let (redeliveries, count_key) = match message.x_delivery_count {
+            Some(n) => (u32::try_from(n).unwrap_or(u32::MAX), None),
+            None if !message.redelivered => (0, None),
+            None => {
+                let key = message.count_key();
+                (state.counts.observe(&key, true), Some(key))
+            }
         };
-        let tag = Tag { epoch: state.epoch, delivery_tag: message.delivery_tag, count_key: message.redelivered.then_some(key) };
+        let tag = Tag { epoch: state.epoch, delivery_tag: message.delivery_tag, count_key };
         drop(state);
         decode(message, &self.shared.queue, redeliveries, self.max_redeliveries, tag)
     }
