@@ -178,7 +178,7 @@ pub(crate) fn decode<T: Record>(
     let size = message.body.len();
     let raw = message.body;
     let meta = Meta::at(position).with_raw(raw.clone()).with_extra(extra);
-    let name = message.message_id.as_deref().map_or_else(|| format!("with delivery tag {}", message.delivery_tag), |id| format!("{id}"));
+    let name = message.message_id.as_deref().map_or_else(|| format!("with delivery tag {}", message.delivery_tag), |id| id.to_owned());
     if let Some(max) = max_redeliveries {
         if redeliveries > max {
             let error = format!("RabbitMQ message {name} redelivered {redeliveries} times, more than max_redeliveries = {max}");
