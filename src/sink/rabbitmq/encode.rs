@@ -48,7 +48,7 @@ fn checked(key: String) -> Result<String, String> {
 ///
 /// ```
 /// use etl::sink::rabbitmq::{FixedKey, RoutingKey};
-/// assert_eq!(FixedKey::new("orders").describe(), "orders");
+/// assert_eq!(RoutingKey::<serde_json::Value>::describe(&FixedKey::new("orders")), "orders");
 /// ```
 #[derive(Debug, Clone)]
 pub struct FixedKey {
