@@ -189,9 +189,35 @@ ensure_nats() {
   log "nats at $NATS_URL"
 }
 
+# RabbitMQ for the rabbitmq tests. When nothing answers on 127.0.0.1:${RABBITMQ_NODE_PORT:-5672},
+# starts the machine's broker with `rabbitmq-server -detached` (installs the `rabbitmq-server`
+# package when there is none) and waits until `rabbitmqctl` says it is running; exports
+# RABBITMQ_URL (only when unset; RabbitMQ's default guest account, which may connect from
+# loopback). The tests read queue depths with `rabbitmqctl list_queues` (as root, or a user
+# allowed to read the node's Erlang cookie). A test that restarts a broker starts its own node.
+ensure_rabbitmq() {
+  local port=${RABBITMQ_NODE_PORT:-5672}
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    if ! command -v rabbitmq-server >/dev/null 2>&1; then
+      log "installing RabbitMQ (apt-get install rabbitmq-server)"
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null; } \
+        || { log "could not install RabbitMQ"; return 1; }
+    fi
+    log "starting RabbitMQ on 127.0.0.1:$port (rabbitmq-server -detached)"
+    rabbitmq-server -detached || { log "could not start RabbitMQ"; return 1; }
+    wait_for_port 127.0.0.1 "$port" 120 || return 1
+    rabbitmqctl await_startup >/dev/null 2>&1 || { log "RabbitMQ did not finish starting"; return 1; }
+  fi
+  if [ -z "${RABBITMQ_URL:-}" ]; then
+    export RABBITMQ_URL="amqp://guest:guest@127.0.0.1:$port/%2f"
+  fi
+  log "RabbitMQ at amqp://...@127.0.0.1:$port"
+}
+
 ensure_services() {
   ensure_moto
   ensure_postgres
   ensure_kafka
   ensure_nats
+  ensure_rabbitmq
 }

@@ -48,6 +48,8 @@ mod nats;
 pub mod operator;
 pub mod pipeline;
 pub mod positions;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 pub mod record;
 pub mod resources;
 pub mod retry;

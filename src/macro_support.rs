@@ -464,3 +464,25 @@ macro_rules! __with_file_watch {
         )
     };
 }
+
+/// `pipeline!`'s `rabbitmq` steps expand inside this macro: as they are with the `rabbitmq`
+/// feature, as a compile error naming the feature without it.
+#[cfg(feature = "rabbitmq")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_rabbitmq {
+    ($($step:tt)*) => { $($step)* };
+}
+
+/// `pipeline!`'s `rabbitmq` steps expand inside this macro: as they are with the `rabbitmq`
+/// feature, as a compile error naming the feature without it.
+#[cfg(not(feature = "rabbitmq"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_rabbitmq {
+    ($($step:tt)*) => {
+        ::core::compile_error!(
+            "the `rabbitmq` step needs etl's `rabbitmq` cargo feature: add `features = [\"rabbitmq\"]` to the `etl` dependency in Cargo.toml"
+        )
+    };
+}

@@ -67,6 +67,14 @@ pub struct Extra {
     pub event_type: Option<String>,
     /// How many times the broker has delivered this message.
     pub delivery_count: Option<u32>,
+    /// The exchange a message was published to (RabbitMQ; empty for the default exchange).
+    pub exchange: Option<String>,
+    /// The message id its producer set (RabbitMQ's `message_id` property).
+    pub message_id: Option<String>,
+    /// Whether the broker delivered the message before (RabbitMQ's `redelivered` flag).
+    pub redelivered: Option<bool>,
+    /// The delivery tag of the message on the channel that delivered it (RabbitMQ).
+    pub delivery_tag: Option<u64>,
     /// The source the record was first read from, when it is read again from somewhere else:
     /// a dead letter read back by the `dead_letters` source keeps the source that failed it
     /// (`file orders.jsonl`, `kafka orders`), and so does its entry if it fails again.

@@ -10,6 +10,8 @@ pub mod kafka;
 pub mod nats;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 #[cfg(feature = "s3")]
 pub mod s3;
 #[cfg(feature = "sqs")]
@@ -27,6 +29,8 @@ pub use kafka::{kafka, KafkaSink};
 pub use nats::{nats, NatsSink};
 #[cfg(feature = "postgres")]
 pub use postgres::{postgres, PostgresSink};
+#[cfg(feature = "rabbitmq")]
+pub use rabbitmq::{rabbitmq, RabbitmqSink};
 #[cfg(feature = "s3")]
 pub use s3::{s3, S3Sink};
 #[cfg(feature = "sqs")]

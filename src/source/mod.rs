@@ -10,6 +10,8 @@ mod iter;
 pub mod kafka;
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 #[cfg(feature = "sse")]
@@ -24,6 +26,8 @@ pub use iter::{iter, IterSource};
 pub use kafka::{kafka, KafkaSource};
 #[cfg(feature = "nats")]
 pub use nats::{nats, NatsSource};
+#[cfg(feature = "rabbitmq")]
+pub use rabbitmq::{rabbitmq, RabbitmqSource};
 #[cfg(feature = "sqs")]
 pub use sqs::{sqs, SqsSource};
 #[cfg(feature = "sse")]

@@ -32,6 +32,8 @@ mod map;
 mod nats_sink;
 mod nats_source;
 mod postgres;
+mod rabbitmq_sink;
+mod rabbitmq_source;
 mod rename;
 mod s3;
 mod select;
@@ -175,6 +177,8 @@ impl Op {
 }
 
 /// Every built-in step. `file`, `sqs`, `kafka` and `nats` are there twice: as a source and as a sink.
+/// Every built-in step. `file`, `sqs`, `kafka` and `rabbitmq` are there twice: as a source and
+/// as a sink.
 pub const TABLE: &[&Op] = &[
     &iter::OP,
     &file_source::OP,
@@ -184,6 +188,7 @@ pub const TABLE: &[&Op] = &[
     &kafka_source::OP,
     &file_watch::OP,
     &nats_source::OP,
+    &rabbitmq_source::OP,
     &map::OP,
     &filter::OP,
     &filter_map::OP,
@@ -199,6 +204,7 @@ pub const TABLE: &[&Op] = &[
     &s3::OP,
     &kafka_sink::OP,
     &nats_sink::OP,
+    &rabbitmq_sink::OP,
     &postgres::OP,
     &collect::OP,
     &blackhole::OP,

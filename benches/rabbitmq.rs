@@ -1,0 +1,152 @@
+//! RabbitMQ throughput against `RABBITMQ_URL` (`source scripts/services.sh && ensure_rabbitmq`),
+//! each side beside a hand-written lapin loop doing the same work in the same run:
+//!
+//! * **sink**: N records (JSON orders of about 130 bytes) published persistent to a durable
+//!   queue through the default exchange; `etl::sink::rabbitmq` (batches of 1000, 4 in flight,
+//!   every confirm awaited by the commits) beside a raw loop on a channel in confirm mode that
+//!   publishes a batch of 1000 and awaits its confirms before the next (confirm per batch);
+//! * **source**: the N messages each sink side left in its queue, consumed and decoded into
+//!   the same type; the etl source (batches of 1000, prefetch 2000) → `etl::sink::blackhole()`,
+//!   beside a raw consumer (prefetch 2000) that decodes each delivery and acknowledges per
+//!   batch of 1000 (`multiple = true`).
+//!
+//! `cargo bench --features rabbitmq --bench rabbitmq`; `ETL_BENCH_RECORDS` (default
+//! `100000`). Prints records/s, wall and CPU seconds (of this process: the broker's own CPU is
+//! not counted, on either side), peak heap and the ratio etl / loop (records/s).
+
+#[path = "harness/measure.rs"]
+mod measure;
+#[path = "../tests/common/rabbitmq.rs"]
+mod rabbit;
+
+use etl::prelude::*;
+use futures::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::BasicProperties;
+use measure::row;
+use std::alloc::System;
+
+#[global_allocator]
+static ALLOC: measure::Counting<System> = measure::Counting(System);
+
+const BATCH: u64 = 1000;
+
+#[derive(Debug, Clone, Record, Serialize, Deserialize)]
+struct Order {
+    id: i64,
+    customer: String,
+    amount_cents: i64,
+    status: String,
+    created_at: String,
+}
+
+fn order(i: u64) -> Order {
+    Order {
+        id: 1_000_000_000 + i as i64,
+        customer: format!("customer-{:05}", i % 10_000),
+        amount_cents: (i as i64 * 7919) % 100_000,
+        status: if i % 10 == 0 { "test".into() } else { "paid".into() },
+        created_at: format!("2026-11-{:02}T{:02}:{:02}:00Z", 1 + i % 28, i % 24, i % 60),
+    }
+}
+
+/// The raw publisher: batches of 1000, each confirmed before the next.
+async fn raw_publish(queue: &str, n: u64) {
+    let (_connection, channel) = rabbit::admin().await;
+    let properties = BasicProperties::default().with_content_type("application/json".into()).with_delivery_mode(2);
+    let mut i = 0;
+    while i < n {
+        let mut confirms = Vec::with_capacity(BATCH as usize);
+        for j in i..(i + BATCH).min(n) {
+            let body = serde_json::to_vec(&order(j)).unwrap();
+            let confirm = channel
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    BasicPublishOptions { mandatory: true, immediate: false },
+                    &body,
+                    properties.clone(),
+                )
+                .await
+                .unwrap();
+            confirms.push(confirm);
+        }
+        for confirm in confirms {
+            let confirmation = confirm.await.unwrap();
+            assert!(confirmation.is_ack() && confirmation.take_message().is_none(), "confirmed and routed");
+        }
+        i += BATCH;
+    }
+}
+
+/// The raw consumer: decode every delivery, acknowledge per batch of 1000.
+async fn raw_consume(queue: &str, n: u64) {
+    let (_connection, channel) = rabbit::admin().await;
+    channel.basic_qos(2000, BasicQosOptions::default()).await.unwrap();
+    let mut consumer = channel.basic_consume(queue.into(), "".into(), BasicConsumeOptions::default(), FieldTable::default()).await.unwrap();
+    let mut got = 0;
+    let mut sum = 0i64;
+    while got < n {
+        let delivery = consumer.next().await.unwrap().unwrap();
+        let o: Order = serde_json::from_slice(&delivery.data).unwrap();
+        sum = sum.wrapping_add(o.amount_cents);
+        got += 1;
+        if got % BATCH == 0 || got == n {
+            channel.basic_ack(delivery.delivery_tag, BasicAckOptions { multiple: true }).await.unwrap();
+        }
+    }
+    std::hint::black_box(sum);
+}
+
+fn main() {
+    let sizes: Vec<u64> = std::env::var("ETL_BENCH_RECORDS")
+        .unwrap_or_else(|_| "100000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("ETL_BENCH_RECORDS: numbers"))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (_connection, admin) = rabbit::admin().await;
+        println!("rabbitmq: against {} ({} cores)\n", rabbit::addr(), std::thread::available_parallelism().map_or(1, |n| n.get()));
+        println!("| what | side | records/s | wall s | CPU s | peak heap | ratio |");
+        println!("|---|---|---|---|---|---|---|");
+        for &n in &sizes {
+            let raw_queue = rabbit::queue(&admin, "bench-raw", false).await;
+            let etl_queue = rabbit::queue(&admin, "bench-etl", false).await;
+            let base = measure::side(raw_publish(&raw_queue, n)).await;
+            row(&format!("sink, {n} records | raw lapin loop, confirm per batch"), n, &base, &base);
+            let etl_side = measure::side(async {
+                let report = Pipeline::from(etl::source::iter((0..n).map(order)).batch_size(BATCH as usize))
+                    .to(etl::sink::rabbitmq(etl_queue.as_str()).url(rabbit::url()))
+                    .max_in_flight(4)
+                    .handle_signals(false)
+                    .run()
+                    .await
+                    .unwrap();
+                assert_eq!(report.records_out, n);
+            })
+            .await;
+            row(&format!("sink, {n} records | etl iter → rabbitmq sink"), n, &etl_side, &base);
+            assert_eq!(rabbit::ready(&admin, &raw_queue).await as u64, n);
+            assert_eq!(rabbit::ready(&admin, &etl_queue).await as u64, n);
+
+            let base = measure::side(raw_consume(&raw_queue, n)).await;
+            row(&format!("source, {n} records | raw lapin consumer, ack per batch"), n, &base, &base);
+            let etl_side = measure::side(async {
+                let source = etl::source::rabbitmq::<Order>(etl_queue.as_str())
+                    .url(rabbit::url())
+                    .prefetch_count(2000)
+                    .batch_size(BATCH as usize)
+                    .batch_timeout(std::time::Duration::from_millis(100))
+                    .max_records(n);
+                let report = Pipeline::from(source).to(etl::sink::blackhole()).max_in_flight(4).handle_signals(false).run().await.unwrap();
+                assert_eq!(report.records_out, n);
+            })
+            .await;
+            row(&format!("source, {n} records | etl rabbitmq source → blackhole"), n, &etl_side, &base);
+            rabbit::delete(&admin, &raw_queue).await;
+            rabbit::delete(&admin, &etl_queue).await;
+        }
+    });
+}
