@@ -9,6 +9,8 @@ pub mod contract;
 pub mod crash;
 /// An SSE server that honours `Last-Event-ID` (contract and crash tests).
 pub mod sse_server;
+/// A WebSocket server (plain or TLS) running a handler per connection.
+pub mod ws_server;
 
 use etl::ack::{Ack, Status};
 use etl::batch::{batched, Batch, BatchConfig, Incoming};

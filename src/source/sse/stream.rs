@@ -2,7 +2,7 @@
 
 use super::decode::{classify, decode, wanted, StatusClass};
 use super::frame::{Frame, Parser};
-use super::reconnect::{Next, Reconnect, ReconnectPolicy};
+use crate::source::reconnect::{Next, Reconnect, ReconnectPolicy};
 use super::resume::{self, Resume};
 use super::{DataFormat, SseSource};
 use crate::ack::{settle_at_end, Ack, Outstanding};

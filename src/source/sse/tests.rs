@@ -2,7 +2,7 @@
 
 use super::decode::{classify, decode, wanted, BomStripper, StatusClass};
 use super::frame::{Event, TooLarge};
-use super::reconnect::{Next, Reconnect, ReconnectPolicy};
+use crate::source::reconnect::{Next, Reconnect, ReconnectPolicy};
 use super::DataFormat;
 use crate::batch::{FailureKind, Incoming};
 use crate::record::Position;
