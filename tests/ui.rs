@@ -13,8 +13,8 @@ fn ui() {
         t.compile_fail("ui-tests/fail/*.rs");
     }
     // A step whose cargo feature of `etl` is off is one compile error naming the feature:
-    // checked in the runs where it is off (`cargo test --test ui` for `sqs`, `s3`, `kafka` and
-    // `postgres`, `cargo test --no-default-features --test ui` for `sse`); trybuild builds the
+    // checked in the runs where it is off (`cargo test --test ui` for `sqs`, `s3`, `kafka`,
+    // `postgres` and `websocket`, `cargo test --no-default-features --test ui` for `sse`); trybuild builds the
     // cases with the features of this run.
     #[cfg(not(feature = "sse"))]
     t.compile_fail("ui-tests/feature-off/sse.rs");
@@ -26,4 +26,6 @@ fn ui() {
     t.compile_fail("ui-tests/feature-off/kafka.rs");
     #[cfg(not(feature = "postgres"))]
     t.compile_fail("ui-tests/feature-off/postgres.rs");
+    #[cfg(not(feature = "websocket"))]
+    t.compile_fail("ui-tests/feature-off/websocket.rs");
 }
