@@ -119,7 +119,10 @@ fn main() {
         .collect();
     let rounds: usize = std::env::var("ETL_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    println!("websocket: loopback server on a thread of its own ({} cores), best of {rounds}\n", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "websocket: loopback server on a thread of its own ({} cores), best of {rounds}\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     println!("| what | side | records/s | wall s | CPU s | peak heap | ratio |");
     println!("|---|---|---|---|---|---|---|");
     for &n in &sizes {

@@ -66,9 +66,8 @@ impl SourceHarness for WsHarness {
 
     fn source(&mut self, mode: Mode, batching: Batching) -> Self::Source {
         self.log.lock().unwrap().hold = mode == Mode::Live;
-        let source = etl::source::websocket::<Json>(self.server.url())
-            .reconnect(mode == Mode::Live)
-            .reconnect_delay(Duration::from_millis(10));
+        let source =
+            etl::source::websocket::<Json>(self.server.url()).reconnect(mode == Mode::Live).reconnect_delay(Duration::from_millis(10));
         batching.apply(source)
     }
 
@@ -88,11 +87,9 @@ impl SourceHarness for WsHarness {
         let Some(extra) = extra else { return Err("no extras".into()) };
         let want_headers = vec![("url".to_owned(), Bytes::from(self.server.url())), ("connection".to_owned(), Bytes::from_static(b"1"))];
         match extra {
-            Extra { event_type: Some(kind), timestamp: Some(_), headers, key: None, delivery_count: None, original_source: None, .. }
-                if kind == "text" && *headers == want_headers =>
-            {
-                Ok(())
-            }
+            Extra {
+                event_type: Some(kind), timestamp: Some(_), headers, key: None, delivery_count: None, original_source: None, ..
+            } if kind == "text" && *headers == want_headers => Ok(()),
             _ => Err(format!("want event_type \"text\", a timestamp and the headers {want_headers:?}")),
         }
     }

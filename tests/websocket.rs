@@ -47,9 +47,8 @@ async fn run_until(
     done: impl Fn(&Lake, usize) -> bool,
 ) -> etl::RunReport {
     let token = CancellationToken::new();
-    let run = tokio::spawn(
-        Pipeline::from(source).to(lake.sink()).dead_letters(dlq.clone()).cancel_on(token.clone()).handle_signals(false).run(),
-    );
+    let run =
+        tokio::spawn(Pipeline::from(source).to(lake.sink()).dead_letters(dlq.clone()).cancel_on(token.clone()).handle_signals(false).run());
     wait_until_async(PATIENCE, what, || async { done(lake, dlq.list().await.map(|l| l.len()).unwrap_or(0)) }).await;
     token.cancel();
     tokio::time::timeout(PATIENCE, run).await.expect("the run ends after cancel").expect("no panic").expect("the run succeeds")
@@ -84,7 +83,10 @@ async fn records_carry_metadata_and_the_subscribe_messages_are_resent_after_each
     assert_eq!(server.texts(1), want_subscribe, "the subscribe messages, ${{VAR}} resolved, on the first connection");
     assert_eq!(server.texts(2), want_subscribe, "and again after the reconnect");
     let handshakes = server.handshakes();
-    assert!(handshakes.iter().all(|h| h.contains(&("x-api-key".to_owned(), "s3cret".to_owned()))), "the header on every handshake: {handshakes:?}");
+    assert!(
+        handshakes.iter().all(|h| h.contains(&("x-api-key".to_owned(), "s3cret".to_owned()))),
+        "the header on every handshake: {handshakes:?}"
+    );
     let committed = lake.committed();
     let got: Vec<(i64, Position, Vec<u8>, String)> = committed
         .iter()
@@ -168,10 +170,11 @@ async fn binary_frames_bad_json_and_text_format() {
     let source = ws(&server.url()).reconnect(false);
     let lake = Lake::default();
     let dlq = MemoryDeadLetters::new();
-    let report = tokio::time::timeout(PATIENCE, Pipeline::from(source).to(lake.sink()).dead_letters(dlq.clone()).handle_signals(false).run())
-        .await
-        .expect("ends")
-        .expect("a close frame ends the run normally without reconnect");
+    let report =
+        tokio::time::timeout(PATIENCE, Pipeline::from(source).to(lake.sink()).dead_letters(dlq.clone()).handle_signals(false).run())
+            .await
+            .expect("ends")
+            .expect("a close frame ends the run normally without reconnect");
     let committed = lake.committed();
     let got: Vec<(i64, String)> = committed.iter().map(|(r, m)| (n(r), m.extra.as_deref().unwrap().event_type.clone().unwrap())).collect();
     assert_eq!(got, [(1, "binary".to_owned()), (5, "text".to_owned())]);
@@ -223,7 +226,8 @@ async fn split_arrays_makes_one_record_per_element() {
     let source = ws(&server.url()).reconnect(false).split_arrays(true);
     let report = Pipeline::from(source).to(lake.sink()).dead_letters(dlq.clone()).handle_signals(false).run().await.unwrap();
     let committed = lake.committed();
-    let got: Vec<(i64, Position, Vec<u8>)> = committed.iter().map(|(r, m)| (n(r), m.position.clone(), m.raw.clone().unwrap().to_vec())).collect();
+    let got: Vec<(i64, Position, Vec<u8>)> =
+        committed.iter().map(|(r, m)| (n(r), m.position.clone(), m.raw.clone().unwrap().to_vec())).collect();
     assert_eq!(
         got,
         [
@@ -282,7 +286,8 @@ async fn a_missing_pong_means_a_dead_connection() {
     let source = ws(&server.url()).ping_interval(Duration::from_millis(100)).pong_timeout(Duration::from_millis(200));
     let started = Instant::now();
     let pings_on_2 = || server.received().iter().filter(|(c, m)| *c == 2 && matches!(m, Message::Ping(_))).count();
-    run_until(source, &lake, &dlq, "a record from the second connection and pings on it", |lake, _| lake.len() >= 2 && pings_on_2() >= 3).await;
+    run_until(source, &lake, &dlq, "a record from the second connection and pings on it", |lake, _| lake.len() >= 2 && pings_on_2() >= 3)
+        .await;
     assert_eq!(lake.numbers(), [1, 2]);
     assert!(started.elapsed() < Duration::from_secs(30), "reconnected well before any OS timeout");
     // The second connection answers: it stays up (no third connection) while pings flow.
@@ -403,7 +408,8 @@ async fn a_refused_handshake_is_a_clear_error_without_a_retry_loop() {
 
     // A 503 is retried, up to max_reconnects.
     let server = WsServer::rejecting(503).await;
-    let err = Pipeline::from(ws(&server.url()).max_reconnects(2)).to(Lake::default().sink()).handle_signals(false).run().await.expect_err("503");
+    let err =
+        Pipeline::from(ws(&server.url()).max_reconnects(2)).to(Lake::default().sink()).handle_signals(false).run().await.expect_err("503");
     assert!(err.to_string().contains("503"), "{err}");
     assert_eq!(server.handshakes().len(), 3, "the first attempt and 2 reconnects");
 }
@@ -416,10 +422,7 @@ async fn auth_fail_or_no_auth_ack_stops_with_a_clear_error_instead_of_reconnecti
         peer.hold().await;
     })
     .await;
-    let source = ws(&server.url())
-        .subscribe(json!({"auth": "wrong"}))
-        .auth_ack(r#"{"type": "success"}"#)
-        .auth_fail(r#"{"type": "error"}"#);
+    let source = ws(&server.url()).subscribe(json!({"auth": "wrong"})).auth_ack(r#"{"type": "success"}"#).auth_fail(r#"{"type": "error"}"#);
     let err = tokio::time::timeout(PATIENCE, Pipeline::from(source).to(Lake::default().sink()).handle_signals(false).run())
         .await
         .expect("ends")
@@ -441,7 +444,11 @@ async fn auth_fail_or_no_auth_ack_stops_with_a_clear_error_instead_of_reconnecti
         .expect_err("no ack");
     assert!(err.to_string().contains("auth_ack_timeout"), "{err}");
     assert_eq!(server.connections(), 1, "no reconnect loop");
-    assert_eq!(out.records(), [serde_json::from_str::<Json>(r#"{"hello": "who are you?"}"#).unwrap()], "a message before the ack is a record");
+    assert_eq!(
+        out.records(),
+        [serde_json::from_str::<Json>(r#"{"hello": "who are you?"}"#).unwrap()],
+        "a message before the ack is a record"
+    );
 }
 
 #[tokio::test]

@@ -35,8 +35,10 @@ pub(crate) struct Received {
     pub kind: FrameKind,
     /// 1-based number of the data message in this run of the source.
     pub sequence: u64,
-    /// 1-based number of the connection that carried it.
+    /// 1-based number of the connection that carried it, and as text (made once per
+    /// connection) for the metadata.
     pub connection: u64,
+    pub connection_text: Bytes,
     pub received_at: SystemTime,
 }
 
@@ -46,7 +48,7 @@ pub(crate) struct Decoding {
     pub format: DataFormat,
     pub split_arrays: bool,
     pub max_message_bytes: usize,
-    /// The URL as configured (for the `url` header of the metadata).
+    /// The URL as configured, a password in it redacted (the `url` header of the metadata).
     pub url: Bytes,
 }
 
@@ -55,7 +57,7 @@ impl Decoding {
         let extra = Extra {
             event_type: Some(m.kind.name().to_owned()),
             timestamp: Some(m.received_at),
-            headers: vec![("url".to_owned(), self.url.clone()), ("connection".to_owned(), Bytes::from(m.connection.to_string()))],
+            headers: vec![("url".to_owned(), self.url.clone()), ("connection".to_owned(), m.connection_text.clone())],
             ..Extra::default()
         };
         Meta::at(Position::Sequence(m.sequence)).with_raw(raw).with_extra(extra)
@@ -85,7 +87,9 @@ impl Decoding {
                     object.insert("data".to_owned(), Value::String(text.to_owned()));
                     serde_json::from_value::<T>(Value::Object(object)).map_err(|e| format!("{}: {e}", what()))
                 }
-                Err(e) => Err(format!("{}: not UTF-8 text ({e}) and data_format is \"text\"; the dead letter keeps the exact bytes", what())),
+                Err(e) => {
+                    Err(format!("{}: not UTF-8 text ({e}) and data_format is \"text\"; the dead letter keeps the exact bytes", what()))
+                }
             },
             DataFormat::Json if self.split_arrays && starts_array(&m.payload) => {
                 self.split::<T>(&m, out);
@@ -127,7 +131,12 @@ impl Decoding {
             out.push_back(match serde_json::from_str::<T>(text) {
                 Ok(record) => Incoming::record(record, meta, raw.len(), ()),
                 Err(e) => {
-                    let error = format!("WebSocket message {} ({} frame, connection {}), array element {i}: {e}", m.sequence, m.kind.name(), m.connection);
+                    let error = format!(
+                        "WebSocket message {} ({} frame, connection {}), array element {i}: {e}",
+                        m.sequence,
+                        m.kind.name(),
+                        m.connection
+                    );
                     Incoming::failed(Failure::new(raw, FailureKind::Decode, error, meta), ())
                 }
             });

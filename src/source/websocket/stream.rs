@@ -50,6 +50,8 @@ enum AuthPhase {
 struct Open {
     ws: Ws,
     number: u64,
+    /// `number` as text, for the metadata.
+    number_text: Bytes,
     since: Instant,
     delivered: bool,
     last_frame: Instant,
@@ -114,7 +116,8 @@ impl<T: Record> Connection<T> {
     /// One connection attempt: handshake and subscribe messages.
     async fn attempt(&mut self) -> Result<Ws, ConnectorError> {
         let component = self.component();
-        let handshake = tokio_tungstenite::connect_async_tls_with_config(self.request.clone(), Some(self.config), true, self.connector.clone());
+        let handshake =
+            tokio_tungstenite::connect_async_tls_with_config(self.request.clone(), Some(self.config), true, self.connector.clone());
         let ws = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
             Err(_) => return Err(ConnectorError::retryable(component, format!("no WebSocket handshake within {CONNECT_TIMEOUT:?}"))),
             Ok(Ok((ws, _response))) => ws,
@@ -153,6 +156,7 @@ impl<T: Record> Connection<T> {
                     self.open = Some(Open {
                         ws,
                         number: self.connections,
+                        number_text: Bytes::from(self.connections.to_string()),
                         since: now,
                         delivered: false,
                         last_frame: now,
@@ -256,9 +260,10 @@ impl<T: Record> Connection<T> {
                 }
                 Ok(None)
             }
-            Wake::PongMissed => {
-                Ok(Some(Ended { reason: format!("no pong within {:?} of a ping (pong_timeout): the connection is dead", self.pong_timeout), clean: false }))
-            }
+            Wake::PongMissed => Ok(Some(Ended {
+                reason: format!("no pong within {:?} of a ping (pong_timeout): the connection is dead", self.pong_timeout),
+                clean: false,
+            })),
             Wake::Idle => Ok(Some(Ended {
                 reason: format!("nothing received for {:?} (idle_timeout)", self.idle_timeout.unwrap_or_default()),
                 clean: false,
@@ -288,10 +293,7 @@ impl<T: Record> Connection<T> {
                 let _ = tokio::time::timeout(Duration::from_secs(1), open.ws.close(Some(frame))).await;
                 let extra = Extra {
                     timestamp: Some(SystemTime::now()),
-                    headers: vec![
-                        ("url".to_owned(), self.decoding.url.clone()),
-                        ("connection".to_owned(), Bytes::from(open.number.to_string())),
-                    ],
+                    headers: vec![("url".to_owned(), self.decoding.url.clone()), ("connection".to_owned(), open.number_text.clone())],
                     ..Extra::default()
                 };
                 let meta = Meta::at(Position::Sequence(self.sequence)).with_extra(extra);
@@ -344,7 +346,14 @@ impl<T: Record> Connection<T> {
                 open.delivered = true;
                 self.reconnect.succeeded();
                 self.sequence += 1;
-                let received = Received { payload, kind, sequence: self.sequence, connection: open.number, received_at: SystemTime::now() };
+                let received = Received {
+                    payload,
+                    kind,
+                    sequence: self.sequence,
+                    connection: open.number,
+                    connection_text: open.number_text.clone(),
+                    received_at: SystemTime::now(),
+                };
                 self.decoding.decode(received, &mut self.pending);
                 Ok(None)
             }
@@ -462,7 +471,7 @@ pub(super) async fn open<T: Record>(source: WebSocketSource<T>, ctx: SourceConte
             format: source.data_format,
             split_arrays: source.split_arrays,
             max_message_bytes: source.max_message_bytes,
-            url: Bytes::from(source.url.clone()),
+            url: Bytes::from(crate::config::redact(&source.url)),
         },
         open: None,
         pending: VecDeque::new(),

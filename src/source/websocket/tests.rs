@@ -17,7 +17,14 @@ fn decoding(format: DataFormat, split_arrays: bool, max: usize) -> Decoding {
 }
 
 fn received(payload: &[u8], kind: FrameKind) -> Received {
-    Received { payload: Bytes::copy_from_slice(payload), kind, sequence: 7, connection: 2, received_at: SystemTime::UNIX_EPOCH }
+    Received {
+        payload: Bytes::copy_from_slice(payload),
+        kind,
+        sequence: 7,
+        connection: 2,
+        connection_text: Bytes::from_static(b"2"),
+        received_at: SystemTime::UNIX_EPOCH,
+    }
 }
 
 /// (record as JSON, raw) for records, (error, payload) for failures.
@@ -53,7 +60,10 @@ fn a_json_message_is_one_record_with_its_metadata() {
     let extra = meta.extra.unwrap();
     assert_eq!(extra.event_type.as_deref(), Some("binary"));
     assert_eq!(extra.timestamp, Some(SystemTime::UNIX_EPOCH));
-    assert_eq!(extra.headers, [("url".to_owned(), Bytes::from_static(b"ws://x/feed")), ("connection".to_owned(), Bytes::from_static(b"2"))]);
+    assert_eq!(
+        extra.headers,
+        [("url".to_owned(), Bytes::from_static(b"ws://x/feed")), ("connection".to_owned(), Bytes::from_static(b"2"))]
+    );
 }
 
 #[test]
