@@ -16,7 +16,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use std::pin::Pin;
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Request};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -58,6 +59,8 @@ struct Open {
     next_ping: Option<Instant>,
     pong_deadline: Option<Instant>,
     auth: AuthPhase,
+    /// Fires at the earliest of the deadlines above (and the idle one); see [`rearm`].
+    timer: Pin<Box<Sleep>>,
     /// The server sent a close frame: what follows (the end of the stream, or a TLS or TCP
     /// error of a server that does not wait for our answer) is a clean close.
     closing: bool,
@@ -66,6 +69,8 @@ struct Open {
 /// What woke the read loop.
 enum Wake {
     Frame(Option<Result<Message, WsError>>),
+    /// The timer fired with nothing due (a pong came, frames kept the connection busy).
+    Rearm,
     Ping,
     PongMissed,
     Idle,
@@ -153,7 +158,7 @@ impl<T: Record> Connection<T> {
                         _ => AuthPhase::Waiting(now + self.auth_ack_timeout),
                     };
                     tracing::debug!(url = %self.label, connection = self.connections, "websocket connected");
-                    self.open = Some(Open {
+                    let mut open = Open {
                         ws,
                         number: self.connections,
                         number_text: Bytes::from(self.connections.to_string()),
@@ -163,8 +168,11 @@ impl<T: Record> Connection<T> {
                         next_ping: self.ping_interval.map(|d| now + d),
                         pong_deadline: None,
                         auth,
+                        timer: Box::pin(tokio::time::sleep_until(now)),
                         closing: false,
-                    });
+                    };
+                    rearm(&mut open, self.idle_timeout);
+                    self.open = Some(open);
                     return Ok(true);
                 }
                 Err(e) if !e.is_retryable() => {
@@ -235,26 +243,39 @@ impl<T: Record> Connection<T> {
     async fn read(&mut self) -> crate::Result<Option<Ended>> {
         let component = self.component();
         let Some(open) = self.open.as_mut() else { return Ok(None) };
-        let far = Instant::now() + Duration::from_secs(86_400 * 365);
-        let idle_at = self.idle_timeout.map(|d| open.last_frame + d);
-        let auth_at = match open.auth {
-            AuthPhase::Waiting(deadline) => Some(deadline),
-            AuthPhase::Done => None,
-        };
+        // One timer per connection, armed at the earliest deadline and re-armed when it fires
+        // (a frame only moves the idle deadline later: checked lazily): no timer is made or
+        // moved per message.
         let wake = tokio::select! {
             frame = open.ws.next() => Wake::Frame(frame),
-            () = tokio::time::sleep_until(open.next_ping.unwrap_or(far)), if open.next_ping.is_some() => Wake::Ping,
-            () = tokio::time::sleep_until(open.pong_deadline.unwrap_or(far)), if open.pong_deadline.is_some() => Wake::PongMissed,
-            () = tokio::time::sleep_until(idle_at.unwrap_or(far)), if idle_at.is_some() => Wake::Idle,
-            () = tokio::time::sleep_until(auth_at.unwrap_or(far)), if auth_at.is_some() => Wake::AuthTimeout,
+            () = open.timer.as_mut() => {
+                let now = Instant::now();
+                let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+                if matches!(open.auth, AuthPhase::Waiting(at) if at <= now) {
+                    Wake::AuthTimeout
+                } else if due(open.pong_deadline) {
+                    Wake::PongMissed
+                } else if due(self.idle_timeout.map(|d| open.last_frame + d)) {
+                    Wake::Idle
+                } else if due(open.next_ping) {
+                    Wake::Ping
+                } else {
+                    Wake::Rearm
+                }
+            }
         };
         let now = Instant::now();
         match wake {
+            Wake::Rearm => {
+                rearm(open, self.idle_timeout);
+                Ok(None)
+            }
             Wake::Ping => {
                 open.next_ping = self.ping_interval.map(|d| now + d);
                 if open.pong_deadline.is_none() {
                     open.pong_deadline = Some(now + self.pong_timeout);
                 }
+                rearm(open, self.idle_timeout);
                 if let Err(e) = open.ws.send(Message::Ping(Bytes::from_static(b"etl"))).await {
                     return Ok(Some(Ended { reason: format!("sending a ping failed: {e}"), clean: false }));
                 }
@@ -270,6 +291,7 @@ impl<T: Record> Connection<T> {
             })),
             Wake::AuthTimeout => {
                 open.auth = AuthPhase::Done;
+                rearm(open, self.idle_timeout);
                 if self.auth_ack.is_some() {
                     let error = format!(
                         "authentication failed: no message matching auth_ack within {:?} (auth_ack_timeout) of connecting; not reconnecting",
@@ -385,6 +407,21 @@ impl<T: Record> Connection<T> {
                 self.error = Some(e);
             }
         }
+    }
+}
+
+/// Arm the connection's timer at its earliest deadline: the next ping, the pong awaited, the
+/// end of the authentication window, the idle deadline (a year away when there is none).
+fn rearm(open: &mut Open, idle_timeout: Option<Duration>) {
+    let auth = match open.auth {
+        AuthPhase::Waiting(at) => Some(at),
+        AuthPhase::Done => None,
+    };
+    let idle = idle_timeout.map(|d| open.last_frame + d);
+    let at = [open.next_ping, open.pong_deadline, auth, idle].into_iter().flatten().min();
+    let at = at.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+    if open.timer.deadline() != at {
+        open.timer.as_mut().reset(at);
     }
 }
 
