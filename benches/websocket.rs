@@ -118,7 +118,14 @@ fn main() {
         .map(|s| s.trim().parse().expect("ETL_BENCH_RECORDS: numbers"))
         .collect();
     let rounds: usize = std::env::var("ETL_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // `ETL_BENCH_RUNTIME=current`: both sides on a current-thread runtime (no hand-off between
+    // worker threads: on a loaded machine each one waits for a time slice).
+    let current = std::env::var("ETL_BENCH_RUNTIME").is_ok_and(|r| r == "current");
+    let runtime = if current {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    };
     println!(
         "websocket: loopback server on a thread of its own ({} cores), best of {rounds}\n",
         std::thread::available_parallelism().map_or(1, |n| n.get())
