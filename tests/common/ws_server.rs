@@ -122,6 +122,8 @@ impl WsServer {
                         None => Box::new(socket),
                     };
                     let headers_seen = Arc::clone(&seen);
+                    // tungstenite's `Callback` fixes this signature, its large error included.
+                    #[allow(clippy::result_large_err)]
                     let callback = move |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
                         let headers = request
                             .headers()

@@ -138,7 +138,7 @@ proptest! {
     fn decoding_any_bytes_never_panics(payload in proptest::collection::vec(any::<u8>(), 0..200), max in 1usize..64, split in any::<bool>()) {
         let d = decoding(DataFormat::Json, split, max);
         let got = decode(&d, &payload, FrameKind::Binary);
-        if !split || !payload.iter().any(|b| *b == b'[') {
+        if !split || !payload.contains(&b'[') {
             prop_assert_eq!(got.len(), 1);
         }
         for item in got {
