@@ -486,3 +486,25 @@ macro_rules! __with_rabbitmq {
         )
     };
 }
+
+/// `pipeline!`'s `websocket` step expands inside this macro: as it is with the `websocket`
+/// feature, as a compile error naming the feature without it.
+#[cfg(feature = "websocket")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_websocket {
+    ($($step:tt)*) => { $($step)* };
+}
+
+/// `pipeline!`'s `websocket` step expands inside this macro: as it is with the `websocket`
+/// feature, as a compile error naming the feature without it.
+#[cfg(not(feature = "websocket"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_websocket {
+    ($($step:tt)*) => {
+        ::core::compile_error!(
+            "the `websocket` step needs etl's `websocket` cargo feature: add `features = [\"websocket\"]` to the `etl` dependency in Cargo.toml"
+        )
+    };
+}

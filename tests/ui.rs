@@ -14,8 +14,8 @@ fn ui() {
     }
     // A step whose cargo feature of `etl` is off is one compile error naming the feature:
     // checked in the runs where it is off (`cargo test --test ui` for `sqs`, `s3`, `kafka`,
-    // `postgres`, `file-watch`, `nats` and `rabbitmq`, `cargo test --no-default-features --test ui`
-    // for `sse`); trybuild builds the
+    // `postgres`, `file-watch`, `nats`, `rabbitmq` and `websocket`, `cargo test
+    // --no-default-features --test ui` for `sse`); trybuild builds the
     // cases with the features of this run.
     #[cfg(not(feature = "sse"))]
     t.compile_fail("ui-tests/feature-off/sse.rs");
@@ -33,4 +33,6 @@ fn ui() {
     t.compile_fail("ui-tests/feature-off/nats.rs");
     #[cfg(not(feature = "rabbitmq"))]
     t.compile_fail("ui-tests/feature-off/rabbitmq.rs");
+    #[cfg(not(feature = "websocket"))]
+    t.compile_fail("ui-tests/feature-off/websocket.rs");
 }

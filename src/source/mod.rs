@@ -12,10 +12,14 @@ pub mod kafka;
 pub mod nats;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
+#[cfg(any(feature = "sse", feature = "websocket"))]
+pub(crate) mod reconnect;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 #[cfg(feature = "sse")]
 pub mod sse;
+#[cfg(feature = "websocket")]
+pub mod websocket;
 
 pub use dead_letters::{dead_letters, DeadLettersSource};
 pub use file::{file, FileSource};
@@ -31,9 +35,28 @@ pub use rabbitmq::{rabbitmq, RabbitmqSource};
 #[cfg(feature = "sqs")]
 pub use sqs::{sqs, SqsSource};
 #[cfg(feature = "sse")]
-pub use sse::{sse, DataFormat, SseSource};
+pub use sse::{sse, SseSource};
+#[cfg(feature = "websocket")]
+pub use websocket::{websocket, WebSocketSource};
 
 pub use crate::batch::BatchStream;
+
+/// How the payload of a streaming source's message (an SSE event's `data`, a WebSocket
+/// message) becomes a record: see the `sse` and `websocket` modules' "Decoding" sections.
+///
+/// ```
+/// assert_eq!(etl::source::DataFormat::default(), etl::source::DataFormat::Json);
+/// ```
+#[cfg(any(feature = "sse", feature = "websocket"))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DataFormat {
+    /// The payload is a JSON document decoded into the record type.
+    #[default]
+    Json,
+    /// The payload is text, decoded into the record type as `{"data": "<text>"}`.
+    Text,
+}
 use crate::dead_letter::DeadLetters;
 use crate::positions::{PositionStore, SharedStore, RESOURCE_KEY};
 use crate::resources::Resources;

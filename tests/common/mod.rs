@@ -13,6 +13,8 @@ pub mod crash;
 pub mod nats;
 /// An SSE server that honours `Last-Event-ID` (contract and crash tests).
 pub mod sse_server;
+/// A WebSocket server (plain or TLS) running a handler per connection.
+pub mod ws_server;
 
 use etl::ack::{Ack, Status};
 use etl::batch::{batched, Batch, BatchConfig, Incoming};

@@ -41,6 +41,7 @@ mod sqs_sink;
 mod sqs_source;
 mod sse;
 mod stdout;
+mod websocket;
 
 pub use args::{ArgSpec, Args, FieldRef, Kind, Positional, Set, Value, BATCH_ARGS};
 
@@ -184,6 +185,7 @@ pub const TABLE: &[&Op] = &[
     &file_source::OP,
     &dead_letters::OP,
     &sse::OP,
+    &websocket::OP,
     &sqs_source::OP,
     &kafka_source::OP,
     &file_watch::OP,

@@ -58,7 +58,7 @@ pub const OP: Op = Op {
 /// Not the plain mapping: the builder takes one header per call (`.header(name, value)`), the
 /// argument any iterable of pairs. (The loop is the macro's code, not spanned on the user's
 /// tokens: clippy would judge `for .. in [one pair]` as theirs.)
-fn headers(source: TokenStream, headers: &Value, _span: Span) -> TokenStream {
+pub(super) fn headers(source: TokenStream, headers: &Value, _span: Span) -> TokenStream {
     // Hygienic, so that the user's expression cannot see (or be shadowed by) the bindings.
     let (bound, name, value) = (
         Ident::new("__etl_source", Span::mixed_site()),
@@ -75,7 +75,7 @@ fn headers(source: TokenStream, headers: &Value, _span: Span) -> TokenStream {
 }
 
 /// Not the plain mapping: the builder takes an `Option` (`None` turns the timeout off).
-fn idle_timeout(source: TokenStream, timeout: &Value, span: Span) -> TokenStream {
+pub(super) fn idle_timeout(source: TokenStream, timeout: &Value, span: Span) -> TokenStream {
     let method = Ident::new("idle_timeout", span);
     quote!(#source.#method(::core::option::Option::Some(#timeout)))
 }

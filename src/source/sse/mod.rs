@@ -76,7 +76,6 @@ mod decode;
 pub mod frame;
 #[cfg(test)]
 mod frame_tests;
-mod reconnect;
 mod resume;
 mod stream;
 #[cfg(test)]
@@ -118,20 +117,7 @@ pub const DEFAULT_MAX_RECONNECTS: u32 = 10;
 /// ```
 pub const DEFAULT_RECONNECT: bool = true;
 
-/// How the `data` of an event becomes a record. See the [module docs](self#decoding).
-///
-/// ```
-/// assert_eq!(etl::source::DataFormat::default(), etl::source::DataFormat::Json);
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DataFormat {
-    /// The data is a JSON document decoded into the record type.
-    #[default]
-    Json,
-    /// The data is text, decoded into the record type as `{"data": "<text>"}`.
-    Text,
-}
+pub use super::DataFormat;
 
 /// A Server-Sent Events source. See [`sse()`] and the [module docs](self).
 #[derive(Debug)]

@@ -2,7 +2,6 @@
 
 use super::decode::{classify, decode, wanted, StatusClass};
 use super::frame::{Frame, Parser};
-use super::reconnect::{Next, Reconnect, ReconnectPolicy};
 use super::resume::{self, Resume};
 use super::{DataFormat, SseSource};
 use crate::ack::{settle_at_end, Ack, Outstanding};
@@ -10,6 +9,7 @@ use crate::batch::{batched, Incoming};
 use crate::config::{interpolate, ConfigError, Secret};
 use crate::error::{ConnectorError, Error};
 use crate::record::Record;
+use crate::source::reconnect::{Next, Reconnect, ReconnectPolicy};
 use crate::source::{BatchStream, SourceContext};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};

@@ -2,10 +2,10 @@
 
 use super::decode::{classify, decode, wanted, BomStripper, StatusClass};
 use super::frame::{Event, TooLarge};
-use super::reconnect::{Next, Reconnect, ReconnectPolicy};
 use super::DataFormat;
 use crate::batch::{FailureKind, Incoming};
 use crate::record::Position;
+use crate::source::reconnect::{Next, Reconnect, ReconnectPolicy};
 use crate::Json;
 use bytes::Bytes;
 use proptest::prelude::*;

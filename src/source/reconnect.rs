@@ -1,4 +1,5 @@
-//! The reconnect policy of the SSE source: pure state, no clock and no I/O.
+//! The reconnect policy of the streaming sources (`sse`, `websocket`): pure state, no clock and
+//! no I/O.
 //!
 //! [`Reconnect`] counts **consecutive** failures (a refused connection, a 5xx, a stream that
 //! ended or broke) and decides, after each one, whether to try again and after what delay. The
@@ -6,7 +7,7 @@
 //! least [`ReconnectPolicy::stable_after`]; reconnecting after such a connection ends is not
 //! counted as a failure. Delays grow exponentially with jitter (backon's
 //! [`ExponentialBuilder`]) from a base that is `reconnect_delay`, or the server's `retry:` value
-//! once it sent one.
+//! once it sent one (SSE's `retry:`; the WebSocket source has none).
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use std::time::Duration;
@@ -45,7 +46,7 @@ pub(crate) enum Next {
     },
 }
 
-/// Consecutive-failure count and backoff state of one SSE source.
+/// Consecutive-failure count and backoff state of one streaming source.
 #[derive(Debug)]
 pub(crate) struct Reconnect {
     policy: ReconnectPolicy,
@@ -73,6 +74,7 @@ impl Reconnect {
     }
 
     /// The server sent `retry: <ms>`: it becomes the base delay (the backoff restarts from it).
+    #[cfg_attr(not(feature = "sse"), allow(dead_code))]
     pub(crate) fn server_retry(&mut self, delay: Duration) {
         if self.server_retry != Some(delay) {
             self.server_retry = Some(delay);

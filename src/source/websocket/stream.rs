@@ -1,0 +1,532 @@
+//! The connection loop of the WebSocket source: connect, subscribe, authenticate, read, ping,
+//! reconnect.
+
+use super::decode::{classify, resolve, Decoding, FrameKind, Pattern, Received, StatusClass};
+use super::WebSocketSource;
+use crate::ack::Ack;
+use crate::batch::{batched, Failure, FailureKind, Incoming};
+use crate::config::{interpolate, ConfigError, Secret};
+use crate::error::{ConnectorError, Error};
+use crate::record::{Extra, Meta, Position, Record};
+use crate::source::reconnect::{Next, Reconnect, ReconnectPolicy};
+use crate::source::{BatchStream, SourceContext};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Request};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+/// Longest wait for the TCP connection, the TLS handshake and the WebSocket handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Cap of the exponential reconnect delay (before jitter), unless the base delay is larger.
+const MAX_DELAY: Duration = Duration::from_secs(60);
+/// A connection that stayed up this long was healthy, even without messages.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// The WebSocket layer refuses (without buffering it) a message over this many times
+/// `max_message_bytes`; between 1 and this many times it is read and dead-lettered truncated.
+const HARD_LIMIT_FACTOR: usize = 8;
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Item<T> = Incoming<T, ()>;
+
+/// The authentication window of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthPhase {
+    /// Waiting for `auth_ack` (or watching for `auth_fail`) until the deadline.
+    Waiting(Instant),
+    Done,
+}
+
+/// An open connection.
+struct Open {
+    ws: Ws,
+    number: u64,
+    /// `number` as text, for the metadata.
+    number_text: Bytes,
+    since: Instant,
+    delivered: bool,
+    last_frame: Instant,
+    next_ping: Option<Instant>,
+    pong_deadline: Option<Instant>,
+    auth: AuthPhase,
+    /// Fires at the earliest of the deadlines above (and the idle one); see [`rearm`].
+    timer: Pin<Box<Sleep>>,
+    /// The server sent a close frame: what follows (the end of the stream, or a TLS or TCP
+    /// error of a server that does not wait for our answer) is a clean close.
+    closing: bool,
+}
+
+/// What woke the read loop.
+enum Wake {
+    Frame(Option<Result<Message, WsError>>),
+    /// The timer fired with nothing due (a pong came, frames kept the connection busy).
+    Rearm,
+    Ping,
+    PongMissed,
+    Idle,
+    AuthTimeout,
+}
+
+/// How a connection ended.
+struct Ended {
+    reason: String,
+    /// The server closed it (a close frame or the end of the stream), not an error.
+    clean: bool,
+}
+
+struct Connection<T> {
+    /// The resolved URL (requests only; never logged, it may hold a resolved secret).
+    request: Request<()>,
+    /// The URL as configured, for logs and errors.
+    label: String,
+    subscribe: Vec<String>,
+    connector: Option<Connector>,
+    config: WebSocketConfig,
+    reconnect: Reconnect,
+    reconnect_enabled: bool,
+    ping_interval: Option<Duration>,
+    pong_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    auth_ack: Option<Pattern>,
+    auth_fail: Option<Pattern>,
+    auth_ack_timeout: Duration,
+    decoding: Decoding,
+    open: Option<Open>,
+    pending: VecDeque<Item<T>>,
+    /// Data messages read so far (the position of the next is this + 1).
+    sequence: u64,
+    /// Connections opened so far.
+    connections: u64,
+    shutdown: CancellationToken,
+    done: bool,
+    /// The error that ends the stream, returned once the pending items are out.
+    error: Option<Error>,
+}
+
+impl<T: Record> Connection<T> {
+    fn component(&self) -> String {
+        format!("websocket source {}", self.label)
+    }
+
+    /// One connection attempt: handshake and subscribe messages.
+    async fn attempt(&mut self) -> Result<Ws, ConnectorError> {
+        let component = self.component();
+        let handshake =
+            tokio_tungstenite::connect_async_tls_with_config(self.request.clone(), Some(self.config), true, self.connector.clone());
+        let ws = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+            Err(_) => return Err(ConnectorError::retryable(component, format!("no WebSocket handshake within {CONNECT_TIMEOUT:?}"))),
+            Ok(Ok((ws, _response))) => ws,
+            Ok(Err(WsError::Http(response))) => {
+                let status = response.status();
+                let error = format!("the handshake was answered with HTTP status {status}");
+                return Err(match classify(status.as_u16()) {
+                    StatusClass::Retry => ConnectorError::retryable(component, error),
+                    StatusClass::Fatal => ConnectorError::permanent(component, error),
+                });
+            }
+            Ok(Err(e @ (WsError::Url(_) | WsError::HttpFormat(_)))) => return Err(ConnectorError::permanent(component, e)),
+            Ok(Err(e)) => return Err(ConnectorError::retryable(component, e)),
+        };
+        let mut ws = ws;
+        for text in &self.subscribe {
+            if let Err(e) = ws.send(Message::text(text.as_str())).await {
+                return Err(ConnectorError::retryable(component, format!("sending a subscribe message failed: {e}")));
+            }
+        }
+        Ok(ws)
+    }
+
+    /// Connect, retrying per the reconnect policy. `Ok(false)`: shutdown came first.
+    async fn connect(&mut self) -> crate::Result<bool> {
+        loop {
+            let error = match self.attempt().await {
+                Ok(ws) => {
+                    self.connections += 1;
+                    let now = Instant::now();
+                    let auth = match (&self.auth_ack, &self.auth_fail) {
+                        (None, None) => AuthPhase::Done,
+                        _ => AuthPhase::Waiting(now + self.auth_ack_timeout),
+                    };
+                    tracing::debug!(url = %self.label, connection = self.connections, "websocket connected");
+                    let mut open = Open {
+                        ws,
+                        number: self.connections,
+                        number_text: Bytes::from(self.connections.to_string()),
+                        since: now,
+                        delivered: false,
+                        last_frame: now,
+                        next_ping: self.ping_interval.map(|d| now + d),
+                        pong_deadline: None,
+                        auth,
+                        timer: Box::pin(tokio::time::sleep_until(now)),
+                        closing: false,
+                    };
+                    rearm(&mut open, self.idle_timeout);
+                    self.open = Some(open);
+                    return Ok(true);
+                }
+                Err(e) if !e.is_retryable() => {
+                    tracing::error!(error = %e, url = %self.label, "websocket connection refused permanently");
+                    return Err(Error::Source(e));
+                }
+                Err(e) => e.to_string(),
+            };
+            let next = self.reconnect.failed();
+            if !self.pause(next, &error).await? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// After a failure: wait per the policy. `Ok(true)`: try again; `Ok(false)`: shutdown came
+    /// first; `Err`: gave up.
+    async fn pause(&mut self, next: Next, error: &str) -> crate::Result<bool> {
+        match next {
+            Next::GiveUp { failures } => {
+                let why = if self.reconnect_enabled {
+                    format!("giving up after {failures} consecutive failed connection(s) (max_reconnects); last error: {error}")
+                } else {
+                    format!("{error} (reconnect is off)")
+                };
+                tracing::error!(url = %self.label, failures, error, "websocket source gives up");
+                Err(Error::Source(ConnectorError::retryable(self.component(), why)))
+            }
+            Next::Retry { delay, attempt } => {
+                tracing::warn!(error, url = %self.label, attempt, ?delay, "reconnecting");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => Ok(true),
+                    () = self.shutdown.cancelled() => Ok(false),
+                }
+            }
+        }
+    }
+
+    /// The next item for the batcher; `None` when the stream is over.
+    async fn next_item(&mut self) -> Option<crate::Result<Item<T>>> {
+        loop {
+            // Items read before an end go first (the dead letter of the message that broke the
+            // connection, the records before an authentication failure), then the error.
+            if let Some(item) = self.pending.pop_front() {
+                return Some(Ok(item));
+            }
+            if self.done {
+                return self.error.take().map(Err);
+            }
+            if self.open.is_none() {
+                let connected = self.connect().await;
+                self.go_on(connected);
+                continue;
+            }
+            match self.read().await {
+                Ok(None) => {}
+                Ok(Some(ended)) => self.ended(ended).await,
+                Err(e) => {
+                    self.open = None;
+                    self.go_on(Err(e));
+                }
+            }
+        }
+    }
+
+    /// Wait for one event of the open connection and handle it: `Ok(None)` goes on (items may
+    /// be pending), `Ok(Some)` the connection ended, `Err` an authentication failure.
+    async fn read(&mut self) -> crate::Result<Option<Ended>> {
+        let component = self.component();
+        let Some(open) = self.open.as_mut() else { return Ok(None) };
+        // One timer per connection, armed at the earliest deadline and re-armed when it fires
+        // (a frame only moves the idle deadline later: checked lazily): no timer is made or
+        // moved per message.
+        let wake = tokio::select! {
+            frame = open.ws.next() => Wake::Frame(frame),
+            () = open.timer.as_mut() => {
+                let now = Instant::now();
+                let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+                if matches!(open.auth, AuthPhase::Waiting(at) if at <= now) {
+                    Wake::AuthTimeout
+                } else if due(open.pong_deadline) {
+                    Wake::PongMissed
+                } else if due(self.idle_timeout.map(|d| open.last_frame + d)) {
+                    Wake::Idle
+                } else if due(open.next_ping) {
+                    Wake::Ping
+                } else {
+                    Wake::Rearm
+                }
+            }
+        };
+        let now = Instant::now();
+        match wake {
+            Wake::Rearm => {
+                rearm(open, self.idle_timeout);
+                Ok(None)
+            }
+            Wake::Ping => {
+                open.next_ping = self.ping_interval.map(|d| now + d);
+                if open.pong_deadline.is_none() {
+                    open.pong_deadline = Some(now + self.pong_timeout);
+                }
+                rearm(open, self.idle_timeout);
+                if let Err(e) = open.ws.send(Message::Ping(Bytes::from_static(b"etl"))).await {
+                    return Ok(Some(Ended { reason: format!("sending a ping failed: {e}"), clean: false }));
+                }
+                Ok(None)
+            }
+            Wake::PongMissed => Ok(Some(Ended {
+                reason: format!("no pong within {:?} of a ping (pong_timeout): the connection is dead", self.pong_timeout),
+                clean: false,
+            })),
+            Wake::Idle => Ok(Some(Ended {
+                reason: format!("nothing received for {:?} (idle_timeout)", self.idle_timeout.unwrap_or_default()),
+                clean: false,
+            })),
+            Wake::AuthTimeout => {
+                open.auth = AuthPhase::Done;
+                rearm(open, self.idle_timeout);
+                if self.auth_ack.is_some() {
+                    let error = format!(
+                        "authentication failed: no message matching auth_ack within {:?} (auth_ack_timeout) of connecting; not reconnecting",
+                        self.auth_ack_timeout
+                    );
+                    tracing::error!(url = %self.label, "{error}");
+                    return Err(Error::Source(ConnectorError::permanent(component, error)));
+                }
+                Ok(None)
+            }
+            Wake::Frame(None) => Ok(Some(Ended { reason: "the server closed the connection".to_owned(), clean: true })),
+            Wake::Frame(Some(Err(WsError::Capacity(e)))) => {
+                self.sequence += 1;
+                let error = format!(
+                    "WebSocket message {} refused by the WebSocket layer ({e}; over {HARD_LIMIT_FACTOR} x max_message_bytes): its bytes were never buffered; the connection was closed with 1009 and is reopened",
+                    self.sequence
+                );
+                tracing::warn!(url = %self.label, "{error}");
+                // Tell the server why (1009), briefly: the connection is dropped either way.
+                let frame = CloseFrame { code: CloseCode::Size, reason: "message too big".into() };
+                let _ = tokio::time::timeout(Duration::from_secs(1), open.ws.close(Some(frame))).await;
+                let extra = Extra {
+                    timestamp: Some(SystemTime::now()),
+                    headers: vec![("url".to_owned(), self.decoding.url.clone()), ("connection".to_owned(), open.number_text.clone())],
+                    ..Extra::default()
+                };
+                let meta = Meta::at(Position::Sequence(self.sequence)).with_extra(extra);
+                self.pending.push_back(Incoming::failed(Failure::new(Bytes::new(), FailureKind::Decode, error.clone(), meta), ()));
+                Ok(Some(Ended { reason: error, clean: false }))
+            }
+            Wake::Frame(Some(Err(WsError::ConnectionClosed))) => {
+                Ok(Some(Ended { reason: "the server closed the connection".to_owned(), clean: true }))
+            }
+            Wake::Frame(Some(Err(e))) if open.closing => {
+                tracing::debug!(url = %self.label, error = %e, "the connection ended after the server's close frame");
+                Ok(Some(Ended { reason: "the server closed the connection".to_owned(), clean: true }))
+            }
+            Wake::Frame(Some(Err(e))) => Ok(Some(Ended { reason: format!("reading failed: {e}"), clean: false })),
+            Wake::Frame(Some(Ok(message))) => {
+                open.last_frame = now;
+                let (payload, kind) = match message {
+                    Message::Text(text) => (Bytes::from(text), FrameKind::Text),
+                    Message::Binary(bytes) => (bytes, FrameKind::Binary),
+                    Message::Pong(_) => {
+                        open.pong_deadline = None;
+                        return Ok(None);
+                    }
+                    Message::Close(frame) => {
+                        // tungstenite answers it; the stream ends after.
+                        open.closing = true;
+                        tracing::debug!(url = %self.label, ?frame, "the server sent a close frame");
+                        return Ok(None);
+                    }
+                    // Pings are answered by tungstenite (the pong goes out with the next read).
+                    Message::Ping(_) | Message::Frame(_) => return Ok(None),
+                };
+                if let AuthPhase::Waiting(_) = open.auth {
+                    if self.auth_fail.as_ref().is_some_and(|p| p.matches(&payload)) {
+                        let error = format!(
+                            "authentication failed: the server sent a message matching auth_fail ({} bytes); not reconnecting",
+                            payload.len()
+                        );
+                        tracing::error!(url = %self.label, "{error}");
+                        return Err(Error::Source(ConnectorError::permanent(component, error)));
+                    }
+                    if self.auth_ack.as_ref().is_some_and(|p| p.matches(&payload)) {
+                        tracing::debug!(url = %self.label, connection = open.number, "authenticated (auth_ack)");
+                        open.auth = AuthPhase::Done;
+                        open.delivered = true;
+                        self.reconnect.succeeded();
+                        return Ok(None);
+                    }
+                }
+                open.delivered = true;
+                self.reconnect.succeeded();
+                self.sequence += 1;
+                let received = Received {
+                    payload,
+                    kind,
+                    sequence: self.sequence,
+                    connection: open.number,
+                    connection_text: open.number_text.clone(),
+                    received_at: SystemTime::now(),
+                };
+                self.decoding.decode(received, &mut self.pending);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The connection ended: reconnect per the policy, or end the stream.
+    async fn ended(&mut self, ended: Ended) {
+        let Some(open) = self.open.take() else { return };
+        drop(open.ws);
+        if !self.reconnect_enabled && ended.clean {
+            tracing::info!(url = %self.label, "websocket closed by the server (reconnect is off)");
+            self.done = true;
+            return;
+        }
+        let next = self.reconnect.ended(open.delivered, open.since.elapsed());
+        let paused = self.pause(next, &ended.reason).await;
+        self.go_on(paused);
+    }
+
+    /// After connecting or pausing: `Ok(true)` goes on; `Ok(false)` ends the stream quietly;
+    /// an error ends it with that error as its last item.
+    fn go_on(&mut self, outcome: crate::Result<bool>) {
+        match outcome {
+            Ok(true) => {}
+            Ok(false) => self.done = true,
+            Err(e) => {
+                self.done = true;
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+/// Arm the connection's timer at its earliest deadline: the next ping, the pong awaited, the
+/// end of the authentication window, the idle deadline (a year away when there is none).
+fn rearm(open: &mut Open, idle_timeout: Option<Duration>) {
+    let auth = match open.auth {
+        AuthPhase::Waiting(at) => Some(at),
+        AuthPhase::Done => None,
+    };
+    let idle = idle_timeout.map(|d| open.last_frame + d);
+    let at = [open.next_ping, open.pong_deadline, auth, idle].into_iter().flatten().min();
+    let at = at.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+    if open.timer.deadline() != at {
+        open.timer.as_mut().reset(at);
+    }
+}
+
+/// The rustls configuration for `wss://`: ring, the Mozilla roots and the `ca_file`'s.
+fn tls(ca_file: Option<&str>, component: &str) -> crate::Result<Connector> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let permanent = |message: String| Error::Source(ConnectorError::permanent(component.to_owned(), message));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let path = interpolate(path)?;
+        let certs = CertificateDer::pem_file_iter(&path).map_err(|e| permanent(format!("ca_file {path}: {e}")))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| permanent(format!("ca_file {path}: {e}")))?;
+            roots.add(cert).map_err(|e| permanent(format!("ca_file {path}: {e}")))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| permanent(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Connector::Rustls(Arc::new(config)))
+}
+
+/// Resolve the options, make the first connection (a 4xx, a wrong URL or a failed
+/// authentication fails the start-up), and return the batched message stream.
+pub(super) async fn open<T: Record>(source: WebSocketSource<T>, ctx: SourceContext) -> crate::Result<BatchStream<T>> {
+    let component = format!("websocket source {}", source.url);
+    let url = interpolate(&source.url)?;
+    let invalid_url = |message: String| ConfigError::Invalid { option: "url", message: format!("`{}` {message}", source.url) };
+    let mut request = url.as_str().into_client_request().map_err(|e| invalid_url(format!("is not a WebSocket URL: {e}")))?;
+    let scheme = request.uri().scheme_str().unwrap_or_default().to_ascii_lowercase();
+    let connector = match scheme.as_str() {
+        "ws" => Some(Connector::Plain),
+        "wss" => Some(tls(source.ca_file.as_deref(), &component)?),
+        other => return Err(invalid_url(format!("has the scheme `{other}`: use ws:// or wss://")).into()),
+    };
+    for (name, template) in &source.headers {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| ConfigError::Invalid { option: "headers", message: format!("invalid header name `{name}`: {e}") })?;
+        let value = Secret::resolve(template.expose())?;
+        let mut value = HeaderValue::from_str(value.expose()).map_err(|_| ConfigError::Invalid {
+            option: "headers",
+            message: format!("the value of header `{name}` is not a valid HTTP header value"),
+        })?;
+        value.set_sensitive(true);
+        request.headers_mut().append(header, value);
+    }
+    let lookup = |name: &str| std::env::var(name).ok();
+    let subscribe = source.subscribe.iter().map(|m| resolve(m, &lookup)).collect::<Result<Vec<_>, _>>()?;
+    let auth_ack = source.auth_ack.as_deref().map(interpolate).transpose()?.map(|p| Pattern::parse(&p));
+    let auth_fail = source.auth_fail.as_deref().map(interpolate).transpose()?.map(|p| Pattern::parse(&p));
+    if source.max_message_bytes == 0 {
+        return Err(ConfigError::Invalid { option: "max_message_bytes", message: "must be at least 1".into() }.into());
+    }
+    let hard_limit = source.max_message_bytes.saturating_mul(HARD_LIMIT_FACTOR);
+    let config = WebSocketConfig::default().max_message_size(Some(hard_limit)).max_frame_size(Some(hard_limit));
+    let policy = ReconnectPolicy {
+        enabled: source.reconnect,
+        initial_delay: source.reconnect_delay,
+        max_delay: MAX_DELAY,
+        max_reconnects: source.max_reconnects,
+        stable_after: STABLE_AFTER,
+        jitter: true,
+    };
+    let mut connection = Connection::<T> {
+        request,
+        label: source.url.clone(),
+        subscribe,
+        connector,
+        config,
+        reconnect: Reconnect::new(policy),
+        reconnect_enabled: source.reconnect,
+        ping_interval: Some(source.ping_interval).filter(|d| !d.is_zero()),
+        pong_timeout: source.pong_timeout,
+        idle_timeout: source.idle_timeout.filter(|d| !d.is_zero()),
+        auth_ack,
+        auth_fail,
+        auth_ack_timeout: source.auth_ack_timeout,
+        decoding: Decoding {
+            format: source.data_format,
+            split_arrays: source.split_arrays,
+            max_message_bytes: source.max_message_bytes,
+            url: Bytes::from(crate::config::redact(&source.url)),
+        },
+        open: None,
+        pending: VecDeque::new(),
+        sequence: 0,
+        connections: 0,
+        shutdown: ctx.shutdown.clone(),
+        done: false,
+        error: None,
+    };
+    let connected = tokio::select! {
+        connected = connection.connect() => connected?,
+        () = ctx.shutdown.cancelled() => false,
+    };
+    connection.done = !connected;
+    let input = futures::stream::unfold(connection, |mut connection| async move {
+        let item = connection.next_item().await?;
+        Some((item, connection))
+    });
+    let origin: Arc<str> = Arc::from(format!("websocket {}", crate::config::redact(&source.url)));
+    Ok(batched(input, source.batching, ctx.shutdown, origin, |_tokens: Vec<()>| Ack::none()))
+}
