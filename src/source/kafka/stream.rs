@@ -68,6 +68,8 @@ struct Shared {
     /// An error the consumer's thread ends the stream with (the stored positions could not be
     /// read when partitions were assigned).
     fatal: Mutex<Option<ConnectorError>>,
+    /// Whether `fatal` was set (read every turn of the consumer's loop, without the lock).
+    failed: AtomicBool,
 }
 
 impl Shared {
@@ -88,10 +90,15 @@ impl Shared {
 
     fn fail(&self, error: ConnectorError) {
         self.fatal.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(error);
+        self.failed.store(true, Ordering::Release);
         self.wake();
     }
 
+    /// The error the stream ends with, if any (the lock is taken only once one was set).
     fn take_fatal(&self) -> Option<ConnectorError> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
         self.fatal.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
@@ -388,6 +395,8 @@ struct Worker<T> {
     seen_generation: u64,
     /// A seek failed and is retried at the next turn.
     seek_pending: bool,
+    /// Turns of the loop (one a message polled).
+    turns: u64,
     last_commit: Instant,
     /// The partitions paused while the pipeline is behind.
     paused: Option<TopicPartitionList>,
@@ -407,7 +416,11 @@ impl<T: Record> Worker<T> {
                 break;
             }
             self.seek();
-            self.commit(false);
+            // The clock is read for the commit interval every 64 turns, not every message.
+            self.turns = self.turns.wrapping_add(1);
+            if self.turns % 64 == 0 || self.chunk.is_empty() || self.tx.is_closed() {
+                self.commit(false);
+            }
             if self.tx.is_closed() {
                 // The stream has ended: only the commits of the last acknowledgements are left
                 // (polling serves their results; a message polled now is not handed over).
@@ -681,6 +694,7 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
             component: component.clone(),
         }),
         fatal: Mutex::new(None),
+        failed: AtomicBool::new(false),
     });
     if let Some(placement) = &shared.placement {
         tracing::info!(topics = %label, group = %group, store = %placement.store.describe(), "exactly-once: partitions start at the positions the sink stored");
@@ -714,6 +728,7 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
         chunk_generation: 0,
         seen_generation: u64::MAX,
         seek_pending: false,
+        turns: 0,
         last_commit: Instant::now(),
         paused: None,
         full_since: None,
