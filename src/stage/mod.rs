@@ -69,6 +69,7 @@ mod operator;
 
 pub use dispatch::{MapStep, StageFn, StageOutput, SyncFn};
 pub use operator::{Stage, DEFAULT_CONCURRENCY, DEFAULT_ORDERED};
+pub(crate) use operator::retrying;
 
 use crate::error::{BoxError, ConnectorError, Retry};
 use crate::retry::{Jitter, RetryPolicy};
