@@ -193,6 +193,25 @@ mod tests {
     }
 
     #[test]
+    fn stages_alone_are_a_job() {
+        let out = norm(expand(quote! { extract | transform | my::load }));
+        assert_eq!(out, norm(quote!({ ::etl::job::Job::new(extract).stage(transform).stage(my::load) })));
+        let one = norm(expand(quote! { extract }));
+        assert_eq!(one, norm(quote!({ ::etl::job::Job::new(extract) })));
+        // A step with arguments, `as`, or a built-in name makes it a pipeline.
+        assert!(!norm(expand(quote! { source | my::sink(1) })).contains("Job"));
+        assert!(!norm(expand(quote! { source as T | lake })).contains("Job"));
+        assert!(!norm(expand(quote! { source | stdout() })).contains("Job"));
+    }
+
+    #[test]
+    fn a_stage_twice_in_a_job_is_an_error() {
+        let out = expand(quote! { a | b | a }).to_string();
+        assert!(out.contains("stage `a` appears twice in this job"), "{out}");
+        assert!(out.contains("stub_job"), "{out}");
+    }
+
+    #[test]
     fn user_steps_by_path() {
         let out = norm(expand(quote! { my::source(1, |a, b| a + b) as T | my::Op::new() | my::SINK }));
         let unknown = quote!(::etl::pipeline::RecordType::new("?"));
