@@ -114,14 +114,13 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     let _ = FAIL_AT.set(args.fail_at);
-    let request = Request {
-        source: args.source,
-        out: args.out,
-        stage_delay_ms: args.stage_delay.as_millis() as u64,
-    };
+    let request = Request { source: args.source, out: args.out, stage_delay_ms: args.stage_delay.as_millis() as u64 };
     let job = pipeline! { extract | transform | load }.checkpoints(FileStore::new(&args.checkpoints));
     match job.run_with_report(request, &args.run_id).await {
         Ok(done) => {

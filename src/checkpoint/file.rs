@@ -101,15 +101,10 @@ impl FileStore {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.unavailable(key, e)),
         };
-        let corrupt = |reason: String| CheckpointError::Corrupt {
-            store: self.describe(),
-            key: key.to_owned(),
-            path: Some(path.clone()),
-            reason,
-        };
+        let corrupt =
+            |reason: String| CheckpointError::Corrupt { store: self.describe(), key: key.to_owned(), path: Some(path.clone()), reason };
         let newline = bytes.iter().position(|b| *b == b'\n').ok_or_else(|| corrupt("no header line".into()))?;
-        let header: Header =
-            serde_json::from_slice(&bytes[..newline]).map_err(|e| corrupt(format!("its header does not parse: {e}")))?;
+        let header: Header = serde_json::from_slice(&bytes[..newline]).map_err(|e| corrupt(format!("its header does not parse: {e}")))?;
         if header.etl_checkpoint != FORMAT {
             return Err(corrupt(format!("format {} is not {FORMAT}", header.etl_checkpoint)));
         }

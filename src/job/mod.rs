@@ -61,11 +61,13 @@ mod state;
 
 use crate::checkpoint::{CheckpointError, CheckpointStore};
 use crate::error::Retry;
-use crate::stage::{retrying, StageOptions, StageOutput};
+use crate::stage::{retrying, Call, StageConfig, StageFn, StageOptions, StageOutput};
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::any::Any;
+use std::fmt::Display;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,17 +81,18 @@ const PLAIN: StageOptions = StageOptions::new("stage").retries(0);
 type AnyBox = Box<dyn Any + Send>;
 
 /// A function that can be a stage of a job after a stage whose output is `In`: a `#[stage]`
-/// `async fn(In) -> Result<Out, E>` (retried as its options say), or any `Fn(In)` returning a
-/// future of a `Result` (one attempt, unless [`Job::stage_with`] gives options). `Out` is
-/// checkpointed, so it is `Serialize + DeserializeOwned`.
+/// `async fn(In) -> Result<Out, E>` (retried as its options say; `M` is
+/// [`StageFn`](crate::stage::StageFn)), or any `Fn(In)` returning a future of a `Result` (one
+/// attempt, unless [`Job::stage_with`] gives options; `M` is [`AsyncFn`]). `M` is inferred.
+/// `Out` is checkpointed, so it is `Serialize + DeserializeOwned`.
 ///
 /// ```
 /// use etl::job::JobStage;
-/// fn out_type<In, S: JobStage<In>>(_: &S) -> &'static str { std::any::type_name::<S::Out>() }
+/// fn out_type<In, M, S: JobStage<In, M>>(_: &S) -> &'static str { std::any::type_name::<S::Out>() }
 ///
 /// #[etl::stage]
 /// async fn parse(s: String) -> Result<i64, etl::stage::Error> { Ok(s.parse()?) }
-/// assert_eq!(out_type::<String, _>(&parse), "i64");
+/// assert_eq!(out_type::<String, _, _>(&parse), "i64");
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a stage of this job: the stage before it outputs `{In}`",
@@ -97,7 +100,7 @@ type AnyBox = Box<dyn Any + Send>;
     note = "a job's stage takes the previous stage's output by value: `#[stage] async fn name(input: {In}) -> Result<Out, E>`",
     note = "its output is checkpointed: it must be `Serialize + Deserialize` (and its input `Clone`, for retries)"
 )]
-pub trait JobStage<In>: Send + Sync + 'static {
+pub trait JobStage<In, M>: Send + Sync + 'static {
     /// What the stage outputs (the next stage's input).
     type Out: Serialize + DeserializeOwned + Send + 'static;
     /// What one call returns.
@@ -106,16 +109,41 @@ pub trait JobStage<In>: Send + Sync + 'static {
     fn call(&self, input: In) -> Self::Call;
 }
 
-impl<F, In, R> JobStage<In> for F
+/// [`JobStage`]'s marker for a function returning a future of a `Result` (not a `#[stage]`).
+///
+/// ```
+/// let _ = etl::job::Job::<i64, i64>::new::<etl::job::AsyncFn, _>(|n: i64| async move { Ok::<i64, String>(n) });
+/// ```
+#[derive(Debug)]
+pub enum AsyncFn {}
+
+impl<F, In, Fut, C, U, E> JobStage<In, StageFn> for F
 where
-    F: Fn(In) -> R + Send + Sync + 'static,
-    R: StageOutput,
-    R::Ok: Serialize + DeserializeOwned,
+    F: Fn(In) -> Call<Fut, C> + Send + Sync + 'static,
+    Fut: Future<Output = Result<U, E>> + Send,
+    C: StageConfig,
+    U: Serialize + DeserializeOwned + Send + 'static,
+    E: Display + Send + 'static,
     In: Clone + Send + 'static,
 {
-    type Out = R::Ok;
-    type Call = R;
-    fn call(&self, input: In) -> R {
+    type Out = U;
+    type Call = Call<Fut, C>;
+    fn call(&self, input: In) -> Call<Fut, C> {
+        self(input)
+    }
+}
+
+impl<F, In, Fut, U, E> JobStage<In, AsyncFn> for F
+where
+    F: Fn(In) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<U, E>> + Send,
+    U: Serialize + DeserializeOwned + Send + 'static,
+    E: Display + Send + 'static,
+    In: Clone + Send + 'static,
+{
+    type Out = U;
+    type Call = Fut;
+    fn call(&self, input: In) -> Fut {
         self(input)
     }
 }
@@ -128,15 +156,15 @@ trait ErasedStage: Send + Sync {
     fn decode(&self, bytes: &[u8]) -> Result<AnyBox, serde_json::Error>;
 }
 
-struct Typed<S, In> {
+struct Typed<S, In, M> {
     stage: S,
     options: StageOptions,
-    _in: PhantomData<fn(In)>,
+    _in: PhantomData<fn(In, M)>,
 }
 
-impl<S, In> ErasedStage for Typed<S, In>
+impl<S, In, M: 'static> ErasedStage for Typed<S, In, M>
 where
-    S: JobStage<In>,
+    S: JobStage<In, M>,
     In: Clone + Send + 'static,
 {
     fn options(&self) -> &StageOptions {
@@ -210,10 +238,7 @@ impl<In, Out> Clone for Job<In, Out> {
 
 impl<In, Out> std::fmt::Debug for Job<In, Out> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job")
-            .field("stages", &self.stage_names())
-            .field("checkpoints", &self.store.as_ref().map(|s| s.describe()))
-            .finish()
+        f.debug_struct("Job").field("stages", &self.stage_names()).field("checkpoints", &self.store.as_ref().map(|s| s.describe())).finish()
     }
 }
 
@@ -227,7 +252,7 @@ impl<In: Clone + Send + 'static> Job<In, In> {
     /// let job = etl::job::Job::new(fetch);
     /// assert_eq!(job.stage_names(), ["fetch"]);
     /// ```
-    pub fn new<S: JobStage<In>>(first: S) -> Job<In, S::Out> {
+    pub fn new<M: 'static, S: JobStage<In, M>>(first: S) -> Job<In, S::Out> {
         let options = <S::Call as StageOutput>::OPTIONS.unwrap_or(PLAIN);
         Job::<In, In>::empty().push(first, options)
     }
@@ -239,7 +264,7 @@ impl<In: Clone + Send + 'static> Job<In, In> {
     /// let job = Job::new_with(|s: String| async move { Ok::<_, String>(s.len()) }, StageOptions::new("len").retries(1));
     /// assert_eq!(job.stage_names(), ["len"]);
     /// ```
-    pub fn new_with<S: JobStage<In>>(first: S, options: StageOptions) -> Job<In, S::Out> {
+    pub fn new_with<M: 'static, S: JobStage<In, M>>(first: S, options: StageOptions) -> Job<In, S::Out> {
         Job::<In, In>::empty().push(first, options)
     }
 
@@ -254,11 +279,11 @@ impl<In, Out> Job<In, Out> {
         Job { stages: Vec::new(), store: None, _types: PhantomData }
     }
 
-    fn push<S: JobStage<Out>, T>(mut self, stage: S, options: StageOptions) -> Job<In, T>
+    fn push<M: 'static, S: JobStage<Out, M>, T>(mut self, stage: S, options: StageOptions) -> Job<In, T>
     where
         Out: Clone + Send + 'static,
     {
-        self.stages.push(Arc::new(Typed::<S, Out> { stage, options, _in: PhantomData }));
+        self.stages.push(Arc::new(Typed::<S, Out, M> { stage, options, _in: PhantomData }));
         Job { stages: self.stages, store: self.store, _types: PhantomData }
     }
 
@@ -271,7 +296,7 @@ impl<In, Out> Job<In, Out> {
     /// async fn b(n: i64) -> Result<String, etl::stage::Error> { Ok(n.to_string()) }
     /// assert_eq!(etl::job::Job::new(a).stage(b).stage_names(), ["a", "b"]);
     /// ```
-    pub fn stage<S: JobStage<Out>>(self, next: S) -> Job<In, S::Out>
+    pub fn stage<M: 'static, S: JobStage<Out, M>>(self, next: S) -> Job<In, S::Out>
     where
         Out: Clone + Send + 'static,
     {
@@ -288,7 +313,7 @@ impl<In, Out> Job<In, Out> {
     /// let job = Job::new(a).stage_with(|n: i64| async move { Ok::<_, String>(n * 2) }, StageOptions::new("double"));
     /// assert_eq!(job.stage_names(), ["a", "double"]);
     /// ```
-    pub fn stage_with<S: JobStage<Out>>(self, next: S, options: StageOptions) -> Job<In, S::Out>
+    pub fn stage_with<M: 'static, S: JobStage<Out, M>>(self, next: S, options: StageOptions) -> Job<In, S::Out>
     where
         Out: Clone + Send + 'static,
     {

@@ -70,8 +70,8 @@ fn corrupt(store: &dyn CheckpointStore, key: &str, reason: String) -> Checkpoint
 pub(super) async fn load(store: &dyn CheckpointStore, run_id: &str) -> Result<Option<Found>, CheckpointError> {
     let Some(entry) = store.get(run_id).await? else { return Ok(None) };
     let newline = entry.value.iter().position(|b| *b == b'\n').ok_or_else(|| corrupt(store, run_id, "no header line".into()))?;
-    let head: Head = serde_json::from_slice(&entry.value[..newline])
-        .map_err(|e| corrupt(store, run_id, format!("not a job checkpoint ({e})")))?;
+    let head: Head =
+        serde_json::from_slice(&entry.value[..newline]).map_err(|e| corrupt(store, run_id, format!("not a job checkpoint ({e})")))?;
     if head.etl_job_checkpoint != FORMAT {
         return Err(corrupt(store, run_id, format!("job checkpoint format {} is not {FORMAT}", head.etl_job_checkpoint)));
     }
@@ -81,10 +81,7 @@ pub(super) async fn load(store: &dyn CheckpointStore, run_id: &str) -> Result<Op
             let mut state = Vec::with_capacity(head.len);
             for n in 0..chunks.count {
                 let key = chunk_key(run_id, &chunks.generation, n);
-                let chunk = store
-                    .get(&key)
-                    .await?
-                    .ok_or_else(|| corrupt(store, run_id, format!("its chunk `{key}` is missing")))?;
+                let chunk = store.get(&key).await?.ok_or_else(|| corrupt(store, run_id, format!("its chunk `{key}` is missing")))?;
                 state.extend_from_slice(&chunk.value);
             }
             state

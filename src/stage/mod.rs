@@ -68,8 +68,8 @@ mod dispatch;
 mod operator;
 
 pub use dispatch::{MapStep, StageFn, StageOutput, SyncFn};
-pub use operator::{Stage, DEFAULT_CONCURRENCY, DEFAULT_ORDERED};
 pub(crate) use operator::retrying;
+pub use operator::{Stage, DEFAULT_CONCURRENCY, DEFAULT_ORDERED};
 
 use crate::error::{BoxError, ConnectorError, Retry};
 use crate::retry::{Jitter, RetryPolicy};

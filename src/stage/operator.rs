@@ -187,13 +187,7 @@ where
 
 /// Every attempt of one record: the record transformed with its metadata, or its failure.
 /// With a `gate`, each attempt holds one of its permits (none while waiting for a retry).
-async fn attempts<T, F, R>(
-    f: &F,
-    record: T,
-    meta: Meta,
-    options: &StageOptions,
-    gate: Option<&Semaphore>,
-) -> Result<(R::Ok, Meta), Failure>
+async fn attempts<T, F, R>(f: &F, record: T, meta: Meta, options: &StageOptions, gate: Option<&Semaphore>) -> Result<(R::Ok, Meta), Failure>
 where
     T: Clone + Serialize,
     F: Fn(T) -> R,
