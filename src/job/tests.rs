@@ -1,20 +1,23 @@
 use super::*;
 use crate::checkpoint::MemoryStore;
 
-#[crate::stage(retries = 0)]
-async fn grow(n: usize) -> Result<Vec<u8>, crate::stage::Error> {
+async fn grow_fn(n: usize) -> Result<Vec<u8>, String> {
     Ok(vec![7; n])
 }
 
-#[crate::stage(retries = 0)]
-async fn measure(v: Vec<u8>) -> Result<usize, crate::stage::Error> {
+async fn measure_fn(v: Vec<u8>) -> Result<usize, String> {
     Ok(v.len())
+}
+
+/// `grow | measure`, each one attempt.
+fn grow_measure() -> Job<usize, usize> {
+    Job::new_with(grow_fn, StageOptions::new("grow").retries(0)).stage_with(measure_fn, StageOptions::new("measure").retries(0))
 }
 
 #[tokio::test]
 async fn state_over_the_store_limit_goes_in_chunks_and_comes_back() {
     let store = MemoryStore::new().with_max_value_bytes(64 * 1024);
-    let job = Job::new(grow).stage(measure).checkpoints(store.clone());
+    let job = grow_measure().checkpoints(store.clone());
     let n = 300 * 1024; // JSON: about 2 bytes per element
     let at = state::save(&store, "r", &job.stage_names(), 0, &serde_json::to_vec(&vec![7u8; n]).unwrap(), state::Position::default())
         .await
@@ -36,7 +39,7 @@ async fn state_over_the_store_limit_goes_in_chunks_and_comes_back() {
 #[tokio::test]
 async fn a_missing_chunk_is_an_error() {
     let store = MemoryStore::new().with_max_value_bytes(8 * 1024);
-    let job = Job::new(grow).stage(measure).checkpoints(store.clone());
+    let job = grow_measure().checkpoints(store.clone());
     state::save(&store, "r", &job.stage_names(), 0, &serde_json::to_vec(&vec![7u8; 20_000]).unwrap(), state::Position::default())
         .await
         .unwrap();
@@ -48,8 +51,7 @@ async fn a_missing_chunk_is_an_error() {
 
 #[tokio::test]
 async fn two_stages_with_one_name_are_refused() {
-    let e = Job::new(grow)
-        .stage(measure)
+    let e = grow_measure()
         .stage_with(|n: usize| async move { Ok::<_, String>(n) }, StageOptions::new("grow"))
         .run(1, "r")
         .await
