@@ -148,10 +148,14 @@ where
     }
 }
 
+/// A stage's attempts: its output and the attempts made, or its last error (as the stage
+/// operator words it), whether a retry could help, and the attempts made.
+type Attempted = Result<(AnyBox, u32), (String, Retry, u32)>;
+
 /// One stage with its types erased, so a job can start at any of them.
 trait ErasedStage: Send + Sync {
     fn options(&self) -> &StageOptions;
-    fn run(&self, input: AnyBox) -> BoxFuture<'_, Result<(AnyBox, u32), (String, Retry, u32)>>;
+    fn run(&self, input: AnyBox) -> BoxFuture<'_, Attempted>;
     fn encode(&self, output: &(dyn Any + Send)) -> Result<Vec<u8>, String>;
     fn decode(&self, bytes: &[u8]) -> Result<AnyBox, serde_json::Error>;
 }
@@ -171,7 +175,7 @@ where
         &self.options
     }
 
-    fn run(&self, input: AnyBox) -> BoxFuture<'_, Result<(AnyBox, u32), (String, Retry, u32)>> {
+    fn run(&self, input: AnyBox) -> BoxFuture<'_, Attempted> {
         Box::pin(async move {
             let input = match input.downcast::<In>() {
                 Ok(input) => *input,
