@@ -81,6 +81,19 @@ pub enum Error {
         /// Batches still in flight when it arrived.
         unfinished: usize,
     },
+    /// A [job](crate::job) failed: a stage gave up, or its checkpoints could not be used.
+    #[error(transparent)]
+    Job(Box<crate::job::JobError>),
+}
+
+impl From<crate::job::JobError> for Error {
+    /// ```
+    /// let e = etl::Error::from(etl::job::JobError::DuplicateStage { stage: "a".into(), position: 2 });
+    /// assert!(e.to_string().contains("appears twice"));
+    /// ```
+    fn from(e: crate::job::JobError) -> Error {
+        Error::Job(Box::new(e))
+    }
 }
 
 impl Error {
@@ -108,6 +121,7 @@ impl Error {
             Error::Source(c) | Error::Sink(c) | Error::DeadLetters(c) => Some(c.retry),
             Error::Start { error, .. } => error.retry(),
             Error::Config(_) => Some(Retry::Permanent),
+            Error::Job(e) => Some(e.retry()),
             _ => None,
         }
     }

@@ -34,6 +34,7 @@ mod aws;
 pub mod batch;
 mod blocking;
 pub mod channel;
+pub mod checkpoint;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
@@ -41,6 +42,7 @@ pub mod dead_letter;
 mod durable;
 mod error;
 pub mod format;
+pub mod job;
 #[cfg(feature = "kafka")]
 mod kafka;
 #[cfg(feature = "nats")]

@@ -35,6 +35,12 @@ pub fn stub() -> Stub {
     Pipeline::from(crate::source::iter(std::iter::empty::<()>())).to(crate::sink::blackhole())
 }
 
+/// What `pipeline!` evaluates to after reporting errors in a job (stages alone): a job of any
+/// types, so rustc adds no follow-up errors (never run: the crate does not compile).
+pub fn stub_job<In, Out>() -> crate::job::Job<In, Out> {
+    crate::job::Job::stub()
+}
+
 // ---- The pipeline's graph (`Run::graph`) ----
 
 /// `Run::graph` without its bounds: a sink that cannot take the records is rustc's error on

@@ -68,6 +68,7 @@ mod dispatch;
 mod operator;
 
 pub use dispatch::{MapStep, StageFn, StageOutput, SyncFn};
+pub(crate) use operator::retrying;
 pub use operator::{Stage, DEFAULT_CONCURRENCY, DEFAULT_ORDERED};
 
 use crate::error::{BoxError, ConnectorError, Retry};

@@ -187,15 +187,66 @@ where
 
 /// Every attempt of one record: the record transformed with its metadata, or its failure.
 /// With a `gate`, each attempt holds one of its permits (none while waiting for a retry).
-async fn attempts<T, F, R>(
-    f: &F,
-    mut record: T,
-    meta: Meta,
-    options: &StageOptions,
-    gate: Option<&Semaphore>,
-) -> Result<(R::Ok, Meta), Failure>
+async fn attempts<T, F, R>(f: &F, record: T, meta: Meta, options: &StageOptions, gate: Option<&Semaphore>) -> Result<(R::Ok, Meta), Failure>
 where
     T: Clone + Serialize,
+    F: Fn(T) -> R,
+    R: StageOutput,
+{
+    // A record whose dead-letter entry would need it (no raw bytes from the source) is kept
+    // through its last attempt; otherwise the last attempt takes the record itself.
+    let keep_last = meta.raw.is_none();
+    match retrying(f, record, options, gate, keep_last).await {
+        Ok((out, _tries)) => Ok((out, meta)),
+        Err(gave_up) => {
+            let name = options.name;
+            let error = gave_up.describe(name);
+            tracing::warn!(stage = name, attempts = gave_up.tries, error = %gave_up.message, permanent = gave_up.retry == Retry::Permanent, "stage gave up on a record; dead-lettering it");
+            // The source's raw bytes, else the record as JSON (`kept` is `Some` then).
+            let mut failure = Failure::of_record(&gave_up.kept, meta, FailureKind::Transform, error);
+            failure.attempts = gave_up.tries;
+            Err(failure)
+        }
+    }
+}
+
+/// How a stage's attempts ended without a result: its last error, whether a retry could have
+/// helped, the attempts made, and the input when the caller asked to keep it.
+pub(crate) struct GaveUp<T> {
+    /// The input of the last attempt, when `keep_last` was set (or no attempt took it).
+    pub(crate) kept: Option<T>,
+    /// The last error, as text (or the timeout).
+    pub(crate) message: String,
+    /// Whether a retry could help (retries ran out) or not (a permanent error).
+    pub(crate) retry: Retry,
+    /// Attempts made.
+    pub(crate) tries: u32,
+}
+
+impl<T> GaveUp<T> {
+    /// The error as dead-letter entries and job errors word it.
+    pub(crate) fn describe(&self, name: &str) -> String {
+        match (self.retry, self.tries) {
+            (Retry::Retryable, n) if n > 1 => format!("stage `{name}` failed after {n} attempts: {}", self.message),
+            _ => format!("stage `{name}` failed: {}", self.message),
+        }
+    }
+}
+
+/// The attempts of one input through `f` as `options` say: retries with exponential backoff
+/// and full jitter, a per-attempt timeout, permanent errors not retried. Returns the output
+/// and the attempts it took, or how it gave up. With a `gate`, each attempt holds one of its
+/// permits (none while waiting for a retry). Shared by the stage operator (per record) and
+/// jobs (per stage, [`crate::job`]).
+pub(crate) async fn retrying<T, F, R>(
+    f: &F,
+    mut input: T,
+    options: &StageOptions,
+    gate: Option<&Semaphore>,
+    keep_last: bool,
+) -> Result<(R::Ok, u32), GaveUp<T>>
+where
+    T: Clone,
     F: Fn(T) -> R,
     R: StageOutput,
 {
@@ -205,22 +256,21 @@ where
     loop {
         tries += 1;
         let last = tries > options.retries;
-        // A record that may be retried is cloned for the attempt. So is one whose dead-letter
-        // entry would need it (no raw bytes from the source); otherwise the last attempt takes
-        // the record itself.
+        // An input that may be retried is cloned for the attempt, and so is one the caller
+        // keeps; otherwise the last attempt takes the input itself.
         // `acquire` fails only on a closed semaphore, which this one never is.
         let permit = match gate {
             Some(gate) => gate.acquire().await.ok(),
             None => None,
         };
-        let (result, kept) = if !last || meta.raw.is_none() {
-            (attempt(f, record.clone(), options.timeout).await, Some(record))
+        let (result, kept) = if !last || keep_last {
+            (attempt(f, input.clone(), options.timeout).await, Some(input))
         } else {
-            (attempt(f, record, options.timeout).await, None)
+            (attempt(f, input, options.timeout).await, None)
         };
         drop(permit);
         let failed = match result {
-            Ok(out) => return Ok((out, meta)),
+            Ok(out) => return Ok((out, tries)),
             Err(failed) => failed,
         };
         let (message, retry) = match &failed {
@@ -229,23 +279,13 @@ where
         };
         let delay = if retry == Retry::Retryable { delays.next() } else { None };
         match (kept, delay) {
-            (Some(record_back), Some(delay)) if !last => {
+            (Some(input_back), Some(delay)) if !last => {
                 tracing::warn!(stage = name, attempt = tries, ?delay, error = %message, "stage failed, retrying");
                 crate::retry::count_retry();
                 tokio::time::sleep(delay).await;
-                record = record_back;
+                input = input_back;
             }
-            (kept, _) => {
-                let error = match (retry, tries) {
-                    (Retry::Retryable, n) if n > 1 => format!("stage `{name}` failed after {n} attempts: {message}"),
-                    _ => format!("stage `{name}` failed: {message}"),
-                };
-                tracing::warn!(stage = name, attempts = tries, error = %message, permanent = retry == Retry::Permanent, "stage gave up on a record; dead-lettering it");
-                // The source's raw bytes, else the record as JSON (`kept` is `Some` then).
-                let mut failure = Failure::of_record(&kept, meta, FailureKind::Transform, error);
-                failure.attempts = tries;
-                return Err(failure);
-            }
+            (kept, _) => return Err(GaveUp { kept, message, retry, tries }),
         }
     }
 }

@@ -5,6 +5,8 @@
 //!   kinds ([`convert`]), every error collected with a `help:` line, on the user's token;
 //! * [`typed`]: the record type followed from step to step, schema steps on typed records
 //!   checked and generated (with the records' fields from their schema macros, [`schema`]);
+//! * [`job`]: the job form (stages alone: `extract | transform | load`), `etl::job::Job`'s
+//!   builder calls;
 //! * [`codegen`]: the builder calls (`etl::Pipeline::from(..)...to(..)`), each step's from its
 //!   table entry, then `.graph(..)`, the pipeline's shape ([`graph`], secrets hidden by
 //!   [`redact`]).
@@ -16,6 +18,7 @@ mod check;
 mod codegen;
 mod convert;
 mod graph;
+mod job;
 mod parse;
 mod redact;
 mod schema;
@@ -44,6 +47,12 @@ pub(crate) fn expand_with_schema(input: TokenStream) -> TokenStream {
 /// prepended); otherwise generate the pipeline, or every error at once.
 fn round(received: Vec<schema::Received>, input: TokenStream) -> TokenStream {
     let (ast, mut errors) = parse::parse(input.clone());
+    if let Some(stages) = job::stages(&ast) {
+        return match job::generate(&stages) {
+            Ok(job) => job,
+            Err(errors) => fail_job(&errors),
+        };
+    }
     let (steps, check_errors) = check::check(&ast);
     errors.extend(check_errors);
     let schemas: Vec<&crate::wire::RecordSchema> = received.iter().map(|r| &r.schema).collect();
@@ -89,6 +98,12 @@ pub(crate) fn expand_no_schema(input: TokenStream) -> TokenStream {
         ),
     };
     fail(&Diagnostics::from_iter([error]))
+}
+
+/// A job's errors, then a stub job (any types) so that rustc adds no error of its own.
+fn fail_job(errors: &Diagnostics) -> TokenStream {
+    let errors = errors.to_compile_errors();
+    quote!({ #errors ::etl::__private::stub_job() })
 }
 
 /// The errors, then a well-typed stub so that rustc adds no error of its own.
@@ -175,6 +190,25 @@ mod tests {
             )
         }});
         assert_eq!(out, want);
+    }
+
+    #[test]
+    fn stages_alone_are_a_job() {
+        let out = norm(expand(quote! { extract | transform | my::load }));
+        assert_eq!(out, norm(quote!({ ::etl::job::Job::new(extract).stage(transform).stage(my::load) })));
+        let one = norm(expand(quote! { extract }));
+        assert_eq!(one, norm(quote!({ ::etl::job::Job::new(extract) })));
+        // A step with arguments, `as`, or a built-in name makes it a pipeline.
+        assert!(!norm(expand(quote! { source | my::sink(1) })).contains("Job"));
+        assert!(!norm(expand(quote! { source as T | lake })).contains("Job"));
+        assert!(!norm(expand(quote! { source | stdout() })).contains("Job"));
+    }
+
+    #[test]
+    fn a_stage_twice_in_a_job_is_an_error() {
+        let out = expand(quote! { a | b | a }).to_string();
+        assert!(out.contains("stage `a` appears twice in this job"), "{out}");
+        assert!(out.contains("stub_job"), "{out}");
     }
 
     #[test]
