@@ -39,12 +39,11 @@
 //! in flight waits for it: the group's committed offset never passes an unfinished record
 //! (the bug of vector#24215 and faust#312). The offset committed is the next offset to read, as
 //! Kafka stores it (offset + 1 of the last record done), given as is to the commit call.
-//! The consumer's thread commits what the watermarks reached every 100 ms, synchronously, in
-//! one request for every partition that moved (a crash repeats the batches in flight and
-//! those acknowledged in the last 100 ms); a commit that fails is made again at the next turn.
-//! (Not once per acknowledgement: with keyed messages over many partitions every batch
-//! touches them all, and a commit per batch cost the brokers and the consumer's thread more
-//! than the reading.)
+//! The acknowledgement that moves the watermark commits at once, asynchronously (the group's
+//! offset trails the sink by a round trip: a crash repeats at most the batches in flight).
+//! librdkafka does not report the result of such a commit, so the consumer's thread also
+//! commits what the watermarks reached synchronously every 100 ms; that confirmation is what
+//! the end of the stream waits for, and a commit that failed is made again by it.
 //!
 //! An **errored** batch (the pipeline could not write it) holds the watermark of each of its
 //! partitions: the source seeks those partitions back to their first unfinished offset, and

@@ -80,6 +80,9 @@ struct Slot<W> {
     moved: bool,
     /// The last offset the group confirmed.
     committed: Option<i64>,
+    /// The last offset asked for in an asynchronous commit (whose result librdkafka does not
+    /// report: a synchronous commit confirms it later).
+    requested: Option<i64>,
     /// (end offset, what is owed) released once a commit reaches the end offset.
     waiting: Vec<(i64, W)>,
     /// Where the next batch's range starts: the last batch's end, or where the partition was
@@ -144,6 +147,7 @@ impl<W> Partitions<W> {
                 seek_to: None,
                 moved: false,
                 committed: None,
+                requested: None,
                 waiting: Vec::new(),
                 next_from: at,
             },
@@ -302,6 +306,27 @@ impl<W> Partitions<W> {
                     slot.moved = true;
                 }
             }
+        }
+    }
+
+    /// The offsets to commit asynchronously now: those past the last commit and past the
+    /// last request; they are noted as requested.
+    pub(crate) fn take_requests(&mut self) -> Vec<Commit> {
+        let mut out = Vec::new();
+        for s in self.slots.values_mut() {
+            let Some(done) = s.done.filter(|_| s.moved) else { continue };
+            if s.committed.is_none_or(|c| c < done) && s.requested.is_none_or(|r| r < done) {
+                s.requested = Some(done);
+                out.push(Commit { topic: Arc::clone(&s.topic), partition: s.partition, offset: done });
+            }
+        }
+        out
+    }
+
+    /// An asynchronous commit failed: what it asked for is committed again later.
+    pub(crate) fn request_failed(&mut self, topic: &str, partition: i32) {
+        if let Some(slot) = self.slot_of(topic, partition).and_then(|s| self.slots.get_mut(&s)) {
+            slot.requested = None;
         }
     }
 

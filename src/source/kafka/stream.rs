@@ -25,7 +25,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -70,6 +70,8 @@ struct Shared {
     fatal: Mutex<Option<ConnectorError>>,
     /// Whether `fatal` was set (read every turn of the consumer's loop, without the lock).
     failed: AtomicBool,
+    /// The consumer, for the acknowledgements' asynchronous commits (the thread owns it).
+    consumer: OnceLock<Weak<BaseConsumer<Context>>>,
 }
 
 impl Shared {
@@ -105,20 +107,45 @@ impl Shared {
     /// A batch's final status: move (or hold and rewind) the watermark of each partition.
     fn resolve(&self, owed: Vec<(Issued, OutstandingToken)>, status: Status) {
         let mut released = Vec::new();
-        {
+        let commits = {
             let mut partitions = self.partitions();
             for (issued, token) in owed {
                 released.extend(partitions.resolve(issued, status, token));
             }
             self.generation.store(partitions.generation(), Ordering::Release);
-        }
+            partitions.take_requests()
+        };
         drop(released);
         self.resolved.notify_all();
-        // The consumer's thread commits what moved, at most every COMMIT_INTERVAL. (An
-        // asynchronous commit from here, once per acknowledgement, cost a commit request of
-        // every partition a batch touched: with keyed messages over 101 partitions, a thousand
-        // 101-partition requests a second, whose results librdkafka drops anyway.)
         self.wake();
+        // Commit at once, asynchronously, so that the group's offset trails the sink by a round
+        // trip (a crash repeats at most the batches in flight). librdkafka does not report the
+        // result of an asynchronous manual commit (rust-rdkafka sets no `offset_commit_cb`, and
+        // its `commit_callback` sees only automatic commits): the consumer's thread confirms
+        // the offsets with a synchronous commit every COMMIT_INTERVAL, which releases what the
+        // acknowledgements owe. (Committing only from the thread, every 100 ms, let a child of
+        // the crash test write 2 200 records past the group's offset before a SIGKILL.)
+        if !commits.is_empty() {
+            if let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) {
+                self.commit_async(&consumer, &commits);
+            }
+        }
+    }
+
+    fn commit_async(&self, consumer: &BaseConsumer<Context>, commits: &[Commit]) {
+        let mut list = TopicPartitionList::with_capacity(commits.len());
+        for c in commits {
+            if list.add_partition_offset(&c.topic, c.partition, Offset::Offset(c.offset)).is_err() {
+                self.partitions().request_failed(&c.topic, c.partition);
+            }
+        }
+        if let Err(e) = consumer.commit(&list, CommitMode::Async) {
+            tracing::warn!(error = %e, topics = %self.label, "asynchronous commit refused; the next synchronous one makes it");
+            let mut partitions = self.partitions();
+            for c in commits {
+                partitions.request_failed(&c.topic, c.partition);
+            }
+        }
     }
 
     /// Commit `commits` synchronously; on success, release what waited for them.
@@ -385,7 +412,7 @@ fn admit<T: Record>(shared: &Shared, message: &BorrowedMessage<'_>, first: bool,
 
 /// The consumer's thread.
 struct Worker<T> {
-    consumer: BaseConsumer<Context>,
+    consumer: Arc<BaseConsumer<Context>>,
     shared: Arc<Shared>,
     tx: mpsc::Sender<Result<Chunk<T>, ConnectorError>>,
     poll_timeout: Duration,
@@ -397,6 +424,8 @@ struct Worker<T> {
     seek_pending: bool,
     /// Turns of the loop (one a message polled).
     turns: u64,
+    /// Whether the last turn polled a message.
+    busy: bool,
     last_commit: Instant,
     /// The partitions paused while the pipeline is behind.
     paused: Option<TopicPartitionList>,
@@ -416,11 +445,13 @@ impl<T: Record> Worker<T> {
                 break;
             }
             self.seek();
-            // The clock is read for the commit interval every 64 turns, not every message.
+            // While messages stream in, the clock is read for the commit interval every 64
+            // turns, not every message; on any other turn (idle, waiting for room), every time.
             self.turns = self.turns.wrapping_add(1);
-            if self.turns % 64 == 0 || self.chunk.is_empty() || self.tx.is_closed() {
+            if !self.busy || self.turns % 64 == 0 || self.tx.is_closed() {
                 self.commit(false);
             }
+            self.busy = false;
             if self.tx.is_closed() {
                 // The stream has ended: only the commits of the last acknowledgements are left
                 // (polling serves their results; a message polled now is not handed over).
@@ -452,6 +483,7 @@ impl<T: Record> Worker<T> {
                     }
                 }
                 Some(Ok(message)) => {
+                    self.busy = true;
                     if let Some(incoming) = admit::<T>(&self.shared, &message, self.chunk.is_empty(), &mut self.chunk_generation) {
                         self.chunk.push(incoming);
                     }
@@ -473,7 +505,7 @@ impl<T: Record> Worker<T> {
         // close the consumer (it leaves the group; the revoke callback finds nothing in flight).
         self.commit(true);
         let Worker { consumer, .. } = self;
-        // Closing runs here: the consumer leaves the group.
+        // The last reference: closing runs here (an acknowledgement holds it only for a call).
         drop(consumer);
         tracing::debug!("kafka consumer closed");
         let _ = closed.send(());
@@ -584,12 +616,11 @@ impl<T: Record> Worker<T> {
         }
     }
 
-    /// Commit what the watermarks reached, at most every [`COMMIT_INTERVAL`] unless `now`.
-    ///
-    /// Synchronously: librdkafka reports the result of an asynchronous manual commit only to a
-    /// native `offset_commit_cb`, which rust-rdkafka does not set (its `commit_callback` sees
-    /// only the automatic commits), and what an acknowledgement owes is released only once the
-    /// group confirmed the offset that covers it.
+    /// Confirm what the watermarks reached with a synchronous commit, at most every
+    /// [`COMMIT_INTERVAL`] unless `now`: librdkafka reports the result of an asynchronous
+    /// manual commit only to a native `offset_commit_cb`, which rust-rdkafka does not set, and
+    /// what an acknowledgement owes is released only once the group confirmed the offset
+    /// that covers it.
     fn commit(&mut self, now: bool) {
         if !now && self.last_commit.elapsed() < COMMIT_INTERVAL && !self.tx.is_closed() {
             return;
@@ -695,6 +726,7 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
         }),
         fatal: Mutex::new(None),
         failed: AtomicBool::new(false),
+        consumer: OnceLock::new(),
     });
     if let Some(placement) = &shared.placement {
         tracing::info!(topics = %label, group = %group, store = %placement.store.describe(), "exactly-once: partitions start at the positions the sink stored");
@@ -717,6 +749,8 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
     .map_err(Error::Source)?;
     tracing::info!(topics = %label, group = %group, "kafka source subscribed");
 
+    let consumer = Arc::new(consumer);
+    let _ = shared.consumer.set(Arc::downgrade(&consumer));
     let (tx, rx) = mpsc::channel(CHUNKS_IN_HAND_OVER);
     let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
     let worker = Worker {
@@ -729,6 +763,7 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
         seen_generation: u64::MAX,
         seek_pending: false,
         turns: 0,
+        busy: false,
         last_commit: Instant::now(),
         paused: None,
         full_since: None,
