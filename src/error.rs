@@ -82,18 +82,15 @@ pub enum Error {
         unfinished: usize,
     },
     /// A [job](crate::job) failed: a stage gave up, or its checkpoints could not be used.
+    /// `error` is the job's [`JobError`](crate::job::JobError) (downcast it to inspect it);
+    /// boxed as any error so that this module does not import the job's (which imports it).
     #[error(transparent)]
-    Job(Box<crate::job::JobError>),
-}
-
-impl From<crate::job::JobError> for Error {
-    /// ```
-    /// let e = etl::Error::from(etl::job::JobError::DuplicateStage { stage: "a".into(), position: 2 });
-    /// assert!(e.to_string().contains("appears twice"));
-    /// ```
-    fn from(e: crate::job::JobError) -> Error {
-        Error::Job(Box::new(e))
-    }
+    Job {
+        /// The job's error.
+        error: BoxError,
+        /// Whether running the job again can help.
+        retry: Retry,
+    },
 }
 
 impl Error {
@@ -121,7 +118,7 @@ impl Error {
             Error::Source(c) | Error::Sink(c) | Error::DeadLetters(c) => Some(c.retry),
             Error::Start { error, .. } => error.retry(),
             Error::Config(_) => Some(Retry::Permanent),
-            Error::Job(e) => Some(e.retry()),
+            Error::Job { retry, .. } => Some(*retry),
             _ => None,
         }
     }

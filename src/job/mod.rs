@@ -658,6 +658,17 @@ pub enum JobError {
     },
 }
 
+impl From<JobError> for crate::Error {
+    /// ```
+    /// let e = etl::Error::from(etl::job::JobError::DuplicateStage { stage: "a".into(), position: 2 });
+    /// assert!(e.to_string().contains("appears twice"));
+    /// ```
+    fn from(e: JobError) -> crate::Error {
+        let retry = e.retry();
+        crate::Error::Job { error: Box::new(e), retry }
+    }
+}
+
 impl JobError {
     /// Whether running the job again can help: a stage's retryable failure, an unavailable
     /// store or a busy run id; not a permanent stage error or a checkpoint that does not fit.
