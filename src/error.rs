@@ -84,9 +84,10 @@ pub enum Error {
     /// A [job](crate::job) failed: a stage gave up, or its checkpoints could not be used.
     /// `error` is the job's [`JobError`](crate::job::JobError) (downcast it to inspect it);
     /// boxed as any error so that this module does not import the job's (which imports it).
-    #[error(transparent)]
+    #[error("{error}")]
     Job {
         /// The job's error.
+        #[source]
         error: BoxError,
         /// Whether running the job again can help.
         retry: Retry,

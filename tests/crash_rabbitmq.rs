@@ -28,7 +28,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
-const MESSAGES: u64 = 400;
+// Enough that the 5th kill still lands mid-work (with 400, a fast run drained the queue by the
+// 3rd kill, and the harness refused a child that finished before it could be killed).
+const MESSAGES: u64 = 2000;
 const BATCH: usize = 10;
 const MAX_IN_FLIGHT: usize = 2;
 const KILLS: usize = 5;
