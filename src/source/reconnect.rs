@@ -129,3 +129,35 @@ fn backoff(policy: &ReconnectPolicy, server_retry: Option<Duration>) -> Exponent
     let builder = if policy.jitter { builder.with_jitter() } else { builder };
     builder.build()
 }
+
+/// After a failure, `next` per the policy: wait its delay (`Ok(true)`: try again), or stop at
+/// shutdown (`Ok(false)`), or give up with a retryable error naming the last failure. `kind`
+/// (`sse`, `websocket`) and `label` (the URL) go into the logs, `component` into the error.
+pub(crate) async fn pause(
+    next: Next,
+    error: &str,
+    reconnect_enabled: bool,
+    kind: &str,
+    label: &str,
+    component: String,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> crate::Result<bool> {
+    match next {
+        Next::GiveUp { failures } => {
+            let why = if reconnect_enabled {
+                format!("giving up after {failures} consecutive failed connection(s) (max_reconnects); last error: {error}")
+            } else {
+                format!("{error} (reconnect is off)")
+            };
+            tracing::error!(url = %label, failures, error, "{kind} source gives up");
+            Err(crate::Error::Source(crate::ConnectorError::retryable(component, why)))
+        }
+        Next::Retry { delay, attempt } => {
+            tracing::warn!(error, url = %label, attempt, ?delay, "reconnecting");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => Ok(true),
+                () = shutdown.cancelled() => Ok(false),
+            }
+        }
+    }
+}

@@ -188,27 +188,10 @@ impl<T: Record> Connection<T> {
         }
     }
 
-    /// After a failure: wait per the policy. `Ok(true)`: try again; `Ok(false)`: shutdown came
-    /// first; `Err`: gave up.
+    /// After a failure: wait per the policy (see [`crate::source::reconnect::pause`]).
     async fn pause(&mut self, next: Next, error: &str) -> crate::Result<bool> {
-        match next {
-            Next::GiveUp { failures } => {
-                let why = if self.reconnect_enabled {
-                    format!("giving up after {failures} consecutive failed connection(s) (max_reconnects); last error: {error}")
-                } else {
-                    format!("{error} (reconnect is off)")
-                };
-                tracing::error!(url = %self.label, failures, error, "websocket source gives up");
-                Err(Error::Source(ConnectorError::retryable(self.component(), why)))
-            }
-            Next::Retry { delay, attempt } => {
-                tracing::warn!(error, url = %self.label, attempt, ?delay, "reconnecting");
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => Ok(true),
-                    () = self.shutdown.cancelled() => Ok(false),
-                }
-            }
-        }
+        let component = self.component();
+        crate::source::reconnect::pause(next, error, self.reconnect_enabled, "websocket", &self.label, component, &self.shutdown).await
     }
 
     /// The next item for the batcher; `None` when the stream is over.
