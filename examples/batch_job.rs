@@ -1,11 +1,22 @@
 //! rahcp-etl's checkpointed extract → transform → load job (`seeds/rahcp-etl.txt`), with
 //! etl's job form: `pipeline! { extract | transform | load }`, per-stage retries, and a
-//! checkpoint after each stage in a local `FileStore` (no service needed).
+//! checkpoint after each stage: in a local `FileStore` (no service needed), or in a NATS
+//! key-value bucket with `--nats URL` (feature `nats`).
 //!
 //! ```sh
 //! cargo run --example batch_job -- --fail-at transform   # extract runs and is checkpointed; transform fails
 //! cargo run --example batch_job                          # the same run id resumes: extract is not run again
 //! cargo run --example batch_job -- --stage-delay 3s      # SIGKILL it (Ctrl-\ or kill -9) mid-way, then run again
+//! cargo run --example batch_job --features nats -- --nats nats://127.0.0.1:4222 --fail-at load
+//! ```
+//!
+//! The event-driven variant, `--consume SUBJECT` (feature `nats`): a JetStream consumer runs the
+//! job once per message (`nats(..) as Request | map(job) | stdout()`), the message's stream
+//! sequence as its run id, dead letters in the `BATCH_JOB_DLQ` stream after `max_deliver`:
+//!
+//! ```sh
+//! cargo run --example batch_job --features nats -- --nats nats://127.0.0.1:4222 --consume jobs.requests
+//! nats pub jobs.requests '{"source":"s3://bucket/a","out":"a.json","stage_delay_ms":0}'
 //! ```
 //!
 //! A plain `#[tokio::main]` rather than `#[etl::main]`: the runner's subcommands (`check`,
@@ -20,7 +31,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// The job's input.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Record)]
 struct Request {
     source: String,
     out: PathBuf,
@@ -43,7 +54,7 @@ struct Transformed {
 }
 
 /// What `load` wrote.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Record)]
 struct Loaded {
     loaded: usize,
     path: PathBuf,
@@ -110,6 +121,53 @@ struct Args {
     /// Pause at the start of each stage (e.g. `3s`), to kill the job in the middle.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     stage_delay: Duration,
+    /// Keep the checkpoints in the NATS key-value bucket `--bucket` of this server (feature
+    /// `nats`) instead of `--checkpoints`.
+    #[arg(long)]
+    nats: Option<String>,
+    /// The NATS key-value bucket of the checkpoints (created when missing).
+    #[arg(long, default_value = "batch_job_checkpoints")]
+    bucket: String,
+    /// Run the job once per message of this subject (a JetStream stream `BATCH_JOB` and durable
+    /// consumer `batch_job` are created for it), until SIGINT; needs `--nats`.
+    #[arg(long, requires = "nats")]
+    consume: Option<String>,
+}
+
+/// The job's stages, checkpointed where the flags say.
+async fn job(args: &Args) -> etl::Result<etl::job::Job<Request, Loaded>> {
+    let job = pipeline! { extract | transform | load };
+    match &args.nats {
+        None => Ok(job.checkpoints(FileStore::new(&args.checkpoints))),
+        #[cfg(feature = "nats")]
+        Some(url) => {
+            let store = etl::checkpoint::NatsKvStore::connect(url, &args.bucket).await.map_err(etl::job::JobError::from)?;
+            Ok(job.checkpoints(store))
+        }
+        #[cfg(not(feature = "nats"))]
+        Some(_) => Err(etl::Error::Config(etl::config::ConfigError::Invalid {
+            option: "--nats",
+            message: "needs the `nats` feature: cargo run --example batch_job --features nats -- ..".into(),
+        })),
+    }
+}
+
+/// `--consume`: one job per message, until a signal.
+#[cfg(feature = "nats")]
+async fn consume(args: &Args, subject: &str) -> etl::Result<()> {
+    let url = args.nats.clone().unwrap_or_default();
+    let job = job(args).await?;
+    let report = pipeline! {
+        nats(url = url.as_str(), stream = "BATCH_JOB", subject = subject, durable = "batch_job", create = true,
+             max_deliver = 5, ack_wait = 30s, batch_size = 1) as Request
+        | map(job)
+        | stdout()
+    }
+    .dead_letters(etl::dead_letter::NatsDeadLetters::new(url.as_str(), "BATCH_JOB_DLQ"))
+    .run()
+    .await?;
+    println!("{report}");
+    Ok(())
 }
 
 #[tokio::main]
@@ -119,9 +177,31 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let _ = FAIL_AT.set(args.fail_at);
-    let request = Request { source: args.source, out: args.out, stage_delay_ms: args.stage_delay.as_millis() as u64 };
-    let job = pipeline! { extract | transform | load }.checkpoints(FileStore::new(&args.checkpoints));
+    let _ = FAIL_AT.set(args.fail_at.clone());
+    let request = Request { source: args.source.clone(), out: args.out.clone(), stage_delay_ms: args.stage_delay.as_millis() as u64 };
+    if let Some(subject) = args.consume.clone() {
+        #[cfg(feature = "nats")]
+        let result = consume(&args, &subject).await;
+        #[cfg(not(feature = "nats"))]
+        let result: etl::Result<()> = Err(etl::Error::Config(etl::config::ConfigError::Invalid {
+            option: "--consume",
+            message: format!("`{subject}`: needs the `nats` feature: cargo run --example batch_job --features nats -- .."),
+        }));
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:?}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let job = match job(&args).await {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("error: {e:?}");
+            return ExitCode::FAILURE;
+        }
+    };
     match job.run_with_report(request, &args.run_id).await {
         Ok(done) => {
             println!("{}", done.report);

@@ -42,7 +42,7 @@ ensure_moto() {
     fi
     log "starting moto on 127.0.0.1:$port (log: $logfile)"
     # `python3 -m moto.server` is `moto_server` without depending on where pip put scripts.
-    nohup python3 -m moto.server -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
+    setsid nohup python3 -m moto.server -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
     wait_for_port 127.0.0.1 "$port" 60 || { tail -n 20 "$logfile" >&2; return 1; }
   fi
   export MOTO_URL="http://127.0.0.1:$port"
@@ -123,7 +123,7 @@ ensure_kafka() {
   log "building the kafka mock broker (cargo build --all-features --bin etl-kafka-mock, in $target)"
   CARGO_TARGET_DIR="$target" cargo build --quiet --all-features --bin etl-kafka-mock || { log "could not build etl-kafka-mock"; return 1; }
   log "starting the kafka mock broker (log: $logfile)"
-  nohup "$target/debug/etl-kafka-mock" --env-file "$envfile" >"$logfile" 2>&1 &
+  setsid nohup "$target/debug/etl-kafka-mock" --env-file "$envfile" >"$logfile" 2>&1 &
   local waited=0
   until [ -f "$envfile" ]; do
     if (( waited >= 300 )); then
@@ -180,7 +180,7 @@ ensure_nats() {
   if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     mkdir -p "$base/data"
     log "starting nats-server $NATS_SERVER_VERSION with JetStream on 127.0.0.1:$port (log: $base/nats.log)"
-    nohup "$bin" -js -sd "$base/data" -p "$port" -a 127.0.0.1 -P "$base/nats.pid" -l "$base/nats.log" >/dev/null 2>&1 &
+    setsid nohup "$bin" -js -sd "$base/data" -p "$port" -a 127.0.0.1 -P "$base/nats.pid" -l "$base/nats.log" >/dev/null 2>&1 &
     wait_for_port 127.0.0.1 "$port" 60 || { tail -n 20 "$base/nats.log" >&2; return 1; }
   fi
   export NATS_URL="nats://127.0.0.1:$port"

@@ -78,17 +78,29 @@ type Callback = Box<dyn FnOnce(Status) + Send>;
 struct Shared {
     status: AtomicU8,
     on_final: Mutex<Option<Callback>>,
+    /// Steps that want the final status too ([`Ack::observe`]); empty (no allocation) for
+    /// almost every batch.
+    observers: Mutex<Vec<Callback>>,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // Runs once, when the last share is gone.
+        // Runs once, when the last share is gone: the source's callback first, then the
+        // observers, in the order they were added.
+        let status = Status::from_u8(*self.status.get_mut());
         let callback = match self.on_final.get_mut() {
             Ok(slot) => slot.take(),
             Err(poisoned) => poisoned.into_inner().take(),
         };
         if let Some(callback) = callback {
-            callback(Status::from_u8(*self.status.get_mut()));
+            callback(status);
+        }
+        let observers = match self.observers.get_mut() {
+            Ok(list) => std::mem::take(list),
+            Err(poisoned) => std::mem::take(poisoned.into_inner()),
+        };
+        for observe in observers {
+            observe(status);
         }
     }
 }
@@ -138,13 +150,38 @@ impl Ack {
     }
 
     fn with_callback(callback: Option<Callback>) -> Ack {
-        let shared = Shared { status: AtomicU8::new(Status::Delivered as u8), on_final: Mutex::new(callback) };
+        let shared =
+            Shared { status: AtomicU8::new(Status::Delivered as u8), on_final: Mutex::new(callback), observers: Mutex::new(Vec::new()) };
         Ack { shared: Arc::new(shared), resolved: false }
     }
 
     /// Another share of the same acknowledgement; the final status waits for it too.
     pub fn share(&self) -> Ack {
         Ack { shared: Arc::clone(&self.shared), resolved: false }
+    }
+
+    /// Call `f` with the final status too, after the source's own callback, once the last
+    /// share is gone. For a step that keeps something until the source has released the batch
+    /// (a job step keeps each record's last checkpoint until its message is acknowledged, so
+    /// that a redelivery does not run finished stages again). `f` runs in the thread that drops
+    /// the last share: keep it short (send or spawn the work).
+    ///
+    /// ```
+    /// use etl::ack::{Ack, Status};
+    /// use std::sync::{Arc, Mutex};
+    /// let seen = Arc::new(Mutex::new(None));
+    /// let (ack, _final_status) = Ack::channel();
+    /// let s = Arc::clone(&seen);
+    /// ack.observe(move |status| *s.lock().unwrap() = Some(status));
+    /// ack.resolve(Status::Rejected);
+    /// assert_eq!(*seen.lock().unwrap(), Some(Status::Rejected));
+    /// ```
+    pub fn observe(&self, f: impl FnOnce(Status) + Send + 'static) {
+        let mut observers = match self.shared.observers.lock() {
+            Ok(list) => list,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        observers.push(Box::new(f));
     }
 
     /// Resolve this share with `status`.

@@ -11,7 +11,9 @@
 //! * [`delete`](CheckpointStore::delete) removes a key, on its revision too;
 //! * [`claim`](CheckpointStore::claim) takes the run id for as long as the returned [`Claim`]
 //!   lives: a second run with the same id gets [`CheckpointError::Busy`] before any stage runs;
-//!   a claim dies with its process (a SIGKILLed run does not block the next);
+//!   a claim dies with its process (a SIGKILLed run does not block the next; with a store shared
+//!   by hosts, as `NatsKvStore`, a claim is a lease and a SIGKILLed run blocks the next until its
+//!   lease expires);
 //! * [`max_value_bytes`](CheckpointStore::max_value_bytes): the largest value the store takes.
 //!   A job splits larger state into chunk keys (`{run_id}.chunk.{generation}.{n}`) and keeps a
 //!   small head entry naming them, so a store with a payload limit (NATS KV: 1 MiB by default)
@@ -19,7 +21,10 @@
 //!
 //! Stores: [`FileStore`] (a directory; atomic write + fsync, CAS under a file lock, claims by
 //! `flock`: the embedded default) and [`MemoryStore`] (tests; an optional value limit to
-//! exercise chunking). A NATS KV store implements the same trait.
+//! exercise chunking). `NatsKvStore` (feature `nats`) keeps them in a NATS JetStream
+//! key-value bucket shared by every host: compare-and-set on the entries' revisions, claims as
+//! leases renewed in the background (a SIGKILLed run holds its id until its lease expires, 30 s
+//! by default), values up to the server's payload limit.
 //!
 //! ```
 //! use etl::checkpoint::{CheckpointStore, MemoryStore, CheckpointError};
@@ -38,9 +43,13 @@
 
 mod file;
 mod memory;
+#[cfg(feature = "nats")]
+mod nats;
 
 pub use file::FileStore;
 pub use memory::MemoryStore;
+#[cfg(feature = "nats")]
+pub use nats::NatsKvStore;
 
 use std::path::PathBuf;
 
@@ -206,6 +215,23 @@ pub trait CheckpointStore: Send + Sync {
     /// Take `key` for one run until the [`Claim`] is dropped; [`CheckpointError::Busy`] when
     /// another run holds it.
     async fn claim(&self, key: &str) -> Result<Claim, CheckpointError>;
+
+    /// Give back a claim at the end of a run, once the release is done (a store whose claims
+    /// are leases deletes the lease before this returns, so the id is free at once even when
+    /// the process exits right after). Default: drop it.
+    ///
+    /// ```
+    /// use etl::checkpoint::{CheckpointStore, MemoryStore};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let claim = store.claim("run-1").await?;
+    /// store.release(claim).await;
+    /// let _again = store.claim("run-1").await?;
+    /// # Ok::<(), etl::checkpoint::CheckpointError>(()) }).unwrap();
+    /// ```
+    async fn release(&self, claim: Claim) {
+        drop(claim);
+    }
 
     /// The largest value [`put`](CheckpointStore::put) takes; `None`: no limit. Default `None`.
     ///

@@ -58,6 +58,7 @@
 //! ```
 
 mod state;
+mod step;
 
 use crate::checkpoint::{CheckpointError, CheckpointStore};
 use crate::error::Retry;
@@ -73,6 +74,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use state::{CHUNK_MARKER, FORMAT};
+pub use step::{JobFn, JobStep};
 
 /// The options of a stage that is a plain function (no `#[stage]`): one attempt.
 const PLAIN: StageOptions = StageOptions::new("stage").retries(0);
@@ -387,22 +389,42 @@ where
     /// # Ok::<(), etl::job::JobError>(()) }).unwrap();
     /// ```
     pub async fn run_with_report(&self, input: In, run_id: &str) -> Result<JobOutput<Out>, JobError> {
-        let started = Instant::now();
+        Ok(self.run_keeping(input, run_id, false).await?.0)
+    }
+
+    /// Run the job; with `keep_last`, the last stage's checkpoint is kept (and returned) instead
+    /// of cleared: the [job step](JobStep) clears it once the record's message is
+    /// acknowledged, so that a redelivery returns the output without running a stage again.
+    async fn run_keeping(&self, input: In, run_id: &str, keep_last: bool) -> Result<(JobOutput<Out>, state::Position), JobError> {
         let names = self.stage_names();
         if let Some((i, name)) = names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)) {
             return Err(JobError::DuplicateStage { stage: name.to_string(), position: i + 1 });
         }
+        let Some(store) = self.store.as_deref() else { return self.run_claimed(input, run_id, keep_last, names).await };
+        // Held until the run ends: a second run with this id fails at its claim. Released
+        // before returning (a store whose claims are leases frees the id now, not when the
+        // lease would expire after the process exits).
+        let claim = store.claim(run_id).await?;
+        let result = self.run_claimed(input, run_id, keep_last, names).await;
+        store.release(claim).await;
+        result
+    }
+
+    /// [`run_keeping`](Self::run_keeping) once the run id is claimed (or without a store).
+    async fn run_claimed(
+        &self,
+        input: In,
+        run_id: &str,
+        keep_last: bool,
+        names: Vec<&'static str>,
+    ) -> Result<(JobOutput<Out>, state::Position), JobError> {
+        let started = Instant::now();
         let mut report = JobReport {
             run_id: run_id.to_owned(),
             stages: names.iter().map(|name| StageRun { name, status: StageStatus::NotRun, attempts: 0, elapsed: Duration::ZERO }).collect(),
             elapsed: Duration::ZERO,
         };
         let store = self.store.as_deref();
-        // Held until the run ends: a second run with this id fails at its claim.
-        let _claim = match store {
-            Some(store) => Some(store.claim(run_id).await?),
-            None => None,
-        };
         let mut at = state::Position::default();
         let (start, mut value): (usize, AnyBox) = match store {
             None => (0, Box::new(input)),
@@ -450,13 +472,13 @@ where
                 tracing::debug!(run_id, stage = name, bytes = bytes.len(), "stage checkpointed");
             }
         }
-        if let Some(store) = store {
-            state::clear(store, run_id, at).await?;
+        if let (Some(store), false) = (store, keep_last) {
+            state::clear(store, run_id, std::mem::take(&mut at)).await?;
         }
         report.elapsed = started.elapsed();
         tracing::info!(run_id, report = %report, "job done");
         match value.downcast::<Out>() {
-            Ok(output) => Ok(JobOutput { output: *output, report }),
+            Ok(output) => Ok((JobOutput { output: *output, report }, at)),
             Err(_) => Err(JobError::Encode { stage: names.last().copied().unwrap_or("job"), error: internal("output") }),
         }
     }

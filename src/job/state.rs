@@ -51,6 +51,13 @@ pub(super) struct Position {
     chunks: Option<Chunks>,
 }
 
+impl Position {
+    /// Whether a checkpoint was written (or read) for the run.
+    pub(super) fn is_stored(&self) -> bool {
+        self.revision.is_some()
+    }
+}
+
 /// A checkpoint read back.
 pub(super) struct Found {
     pub(super) head: Head,

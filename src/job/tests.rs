@@ -51,10 +51,7 @@ async fn a_missing_chunk_is_an_error() {
 
 #[tokio::test]
 async fn two_stages_with_one_name_are_refused() {
-    let e = grow_measure()
-        .stage_with(|n: usize| async move { Ok::<_, String>(n) }, StageOptions::new("grow"))
-        .run(1, "r")
-        .await
-        .unwrap_err();
+    let e =
+        grow_measure().stage_with(|n: usize| async move { Ok::<_, String>(n) }, StageOptions::new("grow")).run(1, "r").await.unwrap_err();
     assert!(matches!(e, JobError::DuplicateStage { position: 3, .. }), "{e}");
 }

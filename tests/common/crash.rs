@@ -52,8 +52,12 @@ fn killed_itself(status: &std::process::ExitStatus) -> bool {
 pub const MAX_KILL_DELAY: Duration = Duration::from_millis(40);
 
 /// In the child: its arguments. `None` in the parent.
+/// The child also logs to its log file (stderr): `ETL_CHILD_LOG` as a `tracing` filter,
+/// `info` by default.
 pub fn child_args() -> Option<serde_json::Value> {
     let text = std::env::var(CHILD).ok()?;
+    let filter = std::env::var("ETL_CHILD_LOG").unwrap_or_else(|_| "info".to_owned());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
     Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{CHILD} is not JSON ({e}): {text}")))
 }
 
@@ -134,7 +138,8 @@ impl Pair {
     }
 
     /// SIGTERM A: it flushes, commits and exits 0 (asserted, with both logs on failure).
-    pub fn stop_a(mut self) {
+    /// Returns A's log lines about partitions and commits, for later failure messages.
+    pub fn stop_a(mut self) -> String {
         // SAFETY: kill(2) on our own child's pid with a valid signal number.
         assert_eq!(unsafe { libc::kill(self.a.id() as libc::pid_t, libc::SIGTERM) }, 0);
         let status = self.a.wait().expect("A exits");
@@ -144,6 +149,12 @@ impl Pair {
             tail(&self.log_a),
             tail(&self.log_b)
         );
+        let text = std::fs::read_to_string(&self.log_a).unwrap_or_default();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| ["commit", "assigned", "revoked", "rebalance", "WARN", "ERROR"].iter().any(|w| l.contains(w)))
+            .collect();
+        lines[lines.len().saturating_sub(80)..].join("\n")
     }
 }
 

@@ -286,7 +286,6 @@ impl ConsumerContext for Context {
             tracing::warn!(error = %e, topics = %self.shared.label, "rebalance: librdkafka refused the (un)assignment");
         }
     }
-
 }
 
 impl Context {
