@@ -41,6 +41,7 @@ pub mod config;
 pub mod dead_letter;
 mod durable;
 mod error;
+pub mod fanout;
 pub mod format;
 pub mod job;
 #[cfg(feature = "kafka")]

@@ -305,7 +305,7 @@ where
     ) -> crate::Result<(Vec<T>, Vec<Meta>, Status)> {
         let (mut records, mut meta) = (records, meta);
         if !records.is_empty() || !positions.is_empty() {
-            let written = self.write_with_retries(&records, &meta, positions).await.map_err(Error::Sink)?;
+            let mut written = self.write_with_retries(&records, &meta, positions).await.map_err(Error::Sink)?;
             if written.fenced {
                 warn!(
                     records = records.len(),
@@ -314,6 +314,10 @@ where
                     "batch fenced off: another consumer moved its stored positions; dropped (its source reads again from the stored positions)"
                 );
                 return Ok((Vec::new(), Vec::new(), Status::Errored));
+            }
+            for mut failure in std::mem::take(&mut written.failures) {
+                failure.step = Some(self.sink_step);
+                failures.push(failure);
             }
             if !written.rejected.is_empty() {
                 let refused = refused_indices(&written, records.len(), &self.sink.describe()).map_err(Error::Sink)?;

@@ -136,6 +136,10 @@ pub struct Written {
     /// drops the batch without dead-lettering anything and resolves it as errored: its source
     /// reads those partitions again from the stored positions, if it still owns them.
     pub fenced: bool,
+    /// Records that failed inside the sink's own steps, with their bytes and errors (the
+    /// operators of a [fan-out](crate::fanout)'s branches): dead-lettered by the pipeline like
+    /// the batch's own failures; the rest of the batch was written.
+    pub failures: Vec<crate::batch::Failure>,
 }
 
 impl Written {
@@ -151,7 +155,7 @@ impl Written {
     /// assert_eq!(w.rejected.len(), 1);
     /// ```
     pub fn rejecting(rejected: Vec<(usize, String)>) -> Written {
-        Written { rejected, fenced: false }
+        Written { rejected, ..Written::default() }
     }
 
     /// Nothing was written: the batch's positions were moved by another writer (see
@@ -161,7 +165,7 @@ impl Written {
     /// assert!(etl::sink::Written::fenced().fenced);
     /// ```
     pub fn fenced() -> Written {
-        Written { rejected: Vec::new(), fenced: true }
+        Written { fenced: true, ..Written::default() }
     }
 }
 

@@ -15,8 +15,9 @@ use std::fmt::Display;
 use std::future::Future;
 
 /// A function that `map(f)` can apply to records of type `T`: a plain function or closure
-/// (`FnMut(T) -> U`), or a `#[stage]` async function taking `T`. `M` is [`SyncFn`] or
-/// [`StageFn`], inferred.
+/// (`FnMut(T) -> U`), a `#[stage]` async function taking `T`, or a [`Job`](crate::job::Job)
+/// whose first stage takes `T` (run once per record, [`JobStep`](crate::job::JobStep)). `M` is
+/// [`SyncFn`], [`StageFn`] or [`JobFn`](crate::job::JobFn), inferred.
 ///
 /// [`Pipeline::map_step`](crate::Pipeline::map_step) takes it; `pipeline!` calls that for
 /// `map(f)` when `f` is not a closure written in place.
@@ -35,7 +36,7 @@ use std::future::Future;
 #[diagnostic::on_unimplemented(
     message = "`map` cannot apply `{Self}` to records of type `{T}`",
     label = "not a function or `#[stage]` of `{T}`",
-    note = "`map(f)` takes a function `FnMut({T}) -> U`, or a `#[stage]` async function whose argument is `{T}`",
+    note = "`map(f)` takes a function `FnMut({T}) -> U`, a `#[stage]` async function whose argument is `{T}`, or a job (`pipeline! {{ a | b }}`) whose first stage takes `{T}`",
     note = "an `async fn` without `#[stage]` runs with `map(f, concurrency = N)`"
 )]
 pub trait MapStep<T, M> {

@@ -212,9 +212,6 @@ pub const TABLE: &[&Op] = &[
     &blackhole::OP,
 ];
 
-/// Steps named in the DSL's design whose support comes in a later task.
-pub const PLANNED: &[&str] = &["broadcast"];
-
 /// The built-in steps called `name` (none, one, or a source and a sink).
 pub fn lookup(name: &str) -> impl Iterator<Item = &'static Op> + '_ {
     TABLE.iter().copied().filter(move |op| op.name == name)

@@ -2,7 +2,7 @@
 //! argument converted to its kind, every error collected (each on the user's token).
 
 use super::convert::{convert, list};
-use super::parse::{Ast, Head, RawArg, Step};
+use super::parse::{Ast, Fork, Head, RawArg, Step};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::ops::{self, Category, Kind, Op, PositionRole, Value};
 use crate::suggest;
@@ -33,6 +33,8 @@ pub enum What {
     Builtin { op: &'static Op, positional: Vec<Value>, named: Vec<(String, Value)> },
     /// A user path: an expression implementing `Source`, `Operator` or `Sink`.
     User { path: syn::Path, call: Option<Group> },
+    /// `broadcast { .. }` / `route { .. }`: the pipeline's end, in branches.
+    Fork(Fork),
 }
 
 /// Whether `ty` is `Json` (`etl::Json`, `::etl::record::Json`, ...).
@@ -115,6 +117,18 @@ fn storing_sinks() -> String {
 fn check_step(step: &Step, role: Category, n: usize, index: usize, errors: &mut Diagnostics) -> Option<Checked> {
     let as_type = step.as_type.as_ref().map(|a| a.ty.clone());
     match &step.head {
+        Head::Fork(fork) => {
+            let span = fork.kind.span();
+            if role != Category::Sink {
+                errors.error(
+                    span,
+                    format!("`{}` ends a pipeline: its branches end in sinks", fork.kind),
+                    "move it to the end, after the steps every branch shares",
+                );
+            }
+            let args = fork.arms.iter().map(|a| (String::new(), a.body.clone())).collect();
+            Some(Checked { what: What::Fork(fork.clone()), role, as_type, span, index, args })
+        }
         Head::Path { path, call } => {
             let span = path.span();
             if n == 1 {
@@ -138,11 +152,16 @@ fn check_step(step: &Step, role: Category, n: usize, index: usize, errors: &mut 
             let span = ident.span();
             let candidates: Vec<&Op> = ops::lookup(&name).collect();
             let Some(op) = candidates.iter().copied().find(|op| op.category == role).or(candidates.first().copied()) else {
-                if ops::PLANNED.contains(&name.as_str()) {
+                if super::parse::FORKS.contains(&name.as_str()) {
+                    let example = if name == "route" {
+                        "route { |r| r.amount > 1000 => SINK(..), _ => SINK(..) }"
+                    } else {
+                        "broadcast { SINK(..), map(f) | SINK(..) }"
+                    };
                     errors.push(Diagnostic::new(
                         span,
-                        format!("`{name}` is not implemented yet"),
-                        "use a `map` to your own type, or a user step `my_mod::my_step(..)`",
+                        format!("`{name}` takes its branches in braces, not parentheses"),
+                        format!("write `{example}`: each branch a sub-pipeline ending in a sink"),
                     ));
                 } else {
                     let help = match suggest::did_you_mean(&name, ops::names()) {

@@ -66,6 +66,7 @@ pub fn step_text(step: &Checked) -> (String, Vec<(String, String)>) {
     let (name, op) = match &step.what {
         What::Builtin { op, .. } => (op.name.to_owned(), Some(*op)),
         What::User { path, .. } => (text(&path.to_token_stream()), None),
+        What::Fork(fork) => (fork.kind.to_string(), None),
     };
     let args = step
         .args

@@ -30,7 +30,32 @@ pub enum Head {
     Name { ident: Ident, args: Vec<RawArg> },
     /// A path with `::`: a user expression, its parenthesised arguments kept as written.
     Path { path: syn::Path, call: Option<Group> },
+    /// `broadcast { .. }` or `route { .. }`: the pipeline forks into branches.
+    Fork(Fork),
 }
+
+/// `broadcast { branch, .. }` or `route { PRED => branch, .., _ => branch }`: each branch the
+/// steps of a sub-pipeline ending in a sink, kept as tokens (each is expanded as a pipeline of
+/// its own, starting at the fork's records).
+#[derive(Clone)]
+pub struct Fork {
+    /// `broadcast` or `route`.
+    pub kind: Ident,
+    /// The branches, in order.
+    pub arms: Vec<Arm>,
+}
+
+/// One branch of a fork.
+#[derive(Clone)]
+pub struct Arm {
+    /// A route's predicate (a closure `|r| ..`); `None` for `_` and for broadcast's branches.
+    pub predicate: Option<TokenStream>,
+    /// The branch's steps: `op(..) | .. | sink(..)`.
+    pub body: TokenStream,
+}
+
+/// The forks' names.
+pub const FORKS: [&str; 2] = ["broadcast", "route"];
 
 /// `as Type`.
 pub struct AsType {
@@ -84,6 +109,10 @@ pub fn parse(input: TokenStream) -> (Ast, Diagnostics) {
             steps.push(None);
             continue;
         }
+        if let Some(parsed) = fork(&tokens, &mut errors) {
+            steps.push(parsed);
+            continue;
+        }
         match step.parse2(tokens.into_iter().collect()) {
             Ok(s) => steps.push(Some(s)),
             Err(e) => {
@@ -93,6 +122,90 @@ pub fn parse(input: TokenStream) -> (Ast, Diagnostics) {
         }
     }
     (Ast { steps }, errors)
+}
+
+/// `broadcast { .. }` / `route { .. }`: `Some` when the step is one (`None` inside when its
+/// branches have errors, which are reported).
+fn fork(tokens: &[TokenTree], errors: &mut Diagnostics) -> Option<Option<Step>> {
+    let [TokenTree::Ident(kind), TokenTree::Group(group)] = tokens else { return None };
+    let name = kind.unraw().to_string();
+    if !FORKS.contains(&name.as_str()) || group.delimiter() != Delimiter::Brace {
+        return None;
+    }
+    let route = name == "route";
+    let mut arms = Vec::new();
+    let mut ok = true;
+    let mut pieces: Vec<(Vec<TokenTree>, Span)> = Vec::new();
+    let mut piece: Vec<TokenTree> = Vec::new();
+    let mut at = group.span_open();
+    for tt in group.stream() {
+        match &tt {
+            TokenTree::Punct(p) if p.as_char() == ',' => {
+                pieces.push((std::mem::take(&mut piece), at));
+                at = p.span();
+            }
+            _ => piece.push(tt),
+        }
+    }
+    if !piece.is_empty() {
+        pieces.push((piece, at));
+    }
+    if pieces.is_empty() {
+        let example =
+            if route { "route { |r| PREDICATE => SINK(..), _ => SINK(..) }" } else { "broadcast { SINK(..), OPERATOR(..) | SINK(..) }" };
+        errors.error(
+            group.span(),
+            format!("`{name}` has no branches"),
+            format!("write its branches in the braces, separated by `,`: `{example}`"),
+        );
+        return Some(None);
+    }
+    for (tokens, span) in pieces {
+        if tokens.is_empty() {
+            errors.error(
+                span,
+                "empty branch",
+                "each branch between `,` is a sub-pipeline ending in a sink: `map(f) | stdout()`, or just `stdout()`",
+            );
+            ok = false;
+            continue;
+        }
+        if !route {
+            arms.push(Arm { predicate: None, body: tokens.into_iter().collect() });
+            continue;
+        }
+        // `PREDICATE => branch`: split at the first `=>` outside groups.
+        let arrow = tokens.windows(2).position(|w| {
+            matches!((&w[0], &w[1]), (TokenTree::Punct(a), TokenTree::Punct(b))
+                if a.as_char() == '=' && a.spacing() == proc_macro2::Spacing::Joint && b.as_char() == '>')
+        });
+        let Some(arrow) = arrow else {
+            errors.error(
+                tokens[0].span(),
+                "a `route` branch needs a predicate",
+                "write `|r| CONDITION => SINK(..)`, or `_ => SINK(..)` for the records no branch before took",
+            );
+            ok = false;
+            continue;
+        };
+        let (pred, body) = (&tokens[..arrow], &tokens[arrow + 2..]);
+        if body.is_empty() {
+            errors.error(tokens[arrow + 1].span(), "empty branch", "after `=>` write the branch: `map(f) | stdout()`, or just `stdout()`");
+            ok = false;
+            continue;
+        }
+        let predicate = match pred {
+            [TokenTree::Ident(i)] if i == "_" => None,
+            [] => {
+                errors.error(tokens[arrow].span(), "a `route` branch needs a predicate", "write `|r| CONDITION => ..` or `_ => ..`");
+                ok = false;
+                continue;
+            }
+            _ => Some(pred.iter().cloned().collect()),
+        };
+        arms.push(Arm { predicate, body: body.iter().cloned().collect() });
+    }
+    Some(ok.then(|| Step { head: Head::Fork(Fork { kind: kind.clone(), arms }), as_type: None }))
 }
 
 fn step(input: ParseStream<'_>) -> syn::Result<Step> {

@@ -217,7 +217,7 @@ pub fn walk(steps: &[Checked], schemas: &[&RecordSchema]) -> Outcome {
             Err(path) => {
                 let name = match &step.what {
                     What::Builtin { op, .. } => op.name,
-                    What::User { .. } => "a step",
+                    What::User { .. } | What::Fork(_) => "a step",
                 };
                 return Outcome::Need(path, name);
             }
@@ -233,7 +233,7 @@ fn walk_step(w: &mut Walker<'_>, step: &Checked, flow: Flow) -> Result<Flow, syn
     let declared = step.as_type.as_ref().map(flow_of);
     let assumed = std::mem::take(&mut w.assumed);
     let (op, positional, named) = match &step.what {
-        What::User { .. } => return Ok(declared.unwrap_or(Flow::Unknown)),
+        What::User { .. } | What::Fork(_) => return Ok(declared.unwrap_or(Flow::Unknown)),
         What::Builtin { op, positional, named } => (*op, positional.first(), named),
     };
     let check_closure = |w: &mut Walker<'_>| {
