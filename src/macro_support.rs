@@ -35,6 +35,12 @@ pub fn stub() -> Stub {
     Pipeline::from(crate::source::iter(std::iter::empty::<()>())).to(crate::sink::blackhole())
 }
 
+/// What a fork's branch evaluates to after reporting errors in it: a branch of the fork's
+/// record type, so the fork adds no error of its own (never run: the crate does not compile).
+pub fn branch_stub<T: Send + Sync + 'static>(input: &crate::fanout::Input<T>) -> Run<crate::fanout::Input<T>, Identity, Blackhole> {
+    Pipeline::from(crate::fanout::Input::like(input)).to(crate::sink::blackhole())
+}
+
 /// What `pipeline!` evaluates to after reporting errors in a job (stages alone): a job of any
 /// types, so rustc adds no follow-up errors (never run: the crate does not compile).
 pub fn stub_job<In, Out>() -> crate::job::Job<In, Out> {

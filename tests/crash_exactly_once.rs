@@ -300,6 +300,11 @@ async fn a_rebalance_after_a_member_dies_mid_transaction_keeps_exactly_once() {
     // reaches the end of the topic.
     let ends: Vec<Option<i64>> = end_offsets_async(&topic).await.into_iter().map(Some).collect();
     pair.wait_for_a(Duration::from_secs(120), "store the whole topic", || async { stored(&offsets, &group, &topic).await == ends }).await;
+    // The group's offsets (what lag monitoring reads) follow while A runs, not only at its stop.
+    pair.wait_for_a(Duration::from_secs(30), "commit the group's offsets to the end", || async {
+        committed_async(&group, &topic).await == ends
+    })
+    .await;
     let log_a = pair.stop_a();
     let (rows, distinct) = counts(&table).await;
     assert_eq!((rows, distinct), (PAYMENTS, PAYMENTS), "count(*) = count(DISTINCT id) = {PAYMENTS} (rows when B died: {at_kill:?})");

@@ -245,3 +245,42 @@ async fn the_pipeline_macro_forks() {
     assert_eq!(big.records().iter().map(|o| o.id).collect::<Vec<_>>(), [2, 3, 4]);
     assert_eq!(small.records().iter().map(|o| o.id).collect::<Vec<_>>(), [1]);
 }
+
+/// `merge`: two sources read as one, each batch acknowledged to the source that read it.
+#[tokio::test]
+async fn merge_reads_two_sources_and_keeps_their_acknowledgements_apart() {
+    let (left, right) = (Acks::default(), Acks::default());
+    let out = etl::sink::collect::<i64>();
+    let sink = out.sink();
+    let (l, r) = (left.source(3), right.source(2));
+    let report = pipeline! { etl::source::merge(l, r) | map(|n: i64| n + 1000) | sink }.handle_signals(false).run().await.expect("the run");
+    let mut got = out.records();
+    got.sort_unstable();
+    let mut want: Vec<i64> = (0..30).chain(0..20).map(|n| n + 1000).collect();
+    want.sort_unstable();
+    assert_eq!(got, want, "{report}");
+    assert_eq!(left.statuses(), (0..3).map(|b| (b, Status::Delivered)).collect::<Vec<_>>());
+    assert_eq!(right.statuses(), (0..2).map(|b| (b, Status::Delivered)).collect::<Vec<_>>());
+}
+
+/// A schema step inside a branch works on the fork's typed records and changes that branch's
+/// record type only.
+#[tokio::test]
+async fn a_rename_in_one_branch_leaves_the_other_branch_alone() {
+    let orders: Vec<Order> = (1..=2).map(|id| Order { id, amount: i64::from(id) * 100, status: "paid".into() }).collect();
+    let (whole, cents) = (etl::sink::collect::<Order>(), etl::sink::collect::<i64>());
+    let (whole_sink, cents_sink) = (whole.sink(), cents.sink());
+    pipeline! {
+        iter(orders) as Order
+        | broadcast {
+            rename(amount -> cents) | map(|o| o.cents) | cents_sink,
+            filter(|o| o.amount > 0) | whole_sink,
+          }
+    }
+    .handle_signals(false)
+    .run()
+    .await
+    .expect("the run");
+    assert_eq!(cents.records(), [100, 200]);
+    assert_eq!(whole.records().iter().map(|o| o.amount).collect::<Vec<_>>(), [100, 200]);
+}

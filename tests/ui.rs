@@ -1,6 +1,7 @@
 //! Compile-time behaviour of the macros (trybuild): what compiles, and the diagnostics of what
 //! does not (each on the user's token, with a `help:` line). Regenerate the expected output
-//! with `TRYBUILD=overwrite cargo test --test ui`, then read every `.stderr`.
+//! with `TRYBUILD=overwrite cargo test --test ui`, then read every `.stderr`; `ETL_UI=pattern`
+//! runs only the cases whose file name matches the glob.
 
 #[test]
 fn ui() {
@@ -8,9 +9,11 @@ fn ui() {
     // The expected output is rustc's with etl's default features (or more): without them
     // rustc names some types by shorter paths (`Json` for `etl::Json`), so a build without
     // `sse` runs only the feature-off cases below.
+    // `ETL_UI=fork*` runs only the cases whose file name matches (while working on them).
+    let only = std::env::var("ETL_UI").unwrap_or_else(|_| "*".to_owned());
     if cfg!(feature = "sse") {
-        t.pass("ui-tests/pass/*.rs");
-        t.compile_fail("ui-tests/fail/*.rs");
+        t.pass(format!("ui-tests/pass/{only}.rs"));
+        t.compile_fail(format!("ui-tests/fail/{only}.rs"));
     }
     // A step whose cargo feature of `etl` is off is one compile error naming the feature:
     // checked in the runs where it is off (`cargo test --test ui` for `sqs`, `s3`, `kafka`,

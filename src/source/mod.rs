@@ -8,6 +8,7 @@ pub mod file_watch;
 mod iter;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+mod merge;
 #[cfg(feature = "nats")]
 pub mod nats;
 #[cfg(feature = "rabbitmq")]
@@ -28,6 +29,7 @@ pub use file_watch::{file_watch, FileWatchSource};
 pub use iter::{iter, IterSource};
 #[cfg(feature = "kafka")]
 pub use kafka::{kafka, KafkaSource};
+pub use merge::{merge, Merge};
 #[cfg(feature = "nats")]
 pub use nats::{nats, NatsSource};
 #[cfg(feature = "rabbitmq")]

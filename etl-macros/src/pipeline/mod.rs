@@ -67,7 +67,26 @@ fn round(received: Vec<schema::Received>, input: TokenStream) -> TokenStream {
     if errors.is_empty() {
         return codegen::generate(&steps, &typed);
     }
-    fail(&errors)
+    match branch_input(&ast) {
+        // A fork's branch: a stub of the branch's type, so the fork adds no error of its own.
+        Some(call) => {
+            let errors = errors.to_compile_errors();
+            quote!({ #errors ::etl::__private::branch_stub #call })
+        }
+        None => fail(&errors),
+    }
+}
+
+/// The arguments of a fork's branch source (`::etl::fanout::Input::like(&__etl_input)`, which
+/// `codegen` writes), when the pipeline is a branch.
+fn branch_input(ast: &parse::Ast) -> Option<&proc_macro2::Group> {
+    match ast.steps.first()?.as_ref()?.head {
+        parse::Head::Path { ref path, call: Some(ref call) } => {
+            let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+            (names == ["etl", "fanout", "Input", "like"]).then_some(call)
+        }
+        _ => None,
+    }
 }
 
 /// Expand `__pipeline_no_schema! { ::etl::__private::pipeline_with_schema! { .. } }`: a

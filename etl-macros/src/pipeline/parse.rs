@@ -363,6 +363,34 @@ mod tests {
     }
 
     #[test]
+    fn forks_keep_their_branches_as_tokens() {
+        let steps = ok(quote! {
+            iter(v)
+            | broadcast { stdout(), map(|o| (o.a, o.b)) | file(dir = "x"), }
+        });
+        let Head::Fork(fork) = &steps[1].head else { panic!("a fork") };
+        assert_eq!(fork.kind, "broadcast");
+        let bodies: Vec<String> = fork.arms.iter().map(|a| a.body.to_string()).collect();
+        assert_eq!(bodies, ["stdout ()", "map (| o | (o . a , o . b)) | file (dir = \"x\")"]);
+        let steps = ok(quote! { iter(v) | route { |o| o.a > 1 || o.b => stdout(), _ => filter(f) | stdout() } });
+        let Head::Fork(fork) = &steps[1].head else { panic!("a fork") };
+        let arms: Vec<(Option<String>, String)> =
+            fork.arms.iter().map(|a| (a.predicate.as_ref().map(|p| p.to_string()), a.body.to_string())).collect();
+        assert_eq!(
+            arms,
+            [(Some("| o | o . a > 1 || o . b".to_owned()), "stdout ()".to_owned()), (None, "filter (f) | stdout ()".to_owned())]
+        );
+    }
+
+    #[test]
+    fn fork_errors() {
+        assert!(errs(quote! { iter(v) | broadcast { stdout(), , stdout() } })[0].starts_with("empty branch"));
+        assert!(errs(quote! { iter(v) | route {} })[0].starts_with("`route` has no branches"));
+        assert!(errs(quote! { iter(v) | route { stdout() } })[0].starts_with("a `route` branch needs a predicate"));
+        assert!(errs(quote! { iter(v) | route { |o| o.a => } })[0].starts_with("empty branch"));
+    }
+
+    #[test]
     fn syntax_errors_all_at_once() {
         assert!(errs(quote! {})[0].starts_with("a pipeline needs a source and a sink"));
         let e = errs(quote! { iter(v) map(f) | | stdout });
