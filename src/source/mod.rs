@@ -6,6 +6,7 @@ pub mod file;
 #[cfg(feature = "file-watch")]
 pub mod file_watch;
 mod iter;
+pub mod periodic;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "nats")]
@@ -26,6 +27,7 @@ pub use file::{file, FileSource};
 #[cfg(feature = "file-watch")]
 pub use file_watch::{file_watch, FileWatchSource};
 pub use iter::{iter, IterSource};
+pub use periodic::{periodic, PeriodicSource, PeriodicStats, PollFn};
 #[cfg(feature = "kafka")]
 pub use kafka::{kafka, KafkaSource};
 #[cfg(feature = "nats")]
