@@ -11,7 +11,7 @@ pub const OP: Op = Op {
     positional: None,
     args: &[
         ArgSpec::required("every", Kind::Duration, "The period: a tick at start-up, then every period on a fixed schedule (polls never overlap; ticks a slow poll outlasted are skipped and counted)."),
-        ArgSpec::required("poll", Kind::Expr, "An `async fn() -> Result<Vec<T>, E>` (E: Display), or a closure `|| async { .. }` returning one."),
+        ArgSpec::required("poll", Kind::Expr, "An `async fn() -> Result<Vec<T>, E>` (E: Display), or a closure without arguments returning such a future."),
         ArgSpec::optional("retries", Kind::Int, "3", "Retries of a failed poll within its tick (exponential backoff with jitter); then the source waits for the next tick."),
         ArgSpec::optional("backoff", Kind::Duration, "1s", "The delay before the first retry of a failed poll, doubling after each."),
         ArgSpec::optional("max_polls", Kind::Int, "no limit", "Stop after this many ticks were polled (failed ones included)."),
