@@ -84,23 +84,63 @@ use tokio_util::sync::CancellationToken;
 )]
 pub trait System: Send + 'static {
     /// The system's name, in logs and its [`SystemReport`].
+    ///
+    /// ```
+    /// use etl::system::System;
+    /// let run = etl::Pipeline::from(etl::source::iter(vec![1i64])).to(etl::sink::blackhole()).name("load");
+    /// assert_eq!(run.into_system().name(), "load");
+    /// ```
     fn name(&self) -> String;
 
     /// How often [`step`](System::step) runs: the period of its schedule (zero: as often as
     /// it can, yielding between steps).
+    ///
+    /// ```
+    /// use etl::system::System;
+    /// let run = etl::Pipeline::from(etl::source::iter(vec![1i64])).to(etl::sink::blackhole());
+    /// assert!(run.into_system().tick_rate().is_zero()); // a pipeline runs once, at once
+    /// ```
     fn tick_rate(&self) -> Duration;
 
     /// Prepare, once, before the first step (connect, load, subscribe). An error is reported
     /// and the system does not run. Default: nothing to prepare.
+    ///
+    /// ```
+    /// use etl::system::System;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut system = etl::Pipeline::from(etl::source::iter(vec![1i64])).to(etl::sink::blackhole()).into_system();
+    /// assert!(system.setup().await.is_ok());
+    /// # });
+    /// ```
     fn setup(&mut self) -> impl Future<Output = crate::Result<()>> + Send {
         async { Ok(()) }
     }
 
     /// One tick's work. An error is reported and counted; the next step comes after a backoff.
+    ///
+    /// ```
+    /// use etl::system::System;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let out = etl::sink::collect();
+    /// let mut system = etl::Pipeline::from(etl::source::iter(vec![1i64, 2])).to(out.sink()).into_system();
+    /// system.step().await?;
+    /// assert_eq!(out.records(), [1, 2]);
+    /// # Ok::<(), etl::Error>(()) }).unwrap();
+    /// ```
     fn step(&mut self) -> impl Future<Output = crate::Result<()>> + Send;
 
     /// Whether the system is done (checked after each step): it stops, and [`Systems::run`]
     /// returns once every system stopped. Default: never, it runs until stopped.
+    ///
+    /// ```
+    /// use etl::system::System;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut system = etl::Pipeline::from(etl::source::iter(vec![1i64])).to(etl::sink::blackhole()).into_system();
+    /// assert!(!system.finished());
+    /// system.step().await?;
+    /// assert!(system.finished());
+    /// # Ok::<(), etl::Error>(()) }).unwrap();
+    /// ```
     fn finished(&self) -> bool {
         false
     }
@@ -109,6 +149,18 @@ pub trait System: Send + 'static {
     /// when it stops: a system whose step can last long (a pipeline) ends it early when it is
     /// cancelled. Default: ignored (the step in flight is awaited, up to
     /// [`Systems::shutdown_timeout`]).
+    ///
+    /// ```
+    /// use etl::system::System;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let source = etl::source::periodic(std::time::Duration::from_secs(3600), || async { Ok::<_, String>(vec![1i64]) });
+    /// let mut system = etl::Pipeline::from(source).to(etl::sink::blackhole()).into_system();
+    /// let stop = tokio_util::sync::CancellationToken::new();
+    /// system.shutdown_on(stop.clone());
+    /// stop.cancel();
+    /// system.step().await?; // returns at once: the pipeline was stopped
+    /// # Ok::<(), etl::Error>(()) }).unwrap();
+    /// ```
     fn shutdown_on(&mut self, shutdown: CancellationToken) {
         let _ = shutdown;
     }

@@ -28,6 +28,12 @@ pub enum SystemOutcome {
 
 impl SystemOutcome {
     /// Whether the system ended as asked (finished or stopped).
+    ///
+    /// ```
+    /// use etl::system::SystemOutcome;
+    /// assert!(SystemOutcome::Finished.is_ok() && SystemOutcome::Stopped.is_ok());
+    /// assert!(!SystemOutcome::Abandoned.is_ok());
+    /// ```
     pub fn is_ok(&self) -> bool {
         matches!(self, SystemOutcome::Finished | SystemOutcome::Stopped)
     }
@@ -94,16 +100,35 @@ pub struct SystemsReport {
 
 impl SystemsReport {
     /// The report of the (first) system called `name`.
+    ///
+    /// ```
+    /// use etl::system::{SystemOutcome, SystemReport, SystemsReport};
+    /// let worker = SystemReport { name: "worker".into(), steps: 3, failures: 0, last_error: None, outcome: SystemOutcome::Stopped };
+    /// let report = SystemsReport { systems: vec![worker], elapsed: Default::default() };
+    /// assert_eq!(report.get("worker").map(|w| w.steps), Some(3));
+    /// ```
     pub fn get(&self, name: &str) -> Option<&SystemReport> {
         self.systems.iter().find(|s| s.name == name)
     }
 
     /// Whether every system ended as asked (finished or stopped; failed steps allowed).
+    ///
+    /// ```
+    /// use etl::system::{SystemOutcome, SystemReport, SystemsReport};
+    /// let broken = SystemReport { name: "db".into(), steps: 0, failures: 0, last_error: None, outcome: SystemOutcome::SetupFailed("refused".into()) };
+    /// assert!(!SystemsReport { systems: vec![broken], elapsed: Default::default() }.is_ok());
+    /// ```
     pub fn is_ok(&self) -> bool {
         self.systems.iter().all(|s| s.outcome.is_ok())
     }
 
     /// Steps that failed, over every system.
+    ///
+    /// ```
+    /// use etl::system::{SystemOutcome, SystemReport, SystemsReport};
+    /// let flaky = SystemReport { name: "api".into(), steps: 9, failures: 2, last_error: Some("503".into()), outcome: SystemOutcome::Stopped };
+    /// assert_eq!(SystemsReport { systems: vec![flaky.clone(), flaky], elapsed: Default::default() }.failures(), 4);
+    /// ```
     pub fn failures(&self) -> u64 {
         self.systems.iter().map(|s| s.failures).sum()
     }

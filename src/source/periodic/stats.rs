@@ -25,26 +25,46 @@ struct Counters {
 
 impl PeriodicStats {
     /// Ticks whose poll succeeded (on its first attempt or after retries).
+    ///
+    /// ```
+    /// assert_eq!(etl::source::PeriodicStats::default().polls(), 0);
+    /// ```
     pub fn polls(&self) -> u64 {
         self.0.polls.load(Ordering::Relaxed)
     }
 
     /// Ticks whose poll failed on every attempt (the source went on to the next tick).
+    ///
+    /// ```
+    /// assert_eq!(etl::source::PeriodicStats::default().failed_polls(), 0);
+    /// ```
     pub fn failed_polls(&self) -> u64 {
         self.0.failed_polls.load(Ordering::Relaxed)
     }
 
     /// Failed attempts that were retried.
+    ///
+    /// ```
+    /// assert_eq!(etl::source::PeriodicStats::default().retries(), 0);
+    /// ```
     pub fn retries(&self) -> u64 {
         self.0.retries.load(Ordering::Relaxed)
     }
 
     /// Ticks skipped because a poll (with its retries) was still running when they came due.
+    ///
+    /// ```
+    /// assert_eq!(etl::source::PeriodicStats::default().missed_ticks(), 0);
+    /// ```
     pub fn missed_ticks(&self) -> u64 {
         self.0.missed_ticks.load(Ordering::Relaxed)
     }
 
     /// Records the polls returned.
+    ///
+    /// ```
+    /// assert_eq!(etl::source::PeriodicStats::default().records(), 0);
+    /// ```
     pub fn records(&self) -> u64 {
         self.0.records.load(Ordering::Relaxed)
     }
