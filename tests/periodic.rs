@@ -40,7 +40,11 @@ impl Starts {
 }
 
 /// A poll that takes `takes` and returns `per_poll` numbers.
-fn slow_poll(starts: &Starts, takes: Duration, per_poll: i64) -> impl FnMut() -> futures::future::BoxFuture<'static, Result<Vec<i64>, String>> + Send + 'static {
+fn slow_poll(
+    starts: &Starts,
+    takes: Duration,
+    per_poll: i64,
+) -> impl FnMut() -> futures::future::BoxFuture<'static, Result<Vec<i64>, String>> + Send + 'static {
     let starts = starts.clone();
     move || {
         starts.record();

@@ -275,7 +275,8 @@ async fn sigterm_stops_the_systems() {
         // SAFETY: sending a signal to this very process, whose handler `run` installed.
         unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
     };
-    let (report, ()) = tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(run, signal) }).await.expect("stopped by SIGTERM");
+    let (report, ()) =
+        tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(run, signal) }).await.expect("stopped by SIGTERM");
     let worker = report.get("worker").unwrap();
     assert_eq!(worker.outcome, SystemOutcome::Stopped);
     assert!(worker.steps > 0);

@@ -6,11 +6,11 @@ pub mod file;
 #[cfg(feature = "file-watch")]
 pub mod file_watch;
 mod iter;
-pub mod periodic;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "nats")]
 pub mod nats;
+pub mod periodic;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
 #[cfg(any(feature = "sse", feature = "websocket"))]
@@ -27,11 +27,11 @@ pub use file::{file, FileSource};
 #[cfg(feature = "file-watch")]
 pub use file_watch::{file_watch, FileWatchSource};
 pub use iter::{iter, IterSource};
-pub use periodic::{periodic, PeriodicSource, PeriodicStats, PollFn};
 #[cfg(feature = "kafka")]
 pub use kafka::{kafka, KafkaSource};
 #[cfg(feature = "nats")]
 pub use nats::{nats, NatsSource};
+pub use periodic::{periodic, PeriodicSource, PeriodicStats, PollFn};
 #[cfg(feature = "rabbitmq")]
 pub use rabbitmq::{rabbitmq, RabbitmqSource};
 #[cfg(feature = "sqs")]

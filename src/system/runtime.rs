@@ -100,6 +100,7 @@ impl Systems {
     /// # }
     /// let systems = Systems::new().add(Idle);
     /// ```
+    #[allow(clippy::should_implement_trait)] // a builder's `.add(system)`, not `systems + system`
     pub fn add<S: System>(mut self, system: S) -> Systems {
         let name = system.name();
         let start: Start = Box::new(move |stop, backoff, entry| Box::pin(runner::run(system, stop, backoff, entry)));

@@ -142,10 +142,7 @@ pub fn periodic<T: Send + 'static>(every: Duration, poll: impl PollFn<T>) -> Per
     PeriodicSource {
         every,
         poll: Box::new(poll),
-        retry: RetryPolicy::default()
-            .max_retries(DEFAULT_RETRIES)
-            .initial_delay(DEFAULT_BACKOFF)
-            .max_delay(DEFAULT_MAX_BACKOFF),
+        retry: RetryPolicy::default().max_retries(DEFAULT_RETRIES).initial_delay(DEFAULT_BACKOFF).max_delay(DEFAULT_MAX_BACKOFF),
         max_polls: None,
         max_consecutive_failures: None,
         batching: BatchConfig::default(),
@@ -320,7 +317,10 @@ impl<T: Send + 'static> Ticking<T> {
                     if self.max_failures.is_some_and(|max| self.failures >= max) {
                         error!(source = %self.component, tick = tick.number, failures = self.failures, error = %e, "polls failed too many ticks in a row: stopping");
                         self.done = true;
-                        let e = ConnectorError::permanent(self.component.clone(), format!("{} ticks in a row failed; the last: {}", self.failures, e.error));
+                        let e = ConnectorError::permanent(
+                            self.component.clone(),
+                            format!("{} ticks in a row failed; the last: {}", self.failures, e.error),
+                        );
                         return Some((vec![Err(crate::Error::Source(e))], self));
                     }
                     error!(source = %self.component, tick = tick.number, error = %e, "poll failed on every attempt: waiting for the next tick");
