@@ -92,9 +92,26 @@ pub enum Error {
         /// Whether running the job again can help.
         retry: Retry,
     },
+    /// A [`System`](crate::system::System)'s own failure (its `setup` or `step`): see
+    /// [`Error::system`].
+    #[error("{0}")]
+    System(#[source] BoxError),
 }
 
 impl Error {
+    /// A system's failure, from any error or message, for a
+    /// [`System`](crate::system::System)'s `setup` or `step`.
+    ///
+    /// ```
+    /// let e = etl::Error::system("the API answered 503");
+    /// assert_eq!(e.to_string(), "the API answered 503");
+    /// let io = etl::Error::system(std::io::Error::other("disk full"));
+    /// assert!(matches!(io, etl::Error::System(_)));
+    /// ```
+    pub fn system(error: impl Into<BoxError>) -> Error {
+        Error::System(error.into())
+    }
+
     /// True when the error happened before anything was consumed: a configuration value that
     /// cannot be resolved, or a source or sink that could not open.
     ///

@@ -59,6 +59,7 @@ pub mod retry;
 pub mod sink;
 pub mod source;
 pub mod stage;
+pub mod system;
 mod telemetry;
 
 pub use config::ConfigError;

@@ -126,6 +126,8 @@ fn expected() -> Vec<(&'static str, &'static str, &'static str, String)> {
         ("sources", "file_watch", "process_existing", source::file_watch::DEFAULT_PROCESS_EXISTING.to_string()),
         ("sources", "file_watch", "format", quoted(source::file_watch::DEFAULT_FORMAT.name())),
         ("sources", "file_watch", "settle", duration(source::file_watch::DEFAULT_SETTLE)),
+        ("sources", "periodic", "retries", source::periodic::DEFAULT_RETRIES.to_string()),
+        ("sources", "periodic", "backoff", duration(source::periodic::DEFAULT_BACKOFF)),
     ]
 }
 

@@ -14,6 +14,7 @@ pub use crate::retry::{Jitter, RetryPolicy};
 pub use graph::{Graph, GraphStep, RecordType, StepRole};
 pub use mode::{mode, set_mode, DeadLetterCommand, GraphFormat, Mode};
 pub use report::RunReport;
+pub(crate) use signals::SignalGuard;
 #[cfg(feature = "cli")]
 pub(crate) use signals::Signals;
 

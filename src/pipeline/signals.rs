@@ -7,10 +7,10 @@ use tracing::{info, warn};
 /// Listens for SIGINT and SIGTERM while alive: the first cancels `graceful`, the second
 /// `forced`. The listeners are registered when it is installed, before anything is read, so a
 /// signal that arrives early is not missed (nor does it kill the process).
-pub(super) struct SignalGuard(tokio::task::JoinHandle<()>);
+pub(crate) struct SignalGuard(tokio::task::JoinHandle<()>);
 
 impl SignalGuard {
-    pub(super) fn install(graceful: CancellationToken, forced: CancellationToken) -> SignalGuard {
+    pub(crate) fn install(graceful: CancellationToken, forced: CancellationToken) -> SignalGuard {
         let mut signals = Signals::register();
         SignalGuard(tokio::spawn(async move {
             signals.next().await;

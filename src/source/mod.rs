@@ -11,6 +11,7 @@ pub mod kafka;
 mod merge;
 #[cfg(feature = "nats")]
 pub mod nats;
+pub mod periodic;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
 #[cfg(any(feature = "sse", feature = "websocket"))]
@@ -32,6 +33,7 @@ pub use kafka::{kafka, KafkaSource};
 pub use merge::{merge, Merge};
 #[cfg(feature = "nats")]
 pub use nats::{nats, NatsSource};
+pub use periodic::{periodic, PeriodicSource, PeriodicStats, PollFn};
 #[cfg(feature = "rabbitmq")]
 pub use rabbitmq::{rabbitmq, RabbitmqSource};
 #[cfg(feature = "sqs")]

@@ -31,6 +31,7 @@ mod kafka_source;
 mod map;
 mod nats_sink;
 mod nats_source;
+mod periodic;
 mod postgres;
 mod rabbitmq_sink;
 mod rabbitmq_source;
@@ -191,6 +192,7 @@ pub const TABLE: &[&Op] = &[
     &file_watch::OP,
     &nats_source::OP,
     &rabbitmq_source::OP,
+    &periodic::OP,
     &map::OP,
     &filter::OP,
     &filter_map::OP,
