@@ -28,6 +28,7 @@ mod broadcast;
 mod queue;
 mod sink;
 mod source;
+mod workers;
 
 pub use broadcast::{missed, Broadcast, BroadcastClosed, BroadcastSink, Overflow, SubscribeError, Subscriber, Subscription, MISSED_HEADER};
 pub use queue::{Claim, Closed, LeaseError, WorkQueue};
