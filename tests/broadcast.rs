@@ -12,9 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// What a subscriber's sink saw: each record with its sequence number and missed header.
+/// A record with its sequence number and missed header.
+type Got = (u64, u64, Option<u64>);
+
+/// What a subscriber's sink saw.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(u64, u64, Option<u64>)>>>);
+struct Seen(Arc<Mutex<Vec<Got>>>);
 
 impl Seen {
     fn records(&self) -> Vec<u64> {
@@ -32,11 +35,11 @@ struct Slow {
     seen: Seen,
 }
 
-impl Sink<(u64, u64, Option<u64>)> for Slow {
+impl Sink<Got> for Slow {
     fn describe(&self) -> String {
         "slow".into()
     }
-    async fn write(&mut self, records: &[(u64, u64, Option<u64>)]) -> Result<Written, etl::ConnectorError> {
+    async fn write(&mut self, records: &[Got]) -> Result<Written, etl::ConnectorError> {
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
@@ -49,8 +52,8 @@ impl Sink<(u64, u64, Option<u64>)> for Slow {
 struct WithMeta;
 
 impl Operator<u64> for WithMeta {
-    type Out = (u64, u64, Option<u64>);
-    async fn apply(&mut self, batch: Batch<u64>) -> Batch<(u64, u64, Option<u64>)> {
+    type Out = Got;
+    async fn apply(&mut self, batch: Batch<u64>) -> Batch<Got> {
         let meta: Vec<_> = batch.meta().iter().map(|m| (sequence(&m.position), missed(m))).collect();
         let mut i = 0;
         batch.map(|r| {
@@ -244,6 +247,6 @@ async fn a_closed_log_fails_the_producing_pipeline() {
     let log = Broadcast::<u64>::new(10, Overflow::Block);
     log.close();
     let result = Pipeline::from(etl::source::iter(vec![1u64])).to(log.sink()).handle_signals(false).run().await;
-    let err = result.err().expect("closed");
+    let err = result.expect_err("closed");
     assert!(err.to_string().contains("closed"), "{err}");
 }

@@ -116,7 +116,8 @@ async fn workers_feed_one_pipeline_and_every_message_arrives() {
     }
     queue.close();
     let out = etl::sink::collect();
-    let report = Pipeline::from(queue.source::<i64>().workers(4).batch_size(250)).to(out.sink()).handle_signals(false).run().await.expect("run");
+    let report =
+        Pipeline::from(queue.source::<i64>().workers(4).batch_size(250)).to(out.sink()).handle_signals(false).run().await.expect("run");
     let mut got = out.records();
     got.sort_unstable();
     assert_eq!(got, (0..20_000).collect::<Vec<_>>());

@@ -192,6 +192,15 @@ impl<T: Clone> Broadcast<T> {
         self.lock().overflow()
     }
 
+    /// How many entries the log keeps at most.
+    ///
+    /// ```
+    /// assert_eq!(etl::channel::Broadcast::<i64>::new(100, Default::default()).capacity(), 100);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.lock().capacity()
+    }
+
     /// The sequence number the next record written gets (records written so far).
     ///
     /// ```

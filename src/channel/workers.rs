@@ -193,7 +193,10 @@ async fn supervise<T: DeserializeOwned + Send + 'static>(worker: Worker<T>, work
         let Some(index) = index_of.remove(&id) else { continue };
         match error {
             Some(e) if e.is_panic() && !worker.stop.is_cancelled() => {
-                tracing::error!(worker = index, "work-queue worker panicked; starting it again (its unbatched claims return when their lease expires)");
+                tracing::error!(
+                    worker = index,
+                    "work-queue worker panicked; starting it again (its unbatched claims return when their lease expires)"
+                );
                 let handle = running.spawn(worker.clone().run(index));
                 index_of.insert(handle.id(), index);
             }

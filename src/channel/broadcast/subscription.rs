@@ -72,7 +72,9 @@ impl Subscriber {
 /// Each record's metadata has its sequence number ([`Position::Sequence`]) and, on the first
 /// record after a gap, the [`MISSED_HEADER`]. A batch's cursor moves when the batch is
 /// acknowledged; an errored batch is read again from its first record. The stream ends when
-/// the log is closed and this subscriber has read everything, or on shutdown. Opening fails
+/// the log is closed and this subscriber has read everything, or on shutdown. Under
+/// [`Overflow::Block`](super::Overflow::Block) its `batch_size` is at most the log's capacity
+/// (a larger batch could never fill: the producer waits for it). Opening fails
 /// ([`SubscribeError`](super::SubscribeError)) when another source reads the same subscriber.
 pub struct Subscription<T> {
     log: Broadcast<T>,
@@ -144,10 +146,15 @@ impl<T: Clone + Send + Sync + 'static> Source for Subscription<T> {
     async fn open(self, ctx: SourceContext) -> crate::Result<BatchStream<T>> {
         let origin: Arc<str> = Arc::from(self.describe());
         let Subscription { log, subscriber, batching } = self;
-        let shared = log
-            .open(&subscriber.name)
-            .map_err(|e| crate::Error::Source(crate::ConnectorError::permanent(origin.to_string(), e)))?;
+        let shared =
+            log.open(&subscriber.name).map_err(|e| crate::Error::Source(crate::ConnectorError::permanent(origin.to_string(), e)))?;
         let release = Release { log: log.clone(), name: Arc::clone(&subscriber.name) };
+        let mut batching = batching;
+        if log.overflow() == super::Overflow::Block {
+            // A batch larger than the log could never fill: the producer waits for this very
+            // batch's acknowledgement, which waits for `batch_timeout`.
+            batching.batch_size = batching.batch_size.min(log.capacity());
+        }
         let chunk = batching.batch_size.clamp(1, READ_CHUNK);
         let missed_total = metrics::counter!(
             "etl_broadcast_missed_total",
