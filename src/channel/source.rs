@@ -175,12 +175,7 @@ pub(super) fn settle(queue: WorkQueue, leases: Arc<Mutex<Leases<LeaseId>>>, toke
     Ack::new(move |status| {
         lock(&leases).remove(batch.iter());
         // Rejected: the failed records are in the dead-letter queue; the batch is done.
-        let requeue = status == Status::Errored;
-        for lease in batch {
-            if let Err(e) = queue.resolve(lease, requeue) {
-                tracing::warn!(error = %e, "work-queue acknowledgement refused; the message may be processed twice");
-            }
-        }
+        queue.resolve_all(&batch, status == Status::Errored);
         drop(token);
     })
 }

@@ -5,8 +5,9 @@
 //! sends its batches to the source's stream through a channel. A supervisor starts the workers
 //! and starts again one that panicked. The claims a worker holds in a batch it has not emitted
 //! yet are [`Held`]: when the worker dies, dropping them stops the heartbeat from renewing
-//! their leases, so the queue hands them out again once the lease expires. Batches already
-//! emitted carry their own acknowledgement and are renewed until it is resolved.
+//! their leases, so the queue hands them out again once the lease expires (a worker that stops
+//! normally nacks them). Batches already emitted carry their own acknowledgement and are
+//! renewed until it is resolved.
 
 use super::queue::{LeaseId, WorkQueue};
 use super::source::{heartbeat, incoming, lock, settle, NEVER};
@@ -15,7 +16,7 @@ use crate::batch::{batched, Batch, BatchConfig};
 use crate::source::{BatchStream, SourceContext};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -25,19 +26,21 @@ use tokio_util::sync::CancellationToken;
 
 type Table = Arc<Mutex<Leases<LeaseId>>>;
 
-/// A claim in a worker's hands, renewed by the heartbeat until it is handed to a batch's
-/// acknowledgement ([`Held::into_lease`]) or dropped (its worker died: the lease runs out).
+/// Claims taken from the queue under one lock, at most.
+const CLAIM_CHUNK: usize = 64;
+
+/// A claim in a worker's hands (buffered, or in a batch not emitted yet), renewed by the
+/// heartbeat until it is handed to a batch's acknowledgement ([`Held::into_lease`]). Dropped
+/// otherwise: when its worker stops normally (shutdown, `max_records`), it is nacked at once;
+/// when its worker dies (panics), nothing runs on its behalf, as for a killed process: it is
+/// no longer renewed and the queue hands it out again once its lease expires.
 struct Held {
     lease: Option<LeaseId>,
     table: Table,
+    queue: WorkQueue,
 }
 
 impl Held {
-    fn new(lease: LeaseId, table: &Table) -> Held {
-        lock(table).insert(lease, Instant::now());
-        Held { lease: Some(lease), table: Arc::clone(table) }
-    }
-
     fn into_lease(mut self) -> Option<LeaseId> {
         self.lease.take()
     }
@@ -45,9 +48,12 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            tracing::debug!(id = lease.id, "work-queue claim dropped by its worker; it is claimable again when its lease expires");
-            lock(&self.table).remove([&lease]);
+        let Some(lease) = self.lease.take() else { return };
+        lock(&self.table).remove([&lease]);
+        if std::thread::panicking() {
+            tracing::debug!(id = lease.id, "work-queue claim dropped by a dying worker; it is claimable again when its lease expires");
+        } else if let Err(e) = self.queue.resolve(lease, true) {
+            tracing::debug!(error = %e, "work-queue claim dropped unbatched; its lease was gone already");
         }
     }
 }
@@ -68,6 +74,22 @@ impl Budget {
 
     fn take(counter: &AtomicU64) -> bool {
         counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(1)).is_ok()
+    }
+
+    /// Reserve up to `n` records; how many were reserved.
+    fn reserve(&self, n: usize) -> usize {
+        let n = n as u64;
+        match self.records.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| Some(left - left.min(n))) {
+            Ok(left) => left.min(n) as usize,
+            Err(_) => 0,
+        }
+    }
+
+    /// Return records reserved and not claimed.
+    fn give_back(&self, n: usize) {
+        if n > 0 {
+            self.records.fetch_add(n as u64, Ordering::AcqRel);
+        }
     }
 }
 
@@ -105,19 +127,28 @@ impl<T: DeserializeOwned + Send + 'static> Worker<T> {
     /// Claim, decode and batch until the queue is closed and drained or the workers stop.
     async fn run(self, index: usize) {
         let Worker { queue, max_deliver, batching, origin, table, outstanding, budget, stop, batches } = self;
-        let claims = futures::stream::unfold((), {
-            let (queue, table, budget, stop) = (queue.clone(), Arc::clone(&table), Arc::clone(&budget), stop.clone());
-            move |()| {
-                let (queue, table, budget, stop) = (queue.clone(), Arc::clone(&table), Arc::clone(&budget), stop.clone());
-                async move {
-                    if !Budget::take(&budget.records) {
-                        return None;
-                    }
-                    let claim = queue.claim(&stop).await?;
-                    let held = Held::new(claim.lease(), &table);
-                    Some((Ok(incoming::<T, Held>(claim, max_deliver, held)), ()))
+        // Claims are taken up to CLAIM_CHUNK at a time under one lock, and held (renewed) while
+        // they wait in the buffer.
+        let chunk = batching.batch_size.clamp(1, CLAIM_CHUNK);
+        let start = (queue.clone(), Arc::clone(&table), Arc::clone(&budget), stop.clone(), VecDeque::new());
+        let claims = futures::stream::unfold(start, move |(queue, table, budget, stop, mut buffer)| async move {
+            if buffer.is_empty() {
+                let wanted = budget.reserve(chunk);
+                if wanted == 0 {
+                    return None;
+                }
+                let claimed = queue.claim_many(wanted, &stop).await;
+                budget.give_back(wanted - claimed.len());
+                let now = Instant::now();
+                let mut leases = lock(&table);
+                for claim in claimed {
+                    leases.insert(claim.lease(), now);
+                    let held = Held { lease: Some(claim.lease()), table: Arc::clone(&table), queue: queue.clone() };
+                    buffer.push_back((claim, held));
                 }
             }
+            let (claim, held) = buffer.pop_front()?;
+            Some((Ok(incoming::<T, Held>(claim, max_deliver, held)), (queue, table, budget, stop, buffer)))
         });
         let make_ack = move |held: Vec<Held>| {
             let leases = held.into_iter().filter_map(Held::into_lease).collect();
