@@ -9,6 +9,16 @@ use crate::sink::{Sink, Written};
 /// A write returns (and the batch is acknowledged) once every record is appended: under
 /// [`Overflow::Block`](super::Overflow::Block) it waits while the log is full. Subscribers
 /// are woken, never run inside the write. A closed log is a permanent error.
+///
+/// ```
+/// use etl::prelude::*;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let log = etl::channel::Broadcast::<i64>::new(10, Default::default());
+/// let _audit = log.subscribe("audit");
+/// Pipeline::from(etl::source::iter(vec![1i64, 2])).to(log.sink()).handle_signals(false).run().await?;
+/// assert_eq!((log.end(), log.len()), (2, 2));
+/// # Ok::<(), etl::Error>(()) }).unwrap();
+/// ```
 pub struct BroadcastSink<T> {
     log: Broadcast<T>,
 }

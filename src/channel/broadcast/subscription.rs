@@ -13,6 +13,10 @@ use std::sync::Arc;
 /// The header (in [`Extra::headers`]) of the first record a subscriber receives after entries
 /// were dropped before it read them ([`Overflow::DropOldest`](super::Overflow::DropOldest)): how many it missed, in ASCII
 /// decimal. Read it with [`missed`].
+///
+/// ```
+/// assert_eq!(etl::channel::MISSED_HEADER, "etl-broadcast-missed");
+/// ```
 pub const MISSED_HEADER: &str = "etl-broadcast-missed";
 
 /// How many entries were dropped just before this record, for its subscriber (the
@@ -51,17 +55,51 @@ impl Subscriber {
     }
 
     /// The subscriber's name.
+    ///
+    /// ```
+    /// let log = etl::channel::Broadcast::<i64>::new(10, Default::default());
+    /// assert_eq!(log.subscribe("audit").handle().name(), "audit");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// Entries dropped ([`Overflow::DropOldest`](super::Overflow::DropOldest)) before this subscriber read them, in total:
-    /// every record of the log is either received or counted here.
+    /// every record of the log is either received or counted here. Counted when the
+    /// subscriber reads past the gap (with the record that carries the [`MISSED_HEADER`]).
+    ///
+    /// ```
+    /// use etl::prelude::*;
+    /// use etl::channel::{Broadcast, Overflow};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let log = Broadcast::<i64>::new(2, Overflow::DropOldest);
+    /// let slow = log.subscribe("slow");
+    /// let handle = slow.handle();
+    /// log.publish(&[1, 2, 3, 4, 5]).await?;
+    /// log.close();
+    /// let out = etl::sink::collect();
+    /// Pipeline::from(slow).to(out.sink()).handle_signals(false).run().await?;
+    /// assert_eq!((out.records(), handle.missed()), (vec![4, 5], 3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn missed(&self) -> u64 {
         self.shared.missed.load(Ordering::Relaxed)
     }
 
     /// The subscriber's cursor: the sequence number of its first record not yet acknowledged.
+    ///
+    /// ```
+    /// use etl::prelude::*;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let log = etl::channel::Broadcast::<i64>::new(10, Default::default());
+    /// let subscription = log.subscribe("s");
+    /// let handle = subscription.handle();
+    /// log.publish(&[1, 2, 3]).await?;
+    /// log.close();
+    /// Pipeline::from(subscription).to(etl::sink::collect().sink()).handle_signals(false).run().await?;
+    /// assert_eq!(handle.acknowledged(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn acknowledged(&self) -> u64 {
         self.shared.acked.load(Ordering::Relaxed)
     }
@@ -76,6 +114,19 @@ impl Subscriber {
 /// [`Overflow::Block`](super::Overflow::Block) its `batch_size` is at most the log's capacity
 /// (a larger batch could never fill: the producer waits for it). Opening fails
 /// ([`SubscribeError`](super::SubscribeError)) when another source reads the same subscriber.
+///
+/// ```
+/// use etl::prelude::*;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let log = etl::channel::Broadcast::<i64>::new(10, Default::default());
+/// let dashboard = log.subscribe("dashboard").batch_size(100);
+/// log.publish(&[7, 8]).await?;
+/// log.close();
+/// let out = etl::sink::collect();
+/// Pipeline::from(dashboard).to(out.sink()).handle_signals(false).run().await?;
+/// assert_eq!(out.records(), vec![7, 8]);
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
 pub struct Subscription<T> {
     log: Broadcast<T>,
     subscriber: Subscriber,
