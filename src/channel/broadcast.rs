@@ -303,7 +303,8 @@ impl<T: Clone> Broadcast<T> {
         Subscription::new(self.clone(), Subscriber::new(name, shared))
     }
 
-    /// Remove the subscriber `name` and its cursor (the entries only it still needed go).
+    /// Remove the subscriber `name` and its cursor (the entries only it still needed go; a
+    /// source reading it ends).
     /// Returns whether it existed.
     ///
     /// ```
@@ -371,6 +372,10 @@ impl<T: Clone> Broadcast<T> {
                 if !read.entries.is_empty() {
                     return Some(read);
                 }
+                if !log.has(name) {
+                    tracing::warn!(broadcast = %self.shared.name, subscriber = name, "broadcast subscriber removed while it was read; its source ends");
+                    return None;
+                }
                 if log.is_closed() && log.drained(name) {
                     return None;
                 }
@@ -426,5 +431,18 @@ mod tests {
         log.close();
         log.settle("s", &[(2, 4)], true);
         assert!(log.next("s", 10, &never).await.is_none(), "closed and drained");
+    }
+
+    #[tokio::test]
+    async fn a_reader_ends_when_its_subscriber_is_removed() {
+        let log = Broadcast::<u32>::new(2, Overflow::Block);
+        let _s = log.subscribe("s");
+        let reader = {
+            let log = log.clone();
+            tokio::spawn(async move { log.next("s", 10, &CancellationToken::new()).await.is_none() })
+        };
+        tokio::task::yield_now().await;
+        assert!(log.unsubscribe("s"));
+        assert!(reader.await.expect("no panic"), "ended, not waiting forever");
     }
 }

@@ -227,6 +227,11 @@ impl<T: Clone> Log<T> {
         Read { entries, missed }
     }
 
+    /// Whether `name` has a cursor.
+    pub(super) fn has(&self, name: &str) -> bool {
+        self.cursors.contains_key(name)
+    }
+
     /// Whether `name` has read everything (nothing more will come once the log is closed).
     pub(super) fn drained(&self, name: &str) -> bool {
         self.cursors.get(name).is_none_or(|c| c.read >= self.end())
