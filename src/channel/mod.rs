@@ -18,11 +18,19 @@
 //! assert!(queue.is_empty());
 //! # Ok::<(), etl::Error>(()) }).unwrap();
 //! ```
+//!
+//! [`Broadcast`] is a bounded, sequence-numbered log that every named subscriber reads at its
+//! own pace (a fan-out): [`Broadcast::sink`] appends, [`Broadcast::subscribe`] is one
+//! subscriber's source, and a full log either makes the producer wait or drops the oldest
+//! entries and tells the lagging subscribers how many they missed ([`Overflow`]).
 
+mod broadcast;
 mod queue;
 mod sink;
 mod source;
+mod workers;
 
+pub use broadcast::{missed, Broadcast, BroadcastClosed, BroadcastSink, Overflow, SubscribeError, Subscriber, Subscription, MISSED_HEADER};
 pub use queue::{Claim, Closed, LeaseError, WorkQueue};
 pub use sink::QueueSink;
 pub use source::QueueSource;

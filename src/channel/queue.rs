@@ -267,6 +267,24 @@ impl WorkQueue {
         }
     }
 
+    /// Wait for messages and claim up to `max` of them (at least 1) under one lock. Empty
+    /// when [`claim`](Self::claim) would return `None`.
+    pub(crate) async fn claim_many(&self, max: usize, cancel: &CancellationToken) -> Vec<Claim> {
+        let Some(first) = self.claim(cancel).await else { return Vec::new() };
+        let mut claims = Vec::with_capacity(max.max(1));
+        claims.push(first);
+        if max > 1 {
+            let mut state = self.lock();
+            while claims.len() < max {
+                match state.claim(self.shared.claim_timeout) {
+                    Some(claim) => claims.push(claim),
+                    None => break,
+                }
+            }
+        }
+        claims
+    }
+
     /// Remove a claimed message for good.
     pub fn ack(&self, claim: &Claim) -> Result<(), LeaseError> {
         self.resolve(claim.lease(), false)
@@ -328,6 +346,22 @@ impl WorkQueue {
         drop(state);
         self.changed();
         Ok(())
+    }
+
+    /// [`resolve`](Self::resolve) every lease under one lock, with one wake-up; the refused
+    /// ones are logged.
+    pub(crate) fn resolve_all(&self, leases: &[LeaseId], requeue: bool) {
+        let mut state = self.lock();
+        // Requeued in reverse so that the batch's first message is at the head again.
+        for &lease in leases.iter().rev() {
+            match state.take_lease(lease) {
+                Ok(message) if requeue => state.ready.push_front(message),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "work-queue acknowledgement refused; the message may be processed twice"),
+            }
+        }
+        drop(state);
+        self.changed();
     }
 
     /// Refuse new messages. Consumers drain what is left, then their claims return `None`.

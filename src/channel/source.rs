@@ -1,7 +1,7 @@
 //! [`QueueSource`]: a pipeline source that consumes a [`WorkQueue`].
 
-use super::queue::{LeaseId, WorkQueue};
-use crate::ack::{settle_at_end, Ack, Leases, Outstanding, Status};
+use super::queue::{Claim, LeaseId, WorkQueue};
+use crate::ack::{settle_at_end, Ack, Leases, Outstanding, OutstandingToken, Status};
 use crate::batch::{batched, BatchConfig, BatchOptions, Failure, FailureKind, Incoming};
 use crate::record::{Extra, Meta, Position};
 use crate::source::{BatchStream, Source, SourceContext};
@@ -27,6 +27,7 @@ pub struct QueueSource<T> {
     name: String,
     batching: BatchConfig,
     max_deliver: u32,
+    workers: usize,
     record: PhantomData<fn() -> T>,
 }
 
@@ -36,6 +37,7 @@ impl<T> std::fmt::Debug for QueueSource<T> {
             .field("name", &self.name)
             .field("batching", &self.batching)
             .field("max_deliver", &self.max_deliver)
+            .field("workers", &self.workers)
             .finish_non_exhaustive()
     }
 }
@@ -55,6 +57,7 @@ impl WorkQueue {
             name: "work-queue".into(),
             batching: BatchConfig::default(),
             max_deliver: 5,
+            workers: 1,
             record: PhantomData,
         }
     }
@@ -71,6 +74,36 @@ impl<T> QueueSource<T> {
     /// Default 5.
     pub fn max_deliver(mut self, n: u32) -> Self {
         self.max_deliver = n.max(1);
+        self
+    }
+
+    /// Claim with `n` concurrent workers (at least 1; default 1). Each worker is a task of
+    /// its own that claims, decodes and batches messages; their batches feed this one
+    /// pipeline as they fill, each acked or nacked on its own as above. A worker that panics
+    /// (a `Deserialize` impl that panics, say) is logged and started again; the claims it held
+    /// in a batch not yet emitted are no longer renewed and come back when their lease
+    /// expires. `max_records` and `max_batches` count over all the workers together (a batch
+    /// past `max_batches` is nacked).
+    ///
+    /// ```
+    /// use etl::prelude::*;
+    /// use etl::channel::WorkQueue;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let queue = WorkQueue::new();
+    /// for n in 0..100i64 {
+    ///     queue.push(n.to_string().into()).await?;
+    /// }
+    /// queue.close();
+    /// let out = etl::sink::collect();
+    /// Pipeline::from(queue.source::<i64>().workers(4).batch_size(10)).to(out.sink()).handle_signals(false).run().await?;
+    /// let mut got = out.records();
+    /// got.sort();
+    /// assert_eq!(got, (0..100).collect::<Vec<_>>());
+    /// assert!(queue.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
         self
     }
 }
@@ -90,6 +123,9 @@ impl<T: DeserializeOwned + Send + 'static> Source for QueueSource<T> {
 
     async fn open(self, ctx: SourceContext) -> crate::Result<BatchStream<T>> {
         let origin: Arc<str> = Arc::from(self.describe());
+        if self.workers > 1 {
+            return Ok(super::workers::open(self.queue, self.max_deliver, self.batching, self.workers, origin, ctx));
+        }
         let QueueSource { queue, max_deliver, batching, .. } = self;
         // Claims not yet resolved, renewed at half the claim timeout by the heartbeat.
         let leases = Arc::new(Mutex::new(Leases::new(queue.claim_timeout() / 2)));
@@ -100,20 +136,7 @@ impl<T: DeserializeOwned + Send + 'static> Source for QueueSource<T> {
                 let claim = queue.claim(&shutdown).await?;
                 let lease = claim.lease();
                 lock(&held).insert(lease, Instant::now());
-                let mut meta = Meta::at(Position::Sequence(claim.id)).with_raw(claim.payload.clone());
-                if claim.deliveries > 1 {
-                    meta = meta.with_extra(Extra { delivery_count: Some(claim.deliveries), ..Extra::default() });
-                }
-                let incoming = if claim.deliveries > max_deliver {
-                    let error = format!("delivered {} times without success (max_deliver = {max_deliver})", claim.deliveries - 1);
-                    Incoming::failed(Failure::new(claim.payload, FailureKind::MaxDeliveries, error, meta), lease)
-                } else {
-                    match serde_json::from_slice::<T>(&claim.payload) {
-                        Ok(record) => Incoming::record(record, meta, claim.payload.len(), lease),
-                        Err(e) => Incoming::failed(Failure::new(claim.payload, FailureKind::Decode, e.to_string(), meta), lease),
-                    }
-                };
-                Some((Ok(incoming), (queue, shutdown)))
+                Some((Ok(incoming(claim, max_deliver, lease)), (queue, shutdown)))
             }
         });
         // The heartbeat runs until every emitted batch is resolved (the stream's end waits).
@@ -123,36 +146,51 @@ impl<T: DeserializeOwned + Send + 'static> Source for QueueSource<T> {
             tokio::spawn(heartbeat(queue.clone(), Arc::clone(&leases), stop.clone()));
         }
         let owed = outstanding.clone();
-        let make_ack = move |batch: Vec<LeaseId>| {
-            let (queue, leases, token) = (queue.clone(), Arc::clone(&leases), owed.token());
-            Ack::new(move |status| {
-                lock(&leases).remove(batch.iter());
-                // Rejected: the failed records are in the dead-letter queue; the batch is done.
-                let requeue = status == Status::Errored;
-                for lease in batch {
-                    if let Err(e) = queue.resolve(lease, requeue) {
-                        tracing::warn!(error = %e, "work-queue acknowledgement refused; the message may be processed twice");
-                    }
-                }
-                drop(token);
-            })
-        };
+        let make_ack = move |batch: Vec<LeaseId>| settle(queue.clone(), Arc::clone(&leases), owed.token(), batch);
         let batches = batched(claims, batching, ctx.shutdown, origin, make_ack);
         Ok(Box::pin(settle_at_end(batches, outstanding, stop.drop_guard())))
     }
 }
 
-/// Claim timeouts this long (or `Duration::MAX`) never expire in practice: no heartbeat.
-const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
+/// A claimed message as the batcher takes it: decoded into `T`, or dead-lettered because it
+/// does not decode or was delivered more than `max_deliver` times.
+pub(super) fn incoming<T: DeserializeOwned, K>(claim: Claim, max_deliver: u32, token: K) -> Incoming<T, K> {
+    let mut meta = Meta::at(Position::Sequence(claim.id)).with_raw(claim.payload.clone());
+    if claim.deliveries > 1 {
+        meta = meta.with_extra(Extra { delivery_count: Some(claim.deliveries), ..Extra::default() });
+    }
+    if claim.deliveries > max_deliver {
+        let error = format!("delivered {} times without success (max_deliver = {max_deliver})", claim.deliveries - 1);
+        return Incoming::failed(Failure::new(claim.payload, FailureKind::MaxDeliveries, error, meta), token);
+    }
+    match serde_json::from_slice::<T>(&claim.payload) {
+        Ok(record) => Incoming::record(record, meta, claim.payload.len(), token),
+        Err(e) => Incoming::failed(Failure::new(claim.payload, FailureKind::Decode, e.to_string(), meta), token),
+    }
+}
 
-fn lock(leases: &Mutex<Leases<LeaseId>>) -> MutexGuard<'_, Leases<LeaseId>> {
+/// The acknowledgement of a batch of claims: acked when delivered or dead-lettered, nacked
+/// (claimable again at once) when errored; the heartbeat stops renewing them either way.
+pub(super) fn settle(queue: WorkQueue, leases: Arc<Mutex<Leases<LeaseId>>>, token: OutstandingToken, batch: Vec<LeaseId>) -> Ack {
+    Ack::new(move |status| {
+        lock(&leases).remove(batch.iter());
+        // Rejected: the failed records are in the dead-letter queue; the batch is done.
+        queue.resolve_all(&batch, status == Status::Errored);
+        drop(token);
+    })
+}
+
+/// Claim timeouts this long (or `Duration::MAX`) never expire in practice: no heartbeat.
+pub(super) const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+pub(super) fn lock(leases: &Mutex<Leases<LeaseId>>) -> MutexGuard<'_, Leases<LeaseId>> {
     // The table holds no invariant a panic could break half-way.
     leases.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Extends the leases of claims in flight past half the claim timeout, so that a batch that
 /// takes longer than `claim_timeout` in the pipeline is not handed to another consumer.
-async fn heartbeat(queue: WorkQueue, leases: Arc<Mutex<Leases<LeaseId>>>, stop: CancellationToken) {
+pub(super) async fn heartbeat(queue: WorkQueue, leases: Arc<Mutex<Leases<LeaseId>>>, stop: CancellationToken) {
     let tick = (queue.claim_timeout() / 4).clamp(Duration::from_millis(10), Duration::from_secs(5));
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
