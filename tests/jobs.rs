@@ -439,3 +439,29 @@ async fn a_job_without_a_store_runs_every_stage_and_writes_nothing() {
     let e: etl::Error = job.run(poisoned(dir.path()), "plain").await.unwrap_err().into();
     assert!(e.to_string().contains("record r0 is not valid"), "{e}");
 }
+
+/// A job step on a source that never delivers again (`iter`: no acknowledgement): a record
+/// whose job fails retryably is dead-lettered with the error, never dropped; the others go on,
+/// and nothing is checkpointed (a checkpoint could never be resumed).
+#[tokio::test]
+async fn a_job_step_on_a_source_without_acknowledgement_dead_letters_what_fails() {
+    let (good, bad) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let failing = Request { transform_failures: 99, ..Request::new(bad.path()) };
+    let store = MemoryStore::new();
+    let job = pipeline! { extract | transform | load }.checkpoints(store.clone());
+    let out = etl::sink::collect::<Loaded>();
+    let dead = etl::dead_letter::MemoryDeadLetters::new();
+    let sink = out.sink();
+    let report = pipeline! { iter(vec![Request::new(good.path()), failing]) | map(job) | sink }
+        .dead_letters(dead.clone())
+        .handle_signals(false)
+        .run()
+        .await
+        .expect("the run");
+    assert_eq!(out.records().len(), 1, "{report}");
+    let entries = etl::dead_letter::DeadLetters::list(&dead).await.unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].error.contains("503 from the transform service"), "{}", entries[0].error);
+    assert_eq!(entries[0].attempts, 4, "transform's own retries (3) were spent");
+    assert!(store.keys().is_empty(), "no checkpoint for a source that cannot deliver again: {:?}", store.keys());
+}

@@ -184,6 +184,23 @@ impl Ack {
         observers.push(Box::new(f));
     }
 
+    /// Whether a source listens to this acknowledgement (it was made with [`Ack::new`] or
+    /// [`Ack::channel`]): an errored batch is then delivered again (nack, seek back, not
+    /// committed). `false` for [`Ack::none`] (in-memory iterators, streams without
+    /// acknowledgement), whose batches are never delivered again.
+    ///
+    /// ```
+    /// use etl::ack::Ack;
+    /// assert!(!Ack::none().is_tracked());
+    /// assert!(Ack::new(|_| {}).is_tracked());
+    /// ```
+    pub fn is_tracked(&self) -> bool {
+        match self.shared.on_final.lock() {
+            Ok(slot) => slot.is_some(),
+            Err(poisoned) => poisoned.into_inner().is_some(),
+        }
+    }
+
     /// Resolve this share with `status`.
     pub fn resolve(mut self, status: Status) {
         self.shared.status.fetch_max(status as u8, Ordering::AcqRel);

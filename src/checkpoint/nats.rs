@@ -355,6 +355,11 @@ impl CheckpointStore for NatsKvStore {
                 path: None,
                 reason: format!("its claim `{ckey}` is not a lease written by etl"),
             })?;
+            if held.holder == holder {
+                // Our own create, stored though its answer was lost (a timeout): it is ours.
+                revision = Some(entry.revision);
+                break;
+            }
             let now = now_ms();
             if held.expires_at_ms > now {
                 return Err(self.busy(key, Duration::from_millis(held.expires_at_ms - now)));

@@ -61,10 +61,10 @@ where
             }
             let written = self.sink.write_positioned(&records, &meta, &positions).await?;
             if written.fenced {
-                return Err(ConnectorError::retryable(
-                    branch,
-                    "the branch's sink fenced the batch off (its stored positions moved); the batch is delivered again",
-                ));
+                // The branch's stored positions are past the batch: it has these records
+                // already (a redelivery after another branch failed). Nothing to write.
+                tracing::debug!(branch = %branch, "fan-out: the branch's sink already stored this batch's positions; skipped");
+                return Ok(failures);
             }
             for (index, reason) in written.rejected {
                 let Some(record) = records.get(index) else {

@@ -19,7 +19,14 @@
 //!   dead-letter queue, under the fan-out's step, its error prefixed with the branch.
 //! * A failed commit of one branch makes the run write the uncommitted batches again to every
 //!   branch (the sink contract): a branch that had committed them gets them twice (at least
-//!   once, as the contract promises; a sink that stores positions skips them).
+//!   once, as the contract promises; a sink that stores positions skips them: a batch it fences
+//!   off is one it already has).
+//! * Each branch's sink opens as a pipeline of its own, named `{pipeline}/branch{n}`, with
+//!   resources of its own: a sink that stores positions (exactly-once) keeps them per branch
+//!   and does not place the source, which reads for every branch.
+//! * A branch's steps see the batch without its acknowledgement: a step that needs it (a job
+//!   step, `map(job)`) belongs before the fork. A retried branch runs its steps again on the
+//!   batch.
 //!
 //! ```
 //! use etl::prelude::*;
@@ -253,6 +260,13 @@ impl<T> Fanout<T> {
     /// ]);
     /// ```
     pub fn route(branches: Vec<Branch<T>>) -> Fanout<T> {
+        if let Some(at) = branches.iter().position(|b| b.predicate.is_none()).filter(|at| at + 1 < branches.len()) {
+            tracing::warn!(
+                branch = at + 1,
+                after = branches.len() - at - 1,
+                "route: a branch without a predicate takes every record left; the branches after it get none"
+            );
+        }
         Fanout { branches, mode: Mode::Route, pending: None, origin: Arc::from("fan-out") }
     }
 }
@@ -289,8 +303,13 @@ impl<T: Clone + Send + Sync + 'static> Sink<T> for Fanout<T> {
 
     async fn open(&mut self, ctx: SinkContext) -> Result<(), ConnectorError> {
         self.origin = Arc::from(ctx.pipeline.as_str());
-        for b in &mut self.branches {
-            b.lane.open(ctx.clone()).await?;
+        for (i, b) in self.branches.iter_mut().enumerate() {
+            // Each branch is a pipeline of its own to its sink: its own name (a transactional
+            // id, a message id prefix, a positions key per branch) and its own resources, so a
+            // sink that stores positions does not hand them to the source (which reads from
+            // the fork's point of view, not one branch's).
+            let branch = SinkContext::new(format!("{}/branch{}", ctx.pipeline, i + 1), ctx.shutdown.clone());
+            b.lane.open(branch).await?;
         }
         Ok(())
     }
@@ -336,6 +355,9 @@ impl<T: Clone + Send + Sync + 'static> Sink<T> for Fanout<T> {
     }
 
     async fn commit(&mut self) -> Result<(), ConnectorError> {
+        // The run commits after a batch was written to every branch, or after giving up on
+        // one (then the batches after are written anew): what the last write kept is stale.
+        self.pending = None;
         let results = join_all(self.branches.iter_mut().map(|b| b.lane.commit())).await;
         results.into_iter().collect()
     }

@@ -44,19 +44,27 @@ where
 ///
 /// * **Run id**: the batch's origin and the record's source position (`nats JOBS/etl#42` for
 ///   stream sequence 42 of the NATS source's stream `JOBS`, durable `etl`; a Kafka record's
-///   `p{partition}@{offset}`, a broker's message id, a file's line), or what
-///   [`JobStep::run_ids`] says. A record without a position runs without checkpoints.
+///   `p{partition}@{offset}`, a broker's message id, a file's path and line), or what
+///   [`JobStep::run_ids`] says. A record whose position does not name it again after a
+///   restart (an item index, a RabbitMQ delivery tag), or whose source never delivers
+///   anything again (no acknowledgement: `iter`, `websocket`, `periodic`), runs without
+///   checkpoints.
 /// * **Success**: the last stage's output goes on as the record; its checkpoint is kept until
-///   the source has released the batch (acknowledged, committed), then cleared. A message the
-///   broker delivers again before that (its batch failed elsewhere, or the process died)
-///   resumes at the end: no stage runs twice.
+///   the batch's acknowledgement is final (delivered or dead-lettered), then cleared. A message
+///   the broker delivers again before that (its batch failed elsewhere, or the process died)
+///   resumes at the end: no stage runs again. The clear is not synchronised with the broker's
+///   receipt of the acknowledgement: if the process dies or the acknowledgement is lost in
+///   between, the redelivered message runs every stage again (stages are at least once, as
+///   for a crash between a stage's side effect and its checkpoint).
 /// * **A retryable failure** (a stage's retries ran out, the store is unavailable, another
 ///   run holds the id): the record leaves the batch and the batch's acknowledgement is
 ///   [`Status::Errored`], so the source redelivers its messages (the NATS source: a nak with a
 ///   delay growing with the delivery count, and on the last attempt the message dead-lettered
 ///   with its bytes, subject and headers, then terminated). The redelivered message resumes
 ///   after its last checkpointed stage. Records of the same batch whose job succeeded resume
-///   at the end: a batch of one message (`batch_size = 1`) keeps them apart.
+///   at the end: a batch of one message (`batch_size = 1`) keeps them apart. A source that
+///   never delivers again (no acknowledgement) gets the record dead-lettered instead, never
+///   dropped.
 /// * **A permanent failure** (a stage's permanent error, a checkpoint naming a stage the job
 ///   no longer has, state that no longer fits): the record is dead-lettered
 ///   ([`FailureKind::Transform`], its raw bytes kept) and its checkpoint left for inspection.
@@ -98,15 +106,23 @@ impl<In, Out> std::fmt::Debug for JobStep<In, Out> {
     }
 }
 
-/// The default run id of a record: its batch's origin and its position (`None` without one).
+/// The default run id of a record: its batch's origin and its position, when that position
+/// names the same message again after a restart (`None` otherwise: the job runs without
+/// checkpoints). Not durable: an item index (restarts at 0 per process), a RabbitMQ delivery tag
+/// (a message without `message_id`: the tag changes on redelivery). A line is named with its
+/// file (the file watcher's origin is the directory).
 fn default_run_id(origin: &str, meta: &Meta) -> Option<String> {
+    let extra = meta.extra.as_deref();
     let at = match &meta.position {
-        Position::None => return None,
+        Position::None | Position::Index(_) => return None,
         Position::Sequence(s) => s.to_string(),
         Position::Offset { partition, offset } => format!("p{partition}@{offset}"),
+        Position::Id(_) if extra.is_some_and(|e| e.delivery_tag.is_some() && e.message_id.is_none()) => return None,
         Position::Id(id) => id.clone(),
-        Position::Line(l) => format!("line{l}"),
-        Position::Index(i) => format!("item{i}"),
+        Position::Line(l) => match extra.and_then(|e| e.file.as_ref()) {
+            Some(file) => return Some(format!("{}#line{l}", file.path.display())),
+            None => format!("line{l}"),
+        },
     };
     Some(format!("{origin}#{at}"))
 }
@@ -175,8 +191,9 @@ where
     In: Clone + Serialize + Send + 'static,
     Out: Send + 'static,
 {
-    async fn one(&self, origin: &str, record: In, meta: Meta) -> Outcome<Out> {
-        let run_id = (self.run_ids)(origin, &meta);
+    async fn one(&self, origin: &str, record: In, meta: Meta, tracked: bool) -> Outcome<Out> {
+        // A source that never delivers again gains nothing from a checkpoint.
+        let run_id = if tracked { (self.run_ids)(origin, &meta) } else { None };
         // A record whose dead-letter entry would need it (no raw bytes from the source).
         let kept = meta.raw.is_none().then(|| record.clone());
         let result = match &run_id {
@@ -185,12 +202,12 @@ where
         };
         match result {
             Ok((done, at)) => Outcome::Done(done.output, meta, run_id.map(|id| (id, at))),
-            Err(e) if e.retry() == Retry::Retryable => {
+            Err(e) if e.retry() == Retry::Retryable && tracked => {
                 tracing::warn!(run_id = run_id.as_deref().unwrap_or("-"), position = %meta.position, error = %e, "job failed on a record; its batch is delivered again and the job resumes from its checkpoint");
                 Outcome::Retry
             }
             Err(e) => {
-                tracing::warn!(run_id = run_id.as_deref().unwrap_or("-"), position = %meta.position, error = %e, "job failed permanently on a record; dead-lettering it (its checkpoint is kept)");
+                tracing::warn!(run_id = run_id.as_deref().unwrap_or("-"), position = %meta.position, error = %e, permanent = e.retry() == Retry::Permanent, "job failed on a record that its source will not deliver again (a permanent failure, or a source without acknowledgement); dead-lettering it (its checkpoint, if any, is kept)");
                 let attempts = match &e {
                     JobError::Stage { attempts, .. } => *attempts,
                     _ => 0,
@@ -218,8 +235,9 @@ where
         let mut retry = 0usize;
         let this = &*self;
         let from: &str = &origin;
+        let tracked = ack.is_tracked();
         let mut done = futures::stream::iter(records.into_iter().zip(meta))
-            .map(|(record, meta)| this.one(from, record, meta))
+            .map(|(record, meta)| this.one(from, record, meta, tracked))
             .buffered(self.concurrency);
         while let Some(outcome) = done.next().await {
             match outcome {
@@ -270,5 +288,13 @@ mod tests {
         assert_eq!(default_run_id("kafka orders", &at(Position::Offset { partition: 3, offset: 9 })).as_deref(), Some("kafka orders#p3@9"));
         assert_eq!(default_run_id("sqs q", &at(Position::Id("m-1".into()))).as_deref(), Some("sqs q#m-1"));
         assert_eq!(default_run_id("iter", &at(Position::None)), None);
+        assert_eq!(default_run_id("iter", &at(Position::Index(3))), None, "an index restarts per process");
+        let tag = Meta::at(Position::Id("delivery tag 7".into()))
+            .with_extra(crate::record::Extra { delivery_tag: Some(7), ..Default::default() });
+        assert_eq!(default_run_id("rabbitmq q", &tag), None, "a delivery tag changes on redelivery");
+        let file = crate::record::FileInfo { path: "/in/a.jsonl".into(), size: 1, modified: std::time::SystemTime::UNIX_EPOCH };
+        let line =
+            Meta::at(Position::Line(3)).with_extra(crate::record::Extra { file: Some(std::sync::Arc::new(file)), ..Default::default() });
+        assert_eq!(default_run_id("file_watch /in", &line).as_deref(), Some("/in/a.jsonl#line3"));
     }
 }

@@ -205,6 +205,17 @@ fn fork(tokens: &[TokenTree], errors: &mut Diagnostics) -> Option<Option<Step>> 
         };
         arms.push(Arm { predicate, body: body.iter().cloned().collect() });
     }
+    if let Some(at) = arms.iter().position(|a| route && a.predicate.is_none()).filter(|at| at + 1 < arms.len()) {
+        let arm = &arms[at + 1];
+        let first = arm.predicate.clone().unwrap_or_else(|| arm.body.clone()).into_iter().next();
+        let next = first.map_or_else(|| group.span(), |tt| tt.span());
+        errors.error(
+            next,
+            "this `route` branch is after `_`, which takes every record left: it would get none",
+            "move `_ => ..` to the end of the route",
+        );
+        ok = false;
+    }
     Some(ok.then(|| Step { head: Head::Fork(Fork { kind: kind.clone(), arms }), as_type: None }))
 }
 
@@ -388,6 +399,7 @@ mod tests {
         assert!(errs(quote! { iter(v) | route {} })[0].starts_with("`route` has no branches"));
         assert!(errs(quote! { iter(v) | route { stdout() } })[0].starts_with("a `route` branch needs a predicate"));
         assert!(errs(quote! { iter(v) | route { |o| o.a => } })[0].starts_with("empty branch"));
+        assert!(errs(quote! { iter(v) | route { _ => stdout(), |o| o.a => stdout() } })[0].starts_with("this `route` branch is after `_`"));
     }
 
     #[test]
