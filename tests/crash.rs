@@ -23,6 +23,9 @@
 //!   events past the stored id with a window of 20.)
 //!   `sse_resume_file_lags_the_lake_by_at_most_the_in_flight_window` samples the same bound
 //!   while a run goes on.
+//! * **SSE → `broadcast { file, file }`**: the same server and resume file, the pipeline ending
+//!   in two file sinks; checked: both lakes hold every event at least once in whole batches,
+//!   duplicates per lake within 4 kills × the in-flight window.
 //! * **WorkQueue**: the in-process queue lives in the process's memory and does not survive a
 //!   kill, by design (SQS or JetStream are the durable choices). Its case runs in-process
 //!   instead: the consumer pipeline's task is aborted (dropped) mid-batch several times and a
@@ -376,4 +379,72 @@ async fn work_queue_claims_of_a_dropped_partial_batch_come_back_after_their_leas
     tokio::time::timeout(PATIENCE, next).await.expect("stopped").unwrap().expect("its run succeeded");
     let tally = Tally::of(numbers(&read_lake(&lake)));
     assert_eq!((tally.missing(0..5), tally.duplicates()), (vec![], 0), "each message once");
+}
+
+// ---------------------------------------------------------------------------------------------
+// SSE → broadcast { file, file }
+
+async fn fanout_child(args: Value) {
+    let source = etl::source::sse::<Json>(arg(&args, "url"))
+        .last_event_id_file(arg(&args, "resume"))
+        .reconnect(false)
+        .batch_size(SSE_BATCH)
+        .batch_timeout(LONG);
+    let (a, b) = (etl::sink::file(arg(&args, "lake_a")), etl::sink::file(arg(&args, "lake_b")));
+    let report = Pipeline::from(source)
+        .broadcast(|input| vec![etl::fanout::branch(Pipeline::from(input.clone()).to(a)), etl::fanout::branch(Pipeline::from(input).to(b))])
+        .max_in_flight(MAX_IN_FLIGHT)
+        .dead_letters(MemoryDeadLetters::new())
+        .handle_signals(false)
+        .run()
+        .await
+        .expect("the child's run");
+    eprintln!("child finished: {report}");
+}
+
+/// Progress: the files of the slower lake.
+struct FanoutWatch {
+    lakes: [PathBuf; 2],
+}
+
+impl Watch for FanoutWatch {
+    fn progress(&self) -> usize {
+        self.lakes.iter().map(|l| count_files(l)).min().unwrap_or(0)
+    }
+}
+
+/// A fan-out SIGKILLed mid-batch (4 times) and restarted: both branches' lakes hold every event
+/// at least once (the resume id is stored only once both branches committed a batch), in whole
+/// batches, and the restarts resend at most the in-flight window per kill to each branch.
+#[tokio::test]
+async fn a_fan_out_killed_mid_batch_delivers_at_least_once_in_both_branches() {
+    if let Some(args) = crash::child_args() {
+        return fanout_child(args).await;
+    }
+    let server = SseServer::start().await;
+    for n in 1..=SSE_EVENTS {
+        server.push(&n.to_string(), json!({"n": n}).to_string().as_bytes());
+    }
+    server.hold(false);
+    let dir = tempfile::tempdir().unwrap();
+    let (lake_a, lake_b, resume) = (dir.path().join("lake_a"), dir.path().join("lake_b"), dir.path().join("last-event-id"));
+    let child = Child {
+        test: "a_fan_out_killed_mid_batch_delivers_at_least_once_in_both_branches".into(),
+        args: json!({"url": server.url(), "lake_a": lake_a, "lake_b": lake_b, "resume": resume}),
+        log_dir: dir.path().to_owned(),
+    };
+    let mut watch = FanoutWatch { lakes: [lake_a.clone(), lake_b.clone()] };
+    let crashes = crash::run(&child, 4, &mut watch).await;
+    for lake in [&lake_a, &lake_b] {
+        let ctx = format!("SSE → broadcast, lake {}, {crashes:?}", lake.display());
+        let out = read_lake(lake);
+        assert!(out.hidden.is_empty(), "{ctx}: no temporaries left: {:?}", out.hidden);
+        assert_whole_batches(&ctx, &out, 1, SSE_EVENTS, SSE_BATCH as u64);
+        let tally = Tally::of(numbers(&out));
+        assert_eq!(tally.missing(1..=SSE_EVENTS), Vec::<u64>::new(), "{ctx}: every event at least once");
+        let bound = 4 * MAX_IN_FLIGHT * SSE_BATCH;
+        assert!(tally.duplicates() <= bound, "{ctx}: {} duplicates, more than 4 kills × the in-flight window ({bound})", tally.duplicates());
+        eprintln!("{ctx}: {} duplicates", tally.duplicates());
+    }
+    assert_eq!(stored_id(&resume), SSE_EVENTS, "the resume file holds the last event");
 }
