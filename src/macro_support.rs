@@ -35,6 +35,12 @@ pub fn stub() -> Stub {
     Pipeline::from(crate::source::iter(std::iter::empty::<()>())).to(crate::sink::blackhole())
 }
 
+/// `merge(a(..), b(..))`: the source of a pipeline `pipeline!` made for one of the sources
+/// (`a(..) as T | blackhole`), so each is checked and typed as a pipeline's first step.
+pub fn source_of<S, O, K>(run: Run<S, O, K>) -> S {
+    run.into_source()
+}
+
 /// What a fork's branch evaluates to after reporting errors in it: a branch of the fork's
 /// record type, so the fork adds no error of its own (never run: the crate does not compile).
 pub fn branch_stub<T: Send + Sync + 'static>(input: &crate::fanout::Input<T>) -> Run<crate::fanout::Input<T>, Identity, Blackhole> {

@@ -443,7 +443,11 @@ async fn a_fan_out_killed_mid_batch_delivers_at_least_once_in_both_branches() {
         let tally = Tally::of(numbers(&out));
         assert_eq!(tally.missing(1..=SSE_EVENTS), Vec::<u64>::new(), "{ctx}: every event at least once");
         let bound = 4 * MAX_IN_FLIGHT * SSE_BATCH;
-        assert!(tally.duplicates() <= bound, "{ctx}: {} duplicates, more than 4 kills × the in-flight window ({bound})", tally.duplicates());
+        assert!(
+            tally.duplicates() <= bound,
+            "{ctx}: {} duplicates, more than 4 kills × the in-flight window ({bound})",
+            tally.duplicates()
+        );
         eprintln!("{ctx}: {} duplicates", tally.duplicates());
     }
     assert_eq!(stored_id(&resume), SSE_EVENTS, "the resume file holds the last event");

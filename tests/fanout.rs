@@ -284,3 +284,28 @@ async fn a_rename_in_one_branch_leaves_the_other_branch_alone() {
     assert_eq!(cents.records(), [100, 200]);
     assert_eq!(whole.records().iter().map(|o| o.amount).collect::<Vec<_>>(), [100, 200]);
 }
+
+/// `merge(a(..), b(..)) as T` in `pipeline!`: built-in sources, each checked as a first step.
+#[tokio::test]
+async fn the_pipeline_macro_merges_built_in_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    std::fs::write(&a, "{\"id\":1,\"amount\":10,\"status\":\"paid\"}\n{\"id\":2,\"amount\":20,\"status\":\"paid\"}\n").unwrap();
+    std::fs::write(&b, "{\"id\":3,\"amount\":30,\"status\":\"test\"}\n").unwrap();
+    let (a, b) = (a.display().to_string(), b.display().to_string());
+    let out = etl::sink::collect::<Order>();
+    let sink = out.sink();
+    let report = pipeline! {
+        merge(file(path = a.as_str()), file(path = b.as_str())) as Order
+        | filter(|o| o.status == "paid" || o.amount > 25)
+        | sink
+    }
+    .handle_signals(false)
+    .run()
+    .await
+    .expect("the run");
+    let mut ids: Vec<u32> = out.records().iter().map(|o| o.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2, 3], "{report}");
+    assert_eq!(report.records_in, 3, "{report}");
+}

@@ -378,6 +378,11 @@ where
 }
 
 impl<S, O, K> Run<S, O, K> {
+    /// The source (`pipeline!`'s `merge(..)` makes each of its sources this way).
+    pub(crate) fn into_source(self) -> S {
+        self.source
+    }
+
     /// The operators and the sink (a fan-out's branch keeps them; its source is a stand-in).
     pub(crate) fn into_parts(self) -> (O, K) {
         (self.ops, self.sink)

@@ -117,6 +117,14 @@ fn storing_sinks() -> String {
 fn check_step(step: &Step, role: Category, n: usize, index: usize, errors: &mut Diagnostics) -> Option<Checked> {
     let as_type = step.as_type.as_ref().map(|a| a.ty.clone());
     match &step.head {
+        Head::Fork(fork) if fork.kind == "merge" => {
+            let span = fork.kind.span();
+            if role != Category::Source {
+                errors.error(span, "`merge` is a source; a source can only be the first step", "move it to the start of the pipeline");
+            }
+            let args = fork.arms.iter().map(|a| (String::new(), a.body.clone())).collect();
+            Some(Checked { what: What::Fork(fork.clone()), role, as_type, span, index, args })
+        }
         Head::Fork(fork) => {
             let span = fork.kind.span();
             if role != Category::Sink {

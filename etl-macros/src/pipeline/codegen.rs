@@ -24,6 +24,7 @@ pub fn generate(steps: &[Checked], typed: &Typed) -> TokenStream {
             (What::Builtin { op, positional, named }, None) => {
                 gen::generate(op, &Args { positional, named, as_type: step.as_type.as_ref(), span: step.span })
             }
+            (What::Fork(fork), _) if fork.kind == "merge" => merged_sources(fork, step.as_type.as_ref()),
             (What::Fork(fork), _) => fork_branches(fork, &typed.record(step.index)),
             (What::User { path, call }, _) => {
                 let expr = quote!(#path #call);
@@ -38,9 +39,9 @@ pub fn generate(steps: &[Checked], typed: &Typed) -> TokenStream {
         }
         let span = step.span;
         pipeline = match (step.role, &step.what) {
-            (Category::Source, _) => quote_spanned!(span=> ::etl::Pipeline::from(#expr)),
             (Category::Operator, What::Builtin { .. }) => quote!(#pipeline #expr),
             (Category::Operator, What::User { .. }) => quote_spanned!(span=> #pipeline.then(#expr)),
+            (Category::Source, _) => quote_spanned!(span=> ::etl::Pipeline::from(#expr)),
             (Category::Sink, What::Fork(fork)) => {
                 let method = syn::Ident::new(&fork.kind.to_string(), span);
                 quote_spanned!(span=> #pipeline.#method(#expr))
@@ -83,4 +84,22 @@ fn fork_branches(fork: &Fork, at_fork: &Described) -> TokenStream {
         }
     });
     quote!(|__etl_input| ::std::vec![#(#arms),*])
+}
+
+/// `merge(a(..), b(..)) [as T]`: `::etl::source::merge(a, b)` (nested for more), each source
+/// made by a pipeline of its own (`pipeline! { a(..) as T | blackhole }`, whose source is
+/// taken), so each is checked and typed as the first step of a pipeline.
+fn merged_sources(fork: &Fork, as_type: Option<&syn::Type>) -> TokenStream {
+    let as_type = as_type.map(|ty| quote!(as #ty));
+    let sources: Vec<TokenStream> = fork
+        .arms
+        .iter()
+        .map(|arm| {
+            let body = &arm.body;
+            quote!(::etl::__private::source_of(::etl::pipeline! { #body #as_type | ::etl::sink::blackhole() }))
+        })
+        .collect();
+    let mut sources = sources.into_iter();
+    let first = sources.next().unwrap_or_default();
+    sources.fold(first, |merged, next| quote!(::etl::source::merge(#merged, #next)))
 }

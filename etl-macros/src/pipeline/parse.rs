@@ -54,7 +54,7 @@ pub struct Arm {
     pub body: TokenStream,
 }
 
-/// The forks' names.
+/// The forks' names (`merge` is parsed as one too: a source of several).
 pub const FORKS: [&str; 2] = ["broadcast", "route"];
 
 /// `as Type`.
@@ -109,7 +109,7 @@ pub fn parse(input: TokenStream) -> (Ast, Diagnostics) {
             steps.push(None);
             continue;
         }
-        if let Some(parsed) = fork(&tokens, &mut errors) {
+        if let Some(parsed) = merge(&tokens, &mut errors).or_else(|| fork(&tokens, &mut errors)) {
             steps.push(parsed);
             continue;
         }
@@ -122,6 +122,68 @@ pub fn parse(input: TokenStream) -> (Ast, Diagnostics) {
         }
     }
     (Ast { steps }, errors)
+}
+
+/// `merge(source_a(..), source_b(..)) [as T]`: a source reading several, kept as a [`Fork`]
+/// of kind `merge` whose arms are the sources (each expanded as a pipeline of its own).
+fn merge(tokens: &[TokenTree], errors: &mut Diagnostics) -> Option<Option<Step>> {
+    let [TokenTree::Ident(kind), TokenTree::Group(group), rest @ ..] = tokens else { return None };
+    if kind.unraw() != "merge" || group.delimiter() != Delimiter::Parenthesis {
+        return None;
+    }
+    let mut arms = Vec::new();
+    let mut piece: Vec<TokenTree> = Vec::new();
+    let mut ok = true;
+    let mut at = group.span_open();
+    let mut pieces = Vec::new();
+    for tt in group.stream() {
+        match &tt {
+            TokenTree::Punct(p) if p.as_char() == ',' => {
+                pieces.push((std::mem::take(&mut piece), at));
+                at = p.span();
+            }
+            _ => piece.push(tt),
+        }
+    }
+    if !piece.is_empty() {
+        pieces.push((piece, at));
+    }
+    for (piece, span) in pieces {
+        if piece.is_empty() {
+            errors.error(
+                span,
+                "empty source in `merge`",
+                "write the sources separated by `,`: `merge(file(path = \"a.jsonl\"), file(path = \"b.jsonl\")) as T`",
+            );
+            ok = false;
+            continue;
+        }
+        arms.push(Arm { predicate: None, body: piece.into_iter().collect() });
+    }
+    if arms.len() < 2 && ok {
+        errors.error(group.span(), "`merge` reads two sources or more", "write `merge(source_a(..), source_b(..)) as T`");
+        ok = false;
+    }
+    let as_type = if rest.is_empty() {
+        None
+    } else {
+        let parsed = (|input: ParseStream<'_>| -> syn::Result<AsType> {
+            let as_type = AsType { as_token: input.parse()?, ty: input.parse()? };
+            if !input.is_empty() {
+                return Err(input.error("expected `|` before this step\nhelp: steps are joined by `|`"));
+            }
+            Ok(as_type)
+        })
+        .parse2(rest.iter().cloned().collect());
+        match parsed {
+            Ok(a) => Some(a),
+            Err(e) => {
+                errors.push(e.into());
+                return Some(None);
+            }
+        }
+    };
+    Some(ok.then(|| Step { head: Head::Fork(Fork { kind: kind.clone(), arms }), as_type }))
 }
 
 /// `broadcast { .. }` / `route { .. }`: `Some` when the step is one (`None` inside when its
@@ -391,6 +453,17 @@ mod tests {
             arms,
             [(Some("| o | o . a > 1 || o . b".to_owned()), "stdout ()".to_owned()), (None, "filter (f) | stdout ()".to_owned())]
         );
+    }
+
+    #[test]
+    fn merge_keeps_its_sources_and_type() {
+        let steps = ok(quote! { merge(file(path = "a", batch_size = 5), kafka(topics = ["t"])) as Order | stdout() });
+        let Head::Fork(fork) = &steps[0].head else { panic!("a merge") };
+        assert_eq!(fork.kind, "merge");
+        let bodies: Vec<String> = fork.arms.iter().map(|a| a.body.to_string()).collect();
+        assert_eq!(bodies, ["file (path = \"a\" , batch_size = 5)", "kafka (topics = [\"t\"])"]);
+        assert!(steps[0].as_type.is_some());
+        assert!(errs(quote! { merge(iter(v)) | stdout() })[0].starts_with("`merge` reads two sources or more"));
     }
 
     #[test]
