@@ -309,3 +309,13 @@ async fn the_pipeline_macro_merges_built_in_sources() {
     assert_eq!(ids, [1, 2, 3], "{report}");
     assert_eq!(report.records_in, 3, "{report}");
 }
+
+/// A fan-out's run is a `Send` future: it can be spawned like any pipeline.
+#[tokio::test]
+async fn a_fan_out_run_can_be_spawned() {
+    let out = etl::sink::collect::<i64>();
+    let sink = out.sink();
+    let run = pipeline! { iter(vec![1i64, 2]) | broadcast { sink, blackhole() } }.handle_signals(false).run();
+    tokio::spawn(run).await.expect("the task").expect("the run");
+    assert_eq!(out.records(), [1, 2]);
+}

@@ -10,7 +10,7 @@ use serde::Serialize;
 use std::marker::PhantomData;
 
 /// A branch as the fan-out drives it.
-pub(super) trait Lane<T>: Send {
+pub(super) trait Lane<T>: Send + Sync {
     fn describe(&self) -> String;
     fn open(&mut self, ctx: SinkContext) -> BoxFuture<'_, Result<(), ConnectorError>>;
     /// Run the branch's operators on `batch` and write what is left; returns what failed on
@@ -36,9 +36,9 @@ impl<T, O, K> Typed<T, O, K> {
 impl<T, O, K> Lane<T> for Typed<T, O, K>
 where
     T: Send + 'static,
-    O: Operator<T> + 'static,
+    O: Operator<T> + Sync + 'static,
     O::Out: Serialize + Sync,
-    K: Sink<O::Out> + 'static,
+    K: Sink<O::Out> + Sync + 'static,
 {
     fn describe(&self) -> String {
         self.sink.describe()

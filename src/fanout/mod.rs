@@ -170,9 +170,9 @@ impl<T> std::fmt::Debug for Branch<T> {
 pub fn branch<T, O, K>(run: Run<Input<T>, O, K>) -> Branch<T>
 where
     T: Send + 'static,
-    O: Operator<T> + 'static,
+    O: Operator<T> + Sync + 'static,
     O::Out: Serialize + Sync,
-    K: Sink<O::Out> + 'static,
+    K: Sink<O::Out> + Sync + 'static,
 {
     let (ops, sink) = run.into_parts();
     Branch { lane: Box::new(Typed::new(ops, sink)), predicate: None }
@@ -187,9 +187,9 @@ where
 pub fn when<T, O, K>(run: Run<Input<T>, O, K>, predicate: impl Fn(&T) -> bool + Send + Sync + 'static) -> Branch<T>
 where
     T: Send + 'static,
-    O: Operator<T> + 'static,
+    O: Operator<T> + Sync + 'static,
     O::Out: Serialize + Sync,
-    K: Sink<O::Out> + 'static,
+    K: Sink<O::Out> + Sync + 'static,
 {
     Branch { predicate: Some(Arc::new(predicate)), ..branch(run) }
 }
