@@ -19,7 +19,6 @@ pub(crate) use signals::SignalGuard;
 pub(crate) use signals::Signals;
 
 use crate::dead_letter::DeadLetters;
-use crate::fanout::{Branch, Fanout, Input};
 use crate::operator::{Chain, Filter, FilterMap, FlatMap, Identity, Inspect, Map, Operator, Step, TryMap};
 use crate::sink::Sink;
 use crate::source::Source;
@@ -192,66 +191,6 @@ where
     /// End the pipeline at `sink`; then [`Run::run`] it.
     pub fn to<K: Sink<O::Out>>(self, sink: K) -> Run<S, O, K> {
         Run { source: self.source, ops: self.ops, sink, steps: self.steps, options: RunOptions::default() }
-    }
-
-    /// End the pipeline in branches that each get every record: `branches` makes them from
-    /// an [`Input`](crate::fanout::Input) of this pipeline's record type, each a sub-pipeline
-    /// `Pipeline::from(input) .. .to(sink)` made a [`branch`](crate::fanout::branch). A batch is
-    /// acknowledged once every branch committed it (see [`crate::fanout`]).
-    ///
-    /// ```
-    /// use etl::prelude::*;
-    /// use etl::fanout::branch;
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let (a, b) = (etl::sink::collect(), etl::sink::collect());
-    /// let (sink_a, sink_b) = (a.sink(), b.sink());
-    /// Pipeline::from(etl::source::iter(vec![1i64, 2]))
-    ///     .broadcast(|input| vec![
-    ///         branch(Pipeline::from(input.clone()).to(sink_a)),
-    ///         branch(Pipeline::from(input).map(|n: i64| n * 10).to(sink_b)),
-    ///     ])
-    ///     .handle_signals(false)
-    ///     .run()
-    ///     .await?;
-    /// assert_eq!((a.records(), b.records()), (vec![1, 2], vec![10, 20]));
-    /// # Ok::<(), etl::Error>(()) }).unwrap();
-    /// ```
-    pub fn broadcast<F>(self, branches: F) -> Run<S, O, Fanout<O::Out>>
-    where
-        O::Out: Clone + Sync,
-        F: FnOnce(Input<O::Out>) -> Vec<Branch<O::Out>>,
-    {
-        self.to(Fanout::broadcast(branches(Input::new())))
-    }
-
-    /// End the pipeline in branches that each take the records for which their predicate
-    /// holds, the first that does ([`when`](crate::fanout::when)); a
-    /// [`branch`](crate::fanout::branch) takes the rest (`_`). A record no branch takes is
-    /// filtered out.
-    ///
-    /// ```
-    /// use etl::prelude::*;
-    /// use etl::fanout::{branch, when};
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let (big, rest) = (etl::sink::collect(), etl::sink::collect());
-    /// let (big_sink, rest_sink) = (big.sink(), rest.sink());
-    /// Pipeline::from(etl::source::iter(vec![5i64, 1500, 20]))
-    ///     .route(|input| vec![
-    ///         when(Pipeline::from(input.clone()).to(big_sink), |n| *n > 1000),
-    ///         branch(Pipeline::from(input).to(rest_sink)),
-    ///     ])
-    ///     .handle_signals(false)
-    ///     .run()
-    ///     .await?;
-    /// assert_eq!((big.records(), rest.records()), (vec![1500], vec![5, 20]));
-    /// # Ok::<(), etl::Error>(()) }).unwrap();
-    /// ```
-    pub fn route<F>(self, branches: F) -> Run<S, O, Fanout<O::Out>>
-    where
-        O::Out: Clone + Sync,
-        F: FnOnce(Input<O::Out>) -> Vec<Branch<O::Out>>,
-    {
-        self.to(Fanout::route(branches(Input::new())))
     }
 }
 
