@@ -3,10 +3,13 @@
 
 use crate::batch::{Batch, BatchParts, Failure, FailureKind};
 use crate::error::ConnectorError;
-use crate::operator::Operator;
+use crate::operator::{Identity, Operator};
+use crate::positions::Positions;
+use crate::record::Meta;
 use crate::sink::{Sink, SinkContext};
 use futures::future::BoxFuture;
 use serde::Serialize;
+use std::any::TypeId;
 use std::marker::PhantomData;
 
 /// A branch as the fan-out drives it.
@@ -16,6 +19,16 @@ pub(super) trait Lane<T>: Send + Sync {
     /// Run the branch's operators on `batch` and write what is left; returns what failed on
     /// the way (operators' failures and records the sink refused), to dead-letter.
     fn write(&mut self, batch: Batch<T>) -> BoxFuture<'_, Result<Vec<Failure>, ConnectorError>>;
+    /// Whether the branch has no steps: its sink takes the fork's records as they are, so
+    /// [`write_shared`](Lane::write_shared) writes them without a copy.
+    fn is_bare(&self) -> bool;
+    /// Write the fork's records as they are (a branch without steps; `None` otherwise).
+    fn write_shared<'a>(
+        &'a mut self,
+        records: &'a [T],
+        meta: &'a [Meta],
+        positions: &'a Positions,
+    ) -> Option<BoxFuture<'a, Result<Vec<Failure>, ConnectorError>>>;
     fn commit(&mut self) -> BoxFuture<'_, Result<(), ConnectorError>>;
     fn close(&mut self) -> BoxFuture<'_, Result<(), ConnectorError>>;
 }
@@ -56,29 +69,30 @@ where
             for f in &mut failures {
                 f.error = format!("branch `{branch}`: {}", f.error);
             }
-            if records.is_empty() && positions.is_empty() {
-                return Ok(failures);
-            }
-            let written = self.sink.write_positioned(&records, &meta, &positions).await?;
-            if written.fenced {
-                // The branch's stored positions are past the batch: it has these records
-                // already (a redelivery after another branch failed). Nothing to write.
-                tracing::debug!(branch = %branch, "fan-out: the branch's sink already stored this batch's positions; skipped");
-                return Ok(failures);
-            }
-            for (index, reason) in written.rejected {
-                let Some(record) = records.get(index) else {
-                    return Err(ConnectorError::permanent(
-                        branch,
-                        format!("the sink rejected record {index} of a batch of {} (a bug of the sink)", records.len()),
-                    ));
-                };
-                let m = meta.get(index).cloned().unwrap_or_default();
-                failures.push(Failure::of_record(record, m, FailureKind::Sink, format!("branch `{branch}`: {reason}")));
-            }
-            failures.extend(written.failures);
+            failures.extend(write_to(&mut self.sink, &records, &meta, &positions).await?);
             Ok(failures)
         })
+    }
+
+    fn is_bare(&self) -> bool {
+        TypeId::of::<O>() == TypeId::of::<Identity>() && TypeId::of::<O::Out>() == TypeId::of::<T>()
+    }
+
+    fn write_shared<'a>(
+        &'a mut self,
+        records: &'a [T],
+        meta: &'a [Meta],
+        positions: &'a Positions,
+    ) -> Option<BoxFuture<'a, Result<Vec<Failure>, ConnectorError>>> {
+        if !self.is_bare() {
+            return None;
+        }
+        // SAFETY: `O::Out` and `T` have the same `TypeId` (checked just above), so they are the
+        // same type and `&[T]` is a `&[O::Out]` with the same layout, length and lifetime.
+        // Written by hand because the branch's types are generic (no specialisation on stable):
+        // this is what lets a branch without steps skip a copy of every record.
+        let same: &'a [O::Out] = unsafe { std::slice::from_raw_parts(records.as_ptr().cast::<O::Out>(), records.len()) };
+        Some(Box::pin(write_to(&mut self.sink, same, meta, positions)))
     }
 
     fn commit(&mut self) -> BoxFuture<'_, Result<(), ConnectorError>> {
@@ -88,4 +102,37 @@ where
     fn close(&mut self) -> BoxFuture<'_, Result<(), ConnectorError>> {
         Box::pin(self.sink.close())
     }
+}
+
+/// Write a branch's records to its sink; returns the records the sink refused, to dead-letter.
+/// A batch the sink fences off is one it has already (its stored positions are past it: a
+/// redelivery after another branch failed): nothing to write.
+async fn write_to<U: Serialize + Sync, K: Sink<U>>(
+    sink: &mut K,
+    records: &[U],
+    meta: &[Meta],
+    positions: &Positions,
+) -> Result<Vec<Failure>, ConnectorError> {
+    if records.is_empty() && positions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let branch = sink.describe();
+    let written = sink.write_positioned(records, meta, positions).await?;
+    if written.fenced {
+        tracing::debug!(branch = %branch, "fan-out: the branch's sink already stored this batch's positions; skipped");
+        return Ok(Vec::new());
+    }
+    let mut failures = Vec::with_capacity(written.rejected.len() + written.failures.len());
+    for (index, reason) in written.rejected {
+        let Some(record) = records.get(index) else {
+            return Err(ConnectorError::permanent(
+                branch,
+                format!("the sink rejected record {index} of a batch of {} (a bug of the sink)", records.len()),
+            ));
+        };
+        let m = meta.get(index).cloned().unwrap_or_default();
+        failures.push(Failure::of_record(record, m, FailureKind::Sink, format!("branch `{branch}`: {reason}")));
+    }
+    failures.extend(written.failures);
+    Ok(failures)
 }

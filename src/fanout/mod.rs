@@ -272,10 +272,16 @@ impl<T> Fanout<T> {
 }
 
 impl<T: Clone + Send + Sync + 'static> Fanout<T> {
-    /// The records (and metadata) of each branch.
-    fn split(&self, records: &[T], meta: &[Meta]) -> Vec<(Vec<T>, Vec<Meta>)> {
+    /// The records (and metadata) of each branch still to write: a copy, or none for a branch
+    /// of a broadcast without steps (it writes the fork's records as they are).
+    fn split(&self, records: &[T], meta: &[Meta], done: &[bool]) -> Vec<Option<(Vec<T>, Vec<Meta>)>> {
         match self.mode {
-            Mode::Broadcast => self.branches.iter().map(|_| (records.to_vec(), meta.to_vec())).collect(),
+            Mode::Broadcast => self
+                .branches
+                .iter()
+                .zip(done)
+                .map(|(b, done)| (!done && !b.lane.is_bare()).then(|| (records.to_vec(), meta.to_vec())))
+                .collect(),
             Mode::Route => {
                 let mut parts: Vec<(Vec<T>, Vec<Meta>)> = self.branches.iter().map(|_| (Vec::new(), Vec::new())).collect();
                 for (record, m) in records.iter().zip(meta) {
@@ -285,7 +291,7 @@ impl<T: Clone + Send + Sync + 'static> Fanout<T> {
                         part.1.push(m.clone());
                     }
                 }
-                parts
+                parts.into_iter().map(Some).collect()
             }
         }
     }
@@ -325,11 +331,20 @@ impl<T: Clone + Send + Sync + 'static> Sink<T> for Fanout<T> {
 
     async fn write_positioned(&mut self, records: &[T], meta: &[Meta], positions: &Positions) -> Result<Written, ConnectorError> {
         let mut pending = self.pending.take().unwrap_or_else(|| Pending { done: vec![false; self.branches.len()], failures: Vec::new() });
-        let parts = self.split(records, meta);
+        let parts = self.split(records, meta, &pending.done);
         let origin = Arc::clone(&self.origin);
-        let writes = self.branches.iter_mut().zip(parts).enumerate().filter(|(i, _)| !pending.done[*i]).map(|(i, (b, (records, meta)))| {
-            let batch = Batch::new(records, meta, Vec::new(), Ack::none(), Arc::clone(&origin)).with_positions(positions.clone());
-            async move { (i, b.lane.write(batch).await) }
+        let writes = self.branches.iter_mut().zip(parts).enumerate().filter(|(i, _)| !pending.done[*i]).map(|(i, (b, part))| {
+            let write = match part {
+                Some((records, meta)) => {
+                    let batch = Batch::new(records, meta, Vec::new(), Ack::none(), Arc::clone(&origin)).with_positions(positions.clone());
+                    b.lane.write(batch)
+                }
+                None => match b.lane.write_shared(records, meta, positions) {
+                    Some(write) => write,
+                    None => Box::pin(async { Err(ConnectorError::permanent("fan-out", "etl bug: a branch with steps got no records")) }),
+                },
+            };
+            async move { (i, write.await) }
         });
         let mut error: Option<ConnectorError> = None;
         for (i, result) in join_all(writes).await {
