@@ -140,7 +140,8 @@ async fn drop_oldest_tells_a_late_subscriber_exactly_what_it_missed() {
     assert_eq!(fast_handle.missed(), 0);
 
     let (slow_seen, slow_run) = consume(slow, 7, Duration::ZERO);
-    slow_run.await.expect("no panic").expect("slow run");
+    let slow_report = slow_run.await.expect("no panic").expect("slow run");
+    assert_eq!(slow_report.missed, N - CAPACITY as u64, "the run's report counts what it missed: {slow_report}");
     let got = slow_seen.0.lock().unwrap().clone();
     let first = N - CAPACITY as u64;
     assert_eq!(slow_seen.records(), (first..N).collect::<Vec<_>>(), "a contiguous suffix: the last {CAPACITY} records");

@@ -98,6 +98,7 @@ where
     let stop = shutdown.child_token();
     let context = SourceContext::new(stop.clone()).with_resources(resources).with_dead_letters(Arc::clone(&dead_letters));
     let lag = context.lag.clone();
+    let missed = context.missed.clone();
     let stream = source.open(context).await.map_err(start)?;
     info!("started");
 
@@ -205,7 +206,8 @@ where
         error = deadline => return Err(error),
     };
     let closed = sink.close().await.map_err(Error::Sink);
-    let report = counters.report(started.elapsed());
+    let mut report = counters.report(started.elapsed());
+    report.missed = missed.get();
     sync(&metrics, &report, counters.unfinished());
     dead.lock().unwrap_or_else(PoisonError::into_inner).log(&report);
     // The writer's error explains a reader that stopped early; report it first.

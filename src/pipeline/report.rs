@@ -7,9 +7,11 @@ use std::time::Duration;
 /// What a pipeline run did.
 ///
 /// ```
-/// let r = etl::RunReport { records_in: 10, records_out: 8, dead_lettered: 1, batches: 2, retries: 0, elapsed: std::time::Duration::from_secs(1) };
+/// let r = etl::RunReport { records_in: 10, records_out: 8, dead_lettered: 1, batches: 2, retries: 0, missed: 0, elapsed: std::time::Duration::from_secs(1) };
 /// assert_eq!(r.filtered(), 1);
 /// assert!(r.to_string().contains("10 in, 8 out"));
+/// let lagging = etl::RunReport { missed: 5, ..r };
+/// assert!(lagging.to_string().contains(", 5 missed (dropped before they were read)"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RunReport {
@@ -24,6 +26,11 @@ pub struct RunReport {
     /// Attempts that failed and were retried: sink and dead-letter writes, and the records'
     /// attempts in stages (`map(stage)`).
     pub retries: u64,
+    /// Records the source will never deliver, by its explicit policy: a
+    /// [`Broadcast`](crate::channel::Broadcast) subscriber under `Overflow::DropOldest` whose
+    /// oldest entries were dropped before it read them (each record after a gap also says how
+    /// many, in its metadata). Not in `records_in`.
+    pub missed: u64,
     /// Wall-clock time of the run.
     pub elapsed: Duration,
 }
@@ -62,7 +69,11 @@ impl std::fmt::Display for RunReport {
             self.retries,
             self.elapsed,
             self.records_per_second()
-        )
+        )?;
+        if self.missed > 0 {
+            write!(f, ", {} missed (dropped before they were read)", self.missed)?;
+        }
+        Ok(())
     }
 }
 
@@ -96,6 +107,7 @@ impl Counters {
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            missed: 0,
             elapsed,
         }
     }

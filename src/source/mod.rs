@@ -89,6 +89,8 @@ pub struct SourceContext {
     /// The run's dead-letter queue (set by the pipeline; `None` for a source opened by hand).
     /// A source reading a dead-letter queue checks that it is not this one.
     pub dead_letters: Option<Arc<dyn DeadLetters>>,
+    /// Where a source counts the records it will never deliver by policy (see [`Missed`]).
+    pub missed: Missed,
 }
 
 impl std::fmt::Debug for SourceContext {
@@ -114,6 +116,31 @@ impl std::fmt::Debug for SourceContext {
 #[derive(Debug, Clone)]
 pub struct Lag(Arc<AtomicI64>);
 
+/// Records a source knows it will never deliver, by an explicit policy (a
+/// [`Broadcast`](crate::channel::Broadcast) subscriber under `Overflow::DropOldest` whose oldest
+/// entries were dropped before it read them): counted here, in the run's report
+/// ([`RunReport::missed`](crate::RunReport::missed)). Never a silent skip.
+///
+/// ```
+/// let missed = etl::source::Missed::default();
+/// missed.add(3);
+/// assert_eq!(missed.clone().get(), 3);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Missed(Arc<std::sync::atomic::AtomicU64>);
+
+impl Missed {
+    /// Count `n` more records missed.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The records missed so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 impl Default for Lag {
     fn default() -> Self {
         Lag(Arc::new(AtomicI64::new(-1)))
@@ -135,7 +162,7 @@ impl Lag {
 impl SourceContext {
     /// A context with the given shutdown token and resources of its own.
     pub fn new(shutdown: CancellationToken) -> Self {
-        SourceContext { shutdown, resources: Resources::default(), lag: Lag::default(), dead_letters: None }
+        SourceContext { shutdown, resources: Resources::default(), lag: Lag::default(), dead_letters: None, missed: Missed::default() }
     }
 
     /// Tell the source where its run dead-letters records.

@@ -207,6 +207,7 @@ impl<T: Clone + Send + Sync + 'static> Source for Subscription<T> {
             batching.batch_size = batching.batch_size.min(log.capacity());
         }
         let chunk = batching.batch_size.clamp(1, READ_CHUNK);
+        let run_missed = ctx.missed.clone();
         let missed_total = metrics::counter!(
             "etl_broadcast_missed_total",
             "broadcast" => log.name().to_owned(),
@@ -217,6 +218,7 @@ impl<T: Clone + Send + Sync + 'static> Source for Subscription<T> {
         let reader = Reader { log: log.clone(), name: Arc::clone(&subscriber.name), shared, buffer: Vec::new(), generation: 0 };
         let entries = futures::stream::unfold((reader, ctx.shutdown.clone()), move |(mut reader, shutdown)| {
             let missed_total = missed_total.clone();
+            let run_missed = run_missed.clone();
             async move {
                 let (seq, record, missed) = reader.next(chunk, &shutdown).await?;
                 let mut meta = Meta::at(Position::Sequence(seq));
@@ -229,6 +231,7 @@ impl<T: Clone + Send + Sync + 'static> Source for Subscription<T> {
                         "broadcast subscriber lagged: the oldest entries were dropped before it read them"
                     );
                     missed_total.increment(missed);
+                    run_missed.add(missed);
                     let header = (MISSED_HEADER.to_owned(), Bytes::from(missed.to_string()));
                     meta = meta.with_extra(Extra { headers: vec![header], ..Extra::default() });
                 }
