@@ -19,115 +19,16 @@
 mod common;
 
 use common::crash::{self, Child, Watch};
+use common::jobs::*;
 use common::nats::{client_at, nats_url, unique, OwnServer};
 use etl::checkpoint::{CheckpointError, CheckpointStore, NatsKvStore, Versioned};
 use etl::job::JobError;
 use etl::prelude::*;
 use futures::StreamExt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 // ---- The job (as in tests/jobs.rs) ----
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Request {
-    dir: PathBuf,
-    records: usize,
-    /// Bytes of padding per record (large state).
-    pad: usize,
-    /// `extract` waits until this file exists (concurrent runs).
-    hold_until: Option<PathBuf>,
-}
-
-impl Request {
-    fn new(dir: &Path) -> Request {
-        Request { dir: dir.to_owned(), records: 3, pad: 0, hold_until: None }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Raw {
-    dir: PathBuf,
-    records: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Clean {
-    dir: PathBuf,
-    transformed: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Loaded {
-    loaded: usize,
-    bytes: usize,
-}
-
-/// In a crash child: where it SIGKILLs itself (`transform-start`, `load-start`, `load-end`).
-static KILL_AT: OnceLock<String> = OnceLock::new();
-
-fn maybe_kill(point: &str) {
-    if KILL_AT.get().map(String::as_str) == Some(point) {
-        eprintln!("child: SIGKILL at {point}");
-        // SAFETY: kill(2) on our own pid; no memory is touched.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-    }
-}
-
-/// A side effect: one line appended to `dir/name`, fsynced.
-fn effect(dir: &Path, name: &str) {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(name)).expect("effect file");
-    f.write_all(b"x\n").expect("effect");
-    f.sync_all().expect("effect sync");
-}
-
-fn count(dir: &Path, name: &str) -> usize {
-    std::fs::read_to_string(dir.join(name)).map(|s| s.lines().count()).unwrap_or(0)
-}
-
-#[stage(retries = 3, backoff = 1ms)]
-async fn extract(req: Request) -> Result<Raw, etl::stage::Error> {
-    effect(&req.dir, "extract");
-    if let Some(hold) = &req.hold_until {
-        while !hold.exists() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-    let records = (0..req.records).map(|n| format!("r{n}-{}", "p".repeat(req.pad))).collect();
-    Ok(Raw { dir: req.dir, records })
-}
-
-#[stage(retries = 3, backoff = 1ms, max_backoff = 5ms)]
-async fn transform(raw: Raw) -> Result<Clean, etl::stage::Error> {
-    maybe_kill("transform-start");
-    if raw.dir.join("poison").exists() {
-        return Err(etl::stage::Error::permanent("record r0 is not valid"));
-    }
-    effect(&raw.dir, "transform");
-    Ok(Clean { dir: raw.dir, transformed: raw.records.iter().map(|r| r.to_uppercase()).collect() })
-}
-
-#[stage(retries = 1, backoff = 1ms)]
-async fn load(clean: Clean) -> Result<Loaded, etl::stage::Error> {
-    maybe_kill("load-start");
-    effect(&clean.dir, "load");
-    maybe_kill("load-end");
-    Ok(Loaded { loaded: clean.transformed.len(), bytes: clean.transformed.iter().map(String::len).sum() })
-}
-
-#[stage]
-async fn fetch(req: Request) -> Result<Raw, etl::stage::Error> {
-    effect(&req.dir, "fetch");
-    Ok(Raw { dir: req.dir, records: vec![] })
-}
-
-/// A request whose `transform` fails permanently while `dir/poison` exists (created here).
-fn poisoned(dir: &Path) -> Request {
-    std::fs::write(dir.join("poison"), b"").unwrap();
-    Request::new(dir)
-}
 
 fn effects(dir: &Path) -> [usize; 3] {
     [count(dir, "extract"), count(dir, "transform"), count(dir, "load")]

@@ -7,6 +7,8 @@
 pub mod contract;
 /// The crash harness: SIGKILL a pipeline in a child process, restart it, count.
 pub mod crash;
+/// The extract → transform → load job of the job tests, its side effects counted in files.
+pub mod jobs;
 /// NATS helpers: the server's address, the consumer's and the stream's own view, a server of
 /// a test's own (restarts).
 #[cfg(feature = "nats")]
