@@ -27,7 +27,7 @@ mod recentchange;
 static ALLOC: measure::Counting<std::alloc::System> = measure::Counting(std::alloc::System);
 
 use etl::prelude::*;
-use measure::Side;
+use measure::best;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
@@ -107,13 +107,6 @@ async fn watch_side(inbox: &Path, archive: &Path) -> u64 {
 async fn file_side(path: &Path) -> u64 {
     let source = etl::source::file::<Change>(path.to_str().unwrap()).batch_size(1000);
     Pipeline::from(source).to(etl::sink::blackhole()).handle_signals(false).run().await.unwrap().records_out
-}
-
-fn best(a: Option<Side>, b: Side) -> Option<Side> {
-    match a {
-        Some(a) if a.wall <= b.wall => Some(a),
-        _ => Some(b),
-    }
 }
 
 fn main() {

@@ -24,7 +24,7 @@ mod measure;
 use etl::prelude::*;
 use kafka_bench::{brokers, config, create_topic, partitions_for, produce, unique};
 use measure::row;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use std::alloc::System;
 use std::time::Duration;
 
@@ -58,8 +58,11 @@ async fn raw_produce(topic: &str, n: u64) {
     produce(topic, n, true, |i| serde_json::to_vec(&order(i)).unwrap()).await;
 }
 
-/// The raw consumer loop: poll and decode N messages.
-fn raw_consume(topic: &str, n: u64) {
+/// The raw consumer loop: poll and decode N messages. With `commit_every`, an at-least-once
+/// loop: after each `commit_every` messages, an asynchronous commit of the consumer's position
+/// on every assigned partition (what a hand-written loop that commits per batch does; the etl
+/// source commits each acknowledged batch's offsets the same way).
+fn raw_consume(topic: &str, n: u64, commit_every: Option<u64>) {
     let consumer: BaseConsumer = config()
         .set("group.id", unique("bench-raw"))
         .set("auto.offset.reset", "earliest")
@@ -75,6 +78,9 @@ fn raw_consume(topic: &str, n: u64) {
             let o: Order = serde_json::from_slice(rdkafka::Message::payload(&m).unwrap()).unwrap();
             sum = sum.wrapping_add(o.amount_cents);
             got += 1;
+            if commit_every.is_some_and(|every| got % every == 0 || got == n) {
+                consumer.commit_consumer_state(CommitMode::Async).unwrap();
+            }
         }
     }
     std::hint::black_box(sum);
@@ -100,23 +106,32 @@ fn main() {
             let topic = create_topic("bench", partitions_for(n)).await;
             let base = measure::side(raw_produce(&topic, n)).await;
             row(&format!("sink, {n} records | raw FutureProducer loop"), n, &base, &base);
-            let sink_topic = create_topic("bench-sink", partitions_for(n)).await;
-            let etl_side = measure::side(async {
-                let report = Pipeline::from(etl::source::iter((0..n).map(order)).batch_size(1000))
-                    .to(etl::sink::kafka(&sink_topic).brokers(brokers()).key("id"))
-                    .max_in_flight(4)
-                    .handle_signals(false)
-                    .run()
-                    .await
-                    .unwrap();
-                assert_eq!(report.records_out, n);
-            })
-            .await;
-            row(&format!("sink, {n} records | etl iter → kafka sink"), n, &etl_side, &base);
+            // `ETL_BENCH_ONLY=source`: the raw producer still fills the topic; the etl sink is skipped.
+            if std::env::var("ETL_BENCH_ONLY").is_ok_and(|only| only == "source") {
+                println!("| sink, {n} records | etl iter → kafka sink | skipped (ETL_BENCH_ONLY=source) | | | | |");
+            } else {
+                let sink_topic = create_topic("bench-sink", partitions_for(n)).await;
+                let etl_side = measure::side(async {
+                    let report = Pipeline::from(etl::source::iter((0..n).map(order)).batch_size(1000))
+                        .to(etl::sink::kafka(&sink_topic).brokers(brokers()).key("id"))
+                        .max_in_flight(4)
+                        .handle_signals(false)
+                        .run()
+                        .await
+                        .unwrap();
+                    assert_eq!(report.records_out, n);
+                })
+                .await;
+                row(&format!("sink, {n} records | etl iter → kafka sink"), n, &etl_side, &base);
+            }
 
             let t = topic.clone();
-            let base = measure::side(async move { tokio::task::spawn_blocking(move || raw_consume(&t, n)).await.unwrap() }).await;
-            row(&format!("source, {n} records | raw BaseConsumer loop"), n, &base, &base);
+            let plain = measure::side(async move { tokio::task::spawn_blocking(move || raw_consume(&t, n, None)).await.unwrap() }).await;
+            row(&format!("source, {n} records | raw BaseConsumer loop, no commits"), n, &plain, &plain);
+            let t = topic.clone();
+            let base =
+                measure::side(async move { tokio::task::spawn_blocking(move || raw_consume(&t, n, Some(1000))).await.unwrap() }).await;
+            row(&format!("source, {n} records | raw BaseConsumer loop, async commit per 1000 (baseline)"), n, &base, &base);
             let etl_side = measure::side(async {
                 let source = etl::source::kafka::<Order>([topic.as_str()], unique("bench-etl"))
                     .brokers(brokers())
@@ -128,6 +143,7 @@ fn main() {
             })
             .await;
             row(&format!("source, {n} records | etl kafka source → blackhole"), n, &etl_side, &base);
+            row(&format!("source, {n} records | etl kafka source → blackhole, against the loop without commits"), n, &etl_side, &plain);
         }
     });
 }

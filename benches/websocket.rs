@@ -22,7 +22,7 @@ mod ws_server;
 
 use etl::prelude::*;
 use futures::{SinkExt, StreamExt};
-use measure::{row, Side};
+use measure::{best, row, Side};
 use std::alloc::System;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::Message;
@@ -103,21 +103,13 @@ async fn etl_side(url: &str, n: u64) {
     assert_eq!(report.records_out, n);
 }
 
-fn best(a: Side, b: Side) -> Side {
-    if b.wall < a.wall {
-        b
-    } else {
-        a
-    }
-}
-
 fn main() {
     let sizes: Vec<u64> = std::env::var("ETL_BENCH_RECORDS")
         .unwrap_or_else(|_| "100000,1000000".into())
         .split(',')
         .map(|s| s.trim().parse().expect("ETL_BENCH_RECORDS: numbers"))
         .collect();
-    let rounds: usize = std::env::var("ETL_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
+    let rounds = measure::rounds(3);
     // `ETL_BENCH_RUNTIME=current`: both sides on a current-thread runtime (no hand-off between
     // worker threads: on a loaded machine each one waits for a time slice).
     let current = std::env::var("ETL_BENCH_RUNTIME").is_ok_and(|r| r == "current");
@@ -139,15 +131,9 @@ fn main() {
             let (mut base, mut etl): (Option<Side>, Option<Side>) = (None, None);
             for _ in 0..rounds {
                 let b = measure::side(raw_loop(&url, n)).await;
-                base = Some(match base.take() {
-                    Some(a) => best(a, b),
-                    None => b,
-                });
+                base = best(base.take(), b);
                 let e = measure::side(etl_side(&url, n)).await;
-                etl = Some(match etl.take() {
-                    Some(a) => best(a, e),
-                    None => e,
-                });
+                etl = best(etl.take(), e);
             }
             let (base, etl) = (base.unwrap(), etl.unwrap());
             row(&format!("source, {n} messages | raw tokio-tungstenite loop"), n, &base, &base);

@@ -86,6 +86,19 @@ pub async fn side<F: std::future::Future<Output = ()>>(work: F) -> Side {
     Side { wall: started.elapsed().as_secs_f64(), cpu: cpu_seconds() - cpu, heap: peak().saturating_sub(live) }
 }
 
+/// The faster of two measurements of one side (`None`: the first round).
+pub fn best(a: Option<Side>, b: Side) -> Option<Side> {
+    match a {
+        Some(a) if a.wall <= b.wall => Some(a),
+        _ => Some(b),
+    }
+}
+
+/// `ETL_BENCH_ROUNDS`, else `default`: how many rounds a benchmark keeps the best of.
+pub fn rounds(default: usize) -> usize {
+    std::env::var("ETL_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(default)
+}
+
 /// A Markdown row: `| label | records/s | wall s | CPU s | peak heap | ratio to base |`.
 pub fn row(label: &str, n: u64, side: &Side, base: &Side) {
     println!(
