@@ -58,12 +58,27 @@ async fn raw_produce(topic: &str, n: u64) {
     produce(topic, n, true, |i| serde_json::to_vec(&order(i)).unwrap()).await;
 }
 
+/// `ETL_BENCH_KAFKA_PROPS` (`key=value,key=value`): librdkafka properties given to both
+/// consumer sides, for tuning experiments.
+fn extra_properties() -> Vec<(String, String)> {
+    std::env::var("ETL_BENCH_KAFKA_PROPS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
 /// The raw consumer loop: poll and decode N messages. With `commit_every`, an at-least-once
 /// loop: after each `commit_every` messages, an asynchronous commit of the consumer's position
 /// on every assigned partition (what a hand-written loop that commits per batch does; the etl
 /// source commits each acknowledged batch's offsets the same way).
 fn raw_consume(topic: &str, n: u64, commit_every: Option<u64>) {
-    let consumer: BaseConsumer = config()
+    let mut config = config();
+    for (key, value) in extra_properties() {
+        config.set(key, value);
+    }
+    let consumer: BaseConsumer = config
         .set("group.id", unique("bench-raw"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -137,7 +152,8 @@ fn main() {
                     .brokers(brokers())
                     .batch_size(1000)
                     .batch_timeout(Duration::from_millis(100))
-                    .max_records(n);
+                    .max_records(n)
+                    .properties(extra_properties());
                 let report = Pipeline::from(source).to(etl::sink::blackhole()).max_in_flight(4).handle_signals(false).run().await.unwrap();
                 assert_eq!(report.records_out, n);
             })

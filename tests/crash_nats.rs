@@ -2,7 +2,7 @@
 //! (`NATS_URL`; `scripts/test.sh` starts one; a missing server is a failure saying how to
 //! start it).
 //!
-//! A stream of its own holds 600 messages `{"n": 0..600}`, read by a durable consumer with a
+//! A stream of its own holds 3 000 messages `{"n": 0..3000}`, read by a durable consumer with a
 //! 2 s `ack_wait` (so that what a killed child held comes back within the test) and a
 //! `max_deliver` of 100 (a message in the hands of several killed children is delivered again,
 //! not given up). The child (this test binary, re-run) drains it into a file sink: `nats` with
@@ -32,7 +32,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-const MESSAGES: u64 = 600;
+const MESSAGES: u64 = 3000; // enough that five children killed after a few files cannot finish it (with 600, the third child once read the rest)
 const BATCH: usize = 10;
 const MAX_IN_FLIGHT: usize = 2;
 const KILLS: usize = 5;

@@ -773,7 +773,8 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
         .map_err(|e| Error::Source(ConnectorError::permanent(component.clone(), format!("cannot start the consumer thread: {e}"))))?;
 
     let reader = Reader { rx, chunk: Vec::new().into_iter(), generation: 0, shared: Arc::clone(&shared) };
-    let input = futures::stream::unfold(reader, |mut reader| async move {
+    // Boxed: the state moves in and out of each item's future, a pointer rather than the reader.
+    let input = futures::stream::unfold(Box::new(reader), |mut reader| async move {
         let item = reader.next().await?;
         Some((item, reader))
     });

@@ -4,19 +4,59 @@
 
 use crate::batch::{Failure, FailureKind, Incoming};
 use crate::record::{Extra, Meta, Position, Record};
+use async_nats::Subject;
 use bytes::Bytes;
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The longest delay a nak asks for, whatever the delivery count.
 pub(crate) const MAX_NAK_DELAY: Duration = Duration::from_secs(300);
+
+/// The reply subject of a delivery, where its acknowledgements go
+/// (`$JS.ACK.<stream>.<consumer>...`): async-nats' own [`Subject`], whose clones share its
+/// bytes, so the lease table, the acknowledgement and its publish take no copy of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reply(pub Subject);
+
+impl Reply {
+    pub(crate) fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl Default for Reply {
+    fn default() -> Self {
+        Reply(Subject::from_static(""))
+    }
+}
+
+impl From<&str> for Reply {
+    fn from(reply: &str) -> Self {
+        Reply(Subject::from(reply))
+    }
+}
+
+/// Hashed as its text, so the lease table can be searched with a `&str`.
+impl Hash for Reply {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl Borrow<str> for Reply {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
 
 /// A message the consumer delivered, out of async-nats' types.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Received {
     /// The subject it was published to.
     pub subject: String,
-    /// Where acknowledgements go (`$JS.ACK.<stream>.<consumer>...`).
-    pub reply: String,
+    /// Where acknowledgements go.
+    pub reply: Reply,
     pub payload: Bytes,
     /// Its headers, in order.
     pub headers: Vec<(String, Bytes)>,
@@ -32,7 +72,7 @@ pub(crate) struct Received {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Delivery {
     /// The reply subject acknowledgements are sent to.
-    pub reply: String,
+    pub reply: Reply,
     /// The stream sequence (for logs and dead-letter entries).
     pub stream_sequence: u64,
     /// The delivery count of this delivery.
@@ -64,7 +104,7 @@ pub(crate) fn delivery(message: Received, max_deliver: u32) -> Delivery {
     delivery_of(&message, reply, max_deliver)
 }
 
-fn delivery_of(message: &Received, reply: String, max_deliver: u32) -> Delivery {
+fn delivery_of(message: &Received, reply: Reply, max_deliver: u32) -> Delivery {
     let last_attempt = (message.delivered >= max_deliver).then(|| LastAttempt {
         published: message.published_nanos.and_then(time_of),
         payload: message.payload.clone(),

@@ -2,7 +2,7 @@
 //! the dead letters of last attempts), the progress acks, and the end of the stream that waits
 //! for outstanding acknowledgements.
 
-use super::decode::{decode, delivery, nak_delay, AckBody, Delivery, Received};
+use super::decode::{decode, delivery, nak_delay, AckBody, Delivery, Received, Reply};
 use super::NatsSource;
 use crate::ack::{settle_at_end, Ack, Leases, Outstanding, OutstandingToken, Status};
 use crate::batch::{batched, Failure, FailureKind, Incoming};
@@ -15,6 +15,7 @@ use crate::retry::{RetryPolicy, Retrying};
 use crate::source::{BatchStream, Lag, SourceContext};
 use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
 use futures::StreamExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -42,7 +43,7 @@ struct Shared {
     /// The consumer's `max_deliver` in effect.
     max_deliver: u32,
     /// Messages delivered and not yet resolved, due for a progress ack at half `ack_wait`.
-    leases: Mutex<Leases<String>>,
+    leases: Mutex<Leases<Reply>>,
     /// Held by the progress task while it sends progress acks, and taken by a resolution
     /// before it sends its acknowledgements: a `+WPI` cannot follow a nak and undo its delay.
     ordering: tokio::sync::Mutex<()>,
@@ -62,7 +63,7 @@ impl Shared {
         format!("nats source {}", self.label)
     }
 
-    fn leases(&self) -> MutexGuard<'_, Leases<String>> {
+    fn leases(&self) -> MutexGuard<'_, Leases<Reply>> {
         // The table holds no invariant a panic could break half-way.
         self.leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -99,10 +100,10 @@ impl Shared {
     /// `delayed` false): a nak with a delay growing with the delivery count, or, for a message
     /// on its last attempt (the server would not deliver it again), a dead letter and then
     /// `+TERM`.
-    async fn errored(&self, deliveries: Vec<Delivery>, delayed: bool) -> Vec<(String, AckBody)> {
+    async fn errored(&self, deliveries: Vec<Delivery>, delayed: bool) -> Vec<(Reply, AckBody)> {
         let (last, retry): (Vec<Delivery>, Vec<Delivery>) = deliveries.into_iter().partition(|d| d.last_attempt.is_some());
         let delay = |d: &Delivery| if delayed { nak_delay(self.nak_delay, d.delivered) } else { Duration::ZERO };
-        let mut bodies: Vec<(String, AckBody)> = retry.into_iter().map(|d| (d.reply.clone(), AckBody::Nak(delay(&d)))).collect();
+        let mut bodies: Vec<(Reply, AckBody)> = retry.into_iter().map(|d| (d.reply.clone(), AckBody::Nak(delay(&d)))).collect();
         if last.is_empty() {
             return bodies;
         }
@@ -161,21 +162,21 @@ impl Shared {
     /// answer says the server processed them all (a consumer takes its acknowledgements in
     /// order). A confirmation that does not come is retried, then logged: the server then
     /// redelivers after `ack_wait` (at-least-once).
-    async fn send(&self, mut bodies: Vec<(String, AckBody)>) {
+    async fn send(&self, mut bodies: Vec<(Reply, AckBody)>) {
         let Some((last_reply, last_body)) = bodies.pop() else { return };
         // Progress acks wait while these are handed to the connection (the confirmation below
         // need not hold them back: these messages left the lease table before).
         {
             let _order = self.ordering.lock().await;
             for (reply, body) in bodies {
-                if let Err(e) = self.client.publish(reply, body.bytes()).await {
+                if let Err(e) = self.client.publish(reply.0, body.bytes()).await {
                     tracing::warn!(consumer = %self.label, error = %e, "sending an acknowledgement failed; the server will redeliver that message");
                 }
             }
         }
         let mut delays = self.retry.delays().take(CONFIRM_ATTEMPTS - 1);
         loop {
-            let answer = tokio::time::timeout(CONFIRM_TIMEOUT, self.client.request(last_reply.clone(), last_body.bytes())).await;
+            let answer = tokio::time::timeout(CONFIRM_TIMEOUT, self.client.request(last_reply.0.clone(), last_body.bytes())).await;
             let error = match answer {
                 Ok(Ok(_)) => return,
                 Ok(Err(e)) => e.to_string(),
@@ -214,7 +215,7 @@ async fn progress(shared: Arc<Shared>, ack_wait: Duration, stop: CancellationTok
         let due = shared.leases().due(now);
         let mut sent = Vec::with_capacity(due.len());
         for reply in due {
-            match shared.client.publish(reply.clone(), AckBody::Progress.bytes()).await {
+            match shared.client.publish(reply.0.clone(), AckBody::Progress.bytes()).await {
                 Ok(()) => sent.push(reply),
                 Err(e) => tracing::warn!(consumer = %shared.label, error = %e, "a progress ack failed; trying again at the next tick"),
             }
@@ -232,7 +233,7 @@ fn received(message: async_nats::jetstream::Message) -> Result<(Received, u64), 
         (info.stream_sequence, info.delivered, info.published.unix_timestamp_nanos(), info.pending)
     };
     let message = message.message;
-    let reply = message.reply.map(|r| r.to_string()).ok_or("a message without a reply subject")?;
+    let reply = Reply(message.reply.ok_or("a message without a reply subject")?);
     let mut headers: Vec<(String, bytes::Bytes)> = Vec::new();
     if let Some(map) = &message.headers {
         for (name, values) in map.iter() {
@@ -269,16 +270,15 @@ async fn puller(
     consumer: PullConsumer,
     batch: usize,
     queue: tokio::sync::mpsc::UnboundedSender<Pulled>,
-    queued: Arc<tokio::sync::watch::Sender<usize>>,
+    queued: Arc<Queued>,
     lag: Lag,
     stop: CancellationToken,
 ) {
     let mut failing: Option<Retrying> = None;
-    let mut room = queued.subscribe();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            r = room.wait_for(|n| *n < batch) => if r.is_err() { return },
+            () = queued.room() => {}
         }
         let ask = batch;
         let error = match consumer.batch().max_messages(ask).expires(PULL_EXPIRES).messages().await {
@@ -294,7 +294,7 @@ async fn puller(
                             Ok((received, pending)) => {
                                 lag.set(pending);
                                 shared.leases().insert(received.reply.clone(), Instant::now());
-                                queued.send_modify(|n| *n += 1);
+                                queued.added();
                                 if queue.send(Ok(received)).is_err() {
                                     return;
                                 }
@@ -329,12 +329,47 @@ async fn puller(
     }
 }
 
+/// How many pulled messages wait in the reader's queue: the puller asks for more only while
+/// fewer than `limit` do. An atomic count and a wake-up when it falls below the limit (a
+/// channel of the count cost a lock and a broadcast for every message).
+struct Queued {
+    count: AtomicUsize,
+    limit: usize,
+    below_limit: tokio::sync::Notify,
+}
+
+impl Queued {
+    fn new(limit: usize) -> Self {
+        Queued { count: AtomicUsize::new(0), limit, below_limit: tokio::sync::Notify::new() }
+    }
+
+    /// A message went into the queue.
+    fn added(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The reader took a message out of the queue.
+    fn taken(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == self.limit {
+            self.below_limit.notify_one();
+        }
+    }
+
+    /// Wait until fewer than `limit` messages are queued. (A wake-up given while nobody waits
+    /// is kept by `Notify` for the next wait, which then looks at the count again.)
+    async fn room(&self) {
+        while self.count.load(Ordering::Acquire) >= self.limit {
+            self.below_limit.notified().await;
+        }
+    }
+}
+
 /// The batcher's input: messages from the [`puller`], decoded.
 struct Reader {
     shared: Arc<Shared>,
     consumer: PullConsumer,
     queue: tokio::sync::mpsc::UnboundedReceiver<Pulled>,
-    queued: Arc<tokio::sync::watch::Sender<usize>>,
+    queued: Arc<Queued>,
     /// Messages still to read (`max_records`).
     remaining: Option<u64>,
     /// Once cancelled, a second without a message ends the stream if the consumer is empty.
@@ -377,7 +412,7 @@ impl Reader {
             };
             match next? {
                 Ok(received) => {
-                    self.queued.send_modify(|n| *n = n.saturating_sub(1));
+                    self.queued.taken();
                     if let Some(n) = &mut self.remaining {
                         *n -= 1;
                     }
@@ -577,7 +612,7 @@ pub(super) async fn open<T: Record>(source: NatsSource<T>, ctx: SourceContext) -
         tokio::spawn(progress(Arc::clone(&shared), ack_wait, stop_progress.clone()));
     }
     let (tx, queue) = tokio::sync::mpsc::unbounded_channel();
-    let queued = Arc::new(tokio::sync::watch::channel(0usize).0);
+    let queued = Arc::new(Queued::new(per_request));
     let stop_pulling = CancellationToken::new();
     tokio::spawn(puller(
         Arc::clone(&shared),
@@ -597,7 +632,8 @@ pub(super) async fn open<T: Record>(source: NatsSource<T>, ctx: SourceContext) -
         drain_after: source.drain_after,
         _stop: stop_pulling.drop_guard(),
     };
-    let input = futures::stream::unfold(reader, |mut reader| async move {
+    // Boxed: the state moves in and out of each item's future, a pointer rather than the reader.
+    let input = futures::stream::unfold(Box::new(reader), |mut reader| async move {
         let item = reader.next::<T>().await?;
         Some((item, reader))
     });

@@ -384,7 +384,8 @@ pub(super) async fn open<T: Record>(source: SqsSource<T>, ctx: SourceContext) ->
         drain_after: source.drain_after,
         failing: None,
     };
-    let input = futures::stream::unfold(reader, |mut reader| async move {
+    // Boxed: the state moves in and out of each item's future, a pointer rather than the reader.
+    let input = futures::stream::unfold(Box::new(reader), |mut reader| async move {
         let item = reader.next::<T>().await?;
         Some((item, reader))
     });

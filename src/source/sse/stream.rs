@@ -344,7 +344,8 @@ pub(super) async fn open<T: Record>(source: SseSource<T>, ctx: SourceContext) ->
         () = ctx.shutdown.cancelled() => false,
     };
     connection.done = !connected;
-    let input = futures::stream::unfold(connection, |mut connection| async move {
+    // Boxed: the state moves in and out of each item's future, a pointer rather than the connection.
+    let input = futures::stream::unfold(Box::new(connection), |mut connection| async move {
         let item = connection.next_item().await?;
         Some((item, connection))
     });
