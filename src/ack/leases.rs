@@ -7,7 +7,8 @@
 //! connector's heartbeat task asks [`Leases::due`], renews those on the broker, then marks them
 //! with [`Leases::renewed`], which skips any that were resolved during the call.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
+use foldhash::HashMapExt;
 use std::hash::Hash;
 use std::time::Duration;
 use tokio::time::Instant;

@@ -23,7 +23,8 @@
 
 use crate::ack::{Status, Watermark};
 use crate::positions::OffsetRange;
-use std::collections::HashMap;
+use foldhash::HashMap;
+use foldhash::HashMapExt;
 use std::sync::Arc;
 
 /// Where a polled message stands: its partition's assignment, the epoch it was fetched in, its

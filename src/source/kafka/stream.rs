@@ -33,6 +33,8 @@ use tokio::sync::mpsc;
 const REVOKE_WAIT: Duration = Duration::from_secs(10);
 /// The shortest time between two commits while the watermark moves.
 const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+/// librdkafka's `fetch.queue.backoff.ms` for the source (see where it is set).
+const FETCH_QUEUE_BACKOFF_MS: u32 = 10;
 /// Messages per hand-over to the pipeline.
 const CHUNK: usize = 256;
 /// Chunks waiting in the hand-over.
@@ -706,6 +708,12 @@ pub(super) async fn open<T: Record>(source: KafkaSource<T>, ctx: SourceContext) 
         ("session.timeout.ms", source.session_timeout.as_millis().to_string()),
         // Statistics (the consumer lag, for the progress line and the metrics) every 5 s.
         ("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string()),
+        // When the local queue of prefetched messages is over its limits, librdkafka stops
+        // fetching a partition for this long (default 1 s): a consumer whose pipeline lags for
+        // a moment then idles for a second. Measured: 1M messages over 101 partitions, 114 k/s
+        // with the default, 166 k/s with 10 ms (benches/kafka.rs). A user's
+        // `properties` still win.
+        ("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS.to_string()),
     ])?;
     let outstanding = Outstanding::new();
     let shared = Arc::new(Shared {
