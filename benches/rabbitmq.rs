@@ -81,10 +81,15 @@ async fn raw_publish(queue: &str, n: u64) {
     }
 }
 
+/// `ETL_BENCH_PREFETCH` (default 2000): both consumers' prefetch count.
+fn prefetch() -> u16 {
+    std::env::var("ETL_BENCH_PREFETCH").ok().and_then(|p| p.parse().ok()).unwrap_or(2000)
+}
+
 /// The raw consumer: decode every delivery, acknowledge per batch of 1000.
 async fn raw_consume(queue: &str, n: u64) {
     let (_connection, channel) = rabbit::admin().await;
-    channel.basic_qos(2000, BasicQosOptions::default()).await.unwrap();
+    channel.basic_qos(prefetch(), BasicQosOptions::default()).await.unwrap();
     let mut consumer = channel.basic_consume(queue.into(), "".into(), BasicConsumeOptions::default(), FieldTable::default()).await.unwrap();
     let mut got = 0;
     let mut sum = 0i64;
@@ -105,7 +110,7 @@ async fn raw_consume(queue: &str, n: u64) {
 async fn etl_consume(queue: &str, n: u64) {
     let source = etl::source::rabbitmq::<Order>(queue)
         .url(rabbit::url())
-        .prefetch_count(2000)
+        .prefetch_count(prefetch())
         .batch_size(BATCH as usize)
         .batch_timeout(std::time::Duration::from_millis(100))
         .max_records(n);
