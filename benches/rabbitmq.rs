@@ -5,8 +5,8 @@
 //!   queue through the default exchange; `etl::sink::rabbitmq` (batches of 1000, 4 in flight,
 //!   every confirm awaited by the commits) beside a raw loop on a channel in confirm mode that
 //!   publishes a batch of 1000 and awaits its confirms before the next (confirm per batch);
-//! * **source**: N messages published (by the raw loop) to two fresh queues, one consumed by
-//!   each side and decoded into the same type; the etl source (batches of 1000, prefetch 2000)
+//! * **source**: N messages published (by the raw loop) to a fresh queue just before each
+//!   side consumes it, decoding into the same type; the etl source (batches of 1000, prefetch 2000)
 //!   → `etl::sink::blackhole()`, beside a raw consumer (prefetch 2000) that decodes each
 //!   delivery and acknowledges per batch of 1000 (`multiple = true`). `ETL_BENCH_ROUNDS`
 //!   rounds (default 3), the sides' order alternating; each side's best round is shown.
@@ -158,28 +158,23 @@ fn main() {
             rabbit::delete(&admin, &raw_queue).await;
             rabbit::delete(&admin, &etl_queue).await;
 
-            // The broker's pace varies a lot from one consume to the next (2x between two
-            // runs of the same loop): each round fills two fresh queues the same way, then
-            // each side consumes one, in alternating order; each side's best round is shown.
+            // Each side reads a queue filled just before, by the same raw publisher, so both
+            // read under the same conditions: a queue filled before another one was filled and
+            // read back at half the pace, whichever side read it (the broker's, not the
+            // client's). The sides' order alternates; each side's best round is shown.
             let (mut base, mut etl_best) = (None, None);
             for round in 0..rounds {
-                let raw_queue = rabbit::queue(&admin, "bench-raw-src", false).await;
-                let etl_queue = rabbit::queue(&admin, "bench-etl-src", false).await;
-                raw_publish(&raw_queue, n).await;
-                raw_publish(&etl_queue, n).await;
-                let raw_side = || async { measure::side(raw_consume(&raw_queue, n)).await };
-                let etl_side = || async { measure::side(etl_consume(&etl_queue, n)).await };
-                if round % 2 == 0 {
-                    base = best(base, raw_side().await);
-                    etl_best = best(etl_best, etl_side().await);
-                } else {
-                    etl_best = best(etl_best, etl_side().await);
-                    base = best(base, raw_side().await);
+                for etl_turn in [round % 2 == 1, round % 2 == 0] {
+                    let queue = rabbit::queue(&admin, if etl_turn { "bench-etl-src" } else { "bench-raw-src" }, false).await;
+                    raw_publish(&queue, n).await;
+                    if etl_turn {
+                        etl_best = best(etl_best, measure::side(etl_consume(&queue, n)).await);
+                    } else {
+                        base = best(base, measure::side(raw_consume(&queue, n)).await);
+                    }
+                    assert_eq!(rabbit::ready(&admin, &queue).await, 0);
+                    rabbit::delete(&admin, &queue).await;
                 }
-                assert_eq!(rabbit::ready(&admin, &raw_queue).await, 0);
-                assert_eq!(rabbit::ready(&admin, &etl_queue).await, 0);
-                rabbit::delete(&admin, &raw_queue).await;
-                rabbit::delete(&admin, &etl_queue).await;
             }
             let (base, etl_side) = (base.unwrap(), etl_best.unwrap());
             row(&format!("source, {n} records | raw lapin consumer, ack per batch (best of {rounds})"), n, &base, &base);
