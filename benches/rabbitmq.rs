@@ -159,9 +159,9 @@ fn main() {
             rabbit::delete(&admin, &etl_queue).await;
 
             // Each side reads a queue filled just before, by the same raw publisher, so both
-            // read under the same conditions: a queue filled before another one was filled and
-            // read back at half the pace, whichever side read it (the broker's, not the
-            // client's). The sides' order alternates; each side's best round is shown.
+            // read under the same conditions: the broker delivers a queue read right after it
+            // was filled at about half the pace of one filled before another queue (whichever
+            // side reads it). The sides' order alternates; each side's best round is shown.
             let (mut base, mut etl_best) = (None, None);
             for round in 0..rounds {
                 for etl_turn in [round % 2 == 1, round % 2 == 0] {
