@@ -219,7 +219,9 @@ impl<T> KafkaSource<T> {
     /// Any other librdkafka consumer properties (`fetch.min.bytes`, `client.id`, ...; values'
     /// `${VAR}` resolved at start-up), set after the source's own. Values of keys that look
     /// secret (`password`, `secret`, `token`, `*.key`) are not shown by `Debug`. Overriding
-    /// `enable.auto.commit` breaks the delivery guarantee. Default: none.
+    /// `enable.auto.commit` breaks the delivery guarantee. Of librdkafka's defaults, the source
+    /// changes `fetch.queue.backoff.ms` to 10 (librdkafka: 1 000: a partition whose prefetched
+    /// messages fill the local queue is not fetched for a second). Default: none.
     ///
     /// ```
     /// let src = etl::source::kafka::<etl::Json>(["orders"], "etl").properties([("fetch.min.bytes", "65536")]);
