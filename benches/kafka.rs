@@ -20,6 +20,8 @@
 mod kafka_bench;
 #[path = "harness/measure.rs"]
 mod measure;
+#[path = "harness/run.rs"]
+mod run;
 
 use etl::prelude::*;
 use kafka_bench::{brokers, config, create_topic, partitions_for, produce, unique};
@@ -67,6 +69,12 @@ fn extra_properties() -> Vec<(String, String)> {
         .filter_map(|pair| pair.split_once('='))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect()
+}
+
+/// [`raw_consume`] on a blocking thread, measured.
+async fn raw_side(topic: &str, n: u64, commit_every: Option<u64>, properties: &'static [(&'static str, &'static str)]) -> measure::Side {
+    let topic = topic.to_owned();
+    measure::side(async move { tokio::task::spawn_blocking(move || raw_consume(&topic, n, commit_every, properties)).await.unwrap() }).await
 }
 
 /// The raw consumer loop: poll and decode N messages. With `commit_every`, an at-least-once
@@ -129,35 +137,19 @@ fn main() {
                 println!("| sink, {n} records | etl iter → kafka sink | skipped (ETL_BENCH_ONLY=source) | | | | |");
             } else {
                 let sink_topic = create_topic("bench-sink", partitions_for(n)).await;
-                let etl_side = measure::side(async {
-                    let report = Pipeline::from(etl::source::iter((0..n).map(order)).batch_size(1000))
-                        .to(etl::sink::kafka(&sink_topic).brokers(brokers()).key("id"))
-                        .max_in_flight(4)
-                        .handle_signals(false)
-                        .run()
-                        .await
-                        .unwrap();
-                    assert_eq!(report.records_out, n);
-                })
-                .await;
+                let source = etl::source::iter((0..n).map(order)).batch_size(1000);
+                let sink = etl::sink::kafka(&sink_topic).brokers(brokers()).key("id");
+                let etl_side = measure::side(run::etl(source, sink, n)).await;
                 row(&format!("sink, {n} records | etl iter → kafka sink"), n, &etl_side, &base);
             }
 
-            let t = topic.clone();
-            let plain =
-                measure::side(async move { tokio::task::spawn_blocking(move || raw_consume(&t, n, None, &[])).await.unwrap() }).await;
+            let plain = raw_side(&topic, n, None, &[]).await;
             row(&format!("source, {n} records | raw BaseConsumer loop, no commits"), n, &plain, &plain);
-            let t = topic.clone();
-            let committing =
-                measure::side(async move { tokio::task::spawn_blocking(move || raw_consume(&t, n, Some(1000), &[])).await.unwrap() }).await;
+            let committing = raw_side(&topic, n, Some(1000), &[]).await;
             row(&format!("source, {n} records | raw BaseConsumer loop, async commit per 1000"), n, &committing, &committing);
             // The baseline: the same loop with the one librdkafka setting the etl source changes
             // from librdkafka's defaults (a stalled partition's fetch retried after 10 ms, not 1 s).
-            let t = topic.clone();
-            let base = measure::side(async move {
-                tokio::task::spawn_blocking(move || raw_consume(&t, n, Some(1000), &[("fetch.queue.backoff.ms", "10")])).await.unwrap()
-            })
-            .await;
+            let base = raw_side(&topic, n, Some(1000), &[("fetch.queue.backoff.ms", "10")]).await;
             row(
                 &format!("source, {n} records | raw BaseConsumer loop, async commit per 1000, fetch.queue.backoff.ms=10 (baseline)"),
                 n,
@@ -171,8 +163,7 @@ fn main() {
                     .batch_timeout(Duration::from_millis(100))
                     .max_records(n)
                     .properties(extra_properties());
-                let report = Pipeline::from(source).to(etl::sink::blackhole()).max_in_flight(4).handle_signals(false).run().await.unwrap();
-                assert_eq!(report.records_out, n);
+                run::etl(source, etl::sink::blackhole(), n).await;
             })
             .await;
             row(&format!("source, {n} records | etl kafka source → blackhole"), n, &etl_side, &base);

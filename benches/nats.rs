@@ -20,6 +20,8 @@
 
 #[path = "harness/measure.rs"]
 mod measure;
+#[path = "harness/run.rs"]
+mod run;
 
 use async_nats::jetstream::{self, consumer, stream};
 use etl::prelude::*;
@@ -136,8 +138,7 @@ async fn etl_consume(url: &str, stream: &str, durable: &str, n: u64) {
         .batch_size(BATCH as usize)
         .batch_timeout(Duration::from_millis(100))
         .max_records(n);
-    let report = Pipeline::from(source).to(etl::sink::blackhole()).max_in_flight(4).handle_signals(false).run().await.unwrap();
-    assert_eq!(report.records_out, n);
+    run::etl(source, etl::sink::blackhole(), n).await;
 }
 
 fn main() {
@@ -161,17 +162,9 @@ fn main() {
             let base = measure::side(raw_publish(&js, &subject, n)).await;
             row(&format!("sink, {n} records | async-nats publish loop (acks awaited per batch)"), n, &base, &base);
             let (_, sink_subject) = new_stream(&js, "BENCH_SINK").await;
-            let etl_side = measure::side(async {
-                let report = Pipeline::from(etl::source::iter((0..n).map(order)).batch_size(BATCH as usize))
-                    .to(etl::sink::nats(sink_subject.as_str()).url(&url))
-                    .max_in_flight(4)
-                    .handle_signals(false)
-                    .run()
-                    .await
-                    .unwrap();
-                assert_eq!(report.records_out, n);
-            })
-            .await;
+            let source = etl::source::iter((0..n).map(order)).batch_size(BATCH as usize);
+            let sink = etl::sink::nats(sink_subject.as_str()).url(&url);
+            let etl_side = measure::side(run::etl(source, sink, n)).await;
             row(&format!("sink, {n} records | etl iter → nats sink"), n, &etl_side, &base);
 
             // Each round reads the stream again through two new durable consumers, the sides'

@@ -19,6 +19,8 @@
 mod measure;
 #[path = "../tests/common/rabbitmq.rs"]
 mod rabbit;
+#[path = "harness/run.rs"]
+mod run;
 
 use etl::prelude::*;
 use futures::StreamExt;
@@ -114,8 +116,7 @@ async fn etl_consume(queue: &str, n: u64) {
         .batch_size(BATCH as usize)
         .batch_timeout(std::time::Duration::from_millis(100))
         .max_records(n);
-    let report = Pipeline::from(source).to(etl::sink::blackhole()).max_in_flight(4).handle_signals(false).run().await.unwrap();
-    assert_eq!(report.records_out, n);
+    run::etl(source, etl::sink::blackhole(), n).await;
 }
 
 fn main() {
@@ -140,17 +141,9 @@ fn main() {
             let etl_queue = rabbit::queue(&admin, "bench-etl", false).await;
             let base = measure::side(raw_publish(&raw_queue, n)).await;
             row(&format!("sink, {n} records | raw lapin loop, confirm per batch"), n, &base, &base);
-            let etl_side = measure::side(async {
-                let report = Pipeline::from(etl::source::iter((0..n).map(order)).batch_size(BATCH as usize))
-                    .to(etl::sink::rabbitmq(etl_queue.as_str()).url(rabbit::url()))
-                    .max_in_flight(4)
-                    .handle_signals(false)
-                    .run()
-                    .await
-                    .unwrap();
-                assert_eq!(report.records_out, n);
-            })
-            .await;
+            let source = etl::source::iter((0..n).map(order)).batch_size(BATCH as usize);
+            let sink = etl::sink::rabbitmq(etl_queue.as_str()).url(rabbit::url());
+            let etl_side = measure::side(run::etl(source, sink, n)).await;
             row(&format!("sink, {n} records | etl iter → rabbitmq sink"), n, &etl_side, &base);
             assert_eq!(rabbit::ready(&admin, &raw_queue).await as u64, n);
             assert_eq!(rabbit::ready(&admin, &etl_queue).await as u64, n);

@@ -16,6 +16,8 @@
 
 #[path = "harness/measure.rs"]
 mod measure;
+#[path = "harness/run.rs"]
+mod run;
 #[allow(dead_code)]
 #[path = "../tests/common/ws_server.rs"]
 mod ws_server;
@@ -99,8 +101,7 @@ async fn raw_loop(url: &str, n: u64) {
 
 async fn etl_side(url: &str, n: u64) {
     let source = etl::source::websocket::<Order>(url).reconnect(false).batch_size(1000);
-    let report = Pipeline::from(source).to(etl::sink::blackhole()).max_in_flight(4).handle_signals(false).run().await.unwrap();
-    assert_eq!(report.records_out, n);
+    run::etl(source, etl::sink::blackhole(), n).await;
 }
 
 fn main() {
