@@ -82,15 +82,12 @@ const FILE_LINES: u64 = 10_000;
 const FILE_BATCH: usize = 25;
 
 async fn file_child(args: Value) {
-    let report = Pipeline::from(etl::source::file::<Json>(arg(&args, "input")).batch_size(FILE_BATCH).batch_timeout(LONG))
-        .to(etl::sink::file(arg(&args, "lake")))
-        .max_in_flight(MAX_IN_FLIGHT)
-        .dead_letters(MemoryDeadLetters::new())
-        .handle_signals(false)
-        .run()
-        .await
-        .expect("the child's run");
-    eprintln!("child finished: {report}");
+    crash::run_child(
+        Pipeline::from(etl::source::file::<Json>(arg(&args, "input")).batch_size(FILE_BATCH).batch_timeout(LONG))
+            .to(etl::sink::file(arg(&args, "lake"))),
+        MAX_IN_FLIGHT,
+    )
+    .await;
 }
 
 struct FileWatch {
@@ -152,15 +149,7 @@ async fn sse_child(args: Value) {
         .reconnect(false)
         .batch_size(SSE_BATCH)
         .batch_timeout(LONG);
-    let report = Pipeline::from(source)
-        .to(etl::sink::file(arg(&args, "lake")))
-        .max_in_flight(MAX_IN_FLIGHT)
-        .dead_letters(MemoryDeadLetters::new())
-        .handle_signals(false)
-        .run()
-        .await
-        .expect("the child's run");
-    eprintln!("child finished: {report}");
+    crash::run_child(Pipeline::from(source).to(etl::sink::file(arg(&args, "lake"))), MAX_IN_FLIGHT).await;
 }
 
 struct SseWatch {
@@ -391,15 +380,13 @@ async fn fanout_child(args: Value) {
         .batch_size(SSE_BATCH)
         .batch_timeout(LONG);
     let (a, b) = (etl::sink::file(arg(&args, "lake_a")), etl::sink::file(arg(&args, "lake_b")));
-    let report = Pipeline::from(source)
-        .broadcast(|input| vec![etl::fanout::branch(Pipeline::from(input.clone()).to(a)), etl::fanout::branch(Pipeline::from(input).to(b))])
-        .max_in_flight(MAX_IN_FLIGHT)
-        .dead_letters(MemoryDeadLetters::new())
-        .handle_signals(false)
-        .run()
-        .await
-        .expect("the child's run");
-    eprintln!("child finished: {report}");
+    crash::run_child(
+        Pipeline::from(source).broadcast(|input| {
+            vec![etl::fanout::branch(Pipeline::from(input.clone()).to(a)), etl::fanout::branch(Pipeline::from(input).to(b))]
+        }),
+        MAX_IN_FLIGHT,
+    )
+    .await;
 }
 
 /// Progress: the files of the slower lake.

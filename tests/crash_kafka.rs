@@ -14,7 +14,8 @@
 //! committed offset of their partition are the kill's *exposure* (written, not committed): what
 //! the next run reads again. Checked: every message in the lake at least once, every lake file
 //! whole JSON lines, the committed offsets at the end offsets, total duplicates ≤ the sum of
-//! exposures, and each exposure within the in-flight window `max_in_flight × batch_size` = 40.
+//! exposures, and each kill adding at most the in-flight window `max_in_flight × batch_size` = 40
+//! to the exposure the kill before left (`crash::assert_exposures`).
 
 mod common;
 #[path = "common/kafka.rs"]
@@ -23,7 +24,6 @@ mod kafka_broker;
 use bytes::Bytes;
 use common::crash::{self, count_files, read_lake, Child, Tally, Watch};
 use etl::batch::BatchOptions;
-use etl::dead_letter::MemoryDeadLetters;
 use etl::{Json, Pipeline};
 use kafka_broker::{brokers, committed, committed_async, create_topic, end_offsets, end_offsets_async, produce_async, unique, Out};
 use serde_json::{json, Value};
@@ -56,15 +56,7 @@ async fn child(args: Value) {
         .batch_size(BATCH)
         .batch_timeout(Duration::from_millis(200))
         .max_records(ready as u64);
-    let report = Pipeline::from(source)
-        .to(etl::sink::file(args["lake"].as_str().unwrap()))
-        .max_in_flight(MAX_IN_FLIGHT)
-        .dead_letters(MemoryDeadLetters::new())
-        .handle_signals(false)
-        .run()
-        .await
-        .expect("the child's run");
-    eprintln!("child finished: {report}");
+    crash::run_child(Pipeline::from(source).to(etl::sink::file(args["lake"].as_str().unwrap())), MAX_IN_FLIGHT).await;
 }
 
 struct KafkaWatch {
@@ -123,8 +115,8 @@ async fn kafka_to_file_sink_survives_sigkill() {
     let mut watch = KafkaWatch { topic: topic.clone(), group: group.clone(), lake: lake.clone(), positions, kills: Vec::new() };
     let crashes = crash::run(&child, KILLS, &mut watch).await;
     let ctx = format!(
-        "Kafka → file, {crashes:?}, (distinct in lake, exposure) per kill {:?}",
-        watch.kills.iter().map(|(_, d, e)| (*d, *e)).collect::<Vec<_>>()
+        "Kafka → file, {crashes:?}, (committed offsets, distinct in lake, exposure) per kill {:?}",
+        watch.kills.iter().map(|(c, d, e)| (c, *d, *e)).collect::<Vec<_>>()
     );
     let ends: Vec<Option<i64>> = end_offsets_async(&topic).await.into_iter().map(Some).collect();
     assert_eq!(committed_async(&group, &topic).await, ends, "{ctx}: the group's offsets end at the end");
@@ -139,13 +131,7 @@ async fn kafka_to_file_sink_survives_sigkill() {
         tally.duplicates()
     );
     let window = MAX_IN_FLIGHT * BATCH;
-    for (kill, (committed, _, exposure)) in watch.kills.iter().enumerate() {
-        assert!(
-            *exposure <= window,
-            "{ctx}: kill {}: {exposure} records written and not committed (offsets {committed:?}), more than the in-flight window ({window})",
-            kill + 1
-        );
-    }
+    crash::assert_exposures(&ctx, watch.kills.iter().map(|(_, _, exposure)| *exposure), window, "records written and not committed");
     let by_partition: BTreeMap<i32, usize> = watch.positions.iter().fold(BTreeMap::new(), |mut m, (p, _)| {
         *m.entry(*p).or_default() += 1;
         m

@@ -15,8 +15,9 @@
 //! are the kill's *exposure* (committed, not yet acknowledged): what the server will deliver
 //! again. Checked: every message in the lake at least once, the consumer empty in the end
 //! (nothing pending, nothing unacknowledged), every lake file whole JSON lines, total
-//! duplicates ≤ the sum of exposures, and each exposure within the in-flight window
-//! `max_in_flight × batch_size` = 20.
+//! duplicates ≤ the sum of exposures, and each kill adding at most the in-flight window
+//! `max_in_flight × batch_size` = 20 to the exposure the kill before left (a message the kill
+//! before left unacknowledged waits for its 2 s `ack_wait`: `crash::assert_exposures`).
 
 mod common;
 
@@ -24,7 +25,6 @@ use common::contract::LONG;
 use common::crash::{self, count_files, read_lake, Child, Tally, Watch};
 use common::nats::{consumer_info, create_consumer, create_stream, js, nats_url, publish, unique};
 use etl::batch::BatchOptions;
-use etl::dead_letter::MemoryDeadLetters;
 use etl::{Json, Pipeline};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -46,15 +46,7 @@ async fn child(args: Value) {
         .drain_after(drain)
         .batch_size(BATCH)
         .batch_timeout(LONG);
-    let report = Pipeline::from(source)
-        .to(etl::sink::file(args["lake"].as_str().unwrap()))
-        .max_in_flight(MAX_IN_FLIGHT)
-        .dead_letters(MemoryDeadLetters::new())
-        .handle_signals(false)
-        .run()
-        .await
-        .expect("the child's run");
-    eprintln!("child finished: {report}");
+    crash::run_child(Pipeline::from(source).to(etl::sink::file(args["lake"].as_str().unwrap())), MAX_IN_FLIGHT).await;
 }
 
 struct NatsWatch {
@@ -130,12 +122,6 @@ async fn nats_to_file_sink_survives_sigkill() {
         tally.duplicates()
     );
     let window = MAX_IN_FLIGHT * BATCH;
-    for (kill, (_, _, exposure)) in watch.kills.iter().enumerate() {
-        assert!(
-            *exposure <= window,
-            "{ctx}: kill {}: {exposure} messages committed and not acknowledged, more than the in-flight window ({window})",
-            kill + 1
-        );
-    }
+    crash::assert_exposures(&ctx, watch.kills.iter().map(|(_, _, exposure)| *exposure), window, "messages committed and not acknowledged");
     eprintln!("{ctx}: {} duplicates", tally.duplicates());
 }

@@ -11,8 +11,9 @@
 //! (`rabbitmqctl`). The messages both in the lake and still in the queue are the kill's
 //! *exposure* (committed, not yet acknowledged): what the broker will deliver again. Checked:
 //! every message in the lake at least once, the queue empty, every lake file whole JSON lines,
-//! total duplicates ≤ the sum of exposures, and each exposure within the in-flight window
-//! `max_in_flight × batch_size` = 20 (the bound of DESIGN.md §8).
+//! total duplicates ≤ the sum of exposures, and each kill adding at most the in-flight window
+//! `max_in_flight × batch_size` = 20 (the bound of DESIGN.md §8) to the exposure the kill
+//! before left (`crash::assert_exposures`).
 
 mod common;
 #[path = "common/rabbitmq.rs"]
@@ -21,7 +22,6 @@ mod rabbit;
 use common::contract::LONG;
 use common::crash::{self, count_files, read_lake, Child, Tally, Watch};
 use etl::batch::BatchOptions;
-use etl::dead_letter::MemoryDeadLetters;
 use etl::{Json, Pipeline};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -44,15 +44,7 @@ async fn child(args: Value) {
         .drain_after(drain)
         .batch_size(BATCH)
         .batch_timeout(LONG);
-    let report = Pipeline::from(source)
-        .to(etl::sink::file(args["lake"].as_str().unwrap()))
-        .max_in_flight(MAX_IN_FLIGHT)
-        .dead_letters(MemoryDeadLetters::new())
-        .handle_signals(false)
-        .run()
-        .await
-        .expect("the child's run");
-    eprintln!("child finished: {report}");
+    crash::run_child(Pipeline::from(source).to(etl::sink::file(args["lake"].as_str().unwrap())), MAX_IN_FLIGHT).await;
 }
 
 struct RabbitWatch {
@@ -123,13 +115,7 @@ async fn rabbitmq_to_file_sink_survives_sigkill() {
         tally.duplicates()
     );
     let window = MAX_IN_FLIGHT * BATCH;
-    for (kill, (_, _, exposure)) in watch.kills.iter().enumerate() {
-        assert!(
-            *exposure <= window,
-            "{ctx}: kill {}: {exposure} messages committed and not acknowledged, more than the in-flight window ({window})",
-            kill + 1
-        );
-    }
+    crash::assert_exposures(&ctx, watch.kills.iter().map(|(_, _, exposure)| *exposure), window, "messages committed and not acknowledged");
     rabbit::delete(&channel, &queue).await;
     eprintln!("{ctx}: {} duplicates", tally.duplicates());
 }

@@ -13,8 +13,8 @@
 //! yet deleted): what the queue will deliver again. Checked: every message in the lake at least
 //! once, the queue empty (`ApproximateNumberOfMessages` and `...NotVisible` both 0), every lake
 //! file whole JSON lines after every kill, total duplicates ≤ the sum of exposures, and each
-//! exposure within the in-flight window `max_in_flight × batch_size` = 20 (the bound of
-//! DESIGN.md §8).
+//! kill adding at most the in-flight window `max_in_flight × batch_size` = 20 (the bound of
+//! DESIGN.md §8) to the exposure the kill before left (`crash::assert_exposures`).
 
 mod common;
 mod moto;
@@ -22,7 +22,6 @@ mod moto;
 use common::contract::LONG;
 use common::crash::{self, count_files, read_lake, Child, Tally, Watch};
 use etl::batch::BatchOptions;
-use etl::dead_letter::MemoryDeadLetters;
 use etl::{Json, Pipeline};
 use moto::{create_queue, moto_url, queue_depth, sqs_client};
 use serde_json::{json, Value};
@@ -46,15 +45,7 @@ async fn child(args: Value) {
         .drain_after(drain)
         .batch_size(BATCH)
         .batch_timeout(LONG);
-    let report = Pipeline::from(source)
-        .to(etl::sink::file(args["lake"].as_str().unwrap()))
-        .max_in_flight(MAX_IN_FLIGHT)
-        .dead_letters(MemoryDeadLetters::new())
-        .handle_signals(false)
-        .run()
-        .await
-        .expect("the child's run");
-    eprintln!("child finished: {report}");
+    crash::run_child(Pipeline::from(source).to(etl::sink::file(args["lake"].as_str().unwrap())), MAX_IN_FLIGHT).await;
 }
 
 struct SqsWatch {
@@ -124,12 +115,6 @@ async fn sqs_to_file_sink_survives_sigkill() {
         tally.duplicates()
     );
     let window = MAX_IN_FLIGHT * BATCH;
-    for (kill, (_, _, exposure)) in watch.kills.iter().enumerate() {
-        assert!(
-            *exposure <= window,
-            "{ctx}: kill {}: {exposure} messages committed and not deleted, more than the in-flight window ({window})",
-            kill + 1
-        );
-    }
+    crash::assert_exposures(&ctx, watch.kills.iter().map(|(_, _, exposure)| *exposure), window, "messages committed and not deleted");
     eprintln!("{ctx}: {} duplicates", tally.duplicates());
 }

@@ -24,6 +24,9 @@
 #![allow(unused_imports)]
 
 use super::{wait_until, PATIENCE};
+use etl::dead_letter::MemoryDeadLetters;
+use etl::pipeline::Run;
+use etl::prelude::{Operator, Serialize, Sink, Source};
 use etl::Json;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -59,6 +62,39 @@ pub fn child_args() -> Option<serde_json::Value> {
     let filter = std::env::var("ETL_CHILD_LOG").unwrap_or_else(|_| "info".to_owned());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
     Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{CHILD} is not JSON ({e}): {text}")))
+}
+
+/// In the child: `run` to its end with `max_in_flight` batches in flight, dead letters in
+/// memory and no signal handling (the parent SIGKILLs it), then its report on stderr (the
+/// child's log).
+pub async fn run_child<S, O, K>(run: Run<S, O, K>, max_in_flight: usize)
+where
+    S: Source,
+    O: Operator<S::Item>,
+    O::Out: Serialize,
+    K: Sink<O::Out>,
+{
+    let report =
+        run.max_in_flight(max_in_flight).dead_letters(MemoryDeadLetters::new()).handle_signals(false).run().await.expect("the child's run");
+    eprintln!("child finished: {report}");
+}
+
+/// Each kill's exposure (records in the lake that the broker will deliver again) is at most
+/// the exposure after the kill before plus `window`: a killed child leaves at most its
+/// in-flight window unacknowledged. Exposure an earlier kill left stays counted until a later
+/// child writes those records again and acknowledges them (a NATS message or an SQS message
+/// waits for its `ack_wait` or visibility timeout), so a kill can find it still there. `what`
+/// says what the exposure is, for the message.
+pub fn assert_exposures(ctx: &str, exposures: impl IntoIterator<Item = usize>, window: usize, what: &str) {
+    let mut before = 0;
+    for (kill, exposure) in exposures.into_iter().enumerate() {
+        assert!(
+            exposure <= before + window,
+            "{ctx}: kill {}: {exposure} {what}, more than the {before} left before it and the in-flight window ({window})",
+            kill + 1
+        );
+        before = exposure;
+    }
 }
 
 /// The child to run: the test (its full name as libtest prints it) and its arguments; its
