@@ -10,7 +10,8 @@
 //!
 //! WebSocket has no acknowledgement, so neither side acknowledges anything.
 //! `cargo bench --features websocket --bench websocket`; `ETL_BENCH_RECORDS` (default
-//! `100000,1000000`) and `ETL_BENCH_ROUNDS` (default 3; each row is the best round). Prints
+//! `100000,1000000`), `ETL_BENCH_ROUNDS` (default 3; each row is the best round) and
+//! `ETL_BENCH_ONLY=loop|etl` (one side, to profile it; no ratio). Prints
 //! records/s, wall and CPU seconds (the whole process, the server's included, the same for
 //! both sides), the side's peak heap and the ratio etl / loop.
 
@@ -114,6 +115,10 @@ fn main() {
     // `ETL_BENCH_RUNTIME=current`: both sides on a current-thread runtime (no hand-off between
     // worker threads: on a loaded machine each one waits for a time slice).
     let current = std::env::var("ETL_BENCH_RUNTIME").is_ok_and(|r| r == "current");
+    // `ETL_BENCH_ONLY=loop|etl`: run one side only (to profile it).
+    let only = std::env::var("ETL_BENCH_ONLY").ok();
+    let only = only.as_deref();
+    assert!(matches!(only, None | Some("loop" | "etl")), "ETL_BENCH_ONLY: loop or etl");
     let runtime = if current {
         tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
     } else {
@@ -131,10 +136,20 @@ fn main() {
         runtime.block_on(async {
             let (mut base, mut etl): (Option<Side>, Option<Side>) = (None, None);
             for _ in 0..rounds {
-                let b = measure::side(raw_loop(&url, n)).await;
-                base = best(base.take(), b);
-                let e = measure::side(etl_side(&url, n)).await;
-                etl = best(etl.take(), e);
+                if only != Some("etl") {
+                    let b = measure::side(raw_loop(&url, n)).await;
+                    base = best(base.take(), b);
+                }
+                if only != Some("loop") {
+                    let e = measure::side(etl_side(&url, n)).await;
+                    etl = best(etl.take(), e);
+                }
+            }
+            if only.is_some() {
+                // A profiling run: one side, no ratio.
+                let side = base.or(etl).unwrap();
+                row(&format!("source, {n} messages | {} only", only.unwrap_or_default()), n, &side, &side);
+                return;
             }
             let (base, etl) = (base.unwrap(), etl.unwrap());
             row(&format!("source, {n} messages | raw tokio-tungstenite loop"), n, &base, &base);

@@ -223,9 +223,51 @@ where
     F: FnMut(Vec<K>) -> A + Send + 'static,
     A: Into<Stamp> + 'static,
 {
+    batcher(Single(Box::pin(input)), config, shutdown, origin, make_ack)
+}
+
+/// [`batched`] for a source that reads several messages at once: its stream yields each
+/// read's messages together (an error after the messages read before it), and the batcher
+/// takes them one by one, with no stream item, future or wrapper per message.
+///
+/// ```
+/// use etl::batch::{batched_chunks, BatchConfig, BatchOptions, Incoming};
+/// use etl::ack::Ack;
+/// use etl::record::Meta;
+/// use futures::StreamExt;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let reads = vec![vec![1, 2, 3], vec![4], vec![5, 6]];
+/// let input = futures::stream::iter(reads.into_iter().map(|read| {
+///     Ok(read.into_iter().map(|i| Incoming::record(i, Meta::default(), 1, ())).collect::<Vec<_>>())
+/// }));
+/// let token = tokio_util::sync::CancellationToken::new();
+/// let batches: Vec<_> = batched_chunks(input, BatchConfig::default().batch_size(4), token, "demo".into(), |_| Ack::none())
+///     .map(|b| b.unwrap().records().to_vec()).collect().await;
+/// assert_eq!(batches, [vec![1, 2, 3, 4], vec![5, 6]]);
+/// # });
+/// ```
+pub fn batched_chunks<T, K, S, F, A>(input: S, config: BatchConfig, shutdown: CancellationToken, origin: Arc<str>, make_ack: F) -> BatchStream<T>
+where
+    T: Send + 'static,
+    K: Send + 'static,
+    S: Stream<Item = crate::Result<Vec<Incoming<T, K>>>> + Send + 'static,
+    F: FnMut(Vec<K>) -> A + Send + 'static,
+    A: Into<Stamp> + 'static,
+{
+    batcher(Chunks { input: Box::pin(input), chunk: Vec::new().into_iter() }, config, shutdown, origin, make_ack)
+}
+
+fn batcher<T, K, I, F, A>(input: I, config: BatchConfig, shutdown: CancellationToken, origin: Arc<str>, make_ack: F) -> BatchStream<T>
+where
+    T: Send + 'static,
+    K: Send + 'static,
+    I: Input<T, K> + Send + 'static,
+    F: FnMut(Vec<K>) -> A + Send + 'static,
+    A: Into<Stamp> + 'static,
+{
     let linger = config.batch_timeout;
     Box::pin(Batcher {
-        input: Box::pin(input),
+        input,
         acc: Accumulator::new(config),
         linger,
         timer: Box::pin(tokio::time::sleep(linger)),
@@ -240,8 +282,55 @@ where
     })
 }
 
-struct Batcher<T, K, S, F> {
+/// Where a [`Batcher`] takes its messages from, one at a time.
+trait Input<T, K>: Unpin {
+    fn poll_incoming(&mut self, cx: &mut Context<'_>) -> Poll<Option<crate::Result<Incoming<T, K>>>>;
+}
+
+/// A stream of single messages.
+struct Single<S>(Pin<Box<S>>);
+
+impl<T, K, S> Input<T, K> for Single<S>
+where
+    S: Stream<Item = crate::Result<Incoming<T, K>>>,
+{
+    #[inline]
+    fn poll_incoming(&mut self, cx: &mut Context<'_>) -> Poll<Option<crate::Result<Incoming<T, K>>>> {
+        self.0.as_mut().poll_next(cx)
+    }
+}
+
+/// A stream of each read's messages, taken one by one.
+struct Chunks<S, T, K> {
     input: Pin<Box<S>>,
+    /// What is left of the last read.
+    chunk: std::vec::IntoIter<Incoming<T, K>>,
+}
+
+impl<S, T, K> Unpin for Chunks<S, T, K> {}
+
+impl<T, K, S> Input<T, K> for Chunks<S, T, K>
+where
+    S: Stream<Item = crate::Result<Vec<Incoming<T, K>>>>,
+{
+    #[inline]
+    fn poll_incoming(&mut self, cx: &mut Context<'_>) -> Poll<Option<crate::Result<Incoming<T, K>>>> {
+        loop {
+            if let Some(incoming) = self.chunk.next() {
+                return Poll::Ready(Some(Ok(incoming)));
+            }
+            match self.input.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => self.chunk = chunk.into_iter(),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+struct Batcher<T, K, I, F> {
+    input: I,
     acc: Accumulator<T, K>,
     linger: std::time::Duration,
     timer: Pin<Box<Sleep>>,
@@ -257,9 +346,9 @@ struct Batcher<T, K, S, F> {
 }
 
 // No field is structurally pinned: every future is boxed.
-impl<T, K, S, F> Unpin for Batcher<T, K, S, F> {}
+impl<T, K, I, F> Unpin for Batcher<T, K, I, F> {}
 
-impl<T, K, S, F, A> Batcher<T, K, S, F>
+impl<T, K, I, F, A> Batcher<T, K, I, F>
 where
     F: FnMut(Vec<K>) -> A,
     A: Into<Stamp>,
@@ -270,9 +359,9 @@ where
     }
 }
 
-impl<T, K, S, F, A> Stream for Batcher<T, K, S, F>
+impl<T, K, I, F, A> Stream for Batcher<T, K, I, F>
 where
-    S: Stream<Item = crate::Result<Incoming<T, K>>>,
+    I: Input<T, K>,
     F: FnMut(Vec<K>) -> A,
     A: Into<Stamp>,
 {
@@ -296,7 +385,7 @@ where
                 this.finished = true;
                 return Poll::Ready(this.error.take().map(Err));
             }
-            match this.input.as_mut().poll_next(cx) {
+            match this.input.poll_incoming(cx) {
                 Poll::Ready(Some(Ok(incoming))) => {
                     if this.acc.pending() == 0 {
                         let deadline = Instant::now() + this.linger;

@@ -4,7 +4,7 @@
 mod batcher;
 mod config;
 
-pub use batcher::{batched, Accumulator, Fill, Incoming, Stamp};
+pub use batcher::{batched, batched_chunks, Accumulator, Fill, Incoming, Stamp};
 pub use config::{BatchConfig, BatchOptions, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT, DEFAULT_MAX_BYTES};
 
 use crate::ack::Ack;

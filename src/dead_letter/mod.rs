@@ -19,6 +19,7 @@ use bytes::Bytes;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// One dead-lettered record.
@@ -78,6 +79,8 @@ impl DeadLetter {
         let (headers, original) = match failure.meta.extra {
             // A record of a watched directory names its file (`file_watch inbox/a.jsonl`).
             Some(extra) => {
+                // Moved out when this record was its only holder, copied when it is shared.
+                let extra = Arc::unwrap_or_clone(extra);
                 let file = extra.file.map(|f| format!("{} {}", source.split(' ').next().unwrap_or(source), f.path.display()));
                 (extra.headers, extra.original_source.or(file))
             }

@@ -49,7 +49,10 @@ impl std::fmt::Display for Position {
     }
 }
 
-/// Less common metadata, boxed so that records without it stay small.
+/// Less common metadata, behind a pointer so that records without it stay small, and shared
+/// (an [`Arc`]) so that records read together can carry one copy: the WebSocket source gives
+/// the messages of one read one `Extra`, the `file_watch` source the records of one chunk of a
+/// file. Change a record's own with [`Arc::make_mut`] (it copies a shared one first).
 ///
 /// ```
 /// let extra = etl::record::Extra { event_type: Some("message".into()), ..Default::default() };
@@ -118,8 +121,9 @@ pub struct Meta {
     pub position: Position,
     /// The bytes the record was decoded from, when the source keeps them.
     pub raw: Option<Bytes>,
-    /// Keys, headers, timestamps and the like.
-    pub extra: Option<Box<Extra>>,
+    /// Keys, headers, timestamps and the like; possibly shared with other records (see
+    /// [`Extra`]).
+    pub extra: Option<Arc<Extra>>,
 }
 
 impl Meta {
@@ -136,7 +140,23 @@ impl Meta {
 
     /// The same metadata with extras attached.
     pub fn with_extra(mut self, extra: Extra) -> Meta {
-        self.extra = Some(Box::new(extra));
+        self.extra = Some(Arc::new(extra));
+        self
+    }
+
+    /// The same metadata with extras shared with other records (one allocation for all of
+    /// them).
+    ///
+    /// ```
+    /// use etl::record::{Extra, Meta, Position};
+    /// use std::sync::Arc;
+    /// let shared = Arc::new(Extra { event_type: Some("text".into()), ..Extra::default() });
+    /// let a = Meta::at(Position::Sequence(1)).with_shared_extra(Arc::clone(&shared));
+    /// let b = Meta::at(Position::Sequence(2)).with_shared_extra(shared);
+    /// assert!(Arc::ptr_eq(a.extra.as_ref().unwrap(), b.extra.as_ref().unwrap()));
+    /// ```
+    pub fn with_shared_extra(mut self, extra: Arc<Extra>) -> Meta {
+        self.extra = Some(extra);
         self
     }
 }

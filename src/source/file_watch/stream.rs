@@ -726,10 +726,10 @@ fn pass<T: Record>(
     let mut seen = 0u64;
     let mut outcome = Pass::Done;
     let mut send = |chunk: Vec<Item<T>>| -> bool {
-        // One `Arc` per chunk rather than one for the whole file: the reader thread clones it
+        // One `Extra` per chunk rather than one for the whole file: the reader thread clones it
         // for each record while the pipeline's thread drops those of earlier chunks, and a
         // count shared by both threads would bounce between their caches at every record.
-        let info = Arc::new(FileInfo::clone(info));
+        let extra = Arc::new(Extra { file: Some(Arc::new(FileInfo::clone(info))), ..Extra::default() });
         let mut out: Vec<Watched<T>> = Vec::with_capacity(chunk.len());
         for item in chunk {
             seen += 1;
@@ -739,7 +739,7 @@ fn pass<T: Record>(
             match item {
                 Err(e) => out.push(Err(e)),
                 Ok(Incoming { item: Ok((record, mut meta)), size, .. }) => {
-                    meta.extra = Some(Box::new(Extra { file: Some(Arc::clone(&info)), ..Extra::default() }));
+                    meta.extra = Some(Arc::clone(&extra));
                     out.push(Ok(Incoming::record(record, meta, size, id)));
                 }
                 Ok(Incoming { item: Err(mut failure), .. }) => {
@@ -748,7 +748,7 @@ fn pass<T: Record>(
                         break;
                     }
                     failure.error = format!("{shown}: {}", failure.error);
-                    failure.meta.extra = Some(Box::new(Extra { file: Some(Arc::clone(&info)), ..Extra::default() }));
+                    failure.meta.extra = Some(Arc::clone(&extra));
                     out.push(Ok(Incoming::failed(failure, id)));
                 }
             }

@@ -9,7 +9,7 @@ use crate::record::{Extra, Meta, Position, Record};
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// The kind of a data frame.
@@ -35,11 +35,11 @@ pub(crate) struct Received {
     pub kind: FrameKind,
     /// 1-based number of the data message in this run of the source.
     pub sequence: u64,
-    /// 1-based number of the connection that carried it, and as text (made once per
-    /// connection) for the metadata.
+    /// 1-based number of the connection that carried it.
     pub connection: u64,
-    pub connection_text: Bytes,
-    pub received_at: SystemTime,
+    /// Its metadata beside the position (see [`Decoding::extra`]): shared by the messages of
+    /// one kind read together.
+    pub extra: Arc<Extra>,
 }
 
 /// The decoding options of one source.
@@ -53,31 +53,38 @@ pub(crate) struct Decoding {
 }
 
 impl Decoding {
-    fn meta(&self, m: &Received, raw: Bytes) -> Meta {
-        let extra = Extra {
-            event_type: Some(m.kind.name().to_owned()),
-            timestamp: Some(m.received_at),
-            headers: vec![("url".to_owned(), self.url.clone()), ("connection".to_owned(), m.connection_text.clone())],
+    /// The extras of the `kind` messages of connection `connection` (its number as text)
+    /// received at `received_at`: the frame kind as the event type, the time, the `url` and
+    /// `connection` headers. Made once per read and shared by its messages, rather than five
+    /// allocations per message.
+    pub(crate) fn extra(&self, kind: FrameKind, connection: &Bytes, received_at: SystemTime) -> Arc<Extra> {
+        Arc::new(Extra {
+            event_type: Some(kind.name().to_owned()),
+            timestamp: Some(received_at),
+            headers: vec![("url".to_owned(), self.url.clone()), ("connection".to_owned(), connection.clone())],
             ..Extra::default()
-        };
-        Meta::at(Position::Sequence(m.sequence)).with_raw(raw).with_extra(extra)
+        })
+    }
+
+    fn meta(m: &Received, raw: Bytes) -> Meta {
+        Meta::at(Position::Sequence(m.sequence)).with_raw(raw).with_shared_extra(Arc::clone(&m.extra))
     }
 
     /// Decode one message into `out`: one record (or failure), or with `split_arrays` one per
     /// element of a top-level JSON array.
-    pub(crate) fn decode<T: Record>(&self, m: Received, out: &mut VecDeque<Incoming<T, ()>>) {
+    pub(crate) fn decode<T: Record>(&self, m: Received, out: &mut Vec<Incoming<T, ()>>) {
         let size = m.payload.len();
-        let what = || format!("WebSocket message {} ({} frame, connection {})", m.sequence, m.kind.name(), m.connection);
+        let what = |m: &Received| format!("WebSocket message {} ({} frame, connection {})", m.sequence, m.kind.name(), m.connection);
         if size > self.max_message_bytes {
             let kept = m.payload.slice(..self.max_message_bytes);
             let error = format!(
                 "{}: {size} bytes, over max_message_bytes ({}); the dead letter keeps the first {} bytes",
-                what(),
+                what(&m),
                 self.max_message_bytes,
                 kept.len()
             );
-            let meta = self.meta(&m, kept.clone());
-            out.push_back(Incoming::failed(Failure::new(kept, FailureKind::Decode, error, meta), ()));
+            let meta = Self::meta(&m, kept.clone());
+            out.push(Incoming::failed(Failure::new(kept, FailureKind::Decode, error, meta), ()));
             return;
         }
         let decoded = match self.format {
@@ -85,34 +92,41 @@ impl Decoding {
                 Ok(text) => {
                     let mut object = serde_json::Map::with_capacity(1);
                     object.insert("data".to_owned(), Value::String(text.to_owned()));
-                    serde_json::from_value::<T>(Value::Object(object)).map_err(|e| format!("{}: {e}", what()))
+                    serde_json::from_value::<T>(Value::Object(object)).map_err(|e| format!("{}: {e}", what(&m)))
                 }
-                Err(e) => {
-                    Err(format!("{}: not UTF-8 text ({e}) and data_format is \"text\"; the dead letter keeps the exact bytes", what()))
-                }
+                Err(e) => Err(format!(
+                    "{}: not UTF-8 text ({e}) and data_format is \"text\"; the dead letter keeps the exact bytes",
+                    what(&m)
+                )),
             },
             DataFormat::Json if self.split_arrays && starts_array(&m.payload) => {
                 self.split::<T>(&m, out);
                 return;
             }
-            DataFormat::Json => serde_json::from_slice::<T>(&m.payload).map_err(|e| format!("{}: {e}", what())),
+            DataFormat::Json => serde_json::from_slice::<T>(&m.payload).map_err(|e| format!("{}: {e}", what(&m))),
         };
-        let meta = self.meta(&m, m.payload.clone());
-        out.push_back(match decoded {
-            Ok(record) => Incoming::record(record, meta, size, ()),
-            Err(error) => Incoming::failed(Failure::new(m.payload.clone(), FailureKind::Decode, error, meta), ()),
+        out.push(match decoded {
+            // The payload moves into the metadata: no count taken and dropped per message.
+            Ok(record) => {
+                let meta = Meta::at(Position::Sequence(m.sequence)).with_raw(m.payload).with_shared_extra(m.extra);
+                Incoming::record(record, meta, size, ())
+            }
+            Err(error) => {
+                let meta = Self::meta(&m, m.payload.clone());
+                Incoming::failed(Failure::new(m.payload, FailureKind::Decode, error, meta), ())
+            }
         });
     }
 
     /// One record per element of the JSON array in `m`; each element's raw bytes are a slice
     /// of the message (no copy). An array that does not parse is one failure.
-    fn split<T: Record>(&self, m: &Received, out: &mut VecDeque<Incoming<T, ()>>) {
+    fn split<T: Record>(&self, m: &Received, out: &mut Vec<Incoming<T, ()>>) {
         let elements = match serde_json::from_slice::<Vec<&RawValue>>(&m.payload) {
             Ok(elements) => elements,
             Err(e) => {
                 let error = format!("WebSocket message {} ({} frame, connection {}): {e}", m.sequence, m.kind.name(), m.connection);
-                let meta = self.meta(m, m.payload.clone());
-                out.push_back(Incoming::failed(Failure::new(m.payload.clone(), FailureKind::Decode, error, meta), ()));
+                let meta = Self::meta(m, m.payload.clone());
+                out.push(Incoming::failed(Failure::new(m.payload.clone(), FailureKind::Decode, error, meta), ()));
                 return;
             }
         };
@@ -127,8 +141,8 @@ impl Decoding {
             } else {
                 Bytes::copy_from_slice(text.as_bytes())
             };
-            let meta = self.meta(m, raw.clone());
-            out.push_back(match serde_json::from_str::<T>(text) {
+            let meta = Self::meta(m, raw.clone());
+            out.push(match serde_json::from_str::<T>(text) {
                 Ok(record) => Incoming::record(record, meta, raw.len(), ()),
                 Err(e) => {
                     let error = format!(

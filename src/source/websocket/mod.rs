@@ -93,6 +93,7 @@
 //! On shutdown the source stops reading at once (it does not wait for the next message), the
 //! partial batch is flushed and the connection dropped.
 
+mod arena;
 mod decode;
 mod stream;
 #[cfg(test)]

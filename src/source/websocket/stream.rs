@@ -1,10 +1,11 @@
 //! The connection loop of the WebSocket source: connect, subscribe, authenticate, read, ping,
 //! reconnect.
 
+use super::arena::{Arena, COPY_BELOW};
 use super::decode::{classify, resolve, Decoding, FrameKind, Pattern, Received, StatusClass};
 use super::WebSocketSource;
 use crate::ack::Ack;
-use crate::batch::{batched, Failure, FailureKind, Incoming};
+use crate::batch::{batched_chunks, Failure, FailureKind, Incoming};
 use crate::config::{interpolate, ConfigError, Secret};
 use crate::error::{ConnectorError, Error};
 use crate::record::{Extra, Meta, Position, Record};
@@ -12,9 +13,10 @@ use crate::source::reconnect::{Next, Reconnect, ReconnectPolicy};
 use crate::source::{BatchStream, SourceContext};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
@@ -35,6 +37,11 @@ const STABLE_AFTER: Duration = Duration::from_secs(60);
 /// The WebSocket layer refuses (without buffering it) a message over this many times
 /// `max_message_bytes`; between 1 and this many times it is read and dead-lettered truncated.
 const HARD_LIMIT_FACTOR: usize = 8;
+
+/// At most this many frames are handled per wake-up: every frame already read is taken in one
+/// go (no future, timer poll or clock reading per message), and a connection that keeps
+/// delivering still hands its records on and lets its timers fire.
+const READ_AHEAD: usize = 256;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Item<T> = Incoming<T, ()>;
@@ -68,13 +75,39 @@ struct Open {
 
 /// What woke the read loop.
 enum Wake {
-    Frame(Option<Result<Message, WsError>>),
+    /// Frames were read and handled (data messages are in `pending`).
+    Read,
+    /// The stream ended (the server closed the connection).
+    Closed,
+    /// Reading failed.
+    Failed(WsError),
+    /// A message matched `auth_fail`.
+    AuthFailed(Error),
     /// The timer fired with nothing due (a pong came, frames kept the connection busy).
     Rearm,
     Ping,
     PongMissed,
     Idle,
     AuthTimeout,
+}
+
+/// The time of one wake-up's frames, and the extras of its data messages by frame kind (made
+/// at the first message of each kind, shared by the others).
+struct Arrival {
+    at: SystemTime,
+    text: Option<Arc<Extra>>,
+    binary: Option<Arc<Extra>>,
+}
+
+impl Arrival {
+    fn extra(&mut self, kind: FrameKind, decoding: &Decoding, connection: &Bytes) -> Arc<Extra> {
+        let at = self.at;
+        let slot = match kind {
+            FrameKind::Text => &mut self.text,
+            FrameKind::Binary => &mut self.binary,
+        };
+        Arc::clone(slot.get_or_insert_with(|| decoding.extra(kind, connection, at)))
+    }
 }
 
 /// How a connection ended.
@@ -101,8 +134,13 @@ struct Connection<T> {
     auth_fail: Option<Pattern>,
     auth_ack_timeout: Duration,
     decoding: Decoding,
+    /// Where small messages' bytes are copied to.
+    arena: Arena,
     open: Option<Open>,
-    pending: VecDeque<Item<T>>,
+    /// Messages read and not yet handed to the batcher.
+    pending: Vec<Item<T>>,
+    /// A connection that ended after messages still in `pending`: handled once they are out.
+    ended: Option<Ended>,
     /// Data messages read so far (the position of the next is this + 1).
     sequence: u64,
     /// Connections opened so far.
@@ -194,25 +232,32 @@ impl<T: Record> Connection<T> {
         crate::source::reconnect::pause(next, error, self.reconnect_enabled, "websocket", &self.label, component, &self.shutdown).await
     }
 
-    /// The next item for the batcher; `None` when the stream is over.
-    async fn next_item(&mut self) -> Option<crate::Result<Item<T>>> {
+    /// The messages of the next read for the batcher; `None` when the stream is over.
+    async fn next_chunk(&mut self) -> Option<crate::Result<Vec<Item<T>>>> {
         loop {
-            // Items read before an end go first (the dead letter of the message that broke the
-            // connection, the records before an authentication failure), then the error.
-            if let Some(item) = self.pending.pop_front() {
-                return Some(Ok(item));
+            // Messages read before an end go first (the dead letter of the message that broke
+            // the connection, the records before an authentication failure), then the error;
+            // a reconnect waits until they are out.
+            if !self.pending.is_empty() {
+                return Some(Ok(std::mem::replace(&mut self.pending, Vec::with_capacity(READ_AHEAD))));
             }
             if self.done {
                 return self.error.take().map(Err);
             }
+            if let Some(ended) = self.ended.take() {
+                // Boxed, like connecting: the pause is rare, and the future of every read
+                // stays small.
+                Box::pin(self.end(ended)).await;
+                continue;
+            }
             if self.open.is_none() {
-                let connected = self.connect().await;
+                let connected = Box::pin(self.connect()).await;
                 self.go_on(connected);
                 continue;
             }
             match self.read().await {
                 Ok(None) => {}
-                Ok(Some(ended)) => self.ended(ended).await,
+                Ok(Some(ended)) => self.ended = Some(ended),
                 Err(e) => {
                     self.open = None;
                     self.go_on(Err(e));
@@ -221,34 +266,14 @@ impl<T: Record> Connection<T> {
         }
     }
 
-    /// Wait for one event of the open connection and handle it: `Ok(None)` goes on (items may
-    /// be pending), `Ok(Some)` the connection ended, `Err` an authentication failure.
+    /// Wait for events of the open connection and handle them: `Ok(None)` goes on (messages
+    /// may be pending), `Ok(Some)` the connection ended, `Err` an authentication failure.
     async fn read(&mut self) -> crate::Result<Option<Ended>> {
-        let component = self.component();
+        let wake = std::future::poll_fn(|cx| self.poll_read(cx)).await;
         let Some(open) = self.open.as_mut() else { return Ok(None) };
-        // One timer per connection, armed at the earliest deadline and re-armed when it fires
-        // (a frame only moves the idle deadline later: checked lazily): no timer is made or
-        // moved per message.
-        let wake = tokio::select! {
-            frame = open.ws.next() => Wake::Frame(frame),
-            () = open.timer.as_mut() => {
-                let now = Instant::now();
-                let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
-                if matches!(open.auth, AuthPhase::Waiting(at) if at <= now) {
-                    Wake::AuthTimeout
-                } else if due(open.pong_deadline) {
-                    Wake::PongMissed
-                } else if due(self.idle_timeout.map(|d| open.last_frame + d)) {
-                    Wake::Idle
-                } else if due(open.next_ping) {
-                    Wake::Ping
-                } else {
-                    Wake::Rearm
-                }
-            }
-        };
         let now = Instant::now();
         match wake {
+            Wake::Read => Ok(None),
             Wake::Rearm => {
                 rearm(open, self.idle_timeout);
                 Ok(None)
@@ -281,12 +306,13 @@ impl<T: Record> Connection<T> {
                         self.auth_ack_timeout
                     );
                     tracing::error!(url = %self.label, "{error}");
-                    return Err(Error::Source(ConnectorError::permanent(component, error)));
+                    return Err(Error::Source(ConnectorError::permanent(self.component(), error)));
                 }
                 Ok(None)
             }
-            Wake::Frame(None) => Ok(Some(Ended { reason: "the server closed the connection".to_owned(), clean: true })),
-            Wake::Frame(Some(Err(WsError::Capacity(e)))) => {
+            Wake::AuthFailed(error) => Err(error),
+            Wake::Closed => Ok(Some(Ended { reason: "the server closed the connection".to_owned(), clean: true })),
+            Wake::Failed(WsError::Capacity(e)) => {
                 self.sequence += 1;
                 let error = format!(
                     "WebSocket message {} refused by the WebSocket layer ({e}; over {HARD_LIMIT_FACTOR} x max_message_bytes): its bytes were never buffered; the connection was closed with 1009 and is reopened",
@@ -302,71 +328,90 @@ impl<T: Record> Connection<T> {
                     ..Extra::default()
                 };
                 let meta = Meta::at(Position::Sequence(self.sequence)).with_extra(extra);
-                self.pending.push_back(Incoming::failed(Failure::new(Bytes::new(), FailureKind::Decode, error.clone(), meta), ()));
+                self.pending.push(Incoming::failed(Failure::new(Bytes::new(), FailureKind::Decode, error.clone(), meta), ()));
                 Ok(Some(Ended { reason: error, clean: false }))
             }
-            Wake::Frame(Some(Err(WsError::ConnectionClosed))) => {
+            Wake::Failed(WsError::ConnectionClosed) => {
                 Ok(Some(Ended { reason: "the server closed the connection".to_owned(), clean: true }))
             }
-            Wake::Frame(Some(Err(e))) if open.closing => {
+            Wake::Failed(e) if open.closing => {
                 tracing::debug!(url = %self.label, error = %e, "the connection ended after the server's close frame");
                 Ok(Some(Ended { reason: "the server closed the connection".to_owned(), clean: true }))
             }
-            Wake::Frame(Some(Err(e))) => Ok(Some(Ended { reason: format!("reading failed: {e}"), clean: false })),
-            Wake::Frame(Some(Ok(message))) => {
-                open.last_frame = now;
-                let (payload, kind) = match message {
-                    Message::Text(text) => (Bytes::from(text), FrameKind::Text),
-                    Message::Binary(bytes) => (bytes, FrameKind::Binary),
-                    Message::Pong(_) => {
-                        open.pong_deadline = None;
-                        return Ok(None);
-                    }
-                    Message::Close(frame) => {
-                        // tungstenite answers it; the stream ends after.
-                        open.closing = true;
-                        tracing::debug!(url = %self.label, ?frame, "the server sent a close frame");
-                        return Ok(None);
-                    }
-                    // Pings are answered by tungstenite (the pong goes out with the next read).
-                    Message::Ping(_) | Message::Frame(_) => return Ok(None),
-                };
-                if let AuthPhase::Waiting(_) = open.auth {
-                    if self.auth_fail.as_ref().is_some_and(|p| p.matches(&payload)) {
-                        let error = format!(
-                            "authentication failed: the server sent a message matching auth_fail ({} bytes); not reconnecting",
-                            payload.len()
-                        );
-                        tracing::error!(url = %self.label, "{error}");
-                        return Err(Error::Source(ConnectorError::permanent(component, error)));
-                    }
-                    if self.auth_ack.as_ref().is_some_and(|p| p.matches(&payload)) {
-                        tracing::debug!(url = %self.label, connection = open.number, "authenticated (auth_ack)");
-                        open.auth = AuthPhase::Done;
-                        open.delivered = true;
-                        self.reconnect.succeeded();
-                        return Ok(None);
-                    }
-                }
-                open.delivered = true;
-                self.reconnect.succeeded();
-                self.sequence += 1;
-                let received = Received {
-                    payload,
-                    kind,
-                    sequence: self.sequence,
-                    connection: open.number,
-                    connection_text: open.number_text.clone(),
-                    received_at: SystemTime::now(),
-                };
-                self.decoding.decode(received, &mut self.pending);
-                Ok(None)
-            }
+            Wake::Failed(e) => Ok(Some(Ended { reason: format!("reading failed: {e}"), clean: false })),
         }
     }
 
+    /// Poll the open connection: its timer first (frames that keep coming must not starve
+    /// it), then every frame already read, up to [`READ_AHEAD`], handled at once; data
+    /// messages are decoded into `pending`. One clock reading per wake-up with frames: the
+    /// messages read together share their receive time and their extras.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
+        let Connection { open, decoding, arena, pending, sequence, reconnect, auth_ack, auth_fail, idle_timeout, label, .. } = self;
+        let Some(open) = open.as_mut() else { return Poll::Ready(Wake::Read) };
+        if open.timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(due(open, *idle_timeout));
+        }
+        let mut arrival: Option<Arrival> = None;
+        for _ in 0..READ_AHEAD {
+            let message = match open.ws.poll_next_unpin(cx) {
+                Poll::Pending if arrival.is_some() => return Poll::Ready(Wake::Read),
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(Wake::Closed),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Wake::Failed(e)),
+                Poll::Ready(Some(Ok(message))) => message,
+            };
+            let arrival = arrival.get_or_insert_with(|| {
+                open.last_frame = Instant::now();
+                Arrival { at: SystemTime::now(), text: None, binary: None }
+            });
+            let (payload, kind) = match message {
+                Message::Text(text) => (Bytes::from(text), FrameKind::Text),
+                Message::Binary(bytes) => (bytes, FrameKind::Binary),
+                Message::Pong(_) => {
+                    open.pong_deadline = None;
+                    continue;
+                }
+                Message::Close(frame) => {
+                    // tungstenite answers it; the stream ends after.
+                    open.closing = true;
+                    tracing::debug!(url = %label, ?frame, "the server sent a close frame");
+                    continue;
+                }
+                // Pings are answered by tungstenite (the pong goes out with the next read).
+                Message::Ping(_) | Message::Frame(_) => continue,
+            };
+            if let AuthPhase::Waiting(_) = open.auth {
+                if auth_fail.as_ref().is_some_and(|p| p.matches(&payload)) {
+                    let error = format!(
+                        "authentication failed: the server sent a message matching auth_fail ({} bytes); not reconnecting",
+                        payload.len()
+                    );
+                    tracing::error!(url = %label, "{error}");
+                    let component = format!("websocket source {label}");
+                    return Poll::Ready(Wake::AuthFailed(Error::Source(ConnectorError::permanent(component, error))));
+                }
+                if auth_ack.as_ref().is_some_and(|p| p.matches(&payload)) {
+                    tracing::debug!(url = %label, connection = open.number, "authenticated (auth_ack)");
+                    open.auth = AuthPhase::Done;
+                    open.delivered = true;
+                    reconnect.succeeded();
+                    continue;
+                }
+            }
+            open.delivered = true;
+            reconnect.succeeded();
+            *sequence += 1;
+            // A small message is copied out of tungstenite's buffer (see `arena`).
+            let payload = if payload.len() < COPY_BELOW { arena.copy(&payload) } else { payload };
+            let extra = arrival.extra(kind, decoding, &open.number_text);
+            decoding.decode(Received { payload, kind, sequence: *sequence, connection: open.number, extra }, pending);
+        }
+        Poll::Ready(Wake::Read)
+    }
+
     /// The connection ended: reconnect per the policy, or end the stream.
-    async fn ended(&mut self, ended: Ended) {
+    async fn end(&mut self, ended: Ended) {
         let Some(open) = self.open.take() else { return };
         drop(open.ws);
         if !self.reconnect_enabled && ended.clean {
@@ -390,6 +435,23 @@ impl<T: Record> Connection<T> {
                 self.error = Some(e);
             }
         }
+    }
+}
+
+/// What the connection's timer fired for: the first deadline passed, in order of urgency.
+fn due(open: &Open, idle_timeout: Option<Duration>) -> Wake {
+    let now = Instant::now();
+    let passed = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+    if matches!(open.auth, AuthPhase::Waiting(at) if at <= now) {
+        Wake::AuthTimeout
+    } else if passed(open.pong_deadline) {
+        Wake::PongMissed
+    } else if passed(idle_timeout.map(|d| open.last_frame + d)) {
+        Wake::Idle
+    } else if passed(open.next_ping) {
+        Wake::Ping
+    } else {
+        Wake::Rearm
     }
 }
 
@@ -493,8 +555,10 @@ pub(super) async fn open<T: Record>(source: WebSocketSource<T>, ctx: SourceConte
             max_message_bytes: source.max_message_bytes,
             url: Bytes::from(crate::config::redact(&source.url)),
         },
+        arena: Arena::default(),
         open: None,
-        pending: VecDeque::new(),
+        pending: Vec::with_capacity(READ_AHEAD),
+        ended: None,
         sequence: 0,
         connections: 0,
         shutdown: ctx.shutdown.clone(),
@@ -506,11 +570,12 @@ pub(super) async fn open<T: Record>(source: WebSocketSource<T>, ctx: SourceConte
         () = ctx.shutdown.cancelled() => false,
     };
     connection.done = !connected;
-    // Boxed: the state moves in and out of each item's future, a pointer rather than the connection.
+    // Boxed: the state moves in and out of each read's future, a pointer rather than the
+    // connection. Each read hands on every message it took at once.
     let input = futures::stream::unfold(Box::new(connection), |mut connection| async move {
-        let item = connection.next_item().await?;
-        Some((item, connection))
+        let chunk = connection.next_chunk().await?;
+        Some((chunk, connection))
     });
     let origin: Arc<str> = Arc::from(format!("websocket {}", crate::config::redact(&source.url)));
-    Ok(batched(input, source.batching, ctx.shutdown, origin, |_tokens: Vec<()>| Ack::none()))
+    Ok(batched_chunks(input, source.batching, ctx.shutdown, origin, |_tokens: Vec<()>| Ack::none()))
 }

@@ -9,7 +9,6 @@ use crate::Json;
 use bytes::Bytes;
 use proptest::prelude::*;
 use serde_json::json;
-use std::collections::VecDeque;
 use std::time::SystemTime;
 
 fn decoding(format: DataFormat, split_arrays: bool, max: usize) -> Decoding {
@@ -17,18 +16,18 @@ fn decoding(format: DataFormat, split_arrays: bool, max: usize) -> Decoding {
 }
 
 fn received(payload: &[u8], kind: FrameKind) -> Received {
+    let d = decoding(DataFormat::Json, false, 1024);
     Received {
         payload: Bytes::copy_from_slice(payload),
         kind,
         sequence: 7,
         connection: 2,
-        connection_text: Bytes::from_static(b"2"),
-        received_at: SystemTime::UNIX_EPOCH,
+        extra: d.extra(kind, &Bytes::from_static(b"2"), SystemTime::UNIX_EPOCH),
     }
 }
 
 /// (record as JSON, raw) for records, (error, payload) for failures.
-fn outcome(items: VecDeque<Incoming<Json, ()>>) -> Vec<Result<(serde_json::Value, Bytes), (String, Bytes)>> {
+fn outcome(items: Vec<Incoming<Json, ()>>) -> Vec<Result<(serde_json::Value, Bytes), (String, Bytes)>> {
     items
         .into_iter()
         .map(|incoming| match incoming.item {
@@ -43,7 +42,7 @@ fn outcome(items: VecDeque<Incoming<Json, ()>>) -> Vec<Result<(serde_json::Value
 }
 
 fn decode(d: &Decoding, payload: &[u8], kind: FrameKind) -> Vec<Result<(serde_json::Value, Bytes), (String, Bytes)>> {
-    let mut out = VecDeque::new();
+    let mut out = Vec::new();
     d.decode::<Json>(received(payload, kind), &mut out);
     outcome(out)
 }
@@ -51,9 +50,9 @@ fn decode(d: &Decoding, payload: &[u8], kind: FrameKind) -> Vec<Result<(serde_js
 #[test]
 fn a_json_message_is_one_record_with_its_metadata() {
     let d = decoding(DataFormat::Json, false, 1024);
-    let mut out = VecDeque::new();
+    let mut out = Vec::new();
     d.decode::<Json>(received(br#"{"a": 1}"#, FrameKind::Binary), &mut out);
-    let incoming = out.pop_front().expect("an item");
+    let incoming = out.into_iter().next().expect("an item");
     assert_eq!(incoming.size, 8);
     let Ok((_, meta)) = incoming.item else { panic!("a record") };
     assert_eq!(meta.position, Position::Sequence(7));
