@@ -1,5 +1,7 @@
 //! The connection loop of the WebSocket source: connect, subscribe, authenticate, read, ping,
-//! reconnect.
+//! reconnect. It runs in a task of its own and hands each read's messages, undecoded, to the
+//! [`Reader`] on the pipeline's task, which decodes them for the batcher: framing and decoding,
+//! the two halves of a message's cost, run on two cores.
 
 use super::arena::{Arena, COPY_BELOW};
 use super::decode::{classify, resolve, Decoding, FrameKind, Pattern, Received, StatusClass};
@@ -12,8 +14,9 @@ use crate::record::{Extra, Meta, Position, Record};
 use crate::source::reconnect::{Next, Reconnect, ReconnectPolicy};
 use crate::source::{BatchStream, SourceContext};
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::{SinkExt, Stream, StreamExt};
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -43,8 +46,24 @@ const HARD_LIMIT_FACTOR: usize = 8;
 /// delivering still hands its records on and lets its timers fire.
 const READ_AHEAD: usize = 256;
 
+/// Reads the connection's task may be ahead of the pipeline by, each of at most
+/// [`READ_AHEAD`] frames: then it stops reading and TCP holds the server back.
+const CHUNKS_AHEAD: usize = 4;
+
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Item<T> = Incoming<T, ()>;
+/// What the connection's task hands the reader per wake-up: the messages it read, or the error
+/// that ends the stream.
+type Chunk = crate::Result<Vec<Read>>;
+
+/// One message as the connection's task read it.
+pub(crate) enum Read {
+    /// A data message, decoded by the reader on the pipeline's task.
+    Message(Received),
+    /// A message the WebSocket layer refused unread (over the hard size limit): its dead letter
+    /// (boxed: it is rare, and a read's vector stays small).
+    Refused(Box<Failure>),
+}
 
 /// The authentication window of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +136,7 @@ struct Ended {
     clean: bool,
 }
 
-struct Connection<T> {
+struct Connection {
     /// The resolved URL (requests only; never logged, it may hold a resolved secret).
     request: Request<()>,
     /// The URL as configured, for logs and errors.
@@ -138,7 +157,7 @@ struct Connection<T> {
     arena: Arena,
     open: Option<Open>,
     /// Messages read and not yet handed to the batcher.
-    pending: Vec<Item<T>>,
+    pending: Vec<Read>,
     /// A connection that ended after messages still in `pending`: handled once they are out.
     ended: Option<Ended>,
     /// Data messages read so far (the position of the next is this + 1).
@@ -151,7 +170,7 @@ struct Connection<T> {
     error: Option<Error>,
 }
 
-impl<T: Record> Connection<T> {
+impl Connection {
     fn component(&self) -> String {
         format!("websocket source {}", self.label)
     }
@@ -232,8 +251,8 @@ impl<T: Record> Connection<T> {
         crate::source::reconnect::pause(next, error, self.reconnect_enabled, "websocket", &self.label, component, &self.shutdown).await
     }
 
-    /// The messages of the next read for the batcher; `None` when the stream is over.
-    async fn next_chunk(&mut self) -> Option<crate::Result<Vec<Item<T>>>> {
+    /// The messages of the next read; `None` when the stream is over.
+    async fn next_chunk(&mut self) -> Option<Chunk> {
         loop {
             // Messages read before an end go first (the dead letter of the message that broke
             // the connection, the records before an authentication failure), then the error;
@@ -328,7 +347,7 @@ impl<T: Record> Connection<T> {
                     ..Extra::default()
                 };
                 let meta = Meta::at(Position::Sequence(self.sequence)).with_extra(extra);
-                self.pending.push(Incoming::failed(Failure::new(Bytes::new(), FailureKind::Decode, error.clone(), meta), ()));
+                self.pending.push(Read::Refused(Box::new(Failure::new(Bytes::new(), FailureKind::Decode, error.clone(), meta))));
                 Ok(Some(Ended { reason: error, clean: false }))
             }
             Wake::Failed(WsError::ConnectionClosed) => {
@@ -344,8 +363,8 @@ impl<T: Record> Connection<T> {
 
     /// Poll the open connection: its timer first (frames that keep coming must not starve
     /// it), then every frame already read, up to [`READ_AHEAD`], handled at once; data
-    /// messages are decoded into `pending`. One clock reading per wake-up with frames: the
-    /// messages read together share their receive time and their extras.
+    /// messages go to `pending`. One clock reading per wake-up with frames: the messages read
+    /// together share their receive time and their extras.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
         let Connection { open, decoding, arena, pending, sequence, reconnect, auth_ack, auth_fail, idle_timeout, label, .. } = self;
         let Some(open) = open.as_mut() else { return Poll::Ready(Wake::Read) };
@@ -405,7 +424,7 @@ impl<T: Record> Connection<T> {
             // A small message is copied out of tungstenite's buffer (see `arena`).
             let payload = if payload.len() < COPY_BELOW { arena.copy(&payload) } else { payload };
             let extra = arrival.extra(kind, decoding, &open.number_text);
-            decoding.decode(Received { payload, kind, sequence: *sequence, connection: open.number, extra }, pending);
+            pending.push(Read::Message(Received { payload, kind, sequence: *sequence, connection: open.number, extra }));
         }
         Poll::Ready(Wake::Read)
     }
@@ -535,7 +554,13 @@ pub(super) async fn open<T: Record>(source: WebSocketSource<T>, ctx: SourceConte
         stable_after: STABLE_AFTER,
         jitter: true,
     };
-    let mut connection = Connection::<T> {
+    let decoding = Decoding {
+        format: source.data_format,
+        split_arrays: source.split_arrays,
+        max_message_bytes: source.max_message_bytes,
+        url: Bytes::from(crate::config::redact(&source.url)),
+    };
+    let mut connection = Connection {
         request,
         label: source.url.clone(),
         subscribe,
@@ -549,12 +574,7 @@ pub(super) async fn open<T: Record>(source: WebSocketSource<T>, ctx: SourceConte
         auth_ack,
         auth_fail,
         auth_ack_timeout: source.auth_ack_timeout,
-        decoding: Decoding {
-            format: source.data_format,
-            split_arrays: source.split_arrays,
-            max_message_bytes: source.max_message_bytes,
-            url: Bytes::from(crate::config::redact(&source.url)),
-        },
+        decoding: decoding.clone(),
         arena: Arena::default(),
         open: None,
         pending: Vec::with_capacity(READ_AHEAD),
@@ -570,12 +590,75 @@ pub(super) async fn open<T: Record>(source: WebSocketSource<T>, ctx: SourceConte
         () = ctx.shutdown.cancelled() => false,
     };
     connection.done = !connected;
-    // Boxed: the state moves in and out of each read's future, a pointer rather than the
-    // connection. Each read hands on every message it took at once.
-    let input = futures::stream::unfold(Box::new(connection), |mut connection| async move {
-        let chunk = connection.next_chunk().await?;
-        Some((chunk, connection))
-    });
+    // The connection runs in a task of its own (framing, pings, reconnects), beside the
+    // pipeline's task that decodes what it read: the two halves of a message's cost on two
+    // cores. The task stops when the reader is dropped.
+    let stop = ctx.shutdown.child_token();
+    let (chunks, queue) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
+    let task = tokio::spawn(run(connection, chunks, stop.clone()));
+    let component = format!("websocket source {}", source.url);
+    let reader = Reader::<T> { queue, decoding, task: Some(task), component, _stop: stop.drop_guard(), record: PhantomData };
     let origin: Arc<str> = Arc::from(format!("websocket {}", crate::config::redact(&source.url)));
-    Ok(batched_chunks(input, source.batching, ctx.shutdown, origin, |_tokens: Vec<()>| Ack::none()))
+    Ok(batched_chunks(reader, source.batching, ctx.shutdown, origin, |_tokens: Vec<()>| Ack::none()))
+}
+
+/// The connection's task: read until the stream is over, the reader is gone or `stop`.
+async fn run(mut connection: Connection, chunks: tokio::sync::mpsc::Sender<Chunk>, stop: CancellationToken) {
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
+    loop {
+        let next = tokio::select! {
+            biased;
+            next = connection.next_chunk() => next,
+            () = &mut stopped => return,
+        };
+        let Some(chunk) = next else { return };
+        if chunks.send(chunk).await.is_err() {
+            return; // the reader is gone
+        }
+    }
+}
+
+/// The batcher's input: what the connection's task read, decoded on the pipeline's task.
+struct Reader<T> {
+    queue: tokio::sync::mpsc::Receiver<Chunk>,
+    decoding: Decoding,
+    /// The connection's task, awaited once its queue closes: a panic in it ends the stream
+    /// with an error rather than as if the server had closed it.
+    task: Option<tokio::task::JoinHandle<()>>,
+    component: String,
+    /// Stops the connection's task when the reader is dropped.
+    _stop: tokio_util::sync::DropGuard,
+    record: PhantomData<fn() -> T>,
+}
+
+impl<T: Record> Stream for Reader<T> {
+    type Item = crate::Result<Vec<Item<T>>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let Some(chunk) = std::task::ready!(this.queue.poll_recv(cx)) else {
+            let Some(task) = this.task.as_mut() else { return Poll::Ready(None) };
+            let joined = std::task::ready!(Pin::new(task).poll(cx));
+            this.task = None;
+            return Poll::Ready(match joined {
+                Err(e) if e.is_panic() => {
+                    let error = ConnectorError::permanent(this.component.clone(), "the connection's task panicked");
+                    tracing::error!(component = %this.component, "the connection's task panicked");
+                    Some(Err(Error::Source(error)))
+                }
+                _ => None,
+            });
+        };
+        Poll::Ready(Some(chunk.map(|reads| {
+            let mut out = Vec::with_capacity(reads.len());
+            for read in reads {
+                match read {
+                    Read::Message(message) => this.decoding.decode(message, &mut out),
+                    Read::Refused(failure) => out.push(Incoming::failed(*failure, ())),
+                }
+            }
+            out
+        })))
+    }
 }
