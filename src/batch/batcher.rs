@@ -8,7 +8,7 @@
 //! `max_records` / `max_batches`, and no flush on cancellation.
 
 use super::BatchStream;
-use super::{Batch, BatchConfig, Failure};
+use super::{spare, Batch, BatchConfig, Failure};
 use crate::ack::Ack;
 use crate::positions::Positions;
 use crate::record::Meta;
@@ -175,10 +175,14 @@ impl<T, K> Accumulator<T, K> {
     /// Emit the batch in hand; `make_ack` builds its acknowledgement (an [`Ack`], or a
     /// [`Stamp`] with the positions the batch covers) from the tokens of its messages, in
     /// arrival order.
-    pub fn take<A: Into<Stamp>>(&mut self, origin: Arc<str>, make_ack: impl FnOnce(Vec<K>) -> A) -> Batch<T> {
+    pub fn take<A: Into<Stamp>>(&mut self, origin: Arc<str>, make_ack: impl FnOnce(Vec<K>) -> A) -> Batch<T>
+    where
+        T: 'static,
+    {
         let cap = self.config.batch_size.min(64 * 1024);
-        let records = std::mem::replace(&mut self.records, Vec::with_capacity(cap));
-        let meta = std::mem::replace(&mut self.meta, Vec::with_capacity(cap));
+        // The vectors of a batch committed earlier, when the driver gave them back.
+        let records = std::mem::replace(&mut self.records, spare::vec(cap));
+        let meta = std::mem::replace(&mut self.meta, spare::vec(cap));
         let failures = std::mem::take(&mut self.failures);
         let tokens = std::mem::replace(&mut self.tokens, Vec::with_capacity(cap));
         self.bytes = 0;
@@ -227,8 +231,10 @@ where
 }
 
 /// [`batched`] for a source that reads several messages at once: its stream yields each
-/// read's messages together (an error after the messages read before it), and the batcher
-/// takes them one by one, with no stream item, future or wrapper per message.
+/// read's messages together (a `Vec`, or any iterator: one that decodes each message as the
+/// batcher takes it needs no buffer of its own; an error comes after the messages read before
+/// it), and the batcher takes them one by one, with no stream item, future or wrapper per
+/// message.
 ///
 /// ```
 /// use etl::batch::{batched_chunks, BatchConfig, BatchOptions, Incoming};
@@ -246,15 +252,17 @@ where
 /// assert_eq!(batches, [vec![1, 2, 3, 4], vec![5, 6]]);
 /// # });
 /// ```
-pub fn batched_chunks<T, K, S, F, A>(input: S, config: BatchConfig, shutdown: CancellationToken, origin: Arc<str>, make_ack: F) -> BatchStream<T>
+pub fn batched_chunks<T, K, S, C, F, A>(input: S, config: BatchConfig, shutdown: CancellationToken, origin: Arc<str>, make_ack: F) -> BatchStream<T>
 where
     T: Send + 'static,
     K: Send + 'static,
-    S: Stream<Item = crate::Result<Vec<Incoming<T, K>>>> + Send + 'static,
+    S: Stream<Item = crate::Result<C>> + Send + 'static,
+    C: IntoIterator<Item = Incoming<T, K>>,
+    C::IntoIter: Send + 'static,
     F: FnMut(Vec<K>) -> A + Send + 'static,
     A: Into<Stamp> + 'static,
 {
-    batcher(Chunks { input: Box::pin(input), chunk: Vec::new().into_iter() }, config, shutdown, origin, make_ack)
+    batcher(Chunks { input: Box::pin(input), chunk: None }, config, shutdown, origin, make_ack)
 }
 
 fn batcher<T, K, I, F, A>(input: I, config: BatchConfig, shutdown: CancellationToken, origin: Arc<str>, make_ack: F) -> BatchStream<T>
@@ -301,26 +309,27 @@ where
 }
 
 /// A stream of each read's messages, taken one by one.
-struct Chunks<S, T, K> {
+struct Chunks<S, I> {
     input: Pin<Box<S>>,
     /// What is left of the last read.
-    chunk: std::vec::IntoIter<Incoming<T, K>>,
+    chunk: Option<I>,
 }
 
-impl<S, T, K> Unpin for Chunks<S, T, K> {}
+impl<S, I> Unpin for Chunks<S, I> {}
 
-impl<T, K, S> Input<T, K> for Chunks<S, T, K>
+impl<T, K, S, C> Input<T, K> for Chunks<S, C::IntoIter>
 where
-    S: Stream<Item = crate::Result<Vec<Incoming<T, K>>>>,
+    S: Stream<Item = crate::Result<C>>,
+    C: IntoIterator<Item = Incoming<T, K>>,
 {
     #[inline]
     fn poll_incoming(&mut self, cx: &mut Context<'_>) -> Poll<Option<crate::Result<Incoming<T, K>>>> {
         loop {
-            if let Some(incoming) = self.chunk.next() {
+            if let Some(incoming) = self.chunk.as_mut().and_then(Iterator::next) {
                 return Poll::Ready(Some(Ok(incoming)));
             }
             match self.input.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(chunk))) => self.chunk = chunk.into_iter(),
+                Poll::Ready(Some(Ok(chunk))) => self.chunk = Some(chunk.into_iter()),
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
@@ -348,7 +357,7 @@ struct Batcher<T, K, I, F> {
 // No field is structurally pinned: every future is boxed.
 impl<T, K, I, F> Unpin for Batcher<T, K, I, F> {}
 
-impl<T, K, I, F, A> Batcher<T, K, I, F>
+impl<T: 'static, K, I, F, A> Batcher<T, K, I, F>
 where
     F: FnMut(Vec<K>) -> A,
     A: Into<Stamp>,
@@ -359,7 +368,7 @@ where
     }
 }
 
-impl<T, K, I, F, A> Stream for Batcher<T, K, I, F>
+impl<T: 'static, K, I, F, A> Stream for Batcher<T, K, I, F>
 where
     I: Input<T, K>,
     F: FnMut(Vec<K>) -> A,

@@ -3,6 +3,7 @@
 
 mod batcher;
 mod config;
+pub(crate) mod spare;
 
 pub use batcher::{batched, batched_chunks, Accumulator, Fill, Incoming, Stamp};
 pub use config::{BatchConfig, BatchOptions, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT, DEFAULT_MAX_BYTES};

@@ -251,7 +251,7 @@ struct Writer<'a, K, T> {
     failed: Option<(Ack, OwnedSemaphorePermit)>,
 }
 
-impl<K, T: Serialize> Writer<'_, K, T>
+impl<K, T: Serialize + 'static> Writer<'_, K, T>
 where
     K: Sink<T>,
 {
@@ -382,6 +382,9 @@ where
             Counters::add(&self.counters.records_out, batch.records.len() as u64);
             Counters::add(&self.counters.batches, 1);
             batch.ack.resolve(batch.status);
+            // For the batcher's next batches (see `crate::batch::spare`).
+            crate::batch::spare::give_back(batch.records);
+            crate::batch::spare::give_back(batch.meta);
         }
         let report = self.counters.report(std::time::Duration::ZERO);
         sync(self.metrics, &report, self.counters.unfinished());

@@ -9,6 +9,7 @@ use crate::record::{Extra, Meta, Position, Record};
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -24,6 +25,50 @@ impl FrameKind {
         match self {
             FrameKind::Text => "text",
             FrameKind::Binary => "binary",
+        }
+    }
+}
+
+/// One message as the connection's task read it.
+pub(crate) enum Read {
+    /// A data message, decoded by the reader on the pipeline's task.
+    Message(Received),
+    /// A message the WebSocket layer refused unread (over the hard size limit): its dead letter
+    /// (boxed: it is rare, and a read's vector stays small).
+    Refused(Box<Failure>),
+}
+
+/// One read's messages, decoded one by one as the batcher takes them: no vector of records
+/// per read.
+pub(crate) struct Decoded<T> {
+    reads: std::vec::IntoIter<Read>,
+    decoding: Arc<Decoding>,
+    /// The records of a message split into several (`split_arrays`) not yet taken.
+    split: VecDeque<Incoming<T, ()>>,
+}
+
+impl<T> Decoded<T> {
+    pub(crate) fn new(reads: Vec<Read>, decoding: Arc<Decoding>) -> Self {
+        Decoded { reads: reads.into_iter(), decoding, split: VecDeque::new() }
+    }
+}
+
+impl<T: Record> Iterator for Decoded<T> {
+    type Item = Incoming<T, ()>;
+
+    fn next(&mut self) -> Option<Incoming<T, ()>> {
+        loop {
+            if let Some(incoming) = self.split.pop_front() {
+                return Some(incoming);
+            }
+            match self.reads.next()? {
+                Read::Refused(failure) => return Some(Incoming::failed(*failure, ())),
+                Read::Message(message) => {
+                    if let Some(incoming) = self.decoding.decode(message, &mut self.split) {
+                        return Some(incoming);
+                    }
+                }
+            }
         }
     }
 }
@@ -70,9 +115,9 @@ impl Decoding {
         Meta::at(Position::Sequence(m.sequence)).with_raw(raw).with_shared_extra(Arc::clone(&m.extra))
     }
 
-    /// Decode one message into `out`: one record (or failure), or with `split_arrays` one per
-    /// element of a top-level JSON array.
-    pub(crate) fn decode<T: Record>(&self, m: Received, out: &mut Vec<Incoming<T, ()>>) {
+    /// Decode one message: one record (or failure), returned; or with `split_arrays` one per
+    /// element of a top-level JSON array, pushed to `split` (and `None` returned).
+    pub(crate) fn decode<T: Record>(&self, m: Received, split: &mut VecDeque<Incoming<T, ()>>) -> Option<Incoming<T, ()>> {
         let size = m.payload.len();
         let what = |m: &Received| format!("WebSocket message {} ({} frame, connection {})", m.sequence, m.kind.name(), m.connection);
         if size > self.max_message_bytes {
@@ -84,8 +129,7 @@ impl Decoding {
                 kept.len()
             );
             let meta = Self::meta(&m, kept.clone());
-            out.push(Incoming::failed(Failure::new(kept, FailureKind::Decode, error, meta), ()));
-            return;
+            return Some(Incoming::failed(Failure::new(kept, FailureKind::Decode, error, meta), ()));
         }
         let decoded = match self.format {
             DataFormat::Text => match std::str::from_utf8(&m.payload) {
@@ -100,12 +144,12 @@ impl Decoding {
                 )),
             },
             DataFormat::Json if self.split_arrays && starts_array(&m.payload) => {
-                self.split::<T>(&m, out);
-                return;
+                self.split::<T>(&m, split);
+                return None;
             }
             DataFormat::Json => serde_json::from_slice::<T>(&m.payload).map_err(|e| format!("{}: {e}", what(&m))),
         };
-        out.push(match decoded {
+        Some(match decoded {
             // The payload moves into the metadata: no count taken and dropped per message.
             Ok(record) => {
                 let meta = Meta::at(Position::Sequence(m.sequence)).with_raw(m.payload).with_shared_extra(m.extra);
@@ -115,18 +159,18 @@ impl Decoding {
                 let meta = Self::meta(&m, m.payload.clone());
                 Incoming::failed(Failure::new(m.payload, FailureKind::Decode, error, meta), ())
             }
-        });
+        })
     }
 
     /// One record per element of the JSON array in `m`; each element's raw bytes are a slice
     /// of the message (no copy). An array that does not parse is one failure.
-    fn split<T: Record>(&self, m: &Received, out: &mut Vec<Incoming<T, ()>>) {
+    fn split<T: Record>(&self, m: &Received, out: &mut VecDeque<Incoming<T, ()>>) {
         let elements = match serde_json::from_slice::<Vec<&RawValue>>(&m.payload) {
             Ok(elements) => elements,
             Err(e) => {
                 let error = format!("WebSocket message {} ({} frame, connection {}): {e}", m.sequence, m.kind.name(), m.connection);
                 let meta = Self::meta(m, m.payload.clone());
-                out.push(Incoming::failed(Failure::new(m.payload.clone(), FailureKind::Decode, error, meta), ()));
+                out.push_back(Incoming::failed(Failure::new(m.payload.clone(), FailureKind::Decode, error, meta), ()));
                 return;
             }
         };
@@ -142,7 +186,7 @@ impl Decoding {
                 Bytes::copy_from_slice(text.as_bytes())
             };
             let meta = Self::meta(m, raw.clone());
-            out.push(match serde_json::from_str::<T>(text) {
+            out.push_back(match serde_json::from_str::<T>(text) {
                 Ok(record) => Incoming::record(record, meta, raw.len(), ()),
                 Err(e) => {
                     let error = format!(

@@ -4,10 +4,10 @@
 //! the two halves of a message's cost, run on two cores.
 
 use super::arena::{Arena, COPY_BELOW};
-use super::decode::{classify, resolve, Decoding, FrameKind, Pattern, Received, StatusClass};
+use super::decode::{classify, resolve, Decoded, Decoding, FrameKind, Pattern, Read, Received, StatusClass};
 use super::WebSocketSource;
 use crate::ack::Ack;
-use crate::batch::{batched_chunks, Failure, FailureKind, Incoming};
+use crate::batch::{batched_chunks, Failure, FailureKind};
 use crate::config::{interpolate, ConfigError, Secret};
 use crate::error::{ConnectorError, Error};
 use crate::record::{Extra, Meta, Position, Record};
@@ -51,19 +51,9 @@ const READ_AHEAD: usize = 256;
 const CHUNKS_AHEAD: usize = 4;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-type Item<T> = Incoming<T, ()>;
 /// What the connection's task hands the reader per wake-up: the messages it read, or the error
 /// that ends the stream.
 type Chunk = crate::Result<Vec<Read>>;
-
-/// One message as the connection's task read it.
-pub(crate) enum Read {
-    /// A data message, decoded by the reader on the pipeline's task.
-    Message(Received),
-    /// A message the WebSocket layer refused unread (over the hard size limit): its dead letter
-    /// (boxed: it is rare, and a read's vector stays small).
-    Refused(Box<Failure>),
-}
 
 /// The authentication window of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -597,7 +587,7 @@ pub(super) async fn open<T: Record>(source: WebSocketSource<T>, ctx: SourceConte
     let (chunks, queue) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
     let task = tokio::spawn(run(connection, chunks, stop.clone()));
     let component = format!("websocket source {}", source.url);
-    let reader = Reader::<T> { queue, decoding, task: Some(task), component, _stop: stop.drop_guard(), record: PhantomData };
+    let reader = Reader::<T> { queue, decoding: Arc::new(decoding), task: Some(task), component, _stop: stop.drop_guard(), record: PhantomData };
     let origin: Arc<str> = Arc::from(format!("websocket {}", crate::config::redact(&source.url)));
     Ok(batched_chunks(reader, source.batching, ctx.shutdown, origin, |_tokens: Vec<()>| Ack::none()))
 }
@@ -622,7 +612,7 @@ async fn run(mut connection: Connection, chunks: tokio::sync::mpsc::Sender<Chunk
 /// The batcher's input: what the connection's task read, decoded on the pipeline's task.
 struct Reader<T> {
     queue: tokio::sync::mpsc::Receiver<Chunk>,
-    decoding: Decoding,
+    decoding: Arc<Decoding>,
     /// The connection's task, awaited once its queue closes: a panic in it ends the stream
     /// with an error rather than as if the server had closed it.
     task: Option<tokio::task::JoinHandle<()>>,
@@ -633,7 +623,7 @@ struct Reader<T> {
 }
 
 impl<T: Record> Stream for Reader<T> {
-    type Item = crate::Result<Vec<Item<T>>>;
+    type Item = crate::Result<Decoded<T>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -650,15 +640,6 @@ impl<T: Record> Stream for Reader<T> {
                 _ => None,
             });
         };
-        Poll::Ready(Some(chunk.map(|reads| {
-            let mut out = Vec::with_capacity(reads.len());
-            for read in reads {
-                match read {
-                    Read::Message(message) => this.decoding.decode(message, &mut out),
-                    Read::Refused(failure) => out.push(Incoming::failed(*failure, ())),
-                }
-            }
-            out
-        })))
+        Poll::Ready(Some(chunk.map(|reads| Decoded::new(reads, Arc::clone(&this.decoding)))))
     }
 }

@@ -9,6 +9,7 @@ use crate::Json;
 use bytes::Bytes;
 use proptest::prelude::*;
 use serde_json::json;
+use std::collections::VecDeque;
 use std::time::SystemTime;
 
 fn decoding(format: DataFormat, split_arrays: bool, max: usize) -> Decoding {
@@ -41,18 +42,21 @@ fn outcome(items: Vec<Incoming<Json, ()>>) -> Vec<Result<(serde_json::Value, Byt
         .collect()
 }
 
+/// Every record (or failure) of one message.
+fn decode_all(d: &Decoding, m: Received) -> Vec<Incoming<Json, ()>> {
+    let mut split = VecDeque::new();
+    let one = d.decode::<Json>(m, &mut split);
+    one.into_iter().chain(split).collect()
+}
+
 fn decode(d: &Decoding, payload: &[u8], kind: FrameKind) -> Vec<Result<(serde_json::Value, Bytes), (String, Bytes)>> {
-    let mut out = Vec::new();
-    d.decode::<Json>(received(payload, kind), &mut out);
-    outcome(out)
+    outcome(decode_all(d, received(payload, kind)))
 }
 
 #[test]
 fn a_json_message_is_one_record_with_its_metadata() {
     let d = decoding(DataFormat::Json, false, 1024);
-    let mut out = Vec::new();
-    d.decode::<Json>(received(br#"{"a": 1}"#, FrameKind::Binary), &mut out);
-    let incoming = out.into_iter().next().expect("an item");
+    let incoming = decode_all(&d, received(br#"{"a": 1}"#, FrameKind::Binary)).into_iter().next().expect("an item");
     assert_eq!(incoming.size, 8);
     let Ok((_, meta)) = incoming.item else { panic!("a record") };
     assert_eq!(meta.position, Position::Sequence(7));
