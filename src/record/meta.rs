@@ -128,17 +128,20 @@ pub struct Meta {
 
 impl Meta {
     /// Metadata with only a position.
+    #[inline]
     pub fn at(position: Position) -> Meta {
         Meta { position, raw: None, extra: None }
     }
 
     /// The same metadata with the raw bytes attached.
+    #[inline]
     pub fn with_raw(mut self, raw: Bytes) -> Meta {
         self.raw = Some(raw);
         self
     }
 
     /// The same metadata with extras attached.
+    #[inline]
     pub fn with_extra(mut self, extra: Extra) -> Meta {
         self.extra = Some(Arc::new(extra));
         self
@@ -155,6 +158,7 @@ impl Meta {
     /// let b = Meta::at(Position::Sequence(2)).with_shared_extra(shared);
     /// assert!(Arc::ptr_eq(a.extra.as_ref().unwrap(), b.extra.as_ref().unwrap()));
     /// ```
+    #[inline]
     pub fn with_shared_extra(mut self, extra: Arc<Extra>) -> Meta {
         self.extra = Some(extra);
         self

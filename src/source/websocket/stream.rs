@@ -44,7 +44,7 @@ const HARD_LIMIT_FACTOR: usize = 8;
 /// At most this many frames are handled per wake-up: every frame already read is taken in one
 /// go (no future, timer poll or clock reading per message), and a connection that keeps
 /// delivering still hands its records on and lets its timers fire.
-const READ_AHEAD: usize = 256;
+const READ_AHEAD: usize = 1024;
 
 /// Reads the connection's task may be ahead of the pipeline by, each of at most
 /// [`READ_AHEAD`] frames: then it stops reading and TCP holds the server back.
