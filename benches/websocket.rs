@@ -6,7 +6,10 @@
 //! * **raw loop**: tokio-tungstenite's `connect_async`, then `next()` on the stream and
 //!   `serde_json::from_slice` of each text message into the same `Order` type;
 //! * **etl**: `etl::source::websocket::<Order>` (batches of 1000, default pings) →
-//!   `etl::sink::blackhole()`, 4 batches in flight.
+//!   `etl::sink::blackhole()`, 4 batches in flight. The source's connection runs in a task of
+//!   its own and the pipeline decodes on its task: on the default runtime (2 worker threads)
+//!   the two halves run on two cores; `ETL_BENCH_RUNTIME=current` puts both sides on a
+//!   current-thread runtime (one core).
 //!
 //! WebSocket has no acknowledgement, so neither side acknowledges anything.
 //! `cargo bench --features websocket --bench websocket`; `ETL_BENCH_RECORDS` (default

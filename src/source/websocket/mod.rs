@@ -45,7 +45,16 @@
 //! [`Extra`](crate::record::Extra) holds the frame kind as `event_type` (`"text"` or
 //! `"binary"`), the time the message was read as `timestamp` (`received_at`), and two headers:
 //! `url` (the URL as configured, `${VAR}` not resolved) and `connection` (the 1-based number
-//! of the connection that carried the message, which grows by one with each reconnect).
+//! of the connection that carried the message, which grows by one with each reconnect). The
+//! messages of one read (every frame already received when the source looked, up to 1 024)
+//! share one `Extra`, and so one `timestamp`: the time that read began.
+//!
+//! # Tasks
+//!
+//! The connection (handshake, framing, pings, reconnects) runs in a task of its own, which
+//! hands each read's messages to the pipeline's task; the pipeline decodes them. On a
+//! multi-threaded runtime the two halves of a message's cost run on two cores; the task stops
+//! when the pipeline drops the source.
 //!
 //! # Decoding
 //!
