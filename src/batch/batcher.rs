@@ -252,7 +252,13 @@ where
 /// assert_eq!(batches, [vec![1, 2, 3, 4], vec![5, 6]]);
 /// # });
 /// ```
-pub fn batched_chunks<T, K, S, C, F, A>(input: S, config: BatchConfig, shutdown: CancellationToken, origin: Arc<str>, make_ack: F) -> BatchStream<T>
+pub fn batched_chunks<T, K, S, C, F, A>(
+    input: S,
+    config: BatchConfig,
+    shutdown: CancellationToken,
+    origin: Arc<str>,
+    make_ack: F,
+) -> BatchStream<T>
 where
     T: Send + 'static,
     K: Send + 'static,

@@ -42,7 +42,8 @@ mod tests {
     #[test]
     fn copies_share_blocks_and_keep_their_bytes() {
         let mut arena = Arena::default();
-        let messages: Vec<Vec<u8>> = (0..2000u32).map(|i| format!("{{\"id\":{i},\"pad\":\"{}\"}}", "x".repeat((i % 90) as usize)).into_bytes()).collect();
+        let messages: Vec<Vec<u8>> =
+            (0..2000u32).map(|i| format!("{{\"id\":{i},\"pad\":\"{}\"}}", "x".repeat((i % 90) as usize)).into_bytes()).collect();
         let copies: Vec<Bytes> = messages.iter().map(|m| arena.copy(m)).collect();
         for (m, c) in messages.iter().zip(&copies) {
             assert_eq!(&c[..], &m[..]);

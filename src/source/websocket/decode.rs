@@ -138,10 +138,9 @@ impl Decoding {
                     object.insert("data".to_owned(), Value::String(text.to_owned()));
                     serde_json::from_value::<T>(Value::Object(object)).map_err(|e| format!("{}: {e}", what(&m)))
                 }
-                Err(e) => Err(format!(
-                    "{}: not UTF-8 text ({e}) and data_format is \"text\"; the dead letter keeps the exact bytes",
-                    what(&m)
-                )),
+                Err(e) => {
+                    Err(format!("{}: not UTF-8 text ({e}) and data_format is \"text\"; the dead letter keeps the exact bytes", what(&m)))
+                }
             },
             DataFormat::Json if self.split_arrays && starts_array(&m.payload) => {
                 self.split::<T>(&m, split);

@@ -587,7 +587,8 @@ pub(super) async fn open<T: Record>(source: WebSocketSource<T>, ctx: SourceConte
     let (chunks, queue) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
     let task = tokio::spawn(run(connection, chunks, stop.clone()));
     let component = format!("websocket source {}", source.url);
-    let reader = Reader::<T> { queue, decoding: Arc::new(decoding), task: Some(task), component, _stop: stop.drop_guard(), record: PhantomData };
+    let reader =
+        Reader::<T> { queue, decoding: Arc::new(decoding), task: Some(task), component, _stop: stop.drop_guard(), record: PhantomData };
     let origin: Arc<str> = Arc::from(format!("websocket {}", crate::config::redact(&source.url)));
     Ok(batched_chunks(reader, source.batching, ctx.shutdown, origin, |_tokens: Vec<()>| Ack::none()))
 }
