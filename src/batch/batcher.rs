@@ -234,7 +234,9 @@ where
 /// read's messages together (a `Vec`, or any iterator: one that decodes each message as the
 /// batcher takes it needs no buffer of its own; an error comes after the messages read before
 /// it), and the batcher takes them one by one, with no stream item, future or wrapper per
-/// message.
+/// message. When the batcher stops mid-read (shutdown, `max_records`), the rest of that read
+/// is dropped with it, tokens unresolved, like messages a `batched` source never yielded: a
+/// source with acknowledgements must treat a dropped token as not delivered.
 ///
 /// ```
 /// use etl::batch::{batched_chunks, BatchConfig, BatchOptions, Incoming};
