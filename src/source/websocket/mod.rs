@@ -46,8 +46,8 @@
 //! `"binary"`), the time the message was read as `timestamp` (`received_at`), and two headers:
 //! `url` (the URL as configured, `${VAR}` not resolved) and `connection` (the 1-based number
 //! of the connection that carried the message, which grows by one with each reconnect). The
-//! messages of one read (every frame already received when the source looked, up to 1 024)
-//! share one `Extra`, and so one `timestamp`: the time that read began.
+//! messages of one read (every frame already received when the source looked, up to 1 024
+//! frames or 1 MiB) share one `Extra`, and so one `timestamp`: the time that read began.
 //!
 //! # Tasks
 //!

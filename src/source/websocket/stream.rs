@@ -45,9 +45,13 @@ const HARD_LIMIT_FACTOR: usize = 8;
 /// go (no future, timer poll or clock reading per message), and a connection that keeps
 /// delivering still hands its records on and lets its timers fire.
 const READ_AHEAD: usize = 1024;
+/// A read also ends once its messages hold this many bytes (plus the one that went over): large
+/// messages do not pile up 1 024 at a time.
+const READ_AHEAD_BYTES: usize = 1024 * 1024;
 
 /// Reads the connection's task may be ahead of the pipeline by, each of at most
-/// [`READ_AHEAD`] frames: then it stops reading and TCP holds the server back.
+/// [`READ_AHEAD`] frames and about [`READ_AHEAD_BYTES`]: then it stops reading and TCP holds
+/// the server back.
 const CHUNKS_AHEAD: usize = 4;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -352,7 +356,8 @@ impl Connection {
     }
 
     /// Poll the open connection: its timer first (frames that keep coming must not starve
-    /// it), then every frame already read, up to [`READ_AHEAD`], handled at once; data
+    /// it), then every frame already read, up to [`READ_AHEAD`] frames or
+    /// [`READ_AHEAD_BYTES`], handled at once; data
     /// messages go to `pending`. One clock reading per wake-up with frames: the messages read
     /// together share their receive time and their extras.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
@@ -362,7 +367,11 @@ impl Connection {
             return Poll::Ready(due(open, *idle_timeout));
         }
         let mut arrival: Option<Arrival> = None;
+        let mut bytes = 0usize;
         for _ in 0..READ_AHEAD {
+            if bytes >= READ_AHEAD_BYTES {
+                break;
+            }
             let message = match open.ws.poll_next_unpin(cx) {
                 Poll::Pending if arrival.is_some() => return Poll::Ready(Wake::Read),
                 Poll::Pending => return Poll::Pending,
@@ -411,6 +420,7 @@ impl Connection {
             open.delivered = true;
             reconnect.succeeded();
             *sequence += 1;
+            bytes += payload.len();
             // A small message is copied out of tungstenite's buffer (see `arena`).
             let payload = if payload.len() < COPY_BELOW { arena.copy(&payload) } else { payload };
             let extra = arrival.extra(kind, decoding, &open.number_text);
