@@ -146,7 +146,8 @@ struct Connection {
     auth_ack: Option<Pattern>,
     auth_fail: Option<Pattern>,
     auth_ack_timeout: Duration,
-    decoding: Decoding,
+    /// Shared with the [`Reader`]; here for the `url` of each read's extras.
+    decoding: Arc<Decoding>,
     /// Where small messages' bytes are copied to.
     arena: Arena,
     open: Option<Open>,
@@ -166,7 +167,7 @@ struct Connection {
 
 impl Connection {
     fn component(&self) -> String {
-        format!("websocket source {}", self.label)
+        component(&self.label)
     }
 
     /// One connection attempt: handshake and subscribe messages.
@@ -406,8 +407,7 @@ impl Connection {
                         payload.len()
                     );
                     tracing::error!(url = %label, "{error}");
-                    let component = format!("websocket source {label}");
-                    return Poll::Ready(Wake::AuthFailed(Error::Source(ConnectorError::permanent(component, error))));
+                    return Poll::Ready(Wake::AuthFailed(Error::Source(ConnectorError::permanent(component(label), error))));
                 }
                 if auth_ack.as_ref().is_some_and(|p| p.matches(&payload)) {
                     tracing::debug!(url = %label, connection = open.number, "authenticated (auth_ack)");
@@ -455,6 +455,11 @@ impl Connection {
             }
         }
     }
+}
+
+/// How logs and errors name the source of `label` (its URL as configured).
+fn component(label: &str) -> String {
+    format!("websocket source {label}")
 }
 
 /// What the connection's timer fired for: the first deadline passed, in order of urgency.
@@ -516,7 +521,7 @@ fn tls(ca_file: Option<&str>, component: &str) -> crate::Result<Connector> {
 /// Resolve the options, make the first connection (a 4xx, a wrong URL or a failed
 /// authentication fails the start-up), and return the batched message stream.
 pub(super) async fn open<T: Record>(source: WebSocketSource<T>, ctx: SourceContext) -> crate::Result<BatchStream<T>> {
-    let component = format!("websocket source {}", source.url);
+    let component = component(&source.url);
     let url = interpolate(&source.url)?;
     let invalid_url = |message: String| ConfigError::Invalid { option: "url", message: format!("`{}` {message}", source.url) };
     let mut request = url.as_str().into_client_request().map_err(|e| invalid_url(format!("is not a WebSocket URL: {e}")))?;
@@ -554,12 +559,12 @@ pub(super) async fn open<T: Record>(source: WebSocketSource<T>, ctx: SourceConte
         stable_after: STABLE_AFTER,
         jitter: true,
     };
-    let decoding = Decoding {
+    let decoding = Arc::new(Decoding {
         format: source.data_format,
         split_arrays: source.split_arrays,
         max_message_bytes: source.max_message_bytes,
         url: Bytes::from(crate::config::redact(&source.url)),
-    };
+    });
     let mut connection = Connection {
         request,
         label: source.url.clone(),
@@ -574,7 +579,7 @@ pub(super) async fn open<T: Record>(source: WebSocketSource<T>, ctx: SourceConte
         auth_ack,
         auth_fail,
         auth_ack_timeout: source.auth_ack_timeout,
-        decoding: decoding.clone(),
+        decoding: Arc::clone(&decoding),
         arena: Arena::default(),
         open: None,
         pending: Vec::with_capacity(READ_AHEAD),
@@ -596,9 +601,7 @@ pub(super) async fn open<T: Record>(source: WebSocketSource<T>, ctx: SourceConte
     let stop = ctx.shutdown.child_token();
     let (chunks, queue) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
     let task = tokio::spawn(run(connection, chunks, stop.clone()));
-    let component = format!("websocket source {}", source.url);
-    let reader =
-        Reader::<T> { queue, decoding: Arc::new(decoding), task: Some(task), component, _stop: stop.drop_guard(), record: PhantomData };
+    let reader = Reader::<T> { queue, decoding, task: Some(task), component, _stop: stop.drop_guard(), record: PhantomData };
     let origin: Arc<str> = Arc::from(format!("websocket {}", crate::config::redact(&source.url)));
     Ok(batched_chunks(reader, source.batching, ctx.shutdown, origin, |_tokens: Vec<()>| Ack::none()))
 }
