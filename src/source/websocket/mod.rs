@@ -32,8 +32,10 @@
 //! by the sink when the process dies, is **lost** unless the server replays it (many feeds
 //! send a snapshot after each subscribe: the subscribe messages are re-sent after every
 //! reconnect for that reason). Batches carry no acknowledgement that a server could hear; a
-//! graceful shutdown (signal or cancellation) still flushes and writes the partial batch. Use
-//! a broker (Kafka, SQS, NATS) in front of the sink where losing a message matters.
+//! graceful shutdown (signal or cancellation) still flushes and writes the partial batch; the
+//! messages the connection's task read ahead of the batcher (at most 4 reads, see
+//! [Tasks](#tasks)) are dropped with the source, like those still in the socket. Use a broker
+//! (Kafka, SQS, NATS) in front of the sink where losing a message matters.
 //!
 //! # Metadata
 //!
